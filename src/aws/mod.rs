@@ -1,0 +1,42 @@
+//! Narrow clients over the AWS SDK. The SDK's standard configuration is
+//! honoured (credential chain, region, `AWS_ENDPOINT_URL`), so the same
+//! binary runs against AWS or a local emulator.
+
+pub mod images;
+pub mod shared;
+pub mod stacks;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use std::time::Duration;
+
+/// The AWS clients pullstack uses.
+#[derive(Clone)]
+pub struct Aws {
+    pub stacks: stacks::Stacks,
+    pub images: images::Images,
+}
+
+impl Aws {
+    /// Loads the standard AWS configuration. Throttling and transient errors
+    /// are retried with exponential backoff and jitter by the SDK.
+    pub async fn from_env() -> Aws {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(6)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(20)),
+            )
+            .load()
+            .await;
+        Aws::from_config(&config)
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig) -> Aws {
+        Aws {
+            stacks: stacks::Stacks::new(aws_sdk_cloudformation::Client::new(config)),
+            images: images::Images::new(aws_sdk_ecr::Client::new(config)),
+        }
+    }
+}

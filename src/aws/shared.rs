@@ -1,0 +1,38 @@
+//! The shared stack's outputs, which every environment stack builds on.
+
+use super::stacks::Stacks;
+use anyhow::Context;
+
+/// What pullstack reads from the shared stack.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    pub stack_name: String,
+    pub repository_name: String,
+    pub repository_uri: String,
+}
+
+impl Shared {
+    /// Reads the shared stack; fails with the command to run when it is missing.
+    pub async fn load(stacks: &Stacks, name: &str) -> anyhow::Result<Shared> {
+        let stack = stacks
+            .describe(name)
+            .await?
+            .with_context(|| format!("shared stack {name} not found: run `pullstack bootstrap`"))?;
+        let output = |key: &str| {
+            stack
+                .output(key)
+                .map(str::to_owned)
+                .with_context(|| format!("shared stack {name} has no {key} output; re-run `pullstack bootstrap`"))
+        };
+        Ok(Shared {
+            stack_name: name.to_owned(),
+            repository_name: output("RepositoryName")?,
+            repository_uri: output("RepositoryUri")?,
+        })
+    }
+
+    /// The image for a commit.
+    pub fn image(&self, sha: &str) -> String {
+        format!("{}:{sha}", self.repository_uri)
+    }
+}

@@ -1,0 +1,384 @@
+//! CloudFormation: the stacks pullstack owns.
+//!
+//! Only CreateStack, UpdateStack and DeleteStack are used: they behave the
+//! same on AWS and on local emulators, while the change-set path does not
+//! (an emulator may drop outputs there). Throttling is retried by the SDK's
+//! standard retry policy, with jitter.
+
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::types::{
+    Capability, Parameter, ResourceStatus, Stack as SdkStack, StackStatus, Tag,
+};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// Tag keys on every stack pullstack owns.
+pub mod tag {
+    pub const MANAGED: &str = "pullstack:managed";
+    pub const REPO: &str = "pullstack:repo";
+    pub const ENV: &str = "pullstack:env";
+    pub const PR: &str = "pullstack:pr";
+    pub const COMMIT: &str = "pullstack:commit";
+    pub const ROLE: &str = "pullstack:role";
+    pub const CREATED_AT: &str = "pullstack:created-at";
+}
+
+/// A stack as pullstack sees it.
+#[derive(Clone, Debug)]
+pub struct Stack {
+    pub name: String,
+    pub status: StackStatus,
+    pub status_reason: Option<String>,
+    pub outputs: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    /// When the current (or last) operation started.
+    pub operation_started: Option<DateTime<Utc>>,
+}
+
+impl Stack {
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.get(key).map(String::as_str)
+    }
+
+    pub fn output(&self, key: &str) -> Option<&str> {
+        self.outputs.get(key).map(String::as_str)
+    }
+
+    pub fn phase(&self) -> Phase {
+        Phase::of(&self.status)
+    }
+}
+
+/// Stack statuses grouped by what pullstack does about them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// An operation is running: wait.
+    InProgress,
+    /// Being deleted: wait.
+    Deleting,
+    /// Created or updated: usable.
+    Stable,
+    /// An update failed and was rolled back: usable, at its old version.
+    UpdateRolledBack,
+    /// A create failed: the stack cannot be updated, only deleted.
+    Dead,
+    /// An update's rollback itself failed: ContinueUpdateRollback.
+    RollbackFailed,
+    /// A delete failed: retry it.
+    DeleteFailed,
+}
+
+impl Phase {
+    pub fn of(status: &StackStatus) -> Phase {
+        use StackStatus as S;
+        match status {
+            S::CreateComplete | S::UpdateComplete | S::ImportComplete => Phase::Stable,
+            S::UpdateRollbackComplete | S::ImportRollbackComplete => Phase::UpdateRolledBack,
+            S::CreateFailed | S::RollbackComplete | S::RollbackFailed => Phase::Dead,
+            S::UpdateRollbackFailed => Phase::RollbackFailed,
+            S::DeleteFailed => Phase::DeleteFailed,
+            S::DeleteInProgress | S::DeleteComplete => Phase::Deleting,
+            _ => Phase::InProgress,
+        }
+    }
+}
+
+/// A failure CloudFormation reported for one resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceFailure {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub reason: String,
+}
+
+/// What a create or update call did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Started {
+    Operation,
+    /// "No updates are to be performed": the stack already matches.
+    NoChange,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("CloudFormation {op} {stack}: {code}: {message}")]
+    Api {
+        op: &'static str,
+        stack: String,
+        code: String,
+        message: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, StackError>;
+
+/// What to send for a create or update.
+pub struct Deploy<'a> {
+    pub name: &'a str,
+    pub template_body: &'a str,
+    pub parameters: &'a BTreeMap<String, String>,
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+#[derive(Clone)]
+pub struct Stacks {
+    client: Client,
+}
+
+impl Stacks {
+    pub fn new(client: Client) -> Stacks {
+        Stacks { client }
+    }
+
+    /// The stack named `name`, or `None` if it does not exist (or is deleted).
+    pub async fn describe(&self, name: &str) -> Result<Option<Stack>> {
+        match self.client.describe_stacks().stack_name(name).send().await {
+            Ok(out) => Ok(out
+                .stacks()
+                .first()
+                .map(convert)
+                .filter(|s| s.status != StackStatus::DeleteComplete)),
+            Err(err) if is_missing(&err) => Ok(None),
+            Err(err) => Err(api("DescribeStacks", name, &err)),
+        }
+    }
+
+    /// Every live stack carrying `tag_key = tag_value`, across all pages.
+    pub async fn list_tagged(&self, tag_key: &str, tag_value: &str) -> Result<Vec<Stack>> {
+        let mut stacks = Vec::new();
+        let mut pages = self.client.describe_stacks().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| api("DescribeStacks", "*", &e))?;
+            stacks.extend(
+                page.stacks()
+                    .iter()
+                    .map(convert)
+                    .filter(|s| s.status != StackStatus::DeleteComplete)
+                    .filter(|s| s.tag(tag_key) == Some(tag_value)),
+            );
+        }
+        Ok(stacks)
+    }
+
+    pub async fn create(&self, deploy: &Deploy<'_>) -> Result<()> {
+        self.client
+            .create_stack()
+            .stack_name(deploy.name)
+            .template_body(deploy.template_body)
+            .set_parameters(Some(parameters(deploy.parameters)))
+            .set_tags(Some(tags(deploy.tags)))
+            .capabilities(Capability::CapabilityIam)
+            .send()
+            .await
+            .map_err(|e| api("CreateStack", deploy.name, &e))?;
+        Ok(())
+    }
+
+    pub async fn update(&self, deploy: &Deploy<'_>) -> Result<Started> {
+        match self
+            .client
+            .update_stack()
+            .stack_name(deploy.name)
+            .template_body(deploy.template_body)
+            .set_parameters(Some(parameters(deploy.parameters)))
+            .set_tags(Some(tags(deploy.tags)))
+            .capabilities(Capability::CapabilityIam)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Started::Operation),
+            Err(err) if err.message().is_some_and(|m| m.contains("No updates are to be performed")) => {
+                Ok(Started::NoChange)
+            }
+            Err(err) => Err(api("UpdateStack", deploy.name, &err)),
+        }
+    }
+
+    /// Starts deleting a stack; deleting a missing stack is not an error.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        self.client
+            .delete_stack()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| api("DeleteStack", name, &e))?;
+        Ok(())
+    }
+
+    /// Resumes a rollback that failed, so the stack becomes usable again.
+    pub async fn continue_rollback(&self, name: &str) -> Result<()> {
+        self.client
+            .continue_update_rollback()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| api("ContinueUpdateRollback", name, &e))?;
+        Ok(())
+    }
+
+    /// The resources a stack holds, as "type logical-id" lines.
+    pub async fn resources(&self, name: &str) -> Result<Vec<String>> {
+        let out = self
+            .client
+            .describe_stack_resources()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| api("DescribeStackResources", name, &e))?;
+        Ok(out
+            .stack_resources()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.resource_type().unwrap_or("?"),
+                    r.logical_resource_id().unwrap_or("?")
+                )
+            })
+            .collect())
+    }
+
+    /// The first resource failures of the stack's latest operation, oldest
+    /// first: the ones that explain why it failed.
+    pub async fn failures(&self, name: &str, limit: usize) -> Result<Vec<ResourceFailure>> {
+        let out = self
+            .client
+            .describe_stack_events()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| api("DescribeStackEvents", name, &e))?;
+        // Events come newest first; stop at the start of the latest operation.
+        let mut failures = Vec::new();
+        for event in out.stack_events() {
+            let is_stack = event.logical_resource_id() == Some(name);
+            let status = event.resource_status();
+            if is_stack
+                && matches!(
+                    status,
+                    Some(ResourceStatus::CreateInProgress | ResourceStatus::UpdateInProgress)
+                )
+            {
+                break;
+            }
+            let failed = status.is_some_and(|s| s.as_str().ends_with("_FAILED"));
+            let reason = event.resource_status_reason().unwrap_or_default();
+            if failed && !is_stack && !reason.contains("Resource creation cancelled") {
+                failures.push(ResourceFailure {
+                    logical_id: event.logical_resource_id().unwrap_or("?").to_owned(),
+                    resource_type: event.resource_type().unwrap_or("?").to_owned(),
+                    reason: reason.to_owned(),
+                });
+            }
+        }
+        failures.reverse();
+        failures.truncate(limit);
+        Ok(failures)
+    }
+}
+
+/// One line of a stack's progress.
+#[derive(Clone, Debug)]
+pub struct StackEvent {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+impl Stacks {
+    /// The stack's most recent events (one page), oldest first.
+    pub async fn recent_events(&self, name: &str) -> Result<Vec<StackEvent>> {
+        let out = self
+            .client
+            .describe_stack_events()
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| api("DescribeStackEvents", name, &e))?;
+        let mut events: Vec<StackEvent> = out
+            .stack_events()
+            .iter()
+            .map(|e| StackEvent {
+                id: e.event_id().unwrap_or_default().to_owned(),
+                at: e
+                    .timestamp()
+                    .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+                    .unwrap_or_default(),
+                logical_id: e.logical_resource_id().unwrap_or_default().to_owned(),
+                resource_type: e.resource_type().unwrap_or_default().to_owned(),
+                status: e.resource_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                reason: e.resource_status_reason().map(str::to_owned),
+            })
+            .collect();
+        events.reverse();
+        Ok(events)
+    }
+}
+
+fn convert(stack: &SdkStack) -> Stack {
+    let outputs = stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
+        .collect();
+    let tags = stack
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+        .collect();
+    let started = stack.last_updated_time().or(stack.creation_time());
+    Stack {
+        name: stack.stack_name().unwrap_or_default().to_owned(),
+        status: stack
+            .stack_status()
+            .cloned()
+            .unwrap_or(StackStatus::CreateInProgress),
+        status_reason: stack.stack_status_reason().map(str::to_owned),
+        outputs,
+        tags,
+        operation_started: started.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+    }
+}
+
+fn parameters(map: &BTreeMap<String, String>) -> Vec<Parameter> {
+    map.iter()
+        .map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build())
+        .collect()
+}
+
+fn tags(map: &BTreeMap<String, String>) -> Vec<Tag> {
+    map.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn is_missing<E: ProvideErrorMetadata>(err: &E) -> bool {
+    err.code() == Some("ValidationError") && err.message().is_some_and(|m| m.contains("does not exist"))
+}
+
+fn api<E: ProvideErrorMetadata + std::fmt::Display>(op: &'static str, stack: &str, err: &E) -> StackError {
+    StackError::Api {
+        op,
+        stack: stack.to_owned(),
+        code: err.code().unwrap_or("Unknown").to_owned(),
+        message: err.message().map_or_else(|| err.to_string(), str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases() {
+        assert_eq!(Phase::of(&StackStatus::RollbackComplete), Phase::Dead);
+        assert_eq!(Phase::of(&StackStatus::UpdateRollbackFailed), Phase::RollbackFailed);
+        assert_eq!(Phase::of(&StackStatus::UpdateCompleteCleanupInProgress), Phase::InProgress);
+        assert_eq!(Phase::of(&StackStatus::DeleteFailed), Phase::DeleteFailed);
+        assert_eq!(Phase::of(&StackStatus::UpdateComplete), Phase::Stable);
+    }
+}

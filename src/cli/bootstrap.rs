@@ -1,0 +1,116 @@
+//! `pullstack bootstrap`: create or update the shared stack, with live
+//! progress, and say so plainly when nothing changed.
+
+use crate::aws::Aws;
+use crate::aws::stacks::{Deploy, Phase, Started, tag};
+use crate::config::Config;
+use crate::domain::template;
+use anyhow::{Context, bail};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The YAML config file.
+    #[arg(long, short, env = "PULLSTACK_CONFIG", default_value = "pullstack.yaml")]
+    config: PathBuf,
+    /// Give up waiting after this long (the stack operation goes on).
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    let aws = Aws::from_env().await;
+    let name = config.shared_stack_name();
+    let shared = &config.shared;
+    let parameters = BTreeMap::from([
+        ("AppName".to_owned(), config.app.clone()),
+        ("HostedZoneName".to_owned(), shared.hosted_zone.clone()),
+        ("ReplicationRegions".to_owned(), shared.replicate_to.join(",")),
+        ("LogRetentionDays".to_owned(), shared.log_retention_days.to_string()),
+    ]);
+    let tags = BTreeMap::from([
+        (tag::MANAGED.to_owned(), "true".to_owned()),
+        (tag::REPO.to_owned(), config.repository.clone()),
+        (tag::ROLE.to_owned(), "shared".to_owned()),
+    ]);
+    let body: serde_json::Value = serde_yaml::from_str(template::SHARED).context("templates/shared.yaml")?;
+    let body = body.to_string();
+    let deploy = Deploy { name: &name, template_body: &body, parameters: &parameters, tags: &tags };
+
+    let existing = aws.stacks.describe(&name).await?;
+    let seen: HashSet<String> = match &existing {
+        Some(_) => aws.stacks.recent_events(&name).await?.into_iter().map(|e| e.id).collect(),
+        None => HashSet::new(),
+    };
+    match existing.as_ref().map(|s| s.phase()) {
+        None => {
+            println!("Creating shared stack {name}…");
+            aws.stacks.create(&deploy).await?;
+        }
+        Some(Phase::Stable | Phase::UpdateRolledBack) => {
+            if aws.stacks.update(&deploy).await? == Started::NoChange {
+                println!("Shared stack {name} is up to date: nothing changed.");
+                print_outputs(&aws, &name).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("Updating shared stack {name}…");
+        }
+        Some(Phase::InProgress) => println!("Shared stack {name} has an operation in progress; following it…"),
+        Some(phase) => bail!(
+            "shared stack {name} is in state {} ({phase:?}); fix or delete it, then run bootstrap again",
+            existing.map(|s| s.status.as_str().to_owned()).unwrap_or_default()
+        ),
+    }
+    follow(&aws, &name, seen, args.timeout).await
+}
+
+/// Prints resource events as they happen until the stack settles.
+async fn follow(aws: &Aws, name: &str, mut seen: HashSet<String>, timeout: Duration) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(500);
+    loop {
+        for event in aws.stacks.recent_events(name).await? {
+            if seen.insert(event.id.clone()) {
+                let reason = event.reason.map(|r| format!("  {r}")).unwrap_or_default();
+                println!(
+                    "{}  {:<40} {:<45} {}{reason}",
+                    event.at.format("%H:%M:%S"),
+                    event.logical_id,
+                    event.resource_type,
+                    event.status
+                );
+            }
+        }
+        let stack = aws.stacks.describe(name).await?.context("the shared stack disappeared")?;
+        match stack.phase() {
+            Phase::InProgress => {}
+            Phase::Stable => {
+                println!("\nShared stack {name}: {} in {:.0?}.", stack.status.as_str(), started.elapsed());
+                print_outputs(aws, name).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => {
+                eprintln!("\nShared stack {name} ended in {}.", stack.status.as_str());
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        if started.elapsed() > timeout {
+            bail!("gave up waiting after {timeout:?}; the operation continues in CloudFormation");
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn print_outputs(aws: &Aws, name: &str) -> anyhow::Result<()> {
+    if let Some(stack) = aws.stacks.describe(name).await? {
+        for (key, value) in &stack.outputs {
+            println!("  {key:<20} {value}");
+        }
+    }
+    Ok(())
+}

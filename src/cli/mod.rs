@@ -1,0 +1,61 @@
+//! The command line: one file per subcommand.
+
+mod bootstrap;
+mod config;
+mod healthcheck;
+mod serve;
+
+use crate::telemetry::LogFormat;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Preview environments per pull request on AWS ECS Fargate.
+#[derive(Debug, Parser)]
+#[command(name = "pullstack", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "PULLSTACK_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the webhook server.
+    Serve(serve::Args),
+    /// Create or update the shared stack (VPC, cluster, ECR repository).
+    Bootstrap(bootstrap::Args),
+    /// Check config files.
+    #[command(subcommand)]
+    Config(config::Command),
+    /// Exit 0 if a running server answers /healthz (for container health checks).
+    Healthcheck(healthcheck::Args),
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    crate::telemetry::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Bootstrap(args) => bootstrap::run(args).await,
+            Command::Config(command) => config::run(command),
+            Command::Healthcheck(args) => healthcheck::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The strict YAML config (`pullstack.yaml`).
+//!
+//! Every field has a default stated in its doc comment and in the annotated
+//! `pullstack.example.yaml`. Unknown fields are errors, and every error names
+//! the file, line, column and field. Secrets never live here: they come from
+//! the environment (see [`crate::settings`]).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config file that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// `field` is the dotted path to the offending field, when known.
+    #[error("{file}:{line}:{column}: {message}")]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// The whole config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Short name of the app: lower-case letters, digits and dashes, at most
+    /// 24 characters. Stack names start with it. Required.
+    pub app: String,
+    /// The GitHub repository the app is built from, as `owner/name`. Required.
+    pub repository: String,
+    /// The shared stack (`pullstack bootstrap`).
+    #[serde(default)]
+    pub shared: SharedConfig,
+    /// Per-pull-request preview environments.
+    #[serde(default)]
+    pub preview: PreviewConfig,
+    /// The work queue.
+    #[serde(default)]
+    pub queue: QueueConfig,
+    /// The periodic resync against GitHub and AWS.
+    #[serde(default)]
+    pub resync: ResyncConfig,
+    /// GitHub write pacing and comment behaviour.
+    #[serde(default)]
+    pub github: GitHubConfig,
+}
+
+/// The permanent shared stack.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedConfig {
+    /// The shared stack's name. Default: `<app>-shared`.
+    pub stack_name: Option<String>,
+    /// A Route53 hosted zone to create for preview names; empty for none. Default: "".
+    pub hosted_zone: String,
+    /// Regions the ECR repository replicates images to. Default: none.
+    pub replicate_to: Vec<String>,
+    /// Days the container logs are kept. Default: 14.
+    pub log_retention_days: u32,
+}
+
+impl Default for SharedConfig {
+    fn default() -> Self {
+        SharedConfig {
+            stack_name: None,
+            hosted_zone: String::new(),
+            replicate_to: Vec::new(),
+            log_retention_days: 14,
+        }
+    }
+}
+
+/// Per-pull-request preview environments.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreviewConfig {
+    /// Whether pull requests get preview environments. Default: true.
+    pub enabled: bool,
+    /// Fargate CPU units for the task. Default: "256".
+    pub cpu: String,
+    /// Fargate memory in MiB for the task. Default: "512".
+    pub memory: String,
+    /// The port the container listens on. Default: 8080.
+    pub port: u16,
+    /// The path the load balancer and the ready check probe. Default: "/".
+    pub health_path: String,
+    /// Number of tasks. Default: 1.
+    pub desired_count: u32,
+    /// `FARGATE_SPOT` (cheaper, may be interrupted) or `FARGATE`. Default: FARGATE_SPOT.
+    pub capacity: Capacity,
+    /// DNS zone for preview names (`pr-<n>.<zone>`); empty for the load
+    /// balancer's own name. Default: "".
+    pub dns_zone: String,
+    /// Route53 hosted zone id of `dns_zone`. Default: "".
+    pub hosted_zone_id: String,
+    /// Environment variables for the container. Values may use `{pr}`,
+    /// `{branch}`, `{sha}`, `{sha7}`, `{url}` and `{env}`. Default: none.
+    pub env: BTreeMap<String, String>,
+    /// Secrets for the container: name to Secrets Manager or SSM Parameter
+    /// Store ARN. Only the reference is passed, never the value. Default: none.
+    pub secrets: BTreeMap<String, String>,
+    /// How long to wait for the commit's image to appear in ECR. Default: 30m.
+    #[serde(with = "humantime_serde")]
+    pub image_timeout: Duration,
+    /// Whether "ready" also needs the URL to answer `health_path`. Default: true.
+    pub ready_check: bool,
+    /// How long the ready check may take after the stack is complete. Default: 5m.
+    #[serde(with = "humantime_serde")]
+    pub ready_timeout: Duration,
+    /// A label that approves a fork PR's current head commit. Default: "pullstack:approved".
+    pub approve_label: String,
+}
+
+/// Fargate capacity provider for a service.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum Capacity {
+    #[default]
+    #[serde(rename = "FARGATE_SPOT")]
+    FargateSpot,
+    #[serde(rename = "FARGATE")]
+    Fargate,
+}
+
+impl Capacity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capacity::FargateSpot => "FARGATE_SPOT",
+            Capacity::Fargate => "FARGATE",
+        }
+    }
+}
+
+impl Default for PreviewConfig {
+    fn default() -> Self {
+        PreviewConfig {
+            enabled: true,
+            cpu: "256".into(),
+            memory: "512".into(),
+            port: 8080,
+            health_path: "/".into(),
+            desired_count: 1,
+            capacity: Capacity::FargateSpot,
+            dns_zone: String::new(),
+            hosted_zone_id: String::new(),
+            env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            image_timeout: Duration::from_secs(30 * 60),
+            ready_check: true,
+            ready_timeout: Duration::from_secs(5 * 60),
+            approve_label: "pullstack:approved".into(),
+        }
+    }
+}
+
+/// The work queue.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Most environments reconciled at once. Default: 16.
+    pub workers: usize,
+    /// First retry delay after a failed step; doubles each time, with jitter. Default: 2s.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial: Duration,
+    /// Longest retry delay. Default: 5m.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// First delay between polls of a stack or image in progress. Default: 2s.
+    #[serde(with = "humantime_serde")]
+    pub poll_initial: Duration,
+    /// Longest delay between polls. Default: 30s.
+    #[serde(with = "humantime_serde")]
+    pub poll_max: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            workers: 16,
+            retry_initial: Duration::from_secs(2),
+            retry_max: Duration::from_secs(300),
+            poll_initial: Duration::from_secs(2),
+            poll_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The periodic resync.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResyncConfig {
+    /// Time between resyncs; the first runs at start. Default: 5m.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for ResyncConfig {
+    fn default() -> Self {
+        ResyncConfig {
+            interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// GitHub write pacing.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitHubConfig {
+    /// Content-creating requests (comments, deployments, statuses) per minute.
+    /// GitHub's secondary limit is 80. Default: 80.
+    pub writes_per_minute: u32,
+}
+
+impl Default for GitHubConfig {
+    fn default() -> Self {
+        GitHubConfig {
+            writes_per_minute: 80,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_owned(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` is only used in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |line: usize, column: usize, message: String| ConfigError::Invalid {
+            file: path.to_owned(),
+            line,
+            column,
+            message,
+        };
+        let config: Config = serde_yaml::from_str(text).map_err(|err| {
+            let (line, column) = err
+                .location()
+                .map_or((1, 1), |loc| (loc.line(), loc.column()));
+            invalid(line, column, err.to_string())
+        })?;
+        config
+            .validate()
+            .map_err(|(field, message)| {
+                let (line, column) = locate_field(text, field);
+                invalid(line, column, format!("{field}: {message}"))
+            })?;
+        Ok(config)
+    }
+
+    /// The shared stack's name.
+    pub fn shared_stack_name(&self) -> String {
+        self.shared
+            .stack_name
+            .clone()
+            .unwrap_or_else(|| format!("{}-shared", self.app))
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        let app_ok = !self.app.is_empty()
+            && self.app.len() <= 24
+            && self.app.starts_with(|c: char| c.is_ascii_lowercase())
+            && self
+                .app
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !app_ok {
+            return Err((
+                "app",
+                format!(
+                    "{:?} must be 1-24 lower-case letters, digits or dashes, starting with a letter",
+                    self.app
+                ),
+            ));
+        }
+        if crate::domain::naming::RepoName::parse(&self.repository).is_none() {
+            return Err((
+                "repository",
+                format!("{:?} must look like owner/name", self.repository),
+            ));
+        }
+        if !self.preview.health_path.starts_with('/') {
+            return Err(("health_path", "must start with '/'".into()));
+        }
+        if self.preview.port == 0 {
+            return Err(("port", "must be between 1 and 65535".into()));
+        }
+        if self.queue.workers == 0 {
+            return Err(("workers", "must be at least 1".into()));
+        }
+        if self.github.writes_per_minute == 0 {
+            return Err(("writes_per_minute", "must be at least 1".into()));
+        }
+        for (name, reference) in &self.preview.secrets {
+            if !reference.starts_with("arn:") {
+                // The value itself must never be echoed: it may be the secret.
+                return Err((
+                    "secrets",
+                    format!("{name}: must be a Secrets Manager or SSM parameter ARN (the value is not shown)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Finds where `field` is first written as a YAML key, for errors found after
+/// parsing. Falls back to the top of the file.
+fn locate_field(text: &str, field: &str) -> (usize, usize) {
+    text.lines()
+        .enumerate()
+        .find_map(|(index, line)| {
+            let trimmed = line.trim_start();
+            let key = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+            key.strip_prefix(field)
+                .filter(|rest| rest.trim_start().starts_with(':'))
+                .map(|_| (index + 1, line.len() - key.len() + 1))
+        })
+        .unwrap_or((1, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("pullstack.yaml"), text)
+    }
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let config = parse("app: demo\nrepository: octo/app\n").unwrap();
+        assert_eq!(config.shared_stack_name(), "demo-shared");
+        assert_eq!(config.preview.capacity, Capacity::FargateSpot);
+        assert_eq!(config.queue.workers, 16);
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_column_and_field() {
+        let err = parse("app: demo\nrepository: octo/app\npreview:\n  cpus: 512\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("pullstack.yaml:4:3: preview: unknown field `cpus`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err = parse("app: demo\nrepository: octo/app\npreview:\n  port: many\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("pullstack.yaml:4:9: preview.port: invalid type"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_is_reported() {
+        let err = parse("app: demo\nrepository: octo/app\nresync:\n  interval: soon\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pullstack.yaml:4:13: resync.interval"), "{err}");
+    }
+
+    #[test]
+    fn semantic_error_points_at_the_field() {
+        let err = parse("repository: octo/app\napp: Demo_App\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("pullstack.yaml:2:1: app: \"Demo_App\""), "{err}");
+    }
+
+    #[test]
+    fn secret_values_are_never_echoed() {
+        let text = "app: demo\nrepository: octo/app\npreview:\n  secrets:\n    DB: hunter2-plaintext\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("secrets"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_field() {
+        let err = parse("app: demo\n").unwrap_err().to_string();
+        assert!(err.contains("missing field `repository`"), "{err}");
+    }
+}

@@ -1,0 +1,242 @@
+//! Names: repositories, environment keys, stack names and DNS labels.
+//!
+//! Stack names must match `[A-Za-z][-A-Za-z0-9]*` and be at most 128
+//! characters. They are derived deterministically from the environment key so
+//! that pullstack can find its stacks again after a restart, and they stay
+//! unique for branch names that differ only in case, punctuation or unicode.
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A GitHub repository, `owner/name`, validated against GitHub's rules.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RepoName {
+    pub owner: String,
+    pub name: String,
+}
+
+impl RepoName {
+    /// Parses `owner/name`; `None` if either part is empty or has characters
+    /// GitHub does not allow.
+    pub fn parse(full: &str) -> Option<RepoName> {
+        let (owner, name) = full.split_once('/')?;
+        let valid = |part: &str| {
+            !part.is_empty()
+                && part.len() <= 100
+                && part != "."
+                && part != ".."
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        (valid(owner) && valid(name)).then(|| RepoName {
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+/// What an environment belongs to. One environment, one stack, one sticky
+/// comment, one GitHub Deployment environment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EnvKey {
+    /// A pull request's preview.
+    Pr(u64),
+    /// A long-lived branch's environment; the branch name is kept verbatim.
+    Branch(String),
+}
+
+impl EnvKey {
+    /// A short, DNS-safe slug: `pr-42` or `br-<slug>-<hash>`.
+    pub fn slug(&self) -> String {
+        match self {
+            EnvKey::Pr(number) => format!("pr-{number}"),
+            EnvKey::Branch(branch) => {
+                let slug = slugify(branch, 30);
+                let hash = short_hash(branch);
+                if slug.is_empty() {
+                    format!("br-{hash}")
+                } else {
+                    format!("br-{slug}-{hash}")
+                }
+            }
+        }
+    }
+
+    /// The CloudFormation stack name for this environment of `app`.
+    pub fn stack_name(&self, app: &str) -> String {
+        format!("{app}-{}", self.slug())
+    }
+
+    /// The GitHub Deployment environment name, shown in the PR's timeline.
+    pub fn deployment_environment(&self) -> String {
+        match self {
+            EnvKey::Pr(number) => format!("pr-{number}"),
+            EnvKey::Branch(branch) => format!("branch/{branch}"),
+        }
+    }
+
+    /// The tag value identifying the environment on its stack.
+    pub fn tag_value(&self) -> String {
+        match self {
+            EnvKey::Pr(number) => format!("pr/{number}"),
+            EnvKey::Branch(branch) => format!("branch/{branch}"),
+        }
+    }
+
+    /// Reads a key back from its tag value.
+    pub fn from_tag_value(value: &str) -> Option<EnvKey> {
+        if let Some(number) = value.strip_prefix("pr/") {
+            return number.parse().ok().filter(|n| *n > 0).map(EnvKey::Pr);
+        }
+        value
+            .strip_prefix("branch/")
+            .filter(|b| !b.is_empty())
+            .map(|b| EnvKey::Branch(b.to_owned()))
+    }
+}
+
+impl fmt::Display for EnvKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvKey::Pr(number) => write!(f, "PR #{number}"),
+            EnvKey::Branch(branch) => write!(f, "branch {branch}"),
+        }
+    }
+}
+
+/// Lower-case ASCII letters and digits with single dashes between runs,
+/// at most `max` characters, never starting or ending with a dash.
+pub fn slugify(text: &str, max: usize) -> String {
+    let mut slug = String::with_capacity(max);
+    for c in text.chars() {
+        if slug.len() >= max {
+            break;
+        }
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_end_matches('-').to_owned()
+}
+
+/// The first 8 hex digits of the SHA-256 of `text`: enough to keep distinct
+/// branch names apart once slugified.
+fn short_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    hex::encode(&digest[..4])
+}
+
+/// Whether `name` is a valid CloudFormation stack name.
+pub fn is_valid_stack_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// The first seven characters of a commit id, as GitHub shows it.
+pub fn short_sha(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+/// Whether `sha` is a full 40-digit lower-case hex commit id.
+pub fn is_commit_sha(sha: &str) -> bool {
+    sha.len() == 40 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn pr_names() {
+        let key = EnvKey::Pr(42);
+        assert_eq!(key.stack_name("demo"), "demo-pr-42");
+        assert_eq!(key.deployment_environment(), "pr-42");
+        assert_eq!(EnvKey::from_tag_value(&key.tag_value()), Some(key));
+    }
+
+    #[test]
+    fn branch_names_keep_a_hash() {
+        let key = EnvKey::Branch("release/2.0".into());
+        let name = key.stack_name("demo");
+        assert!(name.starts_with("demo-br-release-2-0-"), "{name}");
+        assert_ne!(name, EnvKey::Branch("release-2.0".into()).stack_name("demo"));
+        assert_ne!(name, EnvKey::Branch("Release/2.0".into()).stack_name("demo"));
+    }
+
+    #[test]
+    fn unicode_only_branch_still_gets_a_valid_name() {
+        let name = EnvKey::Branch("ветка/功能".into()).stack_name("demo");
+        assert!(is_valid_stack_name(&name), "{name}");
+    }
+
+    #[test]
+    fn repo_names() {
+        assert!(RepoName::parse("octo/app").is_some());
+        assert!(RepoName::parse("octo/app.rs").is_some());
+        assert!(RepoName::parse("octo").is_none());
+        assert!(RepoName::parse("octo/a/b").is_none());
+        assert!(RepoName::parse("octo/../x").is_none());
+        assert!(RepoName::parse("/app").is_none());
+        assert!(RepoName::parse("octo/$(rm -rf)").is_none());
+    }
+
+    #[test]
+    fn tag_values_reject_garbage() {
+        assert_eq!(EnvKey::from_tag_value("pr/0"), None);
+        assert_eq!(EnvKey::from_tag_value("pr/x"), None);
+        assert_eq!(EnvKey::from_tag_value("branch/"), None);
+        assert_eq!(EnvKey::from_tag_value("other"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_branch_gives_a_valid_stack_name(branch in any::<String>()) {
+            let name = EnvKey::Branch(branch).stack_name("a-twenty-four-char-app-x");
+            prop_assert!(is_valid_stack_name(&name), "{}", name);
+        }
+
+        #[test]
+        fn long_branches_give_valid_names(branch in "[a-zA-Z0-9/._-]{200,250}") {
+            let name = EnvKey::Branch(branch).stack_name("demo");
+            prop_assert!(is_valid_stack_name(&name), "{}", name);
+            prop_assert!(name.len() <= 128);
+        }
+
+        #[test]
+        fn distinct_branches_give_distinct_names(a in any::<String>(), b in any::<String>()) {
+            prop_assume!(a != b);
+            prop_assert_ne!(EnvKey::Branch(a).stack_name("demo"), EnvKey::Branch(b).stack_name("demo"));
+        }
+
+        #[test]
+        fn names_differing_in_case_or_punctuation_stay_apart(base in "[a-z]{1,20}") {
+            let upper = base.to_uppercase();
+            let dotted = format!("{base}.");
+            let names = [
+                EnvKey::Branch(base.clone()).stack_name("demo"),
+                EnvKey::Branch(upper).stack_name("demo"),
+                EnvKey::Branch(dotted).stack_name("demo"),
+            ];
+            prop_assert_ne!(&names[0], &names[1]);
+            prop_assert_ne!(&names[0], &names[2]);
+        }
+
+        #[test]
+        fn tag_value_round_trips(branch in ".+", number in 1u64..) {
+            for key in [EnvKey::Branch(branch.clone()), EnvKey::Pr(number)] {
+                prop_assert_eq!(EnvKey::from_tag_value(&key.tag_value()), Some(key));
+            }
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! The forge port: the GitHub REST calls pullstack makes, over octocrab.
+//!
+//! octocrab carries authentication (token or GitHub App installation tokens,
+//! refreshed before they expire), the configurable base URL and transport
+//! retries. Responses are read into pullstack's own small types, so a field
+//! GitHub adds or an enum value octocrab does not know (`write`, `maintain`)
+//! never breaks parsing.
+
+use crate::domain::commands::Role;
+use crate::domain::naming::RepoName;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+/// An error from GitHub, split by what the caller does about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgeError {
+    #[error("not found on GitHub")]
+    NotFound,
+    #[error("GitHub refused the request ({status}): {message}")]
+    Refused { status: u16, message: String },
+    #[error("GitHub request failed: {0}")]
+    Transport(String),
+}
+
+impl ForgeError {
+    fn from_octocrab(err: octocrab::Error) -> ForgeError {
+        match err {
+            octocrab::Error::GitHub { source, .. } if source.status_code == 404 => {
+                ForgeError::NotFound
+            }
+            octocrab::Error::GitHub { source, .. } => ForgeError::Refused {
+                status: source.status_code.as_u16(),
+                message: source.message.chars().take(200).collect(),
+            },
+            // Display only: octocrab's Debug output carries backtraces.
+            other => ForgeError::Transport(other.to_string()),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ForgeError>;
+
+/// A pull request, as pullstack needs it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub state: String,
+    pub title: String,
+    #[serde(default)]
+    pub merged: bool,
+    pub head: Ref,
+    pub base: Ref,
+    #[serde(default)]
+    pub labels: Vec<Label>,
+}
+
+impl PullRequest {
+    pub fn is_open(&self) -> bool {
+        self.state == "open"
+    }
+
+    /// Whether the head branch lives outside `repo` (or its repository is gone).
+    pub fn is_fork_of(&self, repo: &RepoName) -> bool {
+        self.head
+            .repo
+            .as_ref()
+            .is_none_or(|head| head.full_name != repo.to_string())
+    }
+
+    pub fn has_label(&self, name: &str) -> bool {
+        self.labels.iter().any(|l| l.name == name)
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Ref {
+    pub r#ref: String,
+    pub sha: String,
+    pub repo: Option<RepoRef>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct RepoRef {
+    pub full_name: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Label {
+    pub name: String,
+}
+
+/// An issue comment.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Comment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: String,
+    pub user: User,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct User {
+    pub login: String,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct Permission {
+    permission: String,
+    role_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct App {
+    slug: String,
+}
+
+/// A GitHub Deployment status state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    InProgress,
+    Success,
+    Failure,
+    Error,
+    Inactive,
+}
+
+/// A commit status state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusState {
+    Pending,
+    Success,
+    Failure,
+    Error,
+}
+
+/// How pullstack authenticates to GitHub.
+pub enum Auth {
+    Token(secrecy::SecretString),
+    App {
+        app_id: u64,
+        key: octocrab::EncodingKey,
+        installation_id: Option<u64>,
+    },
+}
+
+/// The GitHub client for one repository.
+#[derive(Clone)]
+pub struct Forge {
+    crab: octocrab::Octocrab,
+    repo: RepoName,
+    identity: Arc<OnceCell<String>>,
+    app_crab: Option<octocrab::Octocrab>,
+    writes: Arc<DefaultDirectRateLimiter>,
+}
+
+impl Forge {
+    /// Connects to the API at `base_url` for `repo`. For a GitHub App, the
+    /// installation is looked up from the repository when not given.
+    pub async fn connect(
+        base_url: &str,
+        repo: RepoName,
+        auth: Auth,
+        writes_per_minute: u32,
+    ) -> anyhow::Result<Forge> {
+        use anyhow::Context;
+        let builder = octocrab::Octocrab::builder()
+            .base_uri(base_url)
+            .context("invalid GitHub API URL")?;
+        let (crab, app_crab) = match auth {
+            Auth::Token(token) => (builder.personal_token(token).build()?, None),
+            Auth::App {
+                app_id,
+                key,
+                installation_id,
+            } => {
+                let app = builder.app(app_id.into(), key).build()?;
+                let installation = match installation_id {
+                    Some(id) => id,
+                    None => {
+                        let found: Created = app
+                            .get(format!("/repos/{repo}/installation"), None::<&()>)
+                            .await
+                            .map_err(ForgeError::from_octocrab)
+                            .context("finding the GitHub App installation")?;
+                        found.id
+                    }
+                };
+                (app.installation(installation.into())?, Some(app))
+            }
+        };
+        let per_minute = NonZeroU32::new(writes_per_minute.max(1)).expect("max(1) is non-zero");
+        Ok(Forge {
+            crab,
+            repo,
+            identity: Arc::new(OnceCell::new()),
+            app_crab,
+            writes: Arc::new(RateLimiter::direct(Quota::per_minute(per_minute))),
+        })
+    }
+
+    pub fn repo(&self) -> &RepoName {
+        &self.repo
+    }
+
+    /// The login pullstack's own comments are written by.
+    pub async fn identity(&self) -> Result<String> {
+        self.identity
+            .get_or_try_init(|| async {
+                match &self.app_crab {
+                    Some(app) => {
+                        let app: App = app
+                            .get("/app", None::<&()>)
+                            .await
+                            .map_err(ForgeError::from_octocrab)?;
+                        Ok(format!("{}[bot]", app.slug))
+                    }
+                    None => Ok(self.get::<User>("/user".into()).await?.login),
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    pub async fn pull_request(&self, number: u64) -> Result<Option<PullRequest>> {
+        match self.get(format!("/repos/{}/pulls/{number}", self.repo)).await {
+            Ok(pr) => Ok(Some(pr)),
+            Err(ForgeError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn open_pull_requests(&self) -> Result<Vec<PullRequest>> {
+        self.get_all(format!("/repos/{}/pulls?state=open", self.repo))
+            .await
+    }
+
+    pub async fn comments(&self, issue: u64) -> Result<Vec<Comment>> {
+        self.get_all(format!("/repos/{}/issues/{issue}/comments", self.repo))
+            .await
+    }
+
+    pub async fn create_comment(&self, issue: u64, body: &str) -> Result<u64> {
+        let created: Created = self
+            .write_post(
+                format!("/repos/{}/issues/{issue}/comments", self.repo),
+                &serde_json::json!({ "body": body }),
+            )
+            .await?;
+        Ok(created.id)
+    }
+
+    pub async fn update_comment(&self, id: u64, body: &str) -> Result<()> {
+        self.writes.until_ready().await;
+        let _: serde_json::Value = self
+            .crab
+            .patch(
+                format!("/repos/{}/issues/comments/{id}", self.repo),
+                Some(&serde_json::json!({ "body": body })),
+            )
+            .await
+            .map_err(ForgeError::from_octocrab)?;
+        Ok(())
+    }
+
+    /// Adds a reaction (e.g. `eyes`) to acknowledge a command.
+    pub async fn react(&self, comment_id: u64, content: &str) -> Result<()> {
+        let _: serde_json::Value = self
+            .write_post(
+                format!("/repos/{}/issues/comments/{comment_id}/reactions", self.repo),
+                &serde_json::json!({ "content": content }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a Deployment of `sha` to `environment`; returns its id.
+    pub async fn create_deployment(
+        &self,
+        sha: &str,
+        environment: &str,
+        transient: bool,
+        production: bool,
+        description: &str,
+    ) -> Result<u64> {
+        let created: Created = self
+            .write_post(
+                format!("/repos/{}/deployments", self.repo),
+                &serde_json::json!({
+                    "ref": sha,
+                    "environment": environment,
+                    "description": description,
+                    "transient_environment": transient,
+                    "production_environment": production,
+                    "auto_merge": false,
+                    "required_contexts": [],
+                }),
+            )
+            .await?;
+        Ok(created.id)
+    }
+
+    pub async fn deployment_status(
+        &self,
+        deployment: u64,
+        state: DeploymentState,
+        environment_url: Option<&str>,
+        description: &str,
+    ) -> Result<()> {
+        let mut body = serde_json::json!({
+            "state": state,
+            "description": truncate(description, 140),
+            "auto_inactive": true,
+        });
+        if let Some(url) = environment_url {
+            body["environment_url"] = url.into();
+        }
+        let _: serde_json::Value = self
+            .write_post(
+                format!("/repos/{}/deployments/{deployment}/statuses", self.repo),
+                &body,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn commit_status(
+        &self,
+        sha: &str,
+        context: &str,
+        state: StatusState,
+        target_url: Option<&str>,
+        description: &str,
+    ) -> Result<()> {
+        let mut body = serde_json::json!({
+            "state": state,
+            "context": context,
+            "description": truncate(description, 140),
+        });
+        if let Some(url) = target_url {
+            body["target_url"] = url.into();
+        }
+        let _: serde_json::Value = self
+            .write_post(format!("/repos/{}/statuses/{sha}", self.repo), &body)
+            .await?;
+        Ok(())
+    }
+
+    /// The user's role on the repository. GitHub's `permission` field only
+    /// has the legacy values (admin/write/read/none); `role_name` tells
+    /// maintain and triage apart. A non-collaborator (404) has no role.
+    pub async fn role(&self, login: &str) -> Result<Option<Role>> {
+        let url = format!("/repos/{}/collaborators/{login}/permission", self.repo);
+        let permission: Permission = match self.get(url).await {
+            Ok(p) => p,
+            Err(ForgeError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let name = permission
+            .role_name
+            .filter(|r| !r.is_empty())
+            .unwrap_or(permission.permission);
+        Ok(match name.as_str() {
+            "admin" => Some(Role::Admin),
+            "maintain" => Some(Role::Maintain),
+            "write" | "push" => Some(Role::Write),
+            "triage" => Some(Role::Triage),
+            "read" | "pull" => Some(Role::Read),
+            _ => None,
+        })
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, route: String) -> Result<T> {
+        self.crab
+            .get(route, None::<&()>)
+            .await
+            .map_err(ForgeError::from_octocrab)
+    }
+
+    /// Follows `page=` until a short page; GitHub's maximum page size is 100.
+    async fn get_all<T: serde::de::DeserializeOwned>(&self, route: String) -> Result<Vec<T>> {
+        let separator = if route.contains('?') { '&' } else { '?' };
+        let mut all = Vec::new();
+        for page in 1.. {
+            let batch: Vec<T> = self
+                .get(format!("{route}{separator}per_page=100&page={page}"))
+                .await?;
+            let done = batch.len() < 100;
+            all.extend(batch);
+            if done {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// A content-creating request, paced under GitHub's secondary limit.
+    async fn write_post<T: serde::de::DeserializeOwned>(
+        &self,
+        route: String,
+        body: &serde_json::Value,
+    ) -> Result<T> {
+        self.writes.until_ready().await;
+        self.crab
+            .post(route, Some(body))
+            .await
+            .map_err(ForgeError::from_octocrab)
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}

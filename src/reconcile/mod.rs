@@ -1,0 +1,152 @@
+//! The level-triggered reconciler.
+//!
+//! An event only says "look at environment K again" (plus any command it
+//! carries). The reconcile reads what should exist from GitHub and what does
+//! exist from AWS, and takes the next step toward the former. The same code
+//! heals a missed webhook, a crash, a redelivery and a stack deleted by hand.
+
+pub mod preview;
+pub mod queue;
+pub mod routing;
+pub mod sticky;
+
+use crate::aws::Aws;
+use crate::aws::shared::Shared;
+use crate::aws::stacks::tag;
+use crate::config::Config;
+use crate::domain::commands::Command;
+use crate::domain::naming::EnvKey;
+use crate::github::client::Forge;
+use queue::{Next, Queue};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A unit of work in the queue.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Job {
+    /// Reconcile one environment.
+    Env(EnvKey),
+    /// List open PRs and owned stacks, and queue every environment found.
+    Resync,
+}
+
+/// What an event asks for beyond "look again".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intent {
+    Command {
+        command: Command,
+        author: String,
+        comment_id: u64,
+    },
+    Unknown {
+        word: String,
+        suggestion: Option<Command>,
+        comment_id: u64,
+    },
+    /// The approval label was added to a fork PR.
+    ApproveLabel { by: String },
+}
+
+/// Everything a reconcile needs, shared by all workers.
+pub struct Controller {
+    pub config: Arc<Config>,
+    pub forge: Forge,
+    pub aws: Aws,
+    pub sticky: sticky::StickyComments,
+    shared: tokio::sync::Mutex<Option<(Instant, Shared)>>,
+    /// When each (environment, commit) started waiting for its image.
+    image_waits: Mutex<HashMap<(EnvKey, String), Instant>>,
+    /// Delete attempts per environment, for DELETE_FAILED.
+    delete_attempts: Mutex<HashMap<EnvKey, u32>>,
+    queue: OnceLock<Queue<Job, Intent>>,
+}
+
+/// How long the shared stack's outputs are trusted before reading them again.
+const SHARED_TTL: Duration = Duration::from_secs(300);
+
+impl Controller {
+    pub fn new(config: Arc<Config>, forge: Forge, aws: Aws) -> Controller {
+        Controller {
+            config,
+            forge,
+            aws,
+            sticky: sticky::StickyComments::default(),
+            shared: tokio::sync::Mutex::new(None),
+            image_waits: Mutex::new(HashMap::new()),
+            delete_attempts: Mutex::new(HashMap::new()),
+            queue: OnceLock::new(),
+        }
+    }
+
+    /// Gives the controller the queue it feeds during resyncs.
+    pub fn attach(&self, queue: Queue<Job, Intent>) {
+        let _ = self.queue.set(queue);
+    }
+
+    /// The shared stack's outputs, cached for a few minutes.
+    pub async fn shared(&self) -> anyhow::Result<Shared> {
+        let mut cached = self.shared.lock().await;
+        if let Some((at, shared)) = cached.as_ref()
+            && at.elapsed() < SHARED_TTL
+        {
+            return Ok(shared.clone());
+        }
+        let shared = Shared::load(&self.aws.stacks, &self.config.shared_stack_name()).await?;
+        *cached = Some((Instant::now(), shared.clone()));
+        Ok(shared)
+    }
+
+    /// The delay before polling an operation that started `elapsed` ago:
+    /// quick at first, then backing off to the configured maximum.
+    pub fn poll_delay(&self, elapsed: Duration) -> Duration {
+        let q = &self.config.queue;
+        (elapsed / 4).clamp(q.poll_initial, q.poll_max.max(q.poll_initial))
+    }
+
+    /// Lists open PRs and owned stacks and queues each environment once.
+    async fn resync(&self) -> anyhow::Result<Next> {
+        let Some(queue) = self.queue.get() else {
+            return Ok(Next::Done);
+        };
+        let mut keys = BTreeSet::new();
+        if self.config.preview.enabled {
+            for pr in self.forge.open_pull_requests().await? {
+                keys.insert(EnvKey::Pr(pr.number));
+            }
+        }
+        let repo = self.forge.repo().to_string();
+        for stack in self.aws.stacks.list_tagged(tag::REPO, &repo).await? {
+            if stack.tag(tag::MANAGED) != Some("true") {
+                continue;
+            }
+            if let Some(key) = stack.tag(tag::ENV).and_then(EnvKey::from_tag_value) {
+                keys.insert(key);
+            }
+        }
+        tracing::info!(environments = keys.len(), "resync");
+        metrics::counter!("pullstack_resyncs_total").increment(1);
+        for key in keys {
+            queue.push(Job::Env(key), None);
+        }
+        Ok(Next::After(self.config.resync.interval))
+    }
+}
+
+impl queue::Reconcile for Controller {
+    type Key = Job;
+    type Intent = Intent;
+
+    async fn reconcile(&self, job: Job, intents: Vec<Intent>) -> anyhow::Result<Next> {
+        let started = Instant::now();
+        let result = match &job {
+            Job::Resync => self.resync().await,
+            Job::Env(EnvKey::Pr(number)) => self.preview(*number, intents).await,
+            // Branch environments build on the same steps; see the config's
+            // `preview` section.
+            Job::Env(EnvKey::Branch(_)) => Ok(Next::Done),
+        };
+        metrics::histogram!("pullstack_reconcile_seconds").record(started.elapsed().as_secs_f64());
+        result
+    }
+}

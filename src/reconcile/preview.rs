@@ -1,0 +1,470 @@
+//! A pull request's preview environment: from desired and actual state to the
+//! next step.
+//!
+//! Each pass reads the PR (GitHub) and its stack (CloudFormation), takes at
+//! most one stack action, reports on the PR, and asks to be polled while an
+//! operation runs. Nothing here blocks a worker on AWS.
+
+use super::queue::Next;
+use super::sticky::Sticky;
+use super::{Controller, Intent};
+use crate::aws::stacks::{Deploy, Phase, Stack, Started, tag};
+use crate::domain::comment::{self, FailureEvent, State, View};
+use crate::domain::commands::{Command, Role};
+use crate::domain::naming::{EnvKey, short_sha};
+use crate::domain::template::{self, Placeholders};
+use crate::github::client::{DeploymentState, PullRequest, StatusState};
+use chrono::Utc;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What should exist for the PR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Desired {
+    /// A stack at this commit.
+    Deployed { sha: String },
+    /// A fork PR whose head commit nobody approved yet.
+    AwaitingApproval,
+    /// No stack, for this reason (shown on the PR).
+    Absent { why: String },
+}
+
+/// What pullstack wants for `pr`, given what the comment remembers.
+pub fn desired(pr: Option<&PullRequest>, memory: &comment::Memory, enabled: bool, repo: &crate::domain::naming::RepoName) -> Desired {
+    let Some(pr) = pr else {
+        return Desired::Absent { why: "the pull request no longer exists".into() };
+    };
+    if !pr.is_open() {
+        let why = if pr.merged { "the pull request was merged" } else { "the pull request was closed" };
+        return Desired::Absent { why: why.into() };
+    }
+    if !enabled {
+        return Desired::Absent { why: "previews are disabled in the config".into() };
+    }
+    if memory.destroyed.as_deref() == Some(pr.head.sha.as_str()) {
+        return Desired::Absent { why: "`/pullstack destroy` was given".into() };
+    }
+    if pr.is_fork_of(repo) && memory.approved.as_deref() != Some(pr.head.sha.as_str()) {
+        return Desired::AwaitingApproval;
+    }
+    Desired::Deployed { sha: pr.head.sha.clone() }
+}
+
+/// Flags a pass carries from the commands it handled.
+#[derive(Default)]
+struct Pass {
+    redeploy: bool,
+}
+
+const STATUS_PREFIX: &str = "pullstack/";
+const MAX_DELETE_ATTEMPTS: u32 = 3;
+
+impl Controller {
+    pub(super) async fn preview(&self, number: u64, intents: Vec<Intent>) -> anyhow::Result<Next> {
+        let key = EnvKey::Pr(number);
+        let slug = key.slug();
+        let pr = self.forge.pull_request(number).await?;
+        let mut sticky = self.sticky.load(&self.forge, number, &slug).await?;
+        let mut pass = Pass::default();
+        for intent in intents {
+            self.handle(pr.as_ref(), &mut sticky, &mut pass, intent).await?;
+        }
+        // A push after `/pullstack destroy` brings the environment back.
+        if let (Some(destroyed), Some(pr)) = (&sticky.memory.destroyed, &pr)
+            && *destroyed != pr.head.sha
+        {
+            sticky.memory.destroyed = None;
+        }
+        let repo = self.forge.repo().clone();
+        let desired = desired(pr.as_ref(), &sticky.memory, self.config.preview.enabled, &repo);
+        let stack_name = key.stack_name(&self.config.app);
+        let stack = self.aws.stacks.describe(&stack_name).await?;
+        let env = Env { key: &key, stack_name: &stack_name, pr: pr.as_ref() };
+        match desired {
+            Desired::Deployed { sha } => self.converge(&env, &mut sticky, stack, &sha, pass).await,
+            Desired::AwaitingApproval => {
+                let sha = pr.as_ref().map(|p| p.head.sha.clone()).unwrap_or_default();
+                let label = self.config.preview.approve_label.clone();
+                self.report(&env, &mut sticky, Some(&sha), State::AwaitingApproval { label }).await?;
+                self.status(&env, &sha, StatusState::Pending, None, "waiting for a maintainer's approval").await?;
+                Ok(Next::Done)
+            }
+            Desired::Absent { why } => self.remove(&env, &mut sticky, stack, &why).await,
+        }
+    }
+
+    /// Applies one command or approval, answering on the PR.
+    async fn handle(&self, pr: Option<&PullRequest>, sticky: &mut Sticky, pass: &mut Pass, intent: Intent) -> anyhow::Result<()> {
+        let issue = sticky.issue;
+        match intent {
+            Intent::Unknown { word, suggestion, comment_id } => {
+                let hint = suggestion
+                    .map(|c| format!(" Did you mean `/pullstack {}`?", c.name()))
+                    .unwrap_or_default();
+                let body = format!("Unknown command `{word}`.{hint}\n\n{}", comment::help());
+                self.forge.react(comment_id, "confused").await?;
+                self.forge.create_comment(issue, &body).await?;
+            }
+            Intent::Command { command: Command::Help, comment_id, .. } => {
+                self.forge.react(comment_id, "eyes").await?;
+                self.forge.create_comment(issue, &comment::help()).await?;
+            }
+            Intent::Command { command, author, comment_id } => {
+                let role = self.forge.role(&author).await?;
+                if role < Some(command.required_role()) {
+                    self.forge.react(comment_id, "-1").await?;
+                    let body = format!(
+                        "@{author} `/pullstack {}` needs write permission on this repository, \
+                         which you do not have. Ask a maintainer to run it.",
+                        command.name()
+                    );
+                    self.forge.create_comment(issue, &body).await?;
+                    return Ok(());
+                }
+                self.forge.react(comment_id, "eyes").await?;
+                let head = pr.map(|p| p.head.sha.clone());
+                match command {
+                    Command::Destroy => sticky.memory.destroyed = head,
+                    Command::Deploy => {
+                        sticky.memory.approved = head;
+                        sticky.memory.destroyed = None;
+                        pass.redeploy = sticky.memory.failed.is_some();
+                    }
+                    Command::Redeploy => {
+                        sticky.memory.destroyed = None;
+                        pass.redeploy = true;
+                    }
+                    Command::Help => {}
+                }
+            }
+            Intent::ApproveLabel { by } => {
+                if self.forge.role(&by).await? >= Some(Role::Write) {
+                    sticky.memory.approved = pr.map(|p| p.head.sha.clone());
+                } else {
+                    tracing::info!(by, issue, "approval label added by a user without write permission; ignored");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the stack toward `sha`.
+    async fn converge(&self, env: &Env<'_>, sticky: &mut Sticky, stack: Option<Stack>, sha: &str, pass: Pass) -> anyhow::Result<Next> {
+        if pass.redeploy {
+            sticky.memory.failed = None;
+            sticky.memory.ready = None;
+        }
+        let Some(stack) = stack else {
+            if sticky.memory.failed.as_deref() == Some(sha) {
+                return Ok(Next::Done);
+            }
+            return self.deploy(env, sticky, None, sha).await;
+        };
+        let deployed = stack.tag(tag::COMMIT).unwrap_or_default().to_owned();
+        let elapsed = stack
+            .operation_started
+            .map(|t| (Utc::now() - t).to_std().unwrap_or_default())
+            .unwrap_or_default();
+        match stack.phase() {
+            Phase::InProgress | Phase::Deleting => {
+                let status = stack.status.as_str().to_owned();
+                self.report(env, sticky, Some(sha), State::Deploying { status, elapsed }).await?;
+                Ok(Next::After(self.poll_delay(elapsed)))
+            }
+            Phase::RollbackFailed => {
+                self.aws.stacks.continue_rollback(env.stack_name).await?;
+                Ok(Next::After(self.poll_delay(Duration::ZERO)))
+            }
+            Phase::DeleteFailed => self.delete(env, sticky, &stack).await,
+            Phase::Dead => {
+                if sticky.memory.failed.as_deref() != Some(deployed.as_str()) && sticky.memory.ready.is_none() && !pass.redeploy {
+                    self.report_failure(env, sticky, &stack, &deployed).await?;
+                    if deployed == sha {
+                        return Ok(Next::Done);
+                    }
+                }
+                if deployed == sha && sticky.memory.failed.as_deref() == Some(sha) {
+                    return Ok(Next::Done);
+                }
+                // A failed create cannot be updated: delete, then create anew.
+                self.delete(env, sticky, &stack).await
+            }
+            Phase::UpdateRolledBack => {
+                let attempted = sticky.memory.deployment.as_ref().map(|(_, s)| s.as_str());
+                let failed = sticky.memory.failed.as_deref();
+                if attempted == Some(sha) && failed != Some(sha) && sticky.memory.ready.as_deref() != Some(sha) {
+                    self.report_failure(env, sticky, &stack, sha).await?;
+                    return Ok(Next::Done);
+                }
+                if failed == Some(sha) {
+                    return Ok(Next::Done);
+                }
+                self.deploy(env, sticky, Some(&stack), sha).await
+            }
+            Phase::Stable if deployed == sha && !pass.redeploy => self.ready(env, sticky, &stack, sha, elapsed).await,
+            Phase::Stable => self.deploy(env, sticky, Some(&stack), sha).await,
+        }
+    }
+
+    /// Creates or updates the stack for `sha`, once its image is in ECR.
+    async fn deploy(&self, env: &Env<'_>, sticky: &mut Sticky, stack: Option<&Stack>, sha: &str) -> anyhow::Result<Next> {
+        let shared = self.shared().await?;
+        let image = shared.image(sha);
+        if !self.aws.images.exists(&shared.repository_name, sha).await? {
+            return self.wait_for_image(env, sticky, sha, &image).await;
+        }
+        self.image_waits.lock().expect("image waits lock").remove(&(env.key.clone(), sha.to_owned()));
+        let preview = &self.config.preview;
+        let dns_name = (!preview.dns_zone.is_empty()).then(|| format!("{}.{}", env.key.slug(), preview.dns_zone));
+        let url = match (&dns_name, stack.and_then(|s| s.output("Url"))) {
+            (Some(dns), _) => format!("http://{dns}"),
+            (None, Some(url)) => url.to_owned(),
+            (None, None) => String::new(),
+        };
+        let placeholders = Placeholders {
+            pr: env.pr.map(|p| p.number),
+            branch: env.pr.map(|p| p.head.r#ref.clone()).unwrap_or_default(),
+            sha: sha.to_owned(),
+            url,
+            env: env.key.slug(),
+        };
+        let body = template::render(template::PREVIEW, &preview.env, &preview.secrets, &placeholders)?;
+        let parameters = BTreeMap::from([
+            ("SharedStackName".to_owned(), shared.stack_name.clone()),
+            ("EnvironmentName".to_owned(), env.key.slug()),
+            ("Image".to_owned(), image),
+            ("ContainerPort".to_owned(), preview.port.to_string()),
+            ("Cpu".to_owned(), preview.cpu.clone()),
+            ("Memory".to_owned(), preview.memory.clone()),
+            ("HealthCheckPath".to_owned(), preview.health_path.clone()),
+            ("DesiredCount".to_owned(), preview.desired_count.to_string()),
+            ("CapacityProvider".to_owned(), preview.capacity.as_str().to_owned()),
+            ("HostedZoneId".to_owned(), if dns_name.is_some() { preview.hosted_zone_id.clone() } else { String::new() }),
+            ("DnsName".to_owned(), dns_name.unwrap_or_default()),
+        ]);
+        let created_at = stack
+            .and_then(|s| s.tag(tag::CREATED_AT))
+            .map(str::to_owned)
+            .unwrap_or_else(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let tags = self.tags(env, sha, &created_at);
+        let deploy = Deploy { name: env.stack_name, template_body: &body, parameters: &parameters, tags: &tags };
+        sticky.memory.failed = None;
+        sticky.memory.ready = None;
+        sticky.memory.removing.clear();
+        match stack {
+            None => self.aws.stacks.create(&deploy).await?,
+            Some(_) => {
+                if self.aws.stacks.update(&deploy).await? == Started::NoChange {
+                    tracing::info!(stack = env.stack_name, "no changes to deploy");
+                }
+            }
+        }
+        tracing::info!(stack = env.stack_name, commit = short_sha(sha), "deploy started");
+        self.deployment(env, sticky, sha, DeploymentState::InProgress, None, "deploying").await?;
+        self.status(env, sha, StatusState::Pending, None, "deploying").await?;
+        let status = if stack.is_some() { "UPDATE_IN_PROGRESS" } else { "CREATE_IN_PROGRESS" };
+        self.report(env, sticky, Some(sha), State::Deploying { status: status.into(), elapsed: Duration::ZERO }).await?;
+        Ok(Next::After(self.poll_delay(Duration::ZERO)))
+    }
+
+    async fn wait_for_image(&self, env: &Env<'_>, sticky: &mut Sticky, sha: &str, image: &str) -> anyhow::Result<Next> {
+        let waited = {
+            let mut waits = self.image_waits.lock().expect("image waits lock");
+            waits.entry((env.key.clone(), sha.to_owned())).or_insert_with(Instant::now).elapsed()
+        };
+        if waited > self.config.preview.image_timeout {
+            let state = State::ImageTimeout { image: image.to_owned(), waited };
+            self.report(env, sticky, Some(sha), state).await?;
+            self.status(env, sha, StatusState::Failure, None, "the image never appeared in ECR").await?;
+            return Ok(Next::Done);
+        }
+        self.report(env, sticky, Some(sha), State::WaitingForImage { image: image.to_owned(), waited }).await?;
+        self.status(env, sha, StatusState::Pending, None, "waiting for the image").await?;
+        Ok(Next::After(self.poll_delay(waited)))
+    }
+
+    /// The stack is at `sha`: check the URL if configured, then say so.
+    async fn ready(&self, env: &Env<'_>, sticky: &mut Sticky, stack: &Stack, sha: &str, took: Duration) -> anyhow::Result<Next> {
+        let Some(url) = stack.output("Url").map(str::to_owned) else {
+            anyhow::bail!("stack {} has no Url output", env.stack_name);
+        };
+        if sticky.memory.ready.as_deref() == Some(sha) {
+            return Ok(Next::Done);
+        }
+        let preview = &self.config.preview;
+        if preview.ready_check && !probe(&url, &preview.health_path).await {
+            if took > preview.ready_timeout {
+                let reason = format!("the stack is up but {url}{} did not answer within {}.", preview.health_path, comment::human(preview.ready_timeout));
+                return self.fail(env, sticky, sha, reason, Vec::new()).await.map(|()| Next::Done);
+            }
+            let state = State::Deploying { status: "waiting for the app to answer".into(), elapsed: took };
+            self.report(env, sticky, Some(sha), state).await?;
+            return Ok(Next::After(self.poll_delay(took)));
+        }
+        sticky.memory.ready = Some(sha.to_owned());
+        self.deployment(env, sticky, sha, DeploymentState::Success, Some(&url), "ready").await?;
+        self.status(env, sha, StatusState::Success, Some(&url), "ready").await?;
+        self.report(env, sticky, Some(sha), State::Ready { url, took }).await?;
+        tracing::info!(stack = env.stack_name, commit = short_sha(sha), took = ?took, "environment ready");
+        Ok(Next::Done)
+    }
+
+    async fn report_failure(&self, env: &Env<'_>, sticky: &mut Sticky, stack: &Stack, sha: &str) -> anyhow::Result<()> {
+        let events = self
+            .aws
+            .stacks
+            .failures(env.stack_name, 5)
+            .await?
+            .into_iter()
+            .map(|f| FailureEvent { logical_id: f.logical_id, resource_type: f.resource_type, reason: f.reason })
+            .collect();
+        let reason = format!("The stack ended in `{}`.", stack.status.as_str());
+        self.fail(env, sticky, sha, reason, events).await
+    }
+
+    async fn fail(&self, env: &Env<'_>, sticky: &mut Sticky, sha: &str, reason: String, events: Vec<FailureEvent>) -> anyhow::Result<()> {
+        sticky.memory.failed = Some(sha.to_owned());
+        self.deployment(env, sticky, sha, DeploymentState::Failure, None, "deploy failed").await?;
+        self.status(env, sha, StatusState::Failure, None, "deploy failed").await?;
+        self.report(env, sticky, Some(sha), State::Failed { reason, events }).await?;
+        Ok(())
+    }
+
+    /// Tears the environment down and reports it.
+    async fn remove(&self, env: &Env<'_>, sticky: &mut Sticky, stack: Option<Stack>, why: &str) -> anyhow::Result<Next> {
+        let Some(stack) = stack else {
+            return self.removed(env, sticky, why).await;
+        };
+        match stack.phase() {
+            Phase::Deleting => {
+                self.report(env, sticky, None, State::Removing).await?;
+                let elapsed = stack.operation_started.map(|t| (Utc::now() - t).to_std().unwrap_or_default()).unwrap_or_default();
+                Ok(Next::After(self.poll_delay(elapsed)))
+            }
+            // Another operation is running; CloudFormation allows no second one.
+            Phase::InProgress => Ok(Next::After(self.poll_delay(Duration::ZERO))),
+            _ => self.delete(env, sticky, &stack).await,
+        }
+    }
+
+    async fn delete(&self, env: &Env<'_>, sticky: &mut Sticky, stack: &Stack) -> anyhow::Result<Next> {
+        let attempts = {
+            let mut attempts = self.delete_attempts.lock().expect("delete attempts lock");
+            let n = attempts.entry(env.key.clone()).or_insert(0);
+            if stack.phase() == Phase::DeleteFailed {
+                *n += 1;
+            }
+            *n
+        };
+        if attempts > MAX_DELETE_ATTEMPTS {
+            let events = self.aws.stacks.failures(env.stack_name, 5).await.unwrap_or_default();
+            let reason = format!(
+                "Deleting the stack failed {MAX_DELETE_ATTEMPTS} times. Remove what blocks it (see below), then `/pullstack destroy`.",
+            );
+            let events = events.into_iter().map(|f| FailureEvent { logical_id: f.logical_id, resource_type: f.resource_type, reason: f.reason }).collect();
+            self.report(env, sticky, None, State::Failed { reason, events }).await?;
+            anyhow::bail!("stack {} keeps failing to delete", env.stack_name);
+        }
+        if sticky.memory.removing.is_empty() {
+            sticky.memory.removing = self.aws.stacks.resources(env.stack_name).await.unwrap_or_default();
+            sticky.memory.removing.insert(0, format!("AWS::CloudFormation::Stack {}", env.stack_name));
+        }
+        self.aws.stacks.delete(env.stack_name).await?;
+        tracing::info!(stack = env.stack_name, "delete started");
+        self.report(env, sticky, None, State::Removing).await?;
+        Ok(Next::After(self.poll_delay(Duration::ZERO)))
+    }
+
+    /// The stack is gone: close the Deployment and say what was removed.
+    async fn removed(&self, env: &Env<'_>, sticky: &mut Sticky, why: &str) -> anyhow::Result<Next> {
+        self.delete_attempts.lock().expect("delete attempts lock").remove(env.key);
+        if sticky.comment_id.is_none() {
+            // Nothing was ever deployed or said: nothing to report.
+            return Ok(Next::Done);
+        }
+        let sha = sticky.memory.deployment.as_ref().map(|(_, sha)| sha.clone());
+        if let Some((id, _)) = sticky.memory.deployment.take() {
+            self.forge.deployment_status(id, DeploymentState::Inactive, None, "environment removed").await?;
+        }
+        if let Some(sha) = &sha {
+            self.status(env, sha, StatusState::Success, None, "environment removed").await?;
+        }
+        sticky.memory.ready = None;
+        self.report(env, sticky, sha.as_deref(), State::Removed { why: why.to_owned() }).await?;
+        Ok(Next::Done)
+    }
+
+    /// Ensures a Deployment exists for `sha` and gives it a status.
+    async fn deployment(&self, env: &Env<'_>, sticky: &mut Sticky, sha: &str, state: DeploymentState, url: Option<&str>, description: &str) -> anyhow::Result<()> {
+        let id = match &sticky.memory.deployment {
+            Some((id, deployed)) if deployed == sha => *id,
+            _ => {
+                let environment = env.key.deployment_environment();
+                let id = self
+                    .forge
+                    .create_deployment(sha, &environment, true, false, &format!("pullstack preview for {}", env.key))
+                    .await?;
+                sticky.memory.deployment = Some((id, sha.to_owned()));
+                id
+            }
+        };
+        self.forge.deployment_status(id, state, url, description).await?;
+        Ok(())
+    }
+
+    async fn status(&self, env: &Env<'_>, sha: &str, state: StatusState, url: Option<&str>, description: &str) -> anyhow::Result<()> {
+        if sha.is_empty() {
+            return Ok(());
+        }
+        let context = format!("{STATUS_PREFIX}{}", env.key.slug());
+        self.forge.commit_status(sha, &context, state, url, description).await?;
+        Ok(())
+    }
+
+    async fn report(&self, env: &Env<'_>, sticky: &mut Sticky, sha: Option<&str>, state: State) -> anyhow::Result<()> {
+        let title = env.key.to_string();
+        let memory = sticky.memory.clone();
+        let view = View { title: &title, stack: env.stack_name, sha, state, memory: &memory };
+        self.sticky.show(&self.forge, sticky, view, true).await?;
+        Ok(())
+    }
+
+    fn tags(&self, env: &Env<'_>, sha: &str, created_at: &str) -> BTreeMap<String, String> {
+        let mut tags = BTreeMap::from([
+            (tag::MANAGED.to_owned(), "true".to_owned()),
+            (tag::REPO.to_owned(), self.forge.repo().to_string()),
+            (tag::ENV.to_owned(), env.key.tag_value()),
+            (tag::COMMIT.to_owned(), sha.to_owned()),
+            (tag::ROLE.to_owned(), "preview".to_owned()),
+            (tag::CREATED_AT.to_owned(), created_at.to_owned()),
+        ]);
+        if let EnvKey::Pr(number) = env.key {
+            tags.insert(tag::PR.to_owned(), number.to_string());
+        }
+        tags
+    }
+}
+
+/// The environment a pass works on.
+struct Env<'a> {
+    key: &'a EnvKey,
+    stack_name: &'a str,
+    pr: Option<&'a PullRequest>,
+}
+
+/// Whether `url` + `path` answers with a non-error status within a few seconds.
+async fn probe(url: &str, path: &str) -> bool {
+    let target = format!("{}{path}", url.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build();
+    match client {
+        Ok(client) => client
+            .get(target)
+            .send()
+            .await
+            .is_ok_and(|r| !r.status().is_server_error() && !r.status().is_client_error()),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,123 @@
+//! Which environments an event asks to look at again, and with what intent.
+//!
+//! This is the only place events are interpreted; the reconcilers read state
+//! and never trust an event's payload beyond "look again" and the commands
+//! it carries.
+
+use super::{Intent, Job};
+use crate::domain::commands::{self, Parsed};
+use crate::domain::naming::{EnvKey, RepoName};
+use crate::github::events::{Event, PrAction};
+
+/// Maps events to jobs for one repository.
+#[derive(Clone, Debug)]
+pub struct Router {
+    pub repo: RepoName,
+    pub approve_label: String,
+}
+
+impl Router {
+    pub fn jobs(&self, event: &Event) -> Vec<(Job, Option<Intent>)> {
+        match event {
+            Event::PullRequest(pr) if pr.repo == self.repo => {
+                let job = Job::Env(EnvKey::Pr(pr.number));
+                let intent = match (&pr.action, &pr.label) {
+                    (PrAction::Labeled, Some(label)) if *label == self.approve_label => {
+                        Some(Intent::ApproveLabel { by: pr.sender.clone() })
+                    }
+                    _ => None,
+                };
+                vec![(job, intent)]
+            }
+            Event::Comment(comment) if comment.repo == self.repo => commands::parse(&comment.body)
+                .into_iter()
+                .map(|parsed| {
+                    let intent = match parsed {
+                        Parsed::Command(command) => Intent::Command {
+                            command,
+                            author: comment.author.clone(),
+                            comment_id: comment.comment_id,
+                        },
+                        Parsed::Unknown { word, suggestion } => Intent::Unknown {
+                            word,
+                            suggestion,
+                            comment_id: comment.comment_id,
+                        },
+                    };
+                    (Job::Env(EnvKey::Pr(comment.issue)), Some(intent))
+                })
+                .collect(),
+            Event::CiCompleted { repo, .. } if *repo == self.repo => vec![(Job::Resync, None)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::commands::Command;
+    use crate::github::events::{CommentEvent, PullRequestEvent};
+
+    fn router() -> Router {
+        Router {
+            repo: RepoName::parse("octo/app").unwrap(),
+            approve_label: "pullstack:approved".into(),
+        }
+    }
+
+    fn pr(action: PrAction, label: Option<&str>, repo: &str) -> Event {
+        Event::PullRequest(PullRequestEvent {
+            repo: RepoName::parse(repo).unwrap(),
+            action,
+            number: 3,
+            title: "t".into(),
+            head_sha: "a".repeat(40),
+            head_ref: "f".into(),
+            base_ref: "main".into(),
+            from_fork: true,
+            labels: vec![],
+            label: label.map(str::to_owned),
+            sender: "alice".into(),
+        })
+    }
+
+    #[test]
+    fn pull_request_events_look_again() {
+        let jobs = router().jobs(&pr(PrAction::Synchronize, None, "octo/app"));
+        assert_eq!(jobs, vec![(Job::Env(EnvKey::Pr(3)), None)]);
+    }
+
+    #[test]
+    fn approve_label_carries_who_added_it() {
+        let jobs = router().jobs(&pr(PrAction::Labeled, Some("pullstack:approved"), "octo/app"));
+        assert_eq!(jobs[0].1, Some(Intent::ApproveLabel { by: "alice".into() }));
+    }
+
+    #[test]
+    fn other_repositories_are_ignored() {
+        assert!(router().jobs(&pr(PrAction::Opened, None, "evil/app")).is_empty());
+    }
+
+    #[test]
+    fn comments_become_command_intents() {
+        let event = Event::Comment(CommentEvent {
+            repo: RepoName::parse("octo/app").unwrap(),
+            issue: 9,
+            comment_id: 77,
+            body: "/pullstack redeploy\n/pullstack frobnicate".into(),
+            author: "bob".into(),
+            author_association: "MEMBER".into(),
+        });
+        let jobs = router().jobs(&event);
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(
+            jobs[0].1,
+            Some(Intent::Command { command: Command::Redeploy, author: "bob".into(), comment_id: 77 })
+        );
+        assert!(matches!(jobs[1].1, Some(Intent::Unknown { .. })));
+        assert!(router()
+            .jobs(&Event::Comment(CommentEvent { body: "lgtm".into(), ..match event { Event::Comment(c) => c, _ => unreachable!() } }))
+            .is_empty());
+    }
+}

@@ -1,0 +1,131 @@
+//! The sticky comment of each environment: found once by its marker, then
+//! cached, and edited in place only when its text changes.
+//!
+//! Progress updates (elapsed time while deploying) are coalesced: the same
+//! state is re-rendered at most every [`PROGRESS_EVERY`], while a change of
+//! state is written at once.
+
+use crate::domain::comment::{self, Memory, State, View};
+use crate::github::client::{Forge, ForgeError};
+use std::collections::HashMap;
+use std::mem::discriminant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The least time between two edits that only refresh progress.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// One environment's comment as last seen or written.
+#[derive(Clone, Debug)]
+pub struct Sticky {
+    pub issue: u64,
+    pub comment_id: Option<u64>,
+    pub body: String,
+    pub memory: Memory,
+    last_state: Option<State>,
+    written_at: Option<Instant>,
+}
+
+/// A cache of sticky comments, keyed by issue number.
+#[derive(Default)]
+pub struct StickyComments {
+    cache: Mutex<HashMap<u64, Sticky>>,
+}
+
+impl StickyComments {
+    /// The environment's comment (from cache, or found by its marker among
+    /// the comments pullstack wrote), or a fresh one not yet posted.
+    pub async fn load(&self, forge: &Forge, issue: u64, env: &str) -> Result<Sticky, ForgeError> {
+        if let Some(found) = self.cache.lock().expect("sticky lock").get(&issue) {
+            return Ok(found.clone());
+        }
+        let me = forge.identity().await?;
+        let found = forge
+            .comments(issue)
+            .await?
+            .into_iter()
+            .filter(|c| c.user.login == me)
+            .find_map(|c| Memory::from_body(&c.body, env).map(|m| (c, m)));
+        let sticky = match found {
+            Some((c, memory)) => Sticky {
+                issue,
+                comment_id: Some(c.id),
+                body: c.body,
+                memory,
+                last_state: None,
+                written_at: None,
+            },
+            None => Sticky {
+                issue,
+                comment_id: None,
+                body: String::new(),
+                memory: Memory::new(env),
+                last_state: None,
+                written_at: None,
+            },
+        };
+        self.cache
+            .lock()
+            .expect("sticky lock")
+            .insert(issue, sticky.clone());
+        Ok(sticky)
+    }
+
+    /// Writes the comment for `state` if its text changed; creates it the
+    /// first time. `create` false only edits an existing comment.
+    pub async fn show(
+        &self,
+        forge: &Forge,
+        sticky: &mut Sticky,
+        view: View<'_>,
+        create: bool,
+    ) -> Result<(), ForgeError> {
+        let body = comment::render(&view);
+        if body == sticky.body {
+            return Ok(());
+        }
+        let same_kind = sticky.last_state.as_ref().is_some_and(|last| {
+            discriminant(last) == discriminant(&view.state) && progress_only(last, &view.state)
+        });
+        let same_memory =
+            Memory::from_body(&sticky.body, &view.memory.env).as_ref() == Some(view.memory);
+        let same_kind = same_kind && same_memory;
+        if same_kind && sticky.written_at.is_some_and(|at| at.elapsed() < PROGRESS_EVERY) {
+            return Ok(());
+        }
+        match sticky.comment_id {
+            Some(id) => match forge.update_comment(id, &body).await {
+                Err(ForgeError::NotFound) => {
+                    // Someone deleted it: forget it, and post again next time.
+                    self.forget(sticky.issue);
+                    return Err(ForgeError::NotFound);
+                }
+                other => other?,
+            },
+            None if create => sticky.comment_id = Some(forge.create_comment(sticky.issue, &body).await?),
+            None => return Ok(()),
+        }
+        sticky.body = body;
+        sticky.last_state = Some(view.state);
+        sticky.written_at = Some(Instant::now());
+        self.cache
+            .lock()
+            .expect("sticky lock")
+            .insert(sticky.issue, sticky.clone());
+        Ok(())
+    }
+
+    /// Drops a cached comment, so the next load looks on GitHub again.
+    pub fn forget(&self, issue: u64) {
+        self.cache.lock().expect("sticky lock").remove(&issue);
+    }
+}
+
+/// Whether two states of the same kind differ only in elapsed time.
+fn progress_only(a: &State, b: &State) -> bool {
+    match (a, b) {
+        (State::Deploying { status: x, .. }, State::Deploying { status: y, .. }) => x == y,
+        (State::WaitingForImage { image: x, .. }, State::WaitingForImage { image: y, .. }) => x == y,
+        _ => false,
+    }
+}

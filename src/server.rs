@@ -1,0 +1,136 @@
+//! Wires the server together: config, GitHub, AWS, the queue and the HTTP
+//! routes. `pullstack serve` and the end-to-end tests both start it here.
+
+use crate::aws::Aws;
+use crate::config::Config;
+use crate::github::client::{Auth, Forge};
+use crate::http::{AppState, app};
+use crate::reconcile::queue::{self, Limits};
+use crate::reconcile::routing::Router;
+use crate::reconcile::{Controller, Job};
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Everything `serve` needs.
+pub struct Options {
+    pub listen: SocketAddr,
+    pub config: Config,
+    pub github_api_url: String,
+    pub auth: Auth,
+    pub webhook_secrets: Vec<SecretString>,
+    /// How long running reconciles may finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+    queue: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets work in flight finish (or abandons it after the
+    /// grace period), and waits until everything has stopped.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.http.await;
+        let _ = self.queue.await;
+    }
+
+    /// Ends the server at once, as a crash would: nothing finishes.
+    pub fn kill(self) {
+        self.http.abort();
+        self.queue.abort();
+    }
+
+    /// Waits until a shutdown is requested from outside and completes.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let result = self.http.await;
+        self.shutdown.cancel();
+        let _ = self.queue.await;
+        result.context("HTTP server task")?.context("HTTP server")
+    }
+
+    /// A token that shuts the server down when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// The process-wide Prometheus recorder (installed once, even when tests
+/// start several servers in one process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed by an embedding program.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Starts the server and its workers, and runs the first resync.
+pub async fn start(options: Options) -> anyhow::Result<Running> {
+    let config = Arc::new(options.config);
+    let repo = crate::domain::naming::RepoName::parse(&config.repository)
+        .context("config: repository is not owner/name")?;
+    let forge = Forge::connect(
+        &options.github_api_url,
+        repo.clone(),
+        options.auth,
+        config.github.writes_per_minute,
+    )
+    .await?;
+    let aws = Aws::from_env().await;
+    let controller = Arc::new(Controller::new(config.clone(), forge, aws));
+    let shutdown = CancellationToken::new();
+    let limits = Limits {
+        workers: config.queue.workers,
+        retry_initial: config.queue.retry_initial,
+        retry_max: config.queue.retry_max,
+    };
+    let (queue, queue_task) =
+        queue::start(controller.clone(), limits, shutdown.clone(), options.shutdown_grace);
+    controller.attach(queue.clone());
+    queue.push(Job::Resync, None);
+
+    let router = Router {
+        repo,
+        approve_label: config.preview.approve_label.clone(),
+    };
+    let state = Arc::new(AppState::new(
+        options.webhook_secrets,
+        router,
+        queue,
+        metrics_handle(),
+    ));
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let addr = listener.local_addr()?;
+    let stop = shutdown.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app(state))
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    tracing::info!(%addr, "pullstack is listening");
+    Ok(Running {
+        addr,
+        shutdown,
+        http,
+        queue: queue_task,
+    })
+}
