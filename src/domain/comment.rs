@@ -21,16 +21,22 @@ pub struct Memory {
     /// The environment's slug, e.g. `pr-42`.
     pub env: String,
     /// The GitHub Deployment for the commit being deployed: (id, sha).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment: Option<(u64, String)>,
     /// A fork PR's head commit that a writer approved.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub approved: Option<String>,
     /// The head commit at which a `/pullstack destroy` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub destroyed: Option<String>,
     /// The commit whose failed deploy has been reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
     /// The commit reported ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,
     /// What deleting the stack removes, recorded before the delete.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub removing: Vec<String>,
 }
 

@@ -15,9 +15,9 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio::task::{Id, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tokio_util::time::{DelayQueue, delay_queue};
 
 /// What a reconcile wants next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,8 +108,7 @@ pub fn start<R: Reconcile>(
         running: HashSet::new(),
         tasks: JoinSet::new(),
         task_keys: HashMap::new(),
-        delayed: DelayQueue::new(),
-        delayed_keys: HashMap::new(),
+        delayed: HashMap::new(),
         failures: HashMap::new(),
     };
     let handle = tokio::spawn(dispatcher.run(shutdown, grace));
@@ -128,8 +127,8 @@ struct Dispatcher<R: Reconcile> {
     running: HashSet<R::Key>,
     tasks: JoinSet<anyhow::Result<Next>>,
     task_keys: HashMap<Id, R::Key>,
-    delayed: DelayQueue<R::Key>,
-    delayed_keys: HashMap<R::Key, delay_queue::Key>,
+    /// Keys to run again at a deadline, unless something runs them sooner.
+    delayed: HashMap<R::Key, Instant>,
     /// Consecutive failures per key, for backoff.
     failures: HashMap<R::Key, u32>,
 }
@@ -138,16 +137,16 @@ impl<R: Reconcile> Dispatcher<R> {
     async fn run(mut self, shutdown: CancellationToken, grace: Duration) {
         loop {
             self.start_ready();
+            let deadline = self.next_deadline();
+            let has_delayed = !self.delayed.is_empty();
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 msg = self.rx.recv() => match msg {
                     Some(msg) => self.accept(msg),
                     None => break,
                 },
-                Some(expired) = futures_next(&mut self.delayed) => {
-                    let key = expired.into_inner();
-                    self.delayed_keys.remove(&key);
-                    self.enqueue(key, None);
+                () = tokio::time::sleep_until(deadline), if has_delayed => {
+                    self.expire();
                 }
                 Some(joined) = self.tasks.join_next_with_id() => self.finish(joined),
             }
@@ -158,9 +157,7 @@ impl<R: Reconcile> Dispatcher<R> {
     fn accept(&mut self, msg: Msg<R::Key, R::Intent>) {
         match msg {
             Msg::Now(key, intent) => {
-                if let Some(k) = self.delayed_keys.remove(&key) {
-                    self.delayed.remove(&k);
-                }
+                self.delayed.remove(&key);
                 self.enqueue(key, intent);
             }
             Msg::Later(key, delay) => self.delay(key, delay),
@@ -180,14 +177,31 @@ impl<R: Reconcile> Dispatcher<R> {
         if self.pending.contains_key(&key) {
             return;
         }
-        match self.delayed_keys.get(&key) {
-            // Keep the earlier deadline.
-            Some(existing) if self.delayed.deadline(existing) <= tokio::time::Instant::now() + delay => {}
-            Some(existing) => self.delayed.reset(existing, delay),
-            None => {
-                let k = self.delayed.insert(key.clone(), delay);
-                self.delayed_keys.insert(key, k);
-            }
+        let deadline = Instant::now() + delay;
+        // Keep the earlier deadline.
+        self.delayed
+            .entry(key)
+            .and_modify(|at| *at = (*at).min(deadline))
+            .or_insert(deadline);
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        self.delayed.values().copied().min().unwrap_or(far)
+    }
+
+    /// Moves every key whose deadline has passed to the pending set.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let due: Vec<R::Key> = self
+            .delayed
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in due {
+            self.delayed.remove(&key);
+            self.enqueue(key, None);
         }
     }
 
@@ -285,11 +299,6 @@ pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
     floor + spread.mul_f64(rand::rng().random::<f64>())
 }
 
-/// `DelayQueue::next` without pulling in `futures` for `StreamExt`.
-async fn futures_next<T>(queue: &mut DelayQueue<T>) -> Option<delay_queue::Expired<T>> {
-    std::future::poll_fn(|cx| queue.poll_expired(cx)).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,7 +391,14 @@ mod tests {
         let (queue, _) = start(recorder.clone(), limits(2), CancellationToken::new(), Duration::ZERO);
         queue.push(99, None);
         queue.push(5, None);
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        // A panic's backtrace can take a while to print: wait on progress, not a clock.
+        let count = |key: u32| recorder.runs.lock().unwrap().iter().filter(|(k, _)| *k == key).count();
+        for _ in 0..1000 {
+            if count(5) >= 3 && count(99) >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let runs = recorder.runs.lock().unwrap().clone();
         let fives = runs.iter().filter(|(k, _)| *k == 5).count();
         assert_eq!(fives, 3, "two failures then success: {runs:?}");
