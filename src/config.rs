@@ -340,6 +340,18 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pullstack.example.yaml");
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.app, "demo");
+        // The example states the defaults: it must agree with the code.
+        let defaults = PreviewConfig::default();
+        assert_eq!(config.preview.image_timeout, defaults.image_timeout);
+        assert_eq!(config.preview.approve_label, defaults.approve_label);
+        assert_eq!(config.queue.workers, QueueConfig::default().workers);
+    }
+
+    #[test]
     fn minimal_config_takes_defaults() {
         let config = parse("app: demo\nrepository: octo/app\n").unwrap();
         assert_eq!(config.shared_stack_name(), "demo-shared");

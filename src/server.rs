@@ -27,6 +27,8 @@ pub struct Options {
     pub webhook_secrets: Vec<SecretString>,
     /// How long running reconciles may finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// AWS clients to use; `None` loads the SDK's standard configuration.
+    pub aws: Option<Aws>,
 }
 
 /// A running server.
@@ -93,7 +95,10 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         config.github.writes_per_minute,
     )
     .await?;
-    let aws = Aws::from_env().await;
+    let aws = match options.aws {
+        Some(aws) => aws,
+        None => Aws::from_env().await,
+    };
     let controller = Arc::new(Controller::new(config.clone(), forge, aws));
     let shutdown = CancellationToken::new();
     let limits = Limits {

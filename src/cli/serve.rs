@@ -36,6 +36,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         auth: crate::settings::github_auth()?,
         webhook_secrets: crate::settings::webhook_secrets()?,
         shutdown_grace: args.shutdown_grace,
+        aws: None,
     };
     let running = server::start(options).await?;
     let token = running.shutdown_token();
