@@ -251,12 +251,10 @@ impl Config {
                 .map_or((1, 1), |loc| (loc.line(), loc.column()));
             invalid(line, column, err.to_string())
         })?;
-        config
-            .validate()
-            .map_err(|(field, message)| {
-                let (line, column) = locate_field(text, field);
-                invalid(line, column, format!("{field}: {message}"))
-            })?;
+        config.validate().map_err(|(field, message)| {
+            let (line, column) = locate_field(text, field);
+            invalid(line, column, format!("{field}: {message}"))
+        })?;
         Ok(config)
     }
 
@@ -308,7 +306,9 @@ impl Config {
                 // The value itself must never be echoed: it may be the secret.
                 return Err((
                     "secrets",
-                    format!("{name}: must be a Secrets Manager or SSM parameter ARN (the value is not shown)"),
+                    format!(
+                        "{name}: must be a Secrets Manager or SSM parameter ARN (the value is not shown)"
+                    ),
                 ));
             }
         }
@@ -364,7 +364,10 @@ mod tests {
         let err = parse("app: demo\nrepository: octo/app\npreview:\n  cpus: 512\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("pullstack.yaml:4:3: preview: unknown field `cpus`"), "{err}");
+        assert!(
+            err.starts_with("pullstack.yaml:4:3: preview: unknown field `cpus`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -372,7 +375,10 @@ mod tests {
         let err = parse("app: demo\nrepository: octo/app\npreview:\n  port: many\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("pullstack.yaml:4:9: preview.port: invalid type"), "{err}");
+        assert!(
+            err.starts_with("pullstack.yaml:4:9: preview.port: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -380,7 +386,10 @@ mod tests {
         let err = parse("app: demo\nrepository: octo/app\nresync:\n  interval: soon\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("pullstack.yaml:4:13: resync.interval"), "{err}");
+        assert!(
+            err.contains("pullstack.yaml:4:13: resync.interval"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -388,12 +397,16 @@ mod tests {
         let err = parse("repository: octo/app\napp: Demo_App\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("pullstack.yaml:2:1: app: \"Demo_App\""), "{err}");
+        assert!(
+            err.starts_with("pullstack.yaml:2:1: app: \"Demo_App\""),
+            "{err}"
+        );
     }
 
     #[test]
     fn secret_values_are_never_echoed() {
-        let text = "app: demo\nrepository: octo/app\npreview:\n  secrets:\n    DB: hunter2-plaintext\n";
+        let text =
+            "app: demo\nrepository: octo/app\npreview:\n  secrets:\n    DB: hunter2-plaintext\n";
         let err = parse(text).unwrap_err().to_string();
         assert!(!err.contains("hunter2"), "{err}");
         assert!(err.contains("secrets"), "{err}");

@@ -106,8 +106,12 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         retry_initial: config.queue.retry_initial,
         retry_max: config.queue.retry_max,
     };
-    let (queue, queue_task) =
-        queue::start(controller.clone(), limits, shutdown.clone(), options.shutdown_grace);
+    let (queue, queue_task) = queue::start(
+        controller.clone(),
+        limits,
+        shutdown.clone(),
+        options.shutdown_grace,
+    );
     controller.attach(queue.clone());
     queue.push(Job::Resync, None);
 

@@ -28,7 +28,12 @@ pub enum SecretError {
     },
     #[error("{var} is not valid: {reason}")]
     Invalid { var: &'static str, reason: String },
-    #[error("set {} or {} and {}", vars::GITHUB_TOKEN, vars::GITHUB_APP_ID, vars::GITHUB_APP_KEY)]
+    #[error(
+        "set {} or {} and {}",
+        vars::GITHUB_TOKEN,
+        vars::GITHUB_APP_ID,
+        vars::GITHUB_APP_KEY
+    )]
     NoGitHubAuth,
 }
 
@@ -51,7 +56,8 @@ pub fn secret(var: &'static str) -> Result<Option<SecretString>, SecretError> {
 
 /// The webhook secrets: the current one, and the previous one during a rotation.
 pub fn webhook_secrets() -> Result<Vec<SecretString>, SecretError> {
-    let current = secret(vars::WEBHOOK_SECRET)?.ok_or(SecretError::Missing(vars::WEBHOOK_SECRET))?;
+    let current =
+        secret(vars::WEBHOOK_SECRET)?.ok_or(SecretError::Missing(vars::WEBHOOK_SECRET))?;
     let mut secrets = vec![current];
     secrets.extend(secret(vars::WEBHOOK_SECRET_PREVIOUS)?);
     if secrets.iter().any(|s| s.expose_secret().is_empty()) {
@@ -78,12 +84,13 @@ pub fn github_auth() -> Result<crate::github::client::Auth, SecretError> {
     })?;
     let pem = secret(vars::GITHUB_APP_KEY)?.ok_or(SecretError::Missing(vars::GITHUB_APP_KEY))?;
     // The key's parse error could quote it; say only that it is not a key.
-    let key = octocrab::EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes()).map_err(|_| {
-        SecretError::Invalid {
-            var: vars::GITHUB_APP_KEY,
-            reason: "not an RSA private key in PEM form".into(),
-        }
-    })?;
+    let key =
+        octocrab::EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes()).map_err(|_| {
+            SecretError::Invalid {
+                var: vars::GITHUB_APP_KEY,
+                reason: "not an RSA private key in PEM form".into(),
+            }
+        })?;
     let installation_id = match std::env::var(vars::GITHUB_INSTALLATION_ID) {
         Ok(id) => Some(id.trim().parse().map_err(|_| SecretError::Invalid {
             var: vars::GITHUB_INSTALLATION_ID,

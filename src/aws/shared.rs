@@ -19,10 +19,9 @@ impl Shared {
             .await?
             .with_context(|| format!("shared stack {name} not found: run `pullstack bootstrap`"))?;
         let output = |key: &str| {
-            stack
-                .output(key)
-                .map(str::to_owned)
-                .with_context(|| format!("shared stack {name} has no {key} output; re-run `pullstack bootstrap`"))
+            stack.output(key).map(str::to_owned).with_context(|| {
+                format!("shared stack {name} has no {key} output; re-run `pullstack bootstrap`")
+            })
         };
         Ok(Shared {
             stack_name: name.to_owned(),

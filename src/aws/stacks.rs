@@ -188,7 +188,11 @@ impl Stacks {
             .await
         {
             Ok(_) => Ok(Started::Operation),
-            Err(err) if err.message().is_some_and(|m| m.contains("No updates are to be performed")) => {
+            Err(err)
+                if err
+                    .message()
+                    .is_some_and(|m| m.contains("No updates are to be performed")) =>
+            {
                 Ok(Started::NoChange)
             }
             Err(err) => Err(api("UpdateStack", deploy.name, &err)),
@@ -310,7 +314,10 @@ impl Stacks {
                     .unwrap_or_default(),
                 logical_id: e.logical_resource_id().unwrap_or_default().to_owned(),
                 resource_type: e.resource_type().unwrap_or_default().to_owned(),
-                status: e.resource_status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                status: e
+                    .resource_status()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
                 reason: e.resource_status_reason().map(str::to_owned),
             })
             .collect();
@@ -340,13 +347,19 @@ fn convert(stack: &SdkStack) -> Stack {
         status_reason: stack.stack_status_reason().map(str::to_owned),
         outputs,
         tags,
-        operation_started: started.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+        operation_started: started
+            .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
     }
 }
 
 fn parameters(map: &BTreeMap<String, String>) -> Vec<Parameter> {
     map.iter()
-        .map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build())
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
         .collect()
 }
 
@@ -357,10 +370,15 @@ fn tags(map: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 fn is_missing<E: ProvideErrorMetadata>(err: &E) -> bool {
-    err.code() == Some("ValidationError") && err.message().is_some_and(|m| m.contains("does not exist"))
+    err.code() == Some("ValidationError")
+        && err.message().is_some_and(|m| m.contains("does not exist"))
 }
 
-fn api<E: ProvideErrorMetadata + std::fmt::Display>(op: &'static str, stack: &str, err: &E) -> StackError {
+fn api<E: ProvideErrorMetadata + std::fmt::Display>(
+    op: &'static str,
+    stack: &str,
+    err: &E,
+) -> StackError {
     StackError::Api {
         op,
         stack: stack.to_owned(),
@@ -376,8 +394,14 @@ mod tests {
     #[test]
     fn phases() {
         assert_eq!(Phase::of(&StackStatus::RollbackComplete), Phase::Dead);
-        assert_eq!(Phase::of(&StackStatus::UpdateRollbackFailed), Phase::RollbackFailed);
-        assert_eq!(Phase::of(&StackStatus::UpdateCompleteCleanupInProgress), Phase::InProgress);
+        assert_eq!(
+            Phase::of(&StackStatus::UpdateRollbackFailed),
+            Phase::RollbackFailed
+        );
+        assert_eq!(
+            Phase::of(&StackStatus::UpdateCompleteCleanupInProgress),
+            Phase::InProgress
+        );
         assert_eq!(Phase::of(&StackStatus::DeleteFailed), Phase::DeleteFailed);
         assert_eq!(Phase::of(&StackStatus::UpdateComplete), Phase::Stable);
     }

@@ -14,7 +14,12 @@ use std::time::{Duration, Instant};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The YAML config file.
-    #[arg(long, short, env = "PULLSTACK_CONFIG", default_value = "pullstack.yaml")]
+    #[arg(
+        long,
+        short,
+        env = "PULLSTACK_CONFIG",
+        default_value = "pullstack.yaml"
+    )]
     config: PathBuf,
     /// Give up waiting after this long (the stack operation goes on).
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
@@ -29,21 +34,39 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let parameters = BTreeMap::from([
         ("AppName".to_owned(), config.app.clone()),
         ("HostedZoneName".to_owned(), shared.hosted_zone.clone()),
-        ("ReplicationRegions".to_owned(), shared.replicate_to.join(",")),
-        ("LogRetentionDays".to_owned(), shared.log_retention_days.to_string()),
+        (
+            "ReplicationRegions".to_owned(),
+            shared.replicate_to.join(","),
+        ),
+        (
+            "LogRetentionDays".to_owned(),
+            shared.log_retention_days.to_string(),
+        ),
     ]);
     let tags = BTreeMap::from([
         (tag::MANAGED.to_owned(), "true".to_owned()),
         (tag::REPO.to_owned(), config.repository.clone()),
         (tag::ROLE.to_owned(), "shared".to_owned()),
     ]);
-    let body: serde_json::Value = serde_yaml::from_str(template::SHARED).context("templates/shared.yaml")?;
+    let body: serde_json::Value =
+        serde_yaml::from_str(template::SHARED).context("templates/shared.yaml")?;
     let body = body.to_string();
-    let deploy = Deploy { name: &name, template_body: &body, parameters: &parameters, tags: &tags };
+    let deploy = Deploy {
+        name: &name,
+        template_body: &body,
+        parameters: &parameters,
+        tags: &tags,
+    };
 
     let existing = aws.stacks.describe(&name).await?;
     let seen: HashSet<String> = match &existing {
-        Some(_) => aws.stacks.recent_events(&name).await?.into_iter().map(|e| e.id).collect(),
+        Some(_) => aws
+            .stacks
+            .recent_events(&name)
+            .await?
+            .into_iter()
+            .map(|e| e.id)
+            .collect(),
         None => HashSet::new(),
     };
     match existing.as_ref().map(|s| s.phase()) {
@@ -59,17 +82,26 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             println!("Updating shared stack {name}…");
         }
-        Some(Phase::InProgress) => println!("Shared stack {name} has an operation in progress; following it…"),
+        Some(Phase::InProgress) => {
+            println!("Shared stack {name} has an operation in progress; following it…")
+        }
         Some(phase) => bail!(
             "shared stack {name} is in state {} ({phase:?}); fix or delete it, then run bootstrap again",
-            existing.map(|s| s.status.as_str().to_owned()).unwrap_or_default()
+            existing
+                .map(|s| s.status.as_str().to_owned())
+                .unwrap_or_default()
         ),
     }
     follow(&aws, &name, seen, args.timeout).await
 }
 
 /// Prints resource events as they happen until the stack settles.
-async fn follow(aws: &Aws, name: &str, mut seen: HashSet<String>, timeout: Duration) -> anyhow::Result<ExitCode> {
+async fn follow(
+    aws: &Aws,
+    name: &str,
+    mut seen: HashSet<String>,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut delay = Duration::from_millis(500);
     loop {
@@ -85,11 +117,19 @@ async fn follow(aws: &Aws, name: &str, mut seen: HashSet<String>, timeout: Durat
                 );
             }
         }
-        let stack = aws.stacks.describe(name).await?.context("the shared stack disappeared")?;
+        let stack = aws
+            .stacks
+            .describe(name)
+            .await?
+            .context("the shared stack disappeared")?;
         match stack.phase() {
             Phase::InProgress => {}
             Phase::Stable => {
-                println!("\nShared stack {name}: {} in {:.0?}.", stack.status.as_str(), started.elapsed());
+                println!(
+                    "\nShared stack {name}: {} in {:.0?}.",
+                    stack.status.as_str(),
+                    started.elapsed()
+                );
                 print_outputs(aws, name).await?;
                 return Ok(ExitCode::SUCCESS);
             }

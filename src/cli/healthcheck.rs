@@ -6,7 +6,11 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The URL to check.
-    #[arg(long, env = "PULLSTACK_HEALTHCHECK_URL", default_value = "http://127.0.0.1:8080/healthz")]
+    #[arg(
+        long,
+        env = "PULLSTACK_HEALTHCHECK_URL",
+        default_value = "http://127.0.0.1:8080/healthz"
+    )]
     url: String,
 }
 
@@ -19,5 +23,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .send()
         .await
         .is_ok_and(|r| r.status().is_success());
-    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -14,7 +14,13 @@ use std::process::ExitCode;
 #[command(name = "pullstack", version, about)]
 pub struct Cli {
     /// Log format.
-    #[arg(long, global = true, env = "PULLSTACK_LOG_FORMAT", value_enum, default_value_t)]
+    #[arg(
+        long,
+        global = true,
+        env = "PULLSTACK_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,

@@ -17,10 +17,19 @@ pub struct Args {
     #[arg(long, env = "PULLSTACK_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// The YAML config file.
-    #[arg(long, short, env = "PULLSTACK_CONFIG", default_value = "pullstack.yaml")]
+    #[arg(
+        long,
+        short,
+        env = "PULLSTACK_CONFIG",
+        default_value = "pullstack.yaml"
+    )]
     config: PathBuf,
     /// GitHub API base URL; for GitHub Enterprise Server, `https://HOST/api/v3`.
-    #[arg(long, env = "PULLSTACK_GITHUB_API_URL", default_value = "https://api.github.com")]
+    #[arg(
+        long,
+        env = "PULLSTACK_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
     github_api_url: String,
     /// How long work in flight may finish after SIGTERM.
     #[arg(long, env = "PULLSTACK_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
@@ -53,13 +62,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -101,7 +101,11 @@ pub fn parse(body: &str) -> Vec<Parsed> {
         if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
             continue;
         }
-        let word = rest.split_whitespace().next().unwrap_or("help").to_ascii_lowercase();
+        let word = rest
+            .split_whitespace()
+            .next()
+            .unwrap_or("help")
+            .to_ascii_lowercase();
         found.push(match Command::from_name(&word) {
             Some(command) => Parsed::Command(command),
             None => Parsed::Unknown {
@@ -128,8 +132,14 @@ mod tests {
 
     #[test]
     fn finds_commands() {
-        assert_eq!(parse("/pullstack redeploy"), vec![Parsed::Command(Command::Redeploy)]);
-        assert_eq!(parse("please\n  /pullstack   Destroy now"), vec![Parsed::Command(Command::Destroy)]);
+        assert_eq!(
+            parse("/pullstack redeploy"),
+            vec![Parsed::Command(Command::Redeploy)]
+        );
+        assert_eq!(
+            parse("please\n  /pullstack   Destroy now"),
+            vec![Parsed::Command(Command::Destroy)]
+        );
         assert_eq!(parse("/pullstack"), vec![Parsed::Command(Command::Help)]);
     }
 
@@ -148,11 +158,17 @@ mod tests {
     fn near_miss_suggests() {
         assert_eq!(
             parse("/pullstack redeply"),
-            vec![Parsed::Unknown { word: "redeply".into(), suggestion: Some(Command::Redeploy) }]
+            vec![Parsed::Unknown {
+                word: "redeply".into(),
+                suggestion: Some(Command::Redeploy)
+            }]
         );
         assert_eq!(
             parse("/pullstack launch-missiles"),
-            vec![Parsed::Unknown { word: "launch-missiles".into(), suggestion: None }]
+            vec![Parsed::Unknown {
+                word: "launch-missiles".into(),
+                suggestion: None
+            }]
         );
     }
 
@@ -167,6 +183,10 @@ mod tests {
 
     #[test]
     fn roles_are_ordered() {
-        assert!(Role::Admin > Role::Maintain && Role::Maintain > Role::Write && Role::Write > Role::Read);
+        assert!(
+            Role::Admin > Role::Maintain
+                && Role::Maintain > Role::Write
+                && Role::Write > Role::Read
+        );
     }
 }

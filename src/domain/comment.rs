@@ -68,20 +68,41 @@ impl Memory {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum State {
     /// A fork PR waits for a maintainer.
-    AwaitingApproval { label: String },
+    AwaitingApproval {
+        label: String,
+    },
     /// The commit's image is not in the registry yet.
-    WaitingForImage { image: String, waited: Duration },
+    WaitingForImage {
+        image: String,
+        waited: Duration,
+    },
     /// The image never appeared.
-    ImageTimeout { image: String, waited: Duration },
+    ImageTimeout {
+        image: String,
+        waited: Duration,
+    },
     /// A stack operation is under way.
-    Deploying { status: String, elapsed: Duration },
-    Ready { url: String, took: Duration },
-    Failed { reason: String, events: Vec<FailureEvent> },
+    Deploying {
+        status: String,
+        elapsed: Duration,
+    },
+    Ready {
+        url: String,
+        took: Duration,
+    },
+    Failed {
+        reason: String,
+        events: Vec<FailureEvent>,
+    },
     /// Deleting, after close or `/pullstack destroy`.
     Removing,
-    Removed { why: String },
+    Removed {
+        why: String,
+    },
     /// Waiting for a free preview slot.
-    Queued { position: usize },
+    Queued {
+        position: usize,
+    },
 }
 
 /// One CloudFormation event that explains a failure.
@@ -277,13 +298,19 @@ mod tests {
     #[test]
     fn foreign_comments_are_not_ours() {
         assert_eq!(Memory::from_body("hello", "pr-42"), None);
-        assert_eq!(Memory::from_body("<!-- pullstack:state {bad -->", "pr-42"), None);
+        assert_eq!(
+            Memory::from_body("<!-- pullstack:state {bad -->", "pr-42"),
+            None
+        );
     }
 
     #[test]
     fn ready_comment() {
         insta::assert_snapshot!(view(
-            State::Ready { url: "http://pr-42.preview.example.com".into(), took: Duration::from_secs(95) },
+            State::Ready {
+                url: "http://pr-42.preview.example.com".into(),
+                took: Duration::from_secs(95)
+            },
             &memory()
         ));
     }
@@ -306,7 +333,9 @@ mod tests {
     #[test]
     fn awaiting_approval_comment() {
         insta::assert_snapshot!(view(
-            State::AwaitingApproval { label: "pullstack:approved".into() },
+            State::AwaitingApproval {
+                label: "pullstack:approved".into()
+            },
             &memory()
         ));
     }
@@ -317,7 +346,12 @@ mod tests {
             removing: vec!["AWS::ElasticLoadBalancingV2::LoadBalancer LoadBalancer".into()],
             ..memory()
         };
-        insta::assert_snapshot!(view(State::Removed { why: "the pull request was closed".into() }, &m));
+        insta::assert_snapshot!(view(
+            State::Removed {
+                why: "the pull request was closed".into()
+            },
+            &m
+        ));
     }
 
     #[test]

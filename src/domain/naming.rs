@@ -170,8 +170,14 @@ mod tests {
         let key = EnvKey::Branch("release/2.0".into());
         let name = key.stack_name("demo");
         assert!(name.starts_with("demo-br-release-2-0-"), "{name}");
-        assert_ne!(name, EnvKey::Branch("release-2.0".into()).stack_name("demo"));
-        assert_ne!(name, EnvKey::Branch("Release/2.0".into()).stack_name("demo"));
+        assert_ne!(
+            name,
+            EnvKey::Branch("release-2.0".into()).stack_name("demo")
+        );
+        assert_ne!(
+            name,
+            EnvKey::Branch("Release/2.0".into()).stack_name("demo")
+        );
     }
 
     #[test]

@@ -142,14 +142,22 @@ mod tests {
             .find(|r| r["Type"] == "AWS::ECS::TaskDefinition")
             .unwrap();
         let container = &task["Properties"]["ContainerDefinitions"][0];
-        assert_eq!(container["Environment"][0]["Value"], "http://pr-42.example.com");
+        assert_eq!(
+            container["Environment"][0]["Value"],
+            "http://pr-42.example.com"
+        );
         assert_eq!(container["Secrets"][0]["Name"], "DB_PASSWORD");
         assert!(body.len() < 51_200, "TemplateBody limit");
     }
 
     #[test]
     fn template_without_task_definition_is_rejected() {
-        let err = render("Resources: {}", &BTreeMap::new(), &BTreeMap::new(), &placeholders());
+        let err = render(
+            "Resources: {}",
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &placeholders(),
+        );
         assert!(matches!(err, Err(TemplateError::NoContainer)));
     }
 }

@@ -232,7 +232,10 @@ impl Forge {
     }
 
     pub async fn pull_request(&self, number: u64) -> Result<Option<PullRequest>> {
-        match self.get(format!("/repos/{}/pulls/{number}", self.repo)).await {
+        match self
+            .get(format!("/repos/{}/pulls/{number}", self.repo))
+            .await
+        {
             Ok(pr) => Ok(Some(pr)),
             Err(ForgeError::NotFound) => Ok(None),
             Err(e) => Err(e),
@@ -276,7 +279,10 @@ impl Forge {
     pub async fn react(&self, comment_id: u64, content: &str) -> Result<()> {
         let _: serde_json::Value = self
             .write_post(
-                format!("/repos/{}/issues/comments/{comment_id}/reactions", self.repo),
+                format!(
+                    "/repos/{}/issues/comments/{comment_id}/reactions",
+                    self.repo
+                ),
                 &serde_json::json!({ "content": content }),
             )
             .await?;

@@ -14,14 +14,25 @@ pub enum Event {
     PullRequest(PullRequestEvent),
     Push(PushEvent),
     /// A branch was deleted (tag deletions are ignored).
-    BranchDeleted { repo: RepoName, branch: String },
+    BranchDeleted {
+        repo: RepoName,
+        branch: String,
+    },
     Comment(CommentEvent),
     /// A CI run finished for a commit; the image may now be in ECR.
-    CiCompleted { repo: RepoName, head_sha: String },
+    CiCompleted {
+        repo: RepoName,
+        head_sha: String,
+    },
     /// App installation changes; logged only.
-    Installation { action: String, account: String },
+    Installation {
+        action: String,
+        account: String,
+    },
     /// A delivery pullstack acknowledges but does not act on.
-    Ignored { reason: String },
+    Ignored {
+        reason: String,
+    },
 }
 
 /// What happened to a pull request.
@@ -139,10 +150,13 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
         }
         "workflow_run" | "check_suite" => {
             let raw: wire::CiRun = serde_json::from_value(value).map_err(shape)?;
-            let run = raw.workflow_run.or(raw.check_suite).ok_or_else(|| ParseError::Shape {
-                event: event.to_owned(),
-                reason: format!("missing field `{event}`"),
-            })?;
+            let run = raw
+                .workflow_run
+                .or(raw.check_suite)
+                .ok_or_else(|| ParseError::Shape {
+                    event: event.to_owned(),
+                    reason: format!("missing field `{event}`"),
+                })?;
             if raw.action != "completed" {
                 return ignored(format!("{event} {}", raw.action));
             }
@@ -155,7 +169,11 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
             let raw: wire::Installation = serde_json::from_value(value).map_err(shape)?;
             Ok(Event::Installation {
                 action: raw.action,
-                account: raw.installation.account.map(|a| a.login).unwrap_or_default(),
+                account: raw
+                    .installation
+                    .account
+                    .map(|a| a.login)
+                    .unwrap_or_default(),
             })
         }
         other => ignored(format!("event {other:?} not acted on")),
@@ -357,7 +375,8 @@ mod tests {
 
     #[test]
     fn pull_request_opened() {
-        let Event::PullRequest(pr) = parse("pull_request", &pr_payload("opened", "octo/app")).unwrap()
+        let Event::PullRequest(pr) =
+            parse("pull_request", &pr_payload("opened", "octo/app")).unwrap()
         else {
             panic!("not a pull request event")
         };
@@ -369,7 +388,8 @@ mod tests {
 
     #[test]
     fn fork_is_marked() {
-        let Event::PullRequest(pr) = parse("pull_request", &pr_payload("opened", "mallory/app")).unwrap()
+        let Event::PullRequest(pr) =
+            parse("pull_request", &pr_payload("opened", "mallory/app")).unwrap()
         else {
             panic!("not a pull request event")
         };
@@ -378,7 +398,8 @@ mod tests {
 
     #[test]
     fn merged_close() {
-        let Event::PullRequest(pr) = parse("pull_request", &pr_payload("closed", "octo/app")).unwrap()
+        let Event::PullRequest(pr) =
+            parse("pull_request", &pr_payload("closed", "octo/app")).unwrap()
         else {
             panic!("not a pull request event")
         };
@@ -396,8 +417,14 @@ mod tests {
     #[test]
     fn malformed_json_and_wrong_shape_differ() {
         assert!(matches!(parse("push", b"{nope"), Err(ParseError::Json(_))));
-        assert!(matches!(parse("push", b"{}"), Err(ParseError::Shape { .. })));
-        assert!(matches!(parse("push", b"[]"), Err(ParseError::Shape { .. })));
+        assert!(matches!(
+            parse("push", b"{}"),
+            Err(ParseError::Shape { .. })
+        ));
+        assert!(matches!(
+            parse("push", b"[]"),
+            Err(ParseError::Shape { .. })
+        ));
     }
 
     #[test]
@@ -441,10 +468,34 @@ mod tests {
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
             let keys = prop::sample::select(vec![
-                "action", "number", "pull_request", "head", "base", "ref", "sha", "repo",
-                "full_name", "repository", "sender", "login", "title", "labels", "name",
-                "after", "deleted", "ref_type", "issue", "comment", "body", "user", "id",
-                "author_association", "workflow_run", "head_sha", "installation", "merged",
+                "action",
+                "number",
+                "pull_request",
+                "head",
+                "base",
+                "ref",
+                "sha",
+                "repo",
+                "full_name",
+                "repository",
+                "sender",
+                "login",
+                "title",
+                "labels",
+                "name",
+                "after",
+                "deleted",
+                "ref_type",
+                "issue",
+                "comment",
+                "body",
+                "user",
+                "id",
+                "author_association",
+                "workflow_run",
+                "head_sha",
+                "installation",
+                "merged",
             ]);
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),

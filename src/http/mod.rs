@@ -6,8 +6,8 @@
 pub mod signature;
 pub mod webhook;
 
-use crate::reconcile::{Intent, Job};
 use crate::reconcile::queue::Queue;
+use crate::reconcile::{Intent, Job};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};

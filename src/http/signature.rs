@@ -40,7 +40,9 @@ mod tests {
     const HEADER: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
     fn secrets(list: &[&str]) -> Vec<SecretString> {
-        list.iter().map(|s| SecretString::from(s.to_string())).collect()
+        list.iter()
+            .map(|s| SecretString::from(s.to_string()))
+            .collect()
     }
 
     #[test]
@@ -51,14 +53,22 @@ mod tests {
 
     #[test]
     fn rotated_secret_is_accepted() {
-        assert!(verify(&secrets(&["new-secret", SECRET]), HEADER, b"Hello, World!"));
+        assert!(verify(
+            &secrets(&["new-secret", SECRET]),
+            HEADER,
+            b"Hello, World!"
+        ));
     }
 
     #[test]
     fn rejections() {
         let s = secrets(&[SECRET]);
         assert!(!verify(&s, HEADER, b"Hello, World?"));
-        assert!(!verify(&s, &HEADER.replace("sha256=", "sha1="), b"Hello, World!"));
+        assert!(!verify(
+            &s,
+            &HEADER.replace("sha256=", "sha1="),
+            b"Hello, World!"
+        ));
         assert!(!verify(&s, "sha256=zz", b"Hello, World!"));
         assert!(!verify(&s, "sha256=", b"Hello, World!"));
         assert!(!verify(&secrets(&["other"]), HEADER, b"Hello, World!"));

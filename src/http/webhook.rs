@@ -18,7 +18,11 @@ pub struct Reply {
     pub reason: Option<String>,
 }
 
-fn reply(code: StatusCode, status: &'static str, reason: Option<String>) -> (StatusCode, Json<Reply>) {
+fn reply(
+    code: StatusCode,
+    status: &'static str,
+    reason: Option<String>,
+) -> (StatusCode, Json<Reply>) {
     metrics::counter!("pullstack_webhooks_total", "status" => status).increment(1);
     (code, Json(Reply { status, reason }))
 }
@@ -30,13 +34,25 @@ pub async fn receive(
 ) -> (StatusCode, Json<Reply>) {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(signature) = header("x-hub-signature-256") else {
-        return reply(StatusCode::UNAUTHORIZED, "rejected", Some("missing X-Hub-Signature-256".into()));
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            "rejected",
+            Some("missing X-Hub-Signature-256".into()),
+        );
     };
     if !super::signature::verify(&state.secrets, signature, &body) {
-        return reply(StatusCode::UNAUTHORIZED, "rejected", Some("signature does not match".into()));
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            "rejected",
+            Some("signature does not match".into()),
+        );
     }
     let Some(event_name) = header("x-github-event") else {
-        return reply(StatusCode::BAD_REQUEST, "rejected", Some("missing X-GitHub-Event".into()));
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "rejected",
+            Some("missing X-GitHub-Event".into()),
+        );
     };
     let event = match events::parse(event_name, &body) {
         Ok(event) => event,
@@ -56,12 +72,20 @@ pub async fn receive(
         Event::Ignored { reason } => reply(StatusCode::ACCEPTED, "ignored", Some(reason)),
         Event::Installation { action, account } => {
             tracing::info!(action, account, "installation event");
-            reply(StatusCode::ACCEPTED, "ignored", Some("installation events are logged only".into()))
+            reply(
+                StatusCode::ACCEPTED,
+                "ignored",
+                Some("installation events are logged only".into()),
+            )
         }
         event => {
             let jobs = state.router.jobs(&event);
             if jobs.is_empty() {
-                return reply(StatusCode::ACCEPTED, "ignored", Some("nothing to do for this event".into()));
+                return reply(
+                    StatusCode::ACCEPTED,
+                    "ignored",
+                    Some("nothing to do for this event".into()),
+                );
             }
             for (job, intent) in jobs {
                 state.queue.push(job, intent);

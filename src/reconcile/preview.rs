@@ -9,8 +9,8 @@ use super::queue::Next;
 use super::sticky::Sticky;
 use super::{Controller, Intent};
 use crate::aws::stacks::{Deploy, Phase, Stack, Started, tag};
-use crate::domain::comment::{self, FailureEvent, State, View};
 use crate::domain::commands::{Command, Role};
+use crate::domain::comment::{self, FailureEvent, State, View};
 use crate::domain::naming::{EnvKey, short_sha};
 use crate::domain::template::{self, Placeholders};
 use crate::github::client::{DeploymentState, PullRequest, StatusState};
@@ -30,24 +30,41 @@ pub enum Desired {
 }
 
 /// What pullstack wants for `pr`, given what the comment remembers.
-pub fn desired(pr: Option<&PullRequest>, memory: &comment::Memory, enabled: bool, repo: &crate::domain::naming::RepoName) -> Desired {
+pub fn desired(
+    pr: Option<&PullRequest>,
+    memory: &comment::Memory,
+    enabled: bool,
+    repo: &crate::domain::naming::RepoName,
+) -> Desired {
     let Some(pr) = pr else {
-        return Desired::Absent { why: "the pull request no longer exists".into() };
+        return Desired::Absent {
+            why: "the pull request no longer exists".into(),
+        };
     };
     if !pr.is_open() {
-        let why = if pr.merged { "the pull request was merged" } else { "the pull request was closed" };
+        let why = if pr.merged {
+            "the pull request was merged"
+        } else {
+            "the pull request was closed"
+        };
         return Desired::Absent { why: why.into() };
     }
     if !enabled {
-        return Desired::Absent { why: "previews are disabled in the config".into() };
+        return Desired::Absent {
+            why: "previews are disabled in the config".into(),
+        };
     }
     if memory.destroyed.as_deref() == Some(pr.head.sha.as_str()) {
-        return Desired::Absent { why: "`/pullstack destroy` was given".into() };
+        return Desired::Absent {
+            why: "`/pullstack destroy` was given".into(),
+        };
     }
     if pr.is_fork_of(repo) && memory.approved.as_deref() != Some(pr.head.sha.as_str()) {
         return Desired::AwaitingApproval;
     }
-    Desired::Deployed { sha: pr.head.sha.clone() }
+    Desired::Deployed {
+        sha: pr.head.sha.clone(),
+    }
 }
 
 /// Flags a pass carries from the commands it handled.
@@ -67,7 +84,8 @@ impl Controller {
         let mut sticky = self.sticky.load(&self.forge, number, &slug).await?;
         let mut pass = Pass::default();
         for intent in intents {
-            self.handle(pr.as_ref(), &mut sticky, &mut pass, intent).await?;
+            self.handle(pr.as_ref(), &mut sticky, &mut pass, intent)
+                .await?;
         }
         // A push after `/pullstack destroy` brings the environment back.
         if let (Some(destroyed), Some(pr)) = (&sticky.memory.destroyed, &pr)
@@ -76,17 +94,39 @@ impl Controller {
             sticky.memory.destroyed = None;
         }
         let repo = self.forge.repo().clone();
-        let desired = desired(pr.as_ref(), &sticky.memory, self.config.preview.enabled, &repo);
+        let desired = desired(
+            pr.as_ref(),
+            &sticky.memory,
+            self.config.preview.enabled,
+            &repo,
+        );
         let stack_name = key.stack_name(&self.config.app);
         let stack = self.aws.stacks.describe(&stack_name).await?;
-        let env = Env { key: &key, stack_name: &stack_name, pr: pr.as_ref() };
+        let env = Env {
+            key: &key,
+            stack_name: &stack_name,
+            pr: pr.as_ref(),
+        };
         match desired {
             Desired::Deployed { sha } => self.converge(&env, &mut sticky, stack, &sha, pass).await,
             Desired::AwaitingApproval => {
                 let sha = pr.as_ref().map(|p| p.head.sha.clone()).unwrap_or_default();
                 let label = self.config.preview.approve_label.clone();
-                self.report(&env, &mut sticky, Some(&sha), State::AwaitingApproval { label }).await?;
-                self.status(&env, &sha, StatusState::Pending, None, "waiting for a maintainer's approval").await?;
+                self.report(
+                    &env,
+                    &mut sticky,
+                    Some(&sha),
+                    State::AwaitingApproval { label },
+                )
+                .await?;
+                self.status(
+                    &env,
+                    &sha,
+                    StatusState::Pending,
+                    None,
+                    "waiting for a maintainer's approval",
+                )
+                .await?;
                 Ok(Next::Done)
             }
             Desired::Absent { why } => self.remove(&env, &mut sticky, stack, &why).await,
@@ -94,10 +134,20 @@ impl Controller {
     }
 
     /// Applies one command or approval, answering on the PR.
-    async fn handle(&self, pr: Option<&PullRequest>, sticky: &mut Sticky, pass: &mut Pass, intent: Intent) -> anyhow::Result<()> {
+    async fn handle(
+        &self,
+        pr: Option<&PullRequest>,
+        sticky: &mut Sticky,
+        pass: &mut Pass,
+        intent: Intent,
+    ) -> anyhow::Result<()> {
         let issue = sticky.issue;
         match intent {
-            Intent::Unknown { word, suggestion, comment_id } => {
+            Intent::Unknown {
+                word,
+                suggestion,
+                comment_id,
+            } => {
                 let hint = suggestion
                     .map(|c| format!(" Did you mean `/pullstack {}`?", c.name()))
                     .unwrap_or_default();
@@ -105,11 +155,19 @@ impl Controller {
                 self.forge.react(comment_id, "confused").await?;
                 self.forge.create_comment(issue, &body).await?;
             }
-            Intent::Command { command: Command::Help, comment_id, .. } => {
+            Intent::Command {
+                command: Command::Help,
+                comment_id,
+                ..
+            } => {
                 self.forge.react(comment_id, "eyes").await?;
                 self.forge.create_comment(issue, &comment::help()).await?;
             }
-            Intent::Command { command, author, comment_id } => {
+            Intent::Command {
+                command,
+                author,
+                comment_id,
+            } => {
                 let role = self.forge.role(&author).await?;
                 if role < Some(command.required_role()) {
                     self.forge.react(comment_id, "-1").await?;
@@ -141,7 +199,11 @@ impl Controller {
                 if self.forge.role(&by).await? >= Some(Role::Write) {
                     sticky.memory.approved = pr.map(|p| p.head.sha.clone());
                 } else {
-                    tracing::info!(by, issue, "approval label added by a user without write permission; ignored");
+                    tracing::info!(
+                        by,
+                        issue,
+                        "approval label added by a user without write permission; ignored"
+                    );
                 }
             }
         }
@@ -149,7 +211,14 @@ impl Controller {
     }
 
     /// Moves the stack toward `sha`.
-    async fn converge(&self, env: &Env<'_>, sticky: &mut Sticky, stack: Option<Stack>, sha: &str, pass: Pass) -> anyhow::Result<Next> {
+    async fn converge(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        stack: Option<Stack>,
+        sha: &str,
+        pass: Pass,
+    ) -> anyhow::Result<Next> {
         if pass.redeploy {
             sticky.memory.failed = None;
             sticky.memory.ready = None;
@@ -168,7 +237,8 @@ impl Controller {
         match stack.phase() {
             Phase::InProgress | Phase::Deleting => {
                 let status = stack.status.as_str().to_owned();
-                self.report(env, sticky, Some(sha), State::Deploying { status, elapsed }).await?;
+                self.report(env, sticky, Some(sha), State::Deploying { status, elapsed })
+                    .await?;
                 Ok(Next::After(self.poll_delay(elapsed)))
             }
             Phase::RollbackFailed => {
@@ -177,7 +247,10 @@ impl Controller {
             }
             Phase::DeleteFailed => self.delete(env, sticky, &stack).await,
             Phase::Dead => {
-                if sticky.memory.failed.as_deref() != Some(deployed.as_str()) && sticky.memory.ready.is_none() && !pass.redeploy {
+                if sticky.memory.failed.as_deref() != Some(deployed.as_str())
+                    && sticky.memory.ready.is_none()
+                    && !pass.redeploy
+                {
                     self.report_failure(env, sticky, &stack, &deployed).await?;
                     if deployed == sha {
                         return Ok(Next::Done);
@@ -192,7 +265,10 @@ impl Controller {
             Phase::UpdateRolledBack => {
                 let attempted = sticky.memory.deployment.as_ref().map(|(_, s)| s.as_str());
                 let failed = sticky.memory.failed.as_deref();
-                if attempted == Some(sha) && failed != Some(sha) && sticky.memory.ready.as_deref() != Some(sha) {
+                if attempted == Some(sha)
+                    && failed != Some(sha)
+                    && sticky.memory.ready.as_deref() != Some(sha)
+                {
                     self.report_failure(env, sticky, &stack, sha).await?;
                     return Ok(Next::Done);
                 }
@@ -201,21 +277,33 @@ impl Controller {
                 }
                 self.deploy(env, sticky, Some(&stack), sha).await
             }
-            Phase::Stable if deployed == sha && !pass.redeploy => self.ready(env, sticky, &stack, sha, elapsed).await,
+            Phase::Stable if deployed == sha && !pass.redeploy => {
+                self.ready(env, sticky, &stack, sha, elapsed).await
+            }
             Phase::Stable => self.deploy(env, sticky, Some(&stack), sha).await,
         }
     }
 
     /// Creates or updates the stack for `sha`, once its image is in ECR.
-    async fn deploy(&self, env: &Env<'_>, sticky: &mut Sticky, stack: Option<&Stack>, sha: &str) -> anyhow::Result<Next> {
+    async fn deploy(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        stack: Option<&Stack>,
+        sha: &str,
+    ) -> anyhow::Result<Next> {
         let shared = self.shared().await?;
         let image = shared.image(sha);
         if !self.aws.images.exists(&shared.repository_name, sha).await? {
             return self.wait_for_image(env, sticky, sha, &image).await;
         }
-        self.image_waits.lock().expect("image waits lock").remove(&(env.key.clone(), sha.to_owned()));
+        self.image_waits
+            .lock()
+            .expect("image waits lock")
+            .remove(&(env.key.clone(), sha.to_owned()));
         let preview = &self.config.preview;
-        let dns_name = (!preview.dns_zone.is_empty()).then(|| format!("{}.{}", env.key.slug(), preview.dns_zone));
+        let dns_name = (!preview.dns_zone.is_empty())
+            .then(|| format!("{}.{}", env.key.slug(), preview.dns_zone));
         let url = match (&dns_name, stack.and_then(|s| s.output("Url"))) {
             (Some(dns), _) => format!("http://{dns}"),
             (None, Some(url)) => url.to_owned(),
@@ -228,7 +316,12 @@ impl Controller {
             url,
             env: env.key.slug(),
         };
-        let body = template::render(template::PREVIEW, &preview.env, &preview.secrets, &placeholders)?;
+        let body = template::render(
+            template::PREVIEW,
+            &preview.env,
+            &preview.secrets,
+            &placeholders,
+        )?;
         let parameters = BTreeMap::from([
             ("SharedStackName".to_owned(), shared.stack_name.clone()),
             ("EnvironmentName".to_owned(), env.key.slug()),
@@ -238,8 +331,18 @@ impl Controller {
             ("Memory".to_owned(), preview.memory.clone()),
             ("HealthCheckPath".to_owned(), preview.health_path.clone()),
             ("DesiredCount".to_owned(), preview.desired_count.to_string()),
-            ("CapacityProvider".to_owned(), preview.capacity.as_str().to_owned()),
-            ("HostedZoneId".to_owned(), if dns_name.is_some() { preview.hosted_zone_id.clone() } else { String::new() }),
+            (
+                "CapacityProvider".to_owned(),
+                preview.capacity.as_str().to_owned(),
+            ),
+            (
+                "HostedZoneId".to_owned(),
+                if dns_name.is_some() {
+                    preview.hosted_zone_id.clone()
+                } else {
+                    String::new()
+                },
+            ),
             ("DnsName".to_owned(), dns_name.unwrap_or_default()),
         ]);
         let created_at = stack
@@ -247,7 +350,12 @@ impl Controller {
             .map(str::to_owned)
             .unwrap_or_else(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         let tags = self.tags(env, sha, &created_at);
-        let deploy = Deploy { name: env.stack_name, template_body: &body, parameters: &parameters, tags: &tags };
+        let deploy = Deploy {
+            name: env.stack_name,
+            template_body: &body,
+            parameters: &parameters,
+            tags: &tags,
+        };
         sticky.memory.failed = None;
         sticky.memory.ready = None;
         sticky.memory.removing.clear();
@@ -259,32 +367,100 @@ impl Controller {
                 }
             }
         }
-        tracing::info!(stack = env.stack_name, commit = short_sha(sha), "deploy started");
-        self.deployment(env, sticky, sha, DeploymentState::InProgress, None, "deploying").await?;
-        self.status(env, sha, StatusState::Pending, None, "deploying").await?;
-        let status = if stack.is_some() { "UPDATE_IN_PROGRESS" } else { "CREATE_IN_PROGRESS" };
-        self.report(env, sticky, Some(sha), State::Deploying { status: status.into(), elapsed: Duration::ZERO }).await?;
+        tracing::info!(
+            stack = env.stack_name,
+            commit = short_sha(sha),
+            "deploy started"
+        );
+        self.deployment(
+            env,
+            sticky,
+            sha,
+            DeploymentState::InProgress,
+            None,
+            "deploying",
+        )
+        .await?;
+        self.status(env, sha, StatusState::Pending, None, "deploying")
+            .await?;
+        let status = if stack.is_some() {
+            "UPDATE_IN_PROGRESS"
+        } else {
+            "CREATE_IN_PROGRESS"
+        };
+        self.report(
+            env,
+            sticky,
+            Some(sha),
+            State::Deploying {
+                status: status.into(),
+                elapsed: Duration::ZERO,
+            },
+        )
+        .await?;
         Ok(Next::After(self.poll_delay(Duration::ZERO)))
     }
 
-    async fn wait_for_image(&self, env: &Env<'_>, sticky: &mut Sticky, sha: &str, image: &str) -> anyhow::Result<Next> {
+    async fn wait_for_image(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        sha: &str,
+        image: &str,
+    ) -> anyhow::Result<Next> {
         let waited = {
             let mut waits = self.image_waits.lock().expect("image waits lock");
-            waits.entry((env.key.clone(), sha.to_owned())).or_insert_with(Instant::now).elapsed()
+            waits
+                .entry((env.key.clone(), sha.to_owned()))
+                .or_insert_with(Instant::now)
+                .elapsed()
         };
         if waited > self.config.preview.image_timeout {
-            let state = State::ImageTimeout { image: image.to_owned(), waited };
+            let state = State::ImageTimeout {
+                image: image.to_owned(),
+                waited,
+            };
             self.report(env, sticky, Some(sha), state).await?;
-            self.status(env, sha, StatusState::Failure, None, "the image never appeared in ECR").await?;
+            self.status(
+                env,
+                sha,
+                StatusState::Failure,
+                None,
+                "the image never appeared in ECR",
+            )
+            .await?;
             return Ok(Next::Done);
         }
-        self.report(env, sticky, Some(sha), State::WaitingForImage { image: image.to_owned(), waited }).await?;
-        self.status(env, sha, StatusState::Pending, None, "waiting for the image").await?;
+        self.report(
+            env,
+            sticky,
+            Some(sha),
+            State::WaitingForImage {
+                image: image.to_owned(),
+                waited,
+            },
+        )
+        .await?;
+        self.status(
+            env,
+            sha,
+            StatusState::Pending,
+            None,
+            "waiting for the image",
+        )
+        .await?;
         Ok(Next::After(self.poll_delay(waited)))
     }
 
     /// The stack is at `sha`: check the URL if configured, then say so.
-    async fn ready(&self, env: &Env<'_>, sticky: &mut Sticky, stack: &Stack, sha: &str, took: Duration) -> anyhow::Result<Next> {
+    async fn ready(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        stack: &Stack,
+        sha: &str,
+        took: Duration,
+    ) -> anyhow::Result<Next> {
         let Some(url) = stack.output("Url").map(str::to_owned) else {
             anyhow::bail!("stack {} has no Url output", env.stack_name);
         };
@@ -294,51 +470,107 @@ impl Controller {
         let preview = &self.config.preview;
         if preview.ready_check && !probe(&url, &preview.health_path).await {
             if took > preview.ready_timeout {
-                let reason = format!("the stack is up but {url}{} did not answer within {}.", preview.health_path, comment::human(preview.ready_timeout));
-                return self.fail(env, sticky, sha, reason, Vec::new()).await.map(|()| Next::Done);
+                let reason = format!(
+                    "the stack is up but {url}{} did not answer within {}.",
+                    preview.health_path,
+                    comment::human(preview.ready_timeout)
+                );
+                return self
+                    .fail(env, sticky, sha, reason, Vec::new())
+                    .await
+                    .map(|()| Next::Done);
             }
-            let state = State::Deploying { status: "waiting for the app to answer".into(), elapsed: took };
+            let state = State::Deploying {
+                status: "waiting for the app to answer".into(),
+                elapsed: took,
+            };
             self.report(env, sticky, Some(sha), state).await?;
             return Ok(Next::After(self.poll_delay(took)));
         }
         sticky.memory.ready = Some(sha.to_owned());
-        self.deployment(env, sticky, sha, DeploymentState::Success, Some(&url), "ready").await?;
-        self.status(env, sha, StatusState::Success, Some(&url), "ready").await?;
-        self.report(env, sticky, Some(sha), State::Ready { url, took }).await?;
+        self.deployment(
+            env,
+            sticky,
+            sha,
+            DeploymentState::Success,
+            Some(&url),
+            "ready",
+        )
+        .await?;
+        self.status(env, sha, StatusState::Success, Some(&url), "ready")
+            .await?;
+        self.report(env, sticky, Some(sha), State::Ready { url, took })
+            .await?;
         tracing::info!(stack = env.stack_name, commit = short_sha(sha), took = ?took, "environment ready");
         Ok(Next::Done)
     }
 
-    async fn report_failure(&self, env: &Env<'_>, sticky: &mut Sticky, stack: &Stack, sha: &str) -> anyhow::Result<()> {
+    async fn report_failure(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        stack: &Stack,
+        sha: &str,
+    ) -> anyhow::Result<()> {
         let events = self
             .aws
             .stacks
             .failures(env.stack_name, 5)
             .await?
             .into_iter()
-            .map(|f| FailureEvent { logical_id: f.logical_id, resource_type: f.resource_type, reason: f.reason })
+            .map(|f| FailureEvent {
+                logical_id: f.logical_id,
+                resource_type: f.resource_type,
+                reason: f.reason,
+            })
             .collect();
         let reason = format!("The stack ended in `{}`.", stack.status.as_str());
         self.fail(env, sticky, sha, reason, events).await
     }
 
-    async fn fail(&self, env: &Env<'_>, sticky: &mut Sticky, sha: &str, reason: String, events: Vec<FailureEvent>) -> anyhow::Result<()> {
+    async fn fail(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        sha: &str,
+        reason: String,
+        events: Vec<FailureEvent>,
+    ) -> anyhow::Result<()> {
         sticky.memory.failed = Some(sha.to_owned());
-        self.deployment(env, sticky, sha, DeploymentState::Failure, None, "deploy failed").await?;
-        self.status(env, sha, StatusState::Failure, None, "deploy failed").await?;
-        self.report(env, sticky, Some(sha), State::Failed { reason, events }).await?;
+        self.deployment(
+            env,
+            sticky,
+            sha,
+            DeploymentState::Failure,
+            None,
+            "deploy failed",
+        )
+        .await?;
+        self.status(env, sha, StatusState::Failure, None, "deploy failed")
+            .await?;
+        self.report(env, sticky, Some(sha), State::Failed { reason, events })
+            .await?;
         Ok(())
     }
 
     /// Tears the environment down and reports it.
-    async fn remove(&self, env: &Env<'_>, sticky: &mut Sticky, stack: Option<Stack>, why: &str) -> anyhow::Result<Next> {
+    async fn remove(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        stack: Option<Stack>,
+        why: &str,
+    ) -> anyhow::Result<Next> {
         let Some(stack) = stack else {
             return self.removed(env, sticky, why).await;
         };
         match stack.phase() {
             Phase::Deleting => {
                 self.report(env, sticky, None, State::Removing).await?;
-                let elapsed = stack.operation_started.map(|t| (Utc::now() - t).to_std().unwrap_or_default()).unwrap_or_default();
+                let elapsed = stack
+                    .operation_started
+                    .map(|t| (Utc::now() - t).to_std().unwrap_or_default())
+                    .unwrap_or_default();
                 Ok(Next::After(self.poll_delay(elapsed)))
             }
             // Another operation is running; CloudFormation allows no second one.
@@ -347,7 +579,12 @@ impl Controller {
         }
     }
 
-    async fn delete(&self, env: &Env<'_>, sticky: &mut Sticky, stack: &Stack) -> anyhow::Result<Next> {
+    async fn delete(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        stack: &Stack,
+    ) -> anyhow::Result<Next> {
         let attempts = {
             let mut attempts = self.delete_attempts.lock().expect("delete attempts lock");
             let n = attempts.entry(env.key.clone()).or_insert(0);
@@ -357,17 +594,38 @@ impl Controller {
             *n
         };
         if attempts > MAX_DELETE_ATTEMPTS {
-            let events = self.aws.stacks.failures(env.stack_name, 5).await.unwrap_or_default();
+            let events = self
+                .aws
+                .stacks
+                .failures(env.stack_name, 5)
+                .await
+                .unwrap_or_default();
             let reason = format!(
                 "Deleting the stack failed {MAX_DELETE_ATTEMPTS} times. Remove what blocks it (see below), then `/pullstack destroy`.",
             );
-            let events = events.into_iter().map(|f| FailureEvent { logical_id: f.logical_id, resource_type: f.resource_type, reason: f.reason }).collect();
-            self.report(env, sticky, None, State::Failed { reason, events }).await?;
+            let events = events
+                .into_iter()
+                .map(|f| FailureEvent {
+                    logical_id: f.logical_id,
+                    resource_type: f.resource_type,
+                    reason: f.reason,
+                })
+                .collect();
+            self.report(env, sticky, None, State::Failed { reason, events })
+                .await?;
             anyhow::bail!("stack {} keeps failing to delete", env.stack_name);
         }
         if sticky.memory.removing.is_empty() {
-            sticky.memory.removing = self.aws.stacks.resources(env.stack_name).await.unwrap_or_default();
-            sticky.memory.removing.insert(0, format!("AWS::CloudFormation::Stack {}", env.stack_name));
+            sticky.memory.removing = self
+                .aws
+                .stacks
+                .resources(env.stack_name)
+                .await
+                .unwrap_or_default();
+            sticky
+                .memory
+                .removing
+                .insert(0, format!("AWS::CloudFormation::Stack {}", env.stack_name));
         }
         self.aws.stacks.delete(env.stack_name).await?;
         tracing::info!(stack = env.stack_name, "delete started");
@@ -377,54 +635,109 @@ impl Controller {
 
     /// The stack is gone: close the Deployment and say what was removed.
     async fn removed(&self, env: &Env<'_>, sticky: &mut Sticky, why: &str) -> anyhow::Result<Next> {
-        self.delete_attempts.lock().expect("delete attempts lock").remove(env.key);
+        self.delete_attempts
+            .lock()
+            .expect("delete attempts lock")
+            .remove(env.key);
         if sticky.comment_id.is_none() {
             // Nothing was ever deployed or said: nothing to report.
             return Ok(Next::Done);
         }
-        let sha = sticky.memory.deployment.as_ref().map(|(_, sha)| sha.clone());
+        let sha = sticky
+            .memory
+            .deployment
+            .as_ref()
+            .map(|(_, sha)| sha.clone());
         if let Some((id, _)) = sticky.memory.deployment.take() {
-            self.forge.deployment_status(id, DeploymentState::Inactive, None, "environment removed").await?;
+            self.forge
+                .deployment_status(id, DeploymentState::Inactive, None, "environment removed")
+                .await?;
         }
         if let Some(sha) = &sha {
-            self.status(env, sha, StatusState::Success, None, "environment removed").await?;
+            self.status(env, sha, StatusState::Success, None, "environment removed")
+                .await?;
         }
         sticky.memory.ready = None;
-        self.report(env, sticky, sha.as_deref(), State::Removed { why: why.to_owned() }).await?;
+        self.report(
+            env,
+            sticky,
+            sha.as_deref(),
+            State::Removed {
+                why: why.to_owned(),
+            },
+        )
+        .await?;
         Ok(Next::Done)
     }
 
     /// Ensures a Deployment exists for `sha` and gives it a status.
-    async fn deployment(&self, env: &Env<'_>, sticky: &mut Sticky, sha: &str, state: DeploymentState, url: Option<&str>, description: &str) -> anyhow::Result<()> {
+    async fn deployment(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        sha: &str,
+        state: DeploymentState,
+        url: Option<&str>,
+        description: &str,
+    ) -> anyhow::Result<()> {
         let id = match &sticky.memory.deployment {
             Some((id, deployed)) if deployed == sha => *id,
             _ => {
                 let environment = env.key.deployment_environment();
                 let id = self
                     .forge
-                    .create_deployment(sha, &environment, true, false, &format!("pullstack preview for {}", env.key))
+                    .create_deployment(
+                        sha,
+                        &environment,
+                        true,
+                        false,
+                        &format!("pullstack preview for {}", env.key),
+                    )
                     .await?;
                 sticky.memory.deployment = Some((id, sha.to_owned()));
                 id
             }
         };
-        self.forge.deployment_status(id, state, url, description).await?;
+        self.forge
+            .deployment_status(id, state, url, description)
+            .await?;
         Ok(())
     }
 
-    async fn status(&self, env: &Env<'_>, sha: &str, state: StatusState, url: Option<&str>, description: &str) -> anyhow::Result<()> {
+    async fn status(
+        &self,
+        env: &Env<'_>,
+        sha: &str,
+        state: StatusState,
+        url: Option<&str>,
+        description: &str,
+    ) -> anyhow::Result<()> {
         if sha.is_empty() {
             return Ok(());
         }
         let context = format!("{STATUS_PREFIX}{}", env.key.slug());
-        self.forge.commit_status(sha, &context, state, url, description).await?;
+        self.forge
+            .commit_status(sha, &context, state, url, description)
+            .await?;
         Ok(())
     }
 
-    async fn report(&self, env: &Env<'_>, sticky: &mut Sticky, sha: Option<&str>, state: State) -> anyhow::Result<()> {
+    async fn report(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        sha: Option<&str>,
+        state: State,
+    ) -> anyhow::Result<()> {
         let title = env.key.to_string();
         let memory = sticky.memory.clone();
-        let view = View { title: &title, stack: env.stack_name, sha, state, memory: &memory };
+        let view = View {
+            title: &title,
+            stack: env.stack_name,
+            sha,
+            state,
+            memory: &memory,
+        };
         self.sticky.show(&self.forge, sticky, view, true).await?;
         Ok(())
     }

@@ -15,8 +15,8 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tokio::task::{Id, JoinSet};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// What a reconcile wants next.
@@ -218,9 +218,9 @@ impl<R: Reconcile> Dispatcher<R> {
             let intents = self.pending.remove(&key).unwrap_or_default();
             let reconciler = self.reconciler.clone();
             let task_key = key.clone();
-            let handle = self.tasks.spawn(async move {
-                reconciler.reconcile(task_key, intents).await
-            });
+            let handle = self
+                .tasks
+                .spawn(async move { reconciler.reconcile(task_key, intents).await });
             self.task_keys.insert(handle.id(), key.clone());
             self.running.insert(key);
         }
@@ -358,7 +358,12 @@ mod tests {
     #[tokio::test]
     async fn wishes_for_a_running_key_coalesce_into_one_run() {
         let recorder = Arc::new(Recorder::default());
-        let (queue, _) = start(recorder.clone(), limits(4), CancellationToken::new(), Duration::ZERO);
+        let (queue, _) = start(
+            recorder.clone(),
+            limits(4),
+            CancellationToken::new(),
+            Duration::ZERO,
+        );
         queue.push(1, Some(10));
         tokio::time::sleep(Duration::from_millis(5)).await;
         for intent in [11, 12, 13] {
@@ -373,7 +378,12 @@ mod tests {
     #[tokio::test]
     async fn global_cap_holds() {
         let recorder = Arc::new(Recorder::default());
-        let (queue, _) = start(recorder.clone(), limits(3), CancellationToken::new(), Duration::ZERO);
+        let (queue, _) = start(
+            recorder.clone(),
+            limits(3),
+            CancellationToken::new(),
+            Duration::ZERO,
+        );
         for key in 0..12 {
             queue.push(key, None);
         }
@@ -388,11 +398,24 @@ mod tests {
             fail_first: AtomicUsize::new(2),
             ..Recorder::default()
         });
-        let (queue, _) = start(recorder.clone(), limits(2), CancellationToken::new(), Duration::ZERO);
+        let (queue, _) = start(
+            recorder.clone(),
+            limits(2),
+            CancellationToken::new(),
+            Duration::ZERO,
+        );
         queue.push(99, None);
         queue.push(5, None);
         // A panic's backtrace can take a while to print: wait on progress, not a clock.
-        let count = |key: u32| recorder.runs.lock().unwrap().iter().filter(|(k, _)| *k == key).count();
+        let count = |key: u32| {
+            recorder
+                .runs
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .count()
+        };
         for _ in 0..1000 {
             if count(5) >= 3 && count(99) >= 2 {
                 break;
@@ -402,7 +425,10 @@ mod tests {
         let runs = recorder.runs.lock().unwrap().clone();
         let fives = runs.iter().filter(|(k, _)| *k == 5).count();
         assert_eq!(fives, 3, "two failures then success: {runs:?}");
-        assert!(runs.iter().filter(|(k, _)| *k == 99).count() >= 2, "panicking key is retried");
+        assert!(
+            runs.iter().filter(|(k, _)| *k == 99).count() >= 2,
+            "panicking key is retried"
+        );
     }
 
     #[test]
@@ -411,7 +437,10 @@ mod tests {
         let max = Duration::from_secs(60);
         for attempt in 1..40 {
             let d = backoff(attempt, initial, max);
-            assert!(d >= Duration::from_millis(500) && d <= max, "{attempt}: {d:?}");
+            assert!(
+                d >= Duration::from_millis(500) && d <= max,
+                "{attempt}: {d:?}"
+            );
         }
         assert!(backoff(1, initial, max) <= initial);
     }

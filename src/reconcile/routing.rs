@@ -23,7 +23,9 @@ impl Router {
                 let job = Job::Env(EnvKey::Pr(pr.number));
                 let intent = match (&pr.action, &pr.label) {
                     (PrAction::Labeled, Some(label)) if *label == self.approve_label => {
-                        Some(Intent::ApproveLabel { by: pr.sender.clone() })
+                        Some(Intent::ApproveLabel {
+                            by: pr.sender.clone(),
+                        })
                     }
                     _ => None,
                 };
@@ -90,13 +92,21 @@ mod tests {
 
     #[test]
     fn approve_label_carries_who_added_it() {
-        let jobs = router().jobs(&pr(PrAction::Labeled, Some("pullstack:approved"), "octo/app"));
+        let jobs = router().jobs(&pr(
+            PrAction::Labeled,
+            Some("pullstack:approved"),
+            "octo/app",
+        ));
         assert_eq!(jobs[0].1, Some(Intent::ApproveLabel { by: "alice".into() }));
     }
 
     #[test]
     fn other_repositories_are_ignored() {
-        assert!(router().jobs(&pr(PrAction::Opened, None, "evil/app")).is_empty());
+        assert!(
+            router()
+                .jobs(&pr(PrAction::Opened, None, "evil/app"))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -113,11 +123,23 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         assert_eq!(
             jobs[0].1,
-            Some(Intent::Command { command: Command::Redeploy, author: "bob".into(), comment_id: 77 })
+            Some(Intent::Command {
+                command: Command::Redeploy,
+                author: "bob".into(),
+                comment_id: 77
+            })
         );
         assert!(matches!(jobs[1].1, Some(Intent::Unknown { .. })));
-        assert!(router()
-            .jobs(&Event::Comment(CommentEvent { body: "lgtm".into(), ..match event { Event::Comment(c) => c, _ => unreachable!() } }))
-            .is_empty());
+        assert!(
+            router()
+                .jobs(&Event::Comment(CommentEvent {
+                    body: "lgtm".into(),
+                    ..match event {
+                        Event::Comment(c) => c,
+                        _ => unreachable!(),
+                    }
+                }))
+                .is_empty()
+        );
     }
 }

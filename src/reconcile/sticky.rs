@@ -90,7 +90,11 @@ impl StickyComments {
         let same_memory =
             Memory::from_body(&sticky.body, &view.memory.env).as_ref() == Some(view.memory);
         let same_kind = same_kind && same_memory;
-        if same_kind && sticky.written_at.is_some_and(|at| at.elapsed() < PROGRESS_EVERY) {
+        if same_kind
+            && sticky
+                .written_at
+                .is_some_and(|at| at.elapsed() < PROGRESS_EVERY)
+        {
             return Ok(());
         }
         match sticky.comment_id {
@@ -102,7 +106,9 @@ impl StickyComments {
                 }
                 other => other?,
             },
-            None if create => sticky.comment_id = Some(forge.create_comment(sticky.issue, &body).await?),
+            None if create => {
+                sticky.comment_id = Some(forge.create_comment(sticky.issue, &body).await?)
+            }
             None => return Ok(()),
         }
         sticky.body = body;
@@ -125,7 +131,9 @@ impl StickyComments {
 fn progress_only(a: &State, b: &State) -> bool {
     match (a, b) {
         (State::Deploying { status: x, .. }, State::Deploying { status: y, .. }) => x == y,
-        (State::WaitingForImage { image: x, .. }, State::WaitingForImage { image: y, .. }) => x == y,
+        (State::WaitingForImage { image: x, .. }, State::WaitingForImage { image: y, .. }) => {
+            x == y
+        }
         _ => false,
     }
 }

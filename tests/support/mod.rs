@@ -1,0 +1,431 @@
+//! The end-to-end harness: a running `pullstack serve` wired to moto (a
+//! local AWS emulator, through the real AWS SDK) and to a stateful GitHub
+//! fake (through octocrab), with a small DSL to drive pull requests by
+//! posting signed webhook deliveries.
+#![allow(dead_code)]
+
+pub mod github_fake;
+pub mod payloads;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_cloudformation::config::{Credentials, Region};
+use github_fake::{FakeComment, FakePr, GitHubFake, fake_sha};
+use payloads::PrPayload;
+use pullstack::aws::Aws;
+use pullstack::aws::stacks::Stack;
+use pullstack::config::Config;
+use pullstack::github::client::Auth;
+use pullstack::server::{self, Options, Running};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const SECRET: &str = "test-webhook-secret";
+/// The login the fake answers `GET /user` with: pullstack's own identity.
+pub const BOT: &str = "pullstack[bot]";
+pub const WRITER: &str = "alice";
+pub const READER: &str = "mallory";
+pub const MAINTAINER: &str = "rel-manager";
+
+/// The moto endpoint: `PULLSTACK_TEST_MOTO` (set by scripts/test.sh), or a
+/// server started here on port 5055 and left running for the next run.
+pub fn moto_endpoint() -> String {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("PULLSTACK_TEST_MOTO") {
+                return url;
+            }
+            let root = env!("CARGO_MANIFEST_DIR");
+            let status = std::process::Command::new(Path::new(root).join("scripts/moto.sh"))
+                .args(["start", "5055"])
+                .status()
+                .expect("run scripts/moto.sh (did scripts/setup-tools.sh run?)");
+            assert!(
+                status.success(),
+                "scripts/moto.sh start 5055 failed; run scripts/setup-tools.sh"
+            );
+            "http://127.0.0.1:5055".to_owned()
+        })
+        .clone()
+}
+
+/// SDK configuration pointed at moto, with fixed test credentials.
+pub async fn moto_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await
+}
+
+/// Waits until `check` holds, polling; panics with `what` after `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One test's world: its own app (shared stack, ECR repository) on the
+/// shared moto, its own GitHub fake, and a pullstack server.
+pub struct World {
+    pub github: GitHubFake,
+    pub sdk: SdkConfig,
+    pub aws: Aws,
+    pub app: String,
+    pub repo: String,
+    pub config_yaml: String,
+    server: Option<Running>,
+    http: reqwest::Client,
+}
+
+impl World {
+    /// A world whose config is the test defaults plus `extra_yaml` sections.
+    pub async fn new(prefix: &str, extra_yaml: &str) -> World {
+        let app = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let repo = format!("octo/{app}");
+        let github = GitHubFake::start().await;
+        github.add_repo(&repo, "main");
+        github.set_permission(&repo, WRITER, "write");
+        github.set_permission(&repo, READER, "read");
+        github.set_permission(&repo, MAINTAINER, "maintain");
+        let sdk = moto_config().await;
+        let aws = Aws::from_config(&sdk);
+        let config_yaml = format!(
+            "app: {app}\nrepository: {repo}\n\
+             preview:\n  ready_check: false\n  env:\n    PR: \"{{pr}}\"\n\
+             queue:\n  poll_initial: 100ms\n  poll_max: 500ms\n  retry_initial: 100ms\n  retry_max: 1s\n\
+             resync:\n  interval: 1h\n{extra_yaml}"
+        );
+        let world = World {
+            github,
+            sdk,
+            aws,
+            app,
+            repo,
+            config_yaml,
+            server: None,
+            http: reqwest::Client::new(),
+        };
+        world.bootstrap().await;
+        world
+    }
+
+    /// Creates the shared stack on moto, as `pullstack bootstrap` does.
+    async fn bootstrap(&self) {
+        let body: serde_json::Value =
+            serde_yaml::from_str(pullstack::domain::template::SHARED).unwrap();
+        let body = body.to_string();
+        let parameters = BTreeMap::from([("AppName".to_owned(), self.app.clone())]);
+        let tags = BTreeMap::new();
+        let name = format!("{}-shared", self.app);
+        self.aws
+            .stacks
+            .create(&pullstack::aws::stacks::Deploy {
+                name: &name,
+                template_body: &body,
+                parameters: &parameters,
+                tags: &tags,
+            })
+            .await
+            .expect("create the shared stack");
+        let stacks = self.aws.stacks.clone();
+        eventually("shared stack complete", Duration::from_secs(30), || {
+            let stacks = stacks.clone();
+            let name = name.clone();
+            async move {
+                stacks
+                    .describe(&name)
+                    .await
+                    .unwrap()
+                    .is_some_and(|s| s.status.as_str() == "CREATE_COMPLETE")
+            }
+        })
+        .await;
+    }
+
+    pub fn config(&self) -> Config {
+        Config::parse(Path::new("test.yaml"), &self.config_yaml).expect("test config")
+    }
+
+    /// Starts (or restarts) the server with the world's AWS clients.
+    pub async fn start(&mut self) {
+        self.start_with(self.aws.clone()).await;
+    }
+
+    /// Starts the server with other AWS clients (e.g. with mocked responses).
+    pub async fn start_with(&mut self, aws: Aws) {
+        assert!(self.server.is_none(), "server already running");
+        let running = server::start(Options {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            config: self.config(),
+            github_api_url: self.github.url(),
+            auth: Auth::Token("ghp_test_token".to_owned().into()),
+            webhook_secrets: vec![SECRET.to_owned().into()],
+            shutdown_grace: Duration::from_secs(2),
+            aws: Some(aws),
+        })
+        .await
+        .expect("start pullstack");
+        self.server = Some(running);
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    /// Ends the server at once, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.kill();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        let server = self.server.as_ref().expect("server running");
+        format!("http://{}", server.addr)
+    }
+
+    /// Posts a signed delivery; returns the status and the JSON answer.
+    pub async fn deliver(&self, event: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+        let headers = payloads::delivery_headers(event, SECRET.as_bytes(), &body);
+        self.post(headers, body).await
+    }
+
+    /// Posts a delivery with exactly these headers.
+    pub async fn post(
+        &self,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.post(format!("{}/webhook", self.url())).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.expect("post webhook");
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    /// Pushes an image for `sha` to the app's ECR repository on moto.
+    pub async fn push_image(&self, sha: &str) {
+        let ecr = aws_sdk_ecr::Client::new(&self.sdk);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1000,
+                "digest": format!("sha256:{}", "c".repeat(64)),
+            },
+            "layers": [{
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": 2000,
+                "digest": format!("sha256:{}{}", sha, "0".repeat(24)),
+            }],
+        });
+        ecr.put_image()
+            .repository_name(&self.app)
+            .image_tag(sha)
+            .image_manifest(manifest.to_string())
+            .send()
+            .await
+            .expect("put image");
+    }
+
+    pub fn pr(&self, number: u64) -> FakePr {
+        self.github
+            .pr(&self.repo, number)
+            .expect("PR exists in the fake")
+    }
+
+    async fn send_pr(
+        &self,
+        action: &str,
+        pr: &FakePr,
+        label: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let labels: Vec<&str> = pr.labels.iter().map(String::as_str).collect();
+        let body = payloads::pull_request(&PrPayload {
+            action,
+            repo: &self.repo,
+            number: pr.number,
+            head_sha: &pr.head_sha,
+            head_ref: &pr.head_ref,
+            head_repo: &pr.head_repo,
+            base_ref: &pr.base_ref,
+            title: &pr.title,
+            merged: pr.merged,
+            labels: &labels,
+            sender: &pr.user,
+            label,
+        });
+        self.deliver("pull_request", body).await
+    }
+
+    /// Opens PR `number` with its image already pushed; returns the head sha.
+    pub async fn open_pr(&self, number: u64) -> String {
+        let sha = fake_sha(&format!("{}-{number}-open", self.app));
+        self.push_image(&sha).await;
+        self.open_pr_at(number, &sha, &self.repo).await;
+        sha
+    }
+
+    /// Opens PR `number` at `sha` from `head_repo` (a fork when it differs).
+    pub async fn open_pr_at(&self, number: u64, sha: &str, head_repo: &str) {
+        let pr = FakePr {
+            number,
+            title: format!("Change {number}"),
+            head_sha: sha.to_owned(),
+            head_ref: format!("feature-{number}"),
+            head_repo: head_repo.to_owned(),
+            user: WRITER.to_owned(),
+            ..FakePr::default()
+        };
+        self.github.upsert_pr(&self.repo, pr.clone());
+        let (status, _) = self.send_pr("opened", &pr, None).await;
+        assert_eq!(status, 202);
+    }
+
+    /// Pushes a new commit (with its image) to PR `number`; returns its sha.
+    pub async fn push(&self, number: u64, seed: &str) -> String {
+        let sha = fake_sha(&format!("{}-{number}-{seed}", self.app));
+        self.push_image(&sha).await;
+        self.push_sha(number, &sha).await;
+        sha
+    }
+
+    /// Moves PR `number` to `sha` and delivers `synchronize`.
+    pub async fn push_sha(&self, number: u64, sha: &str) {
+        let mut pr = self.pr(number);
+        pr.head_sha = sha.to_owned();
+        self.github.upsert_pr(&self.repo, pr.clone());
+        let (status, _) = self.send_pr("synchronize", &pr, None).await;
+        assert_eq!(status, 202);
+    }
+
+    /// Closes PR `number` in the fake; delivers `closed` when `deliver`.
+    pub async fn close(&self, number: u64, deliver: bool) {
+        let mut pr = self.pr(number);
+        pr.state = "closed".into();
+        self.github.upsert_pr(&self.repo, pr.clone());
+        if deliver {
+            let (status, _) = self.send_pr("closed", &pr, None).await;
+            assert_eq!(status, 202);
+        }
+    }
+
+    pub async fn reopen(&self, number: u64) {
+        let mut pr = self.pr(number);
+        pr.state = "open".into();
+        self.github.upsert_pr(&self.repo, pr.clone());
+        let (status, _) = self.send_pr("reopened", &pr, None).await;
+        assert_eq!(status, 202);
+    }
+
+    /// Adds `label` to PR `number`, as `sender`.
+    pub async fn label(&self, number: u64, label: &str, sender: &str) {
+        let mut pr = self.pr(number);
+        pr.labels.push(label.to_owned());
+        self.github.upsert_pr(&self.repo, pr.clone());
+        let sent = FakePr {
+            user: sender.to_owned(),
+            ..pr
+        };
+        let (status, _) = self.send_pr("labeled", &sent, Some(label)).await;
+        assert_eq!(status, 202);
+    }
+
+    /// `login` comments `body` on PR `number`; returns the comment id.
+    pub async fn comment(&self, number: u64, login: &str, body: &str) -> u64 {
+        let id = self.github.add_comment(&self.repo, number, login, body);
+        let payload =
+            payloads::issue_comment(&self.repo, number, id, login, "CONTRIBUTOR", body, true);
+        self.deliver("issue_comment", payload).await;
+        id
+    }
+
+    /// pullstack's own comments on PR `number`.
+    pub fn bot_comments(&self, number: u64) -> Vec<FakeComment> {
+        self.github
+            .comments(&self.repo, number)
+            .into_iter()
+            .filter(|c| c.user == BOT)
+            .collect()
+    }
+
+    /// pullstack's sticky comment for PR `number`.
+    pub fn sticky(&self, number: u64) -> Option<FakeComment> {
+        self.bot_comments(number).into_iter().find(|c| {
+            c.body
+                .starts_with(&format!("<!-- pullstack:state {{\"env\":\"pr-{number}\""))
+        })
+    }
+
+    pub fn stack_name(&self, number: u64) -> String {
+        format!("{}-pr-{number}", self.app)
+    }
+
+    pub async fn stack(&self, number: u64) -> Option<Stack> {
+        self.aws
+            .stacks
+            .describe(&self.stack_name(number))
+            .await
+            .expect("describe stack")
+    }
+
+    /// Waits until the sticky comment of PR `number` contains `text`.
+    pub async fn wait_comment(&self, number: u64, text: &str) -> FakeComment {
+        let what = format!("PR #{number}'s comment to say {text:?}");
+        eventually(&what, Duration::from_secs(30), || async {
+            self.sticky(number).is_some_and(|c| c.body.contains(text))
+        })
+        .await;
+        self.sticky(number).unwrap()
+    }
+
+    /// Waits until the stack of PR `number` is stable at `sha`.
+    pub async fn wait_stack_at(&self, number: u64, sha: &str) -> Stack {
+        let what = format!("stack of PR #{number} complete at {sha}");
+        eventually(&what, Duration::from_secs(30), || async {
+            self.stack(number).await.is_some_and(|s| {
+                s.tag("pullstack:commit") == Some(sha) && s.status.as_str().ends_with("_COMPLETE")
+            })
+        })
+        .await;
+        self.stack(number).await.unwrap()
+    }
+
+    pub async fn wait_stack_gone(&self, number: u64) {
+        let what = format!("stack of PR #{number} gone");
+        eventually(&what, Duration::from_secs(30), || async {
+            self.stack(number).await.is_none()
+        })
+        .await;
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
