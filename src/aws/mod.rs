@@ -3,6 +3,7 @@
 //! binary runs against AWS or a local emulator.
 
 pub mod images;
+pub mod services;
 pub mod shared;
 pub mod stacks;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 pub struct Aws {
     pub stacks: stacks::Stacks,
     pub images: images::Images,
+    pub services: services::Services,
 }
 
 impl Aws {
@@ -37,6 +39,7 @@ impl Aws {
         Aws {
             stacks: stacks::Stacks::new(aws_sdk_cloudformation::Client::new(config)),
             images: images::Images::new(aws_sdk_ecr::Client::new(config)),
+            services: services::Services::new(aws_sdk_ecs::Client::new(config)),
         }
     }
 }

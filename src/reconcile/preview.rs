@@ -361,9 +361,16 @@ impl Controller {
         sticky.memory.removing.clear();
         match stack {
             None => self.aws.stacks.create(&deploy).await?,
-            Some(_) => {
+            Some(existing) => {
                 if self.aws.stacks.update(&deploy).await? == Started::NoChange {
-                    tracing::info!(stack = env.stack_name, "no changes to deploy");
+                    // Same template and parameters: restart the tasks instead.
+                    if let (Some(cluster), Some(service)) = (
+                        existing.output("ClusterName"),
+                        existing.output("ServiceName"),
+                    ) {
+                        self.aws.services.restart(cluster, service).await?;
+                    }
+                    tracing::info!(stack = env.stack_name, "stack unchanged; tasks restarted");
                 }
             }
         }
