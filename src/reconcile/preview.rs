@@ -242,6 +242,10 @@ impl Controller {
                 Ok(Next::After(self.poll_delay(elapsed)))
             }
             Phase::RollbackFailed => {
+                tracing::warn!(
+                    stack = env.stack_name,
+                    "update rollback failed; continuing it"
+                );
                 self.aws.stacks.continue_rollback(env.stack_name).await?;
                 Ok(Next::After(self.poll_delay(Duration::ZERO)))
             }

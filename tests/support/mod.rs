@@ -97,6 +97,9 @@ pub struct World {
 impl World {
     /// A world whose config is the test defaults plus `extra_yaml` sections.
     pub async fn new(prefix: &str, extra_yaml: &str) -> World {
+        if std::env::var_os("RUST_LOG").is_some() {
+            pullstack::telemetry::init(pullstack::telemetry::LogFormat::Text);
+        }
         let app = format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff);
         let repo = format!("octo/{app}");
         let github = GitHubFake::start().await;

@@ -1,0 +1,259 @@
+//! Stack states moto cannot produce: ROLLBACK_COMPLETE, UPDATE_ROLLBACK_FAILED,
+//! DELETE_FAILED, "No updates are to be performed" and throttling.
+//!
+//! These use aws-smithy-mocks: a `MockResponseInterceptor` on the real
+//! CloudFormation client answers the mocked calls (matched by stack name),
+//! and lets every other call pass through to moto. Every rule has a typed
+//! `match_requests`: without one, a rule also counts calls of other
+//! operations. So the rest of the flow
+//! (webhook in, ECR, GitHub fake out) is the same as in the other tests.
+
+mod support;
+
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::operation::continue_update_rollback::ContinueUpdateRollbackOutput;
+use aws_sdk_cloudformation::operation::create_stack::CreateStackError;
+use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
+use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+use aws_sdk_cloudformation::operation::update_stack::UpdateStackError;
+use aws_sdk_cloudformation::types::{ResourceStatus, Stack, StackEvent, StackStatus, Tag};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
+use aws_smithy_types::DateTime;
+use aws_smithy_types::error::ErrorMetadata;
+use pullstack::aws::Aws;
+use pullstack::aws::stacks::Stacks;
+use std::time::Duration;
+use support::{World, eventually};
+
+/// The world's AWS clients, with CloudFormation answering `rules` first.
+fn mocked(world: &World, rules: &[&Rule]) -> Aws {
+    let mut interceptor = MockResponseInterceptor::new()
+        .rule_mode(RuleMode::MatchAny)
+        .allow_passthrough();
+    for rule in rules {
+        interceptor = interceptor.with_rule(rule);
+    }
+    let config = aws_sdk_cloudformation::config::Builder::from(&world.sdk)
+        .interceptor(interceptor)
+        .build();
+    let mut aws = Aws::from_config(&world.sdk);
+    aws.stacks = Stacks::new(Client::from_conf(config));
+    aws
+}
+
+fn stack_in(name: &str, status: StackStatus, sha: &str) -> DescribeStacksOutput {
+    let stack = Stack::builder()
+        .stack_name(name)
+        .stack_status(status)
+        .creation_time(DateTime::from_secs(chrono::Utc::now().timestamp()))
+        .tags(Tag::builder().key("pullstack:commit").value(sha).build())
+        .tags(
+            Tag::builder()
+                .key("pullstack:managed")
+                .value("true")
+                .build(),
+        )
+        .build();
+    DescribeStacksOutput::builder().stacks(stack).build()
+}
+
+fn failure_events(name: &str) -> DescribeStackEventsOutput {
+    let event = |logical: &str, kind: &str, status: ResourceStatus, reason: &str| {
+        StackEvent::builder()
+            .stack_name(name)
+            .event_id(format!("{logical}-{}", status.as_str()))
+            .logical_resource_id(logical)
+            .resource_type(kind)
+            .resource_status(status)
+            .resource_status_reason(reason)
+            .timestamp(DateTime::from_secs(chrono::Utc::now().timestamp()))
+            .build()
+    };
+    // Newest first, as CloudFormation lists them.
+    DescribeStackEventsOutput::builder()
+        .stack_events(event(
+            name,
+            "AWS::CloudFormation::Stack",
+            ResourceStatus::RollbackComplete,
+            "",
+        ))
+        .stack_events(event(
+            "Service",
+            "AWS::ECS::Service",
+            ResourceStatus::CreateFailed,
+            "ECS Deployment Circuit Breaker was triggered",
+        ))
+        .stack_events(event(
+            name,
+            "AWS::CloudFormation::Stack",
+            ResourceStatus::CreateInProgress,
+            "User Initiated",
+        ))
+        .build()
+}
+
+#[tokio::test]
+async fn rollback_complete_is_reported_then_deleted_and_recreated() {
+    let mut world = World::new("rbc", "").await;
+    let name = world.stack_name(1);
+    let first = support::github_fake::fake_sha(&format!("{}-rbc", world.app));
+    let (n, s) = (name.clone(), first.clone());
+    let describe = mock!(Client::describe_stacks)
+        .match_requests(move |r| r.stack_name() == Some(n.as_str()))
+        .sequence()
+        .output(move || stack_in(&name, StackStatus::RollbackComplete, &s))
+        .times(2)
+        .build();
+    let n = world.stack_name(1);
+    let events = mock!(Client::describe_stack_events)
+        .match_requests(move |r| r.stack_name() == Some(n.as_str()))
+        .then_output({
+            let n = world.stack_name(1);
+            move || failure_events(&n)
+        });
+    world
+        .start_with(mocked(&world, &[&describe, &events]))
+        .await;
+    world.push_image(&first).await;
+    world.open_pr_at(1, &first, &world.repo.clone()).await;
+
+    let comment = world.wait_comment(1, "Deploy failed").await;
+    assert!(
+        comment.body.contains("ROLLBACK_COMPLETE"),
+        "{}",
+        comment.body
+    );
+    assert!(
+        comment.body.contains("Circuit Breaker"),
+        "names the failing resource: {}",
+        comment.body
+    );
+    assert!(
+        comment.body.contains("/pullstack redeploy"),
+        "says what to do next"
+    );
+    let status = world.github.statuses(&world.repo, &first).pop().unwrap();
+    assert_eq!(status.state, "failure");
+
+    // A new commit deletes the dead stack and creates a new one.
+    let second = world.push(1, "fix").await;
+    world.wait_stack_at(1, &second).await;
+    world.wait_comment(1, "Ready").await;
+    assert_eq!(describe.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn update_rollback_failed_is_continued() {
+    let mut world = World::new("urf", "").await;
+    world.start().await;
+    let first = world.open_pr(2).await;
+    world.wait_stack_at(2, &first).await;
+    world.wait_comment(2, "Ready").await;
+    world.stop().await;
+
+    let (name, n) = (world.stack_name(2), world.stack_name(2));
+    let s = first.clone();
+    let describe = mock!(Client::describe_stacks)
+        .match_requests(move |r| r.stack_name() == Some(n.as_str()))
+        .sequence()
+        .output(move || stack_in(&name, StackStatus::UpdateRollbackFailed, &s))
+        .build();
+    let resume = mock!(Client::continue_update_rollback)
+        .match_requests(|_| true)
+        .then_output(|| ContinueUpdateRollbackOutput::builder().build());
+    world
+        .start_with(mocked(&world, &[&describe, &resume]))
+        .await;
+    let second = world.push(2, "next").await;
+    world.wait_stack_at(2, &second).await;
+    world.wait_comment(2, "Ready").await;
+    // Mock rules count SDK attempts, and the passthrough transport still
+    // reaches moto, which rejects this call: so "at least once".
+    assert!(resume.num_calls() >= 1, "ContinueUpdateRollback was called");
+}
+
+#[tokio::test]
+async fn delete_failed_is_retried_then_reported() {
+    let mut world = World::new("delf", "").await;
+    world.start().await;
+    let sha = world.open_pr(3).await;
+    world.wait_stack_at(3, &sha).await;
+    world.wait_comment(3, "Ready").await;
+    world.stop().await;
+
+    let (name, n) = (world.stack_name(3), world.stack_name(3));
+    let s = sha.clone();
+    let describe = mock!(Client::describe_stacks)
+        .match_requests(move |r| r.stack_name() == Some(n.as_str()))
+        .sequence()
+        .output(move || stack_in(&name, StackStatus::DeleteFailed, &s))
+        .times(5)
+        .build();
+    world.start_with(mocked(&world, &[&describe])).await;
+    world.close(3, true).await;
+    world
+        .wait_comment(3, "Deleting the stack failed 3 times")
+        .await;
+    // Once the delete goes through, the environment is reported removed.
+    world.wait_stack_gone(3).await;
+    world.wait_comment(3, "Removed").await;
+}
+
+#[tokio::test]
+async fn no_updates_to_perform_counts_as_success() {
+    let mut world = World::new("noop", "").await;
+    world.start().await;
+    let sha = world.open_pr(4).await;
+    world.wait_stack_at(4, &sha).await;
+    world.wait_comment(4, "Ready").await;
+    world.stop().await;
+
+    let n = world.stack_name(4);
+    let update = mock!(Client::update_stack)
+        .match_requests(move |r| r.stack_name() == Some(n.as_str()))
+        .then_error(|| {
+            UpdateStackError::generic(
+                ErrorMetadata::builder()
+                    .code("ValidationError")
+                    .message("No updates are to be performed.")
+                    .build(),
+            )
+        });
+    world.start_with(mocked(&world, &[&update])).await;
+    world
+        .comment(4, support::WRITER, "/pullstack redeploy")
+        .await;
+    eventually("update attempted", Duration::from_secs(10), || async {
+        update.num_calls() >= 1
+    })
+    .await;
+    world.wait_comment(4, "Ready").await;
+    let statuses = world.github.statuses(&world.repo, &sha);
+    assert_eq!(statuses.last().unwrap().state, "success");
+}
+
+#[tokio::test]
+async fn throttling_is_retried() {
+    let mut world = World::new("throttle", "").await;
+    let throttled = mock!(Client::create_stack)
+        .match_requests(|_| true)
+        .sequence()
+        .error(|| {
+            CreateStackError::generic(
+                ErrorMetadata::builder()
+                    .code("Throttling")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        })
+        .times(2)
+        .build();
+    world.start_with(mocked(&world, &[&throttled])).await;
+    let sha = world.open_pr(5).await;
+    world.wait_stack_at(5, &sha).await;
+    world.wait_comment(5, "Ready").await;
+    assert!(
+        throttled.num_calls() >= 2,
+        "both throttled answers were consumed, then the call went through"
+    );
+}
