@@ -3,6 +3,7 @@
 //! binary runs against AWS or a local emulator.
 
 pub mod images;
+pub mod metered;
 pub mod services;
 pub mod shared;
 pub mod stacks;
@@ -36,10 +37,20 @@ impl Aws {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig) -> Aws {
+        use metered::Metered;
+        let cloudformation = aws_sdk_cloudformation::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
+        let ecr = aws_sdk_ecr::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
+        let ecs = aws_sdk_ecs::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
         Aws {
-            stacks: stacks::Stacks::new(aws_sdk_cloudformation::Client::new(config)),
-            images: images::Images::new(aws_sdk_ecr::Client::new(config)),
-            services: services::Services::new(aws_sdk_ecs::Client::new(config)),
+            stacks: stacks::Stacks::new(aws_sdk_cloudformation::Client::from_conf(cloudformation)),
+            images: images::Images::new(aws_sdk_ecr::Client::from_conf(ecr)),
+            services: services::Services::new(aws_sdk_ecs::Client::from_conf(ecs)),
         }
     }
 }

@@ -233,12 +233,10 @@ impl Stacks {
         Ok(out
             .stack_resources()
             .iter()
-            .map(|r| {
-                format!(
-                    "{} {}",
-                    r.resource_type().unwrap_or("?"),
-                    r.logical_resource_id().unwrap_or("?")
-                )
+            .filter_map(|r| {
+                let kind = r.resource_type().filter(|t| !t.is_empty())?;
+                let id = r.logical_resource_id().filter(|i| !i.is_empty())?;
+                Some(format!("{kind} {id}"))
             })
             .collect())
     }

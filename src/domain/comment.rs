@@ -96,8 +96,10 @@ pub enum State {
     },
     /// Deleting, after close or `/pullstack destroy`.
     Removing,
+    /// Gone; `reversible` when a command can bring it back (not after close).
     Removed {
         why: String,
+        reversible: bool,
     },
     /// Waiting for a free preview slot.
     Queued {
@@ -193,7 +195,7 @@ fn headline(state: &State) -> String {
         }
         State::Failed { reason, .. } => format!("❌ **Deploy failed.** {reason}"),
         State::Removing => "🧹 **Removing** the environment.".to_owned(),
-        State::Removed { why } => format!("🗑️ **Removed** ({why})."),
+        State::Removed { why, .. } => format!("🗑️ **Removed** ({why})."),
         State::Queued { position } => format!(
             "🕒 **Queued** (position {position}): the preview limit is reached. The environment \
              starts when another pull request closes or its environment is destroyed."
@@ -206,7 +208,9 @@ fn next_steps(state: &State) -> String {
         State::AwaitingApproval { .. } => &[Command::Deploy],
         State::Ready { .. } => &[Command::Redeploy, Command::Destroy],
         State::Failed { .. } | State::ImageTimeout { .. } => &[Command::Redeploy],
-        State::Removed { .. } => &[Command::Redeploy],
+        State::Removed {
+            reversible: true, ..
+        } => &[Command::Redeploy],
         _ => &[],
     };
     commands
@@ -348,7 +352,8 @@ mod tests {
         };
         insta::assert_snapshot!(view(
             State::Removed {
-                why: "the pull request was closed".into()
+                why: "the pull request was closed".into(),
+                reversible: false,
             },
             &m
         ));

@@ -264,6 +264,7 @@ impl Forge {
 
     pub async fn update_comment(&self, id: u64, body: &str) -> Result<()> {
         self.writes.until_ready().await;
+        metrics::counter!("pullstack_github_requests_total", "kind" => "write").increment(1);
         let _: serde_json::Value = self
             .crab
             .patch(
@@ -386,6 +387,7 @@ impl Forge {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, route: String) -> Result<T> {
+        metrics::counter!("pullstack_github_requests_total", "kind" => "read").increment(1);
         self.crab
             .get(route, None::<&()>)
             .await
@@ -416,6 +418,7 @@ impl Forge {
         body: &serde_json::Value,
     ) -> Result<T> {
         self.writes.until_ready().await;
+        metrics::counter!("pullstack_github_requests_total", "kind" => "write").increment(1);
         self.crab
             .post(route, Some(body))
             .await

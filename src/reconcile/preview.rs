@@ -25,8 +25,9 @@ pub enum Desired {
     Deployed { sha: String },
     /// A fork PR whose head commit nobody approved yet.
     AwaitingApproval,
-    /// No stack, for this reason (shown on the PR).
-    Absent { why: String },
+    /// No stack, for this reason (shown on the PR); `reversible` when a
+    /// command can bring it back.
+    Absent { why: String, reversible: bool },
 }
 
 /// What pullstack wants for `pr`, given what the comment remembers.
@@ -39,6 +40,7 @@ pub fn desired(
     let Some(pr) = pr else {
         return Desired::Absent {
             why: "the pull request no longer exists".into(),
+            reversible: false,
         };
     };
     if !pr.is_open() {
@@ -47,16 +49,21 @@ pub fn desired(
         } else {
             "the pull request was closed"
         };
-        return Desired::Absent { why: why.into() };
+        return Desired::Absent {
+            why: why.into(),
+            reversible: false,
+        };
     }
     if !enabled {
         return Desired::Absent {
             why: "previews are disabled in the config".into(),
+            reversible: false,
         };
     }
     if memory.destroyed.as_deref() == Some(pr.head.sha.as_str()) {
         return Desired::Absent {
             why: "`/pullstack destroy` was given".into(),
+            reversible: true,
         };
     }
     if pr.is_fork_of(repo) && memory.approved.as_deref() != Some(pr.head.sha.as_str()) {
@@ -129,7 +136,10 @@ impl Controller {
                 .await?;
                 Ok(Next::Done)
             }
-            Desired::Absent { why } => self.remove(&env, &mut sticky, stack, &why).await,
+            Desired::Absent { why, reversible } => {
+                self.remove(&env, &mut sticky, stack, &why, reversible)
+                    .await
+            }
         }
     }
 
@@ -571,9 +581,10 @@ impl Controller {
         sticky: &mut Sticky,
         stack: Option<Stack>,
         why: &str,
+        reversible: bool,
     ) -> anyhow::Result<Next> {
         let Some(stack) = stack else {
-            return self.removed(env, sticky, why).await;
+            return self.removed(env, sticky, why, reversible).await;
         };
         match stack.phase() {
             Phase::Deleting => {
@@ -645,7 +656,13 @@ impl Controller {
     }
 
     /// The stack is gone: close the Deployment and say what was removed.
-    async fn removed(&self, env: &Env<'_>, sticky: &mut Sticky, why: &str) -> anyhow::Result<Next> {
+    async fn removed(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        why: &str,
+        reversible: bool,
+    ) -> anyhow::Result<Next> {
         self.delete_attempts
             .lock()
             .expect("delete attempts lock")
@@ -675,6 +692,7 @@ impl Controller {
             sha.as_deref(),
             State::Removed {
                 why: why.to_owned(),
+                reversible,
             },
         )
         .await?;
