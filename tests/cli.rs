@@ -95,3 +95,61 @@ fn a_bad_app_key_is_reported_without_its_contents() {
         "{err}"
     );
 }
+
+/// SIGTERM stops accepting, lets work in flight finish, and exits cleanly.
+#[test]
+fn serve_shuts_down_gracefully_on_sigterm() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/pullstack.example.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pullstack"))
+        .args([
+            "serve",
+            "--config",
+            example,
+            "--listen",
+            &listen,
+            "--shutdown-grace",
+            "2s",
+        ])
+        // Nothing answers here: the start-up resync fails and is retried.
+        .env("PULLSTACK_GITHUB_API_URL", "http://127.0.0.1:9")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("PULLSTACK_WEBHOOK_SECRET", "secret")
+        .env("PULLSTACK_GITHUB_TOKEN", "token")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let healthy = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(&listen).is_ok()
+    });
+    assert!(healthy, "server did not start");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "exit {status:?}: {err}");
+    assert!(err.contains("shutting down"), "{err}");
+}

@@ -90,6 +90,8 @@ pub struct World {
     pub app: String,
     pub repo: String,
     pub config_yaml: String,
+    /// Authenticate as a GitHub App with this PEM key instead of a token.
+    pub app_key: Option<String>,
     server: Option<Running>,
     http: reqwest::Client,
 }
@@ -122,6 +124,7 @@ impl World {
             app,
             repo,
             config_yaml,
+            app_key: None,
             server: None,
             http: reqwest::Client::new(),
         };
@@ -178,7 +181,14 @@ impl World {
             listen: "127.0.0.1:0".parse().unwrap(),
             config: self.config(),
             github_api_url: self.github.url(),
-            auth: Auth::Token("ghp_test_token".to_owned().into()),
+            auth: match &self.app_key {
+                Some(pem) => Auth::App {
+                    app_id: 29_310,
+                    key: octocrab::EncodingKey::from_rsa_pem(pem.as_bytes()).expect("test key"),
+                    installation_id: None,
+                },
+                None => Auth::Token("ghp_test_token".to_owned().into()),
+            },
             webhook_secrets: vec![SECRET.to_owned().into()],
             shutdown_grace: Duration::from_secs(2),
             aws: Some(aws),

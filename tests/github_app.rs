@@ -1,0 +1,47 @@
+//! Authenticating as a GitHub App: the app's JWT buys an installation token
+//! (the installation is looked up from the repository), and every API call
+//! then uses that token.
+
+mod support;
+
+use support::World;
+
+#[tokio::test]
+async fn a_github_app_gets_an_installation_token_and_deploys() {
+    let mut world = World::new("app", "").await;
+    world.app_key = Some(
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/test-app-key.pem"
+        ))
+        .unwrap(),
+    );
+    world.start().await;
+    let sha = world.open_pr(1).await;
+    world.wait_stack_at(1, &sha).await;
+    world.wait_comment(1, "Ready").await;
+
+    assert!(world.github.installation_tokens_issued() >= 1);
+    let requests = world.github.requests();
+    let token_request = requests
+        .iter()
+        .find(|r| r.path.starts_with("/app/installations/"))
+        .unwrap();
+    assert!(
+        token_request
+            .authorization
+            .as_deref()
+            .unwrap()
+            .starts_with("Bearer "),
+        "JWT for the token"
+    );
+    let comment_post = requests
+        .iter()
+        .find(|r| r.path.ends_with("/issues/1/comments") && r.method == "POST")
+        .unwrap();
+    let auth = comment_post.authorization.as_deref().unwrap();
+    assert!(
+        auth.contains("ghs_fake_"),
+        "installation token used for API calls: {auth}"
+    );
+}
