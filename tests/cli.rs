@@ -1,6 +1,8 @@
 //! The command line as a user meets it: config checks, unknown commands,
 //! and secrets that never reach an error message.
 
+mod support;
+
 use std::process::{Command, Output};
 
 fn pullstack(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -152,4 +154,44 @@ fn serve_shuts_down_gracefully_on_sigterm() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(status.success(), "exit {status:?}: {err}");
     assert!(err.contains("shutting down"), "{err}");
+}
+
+/// `bootstrap` creates the shared stack with live progress, and a second run
+/// says nothing changed.
+#[test]
+fn bootstrap_is_idempotent_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = format!("boot-{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let config = dir.path().join("pullstack.yaml");
+    std::fs::write(&config, format!("app: {app}\nrepository: octo/{app}\n")).unwrap();
+    let endpoint = support::moto_endpoint();
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let args = ["bootstrap", "--config", config.to_str().unwrap()];
+    let first = pullstack(&args, &env);
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{}\n{out}", stderr(&first));
+    assert!(
+        out.contains(&format!("Creating shared stack {app}-shared")),
+        "{out}"
+    );
+    // moto reports stack-level events only; AWS also lists each resource.
+    assert!(
+        out.contains("AWS::CloudFormation::Stack") && out.contains("CREATE_IN_PROGRESS"),
+        "events are shown: {out}"
+    );
+    assert!(out.contains("CREATE_COMPLETE in"), "{out}");
+    assert!(
+        out.contains("RepositoryUri"),
+        "ends with the outputs: {out}"
+    );
+
+    let second = pullstack(&args, &env);
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(out.contains("is up to date: nothing changed"), "{out}");
 }

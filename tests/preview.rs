@@ -67,6 +67,24 @@ async fn open_creates_a_stack_and_reports_it() {
     }
     assert!(stack.tag("pullstack:created-at").is_some());
 
+    // The configured variable was rendered for this PR into the task definition.
+    let ecs = aws_sdk_ecs::Client::new(&world.sdk);
+    let task = stack
+        .output("TaskDefinitionArn")
+        .expect("TaskDefinitionArn output");
+    let described = ecs
+        .describe_task_definition()
+        .task_definition(task)
+        .send()
+        .await
+        .unwrap();
+    let container = &described.task_definition().unwrap().container_definitions()[0];
+    let pr_var = container
+        .environment()
+        .iter()
+        .find(|kv| kv.name() == Some("PR"));
+    assert_eq!(pr_var.and_then(|kv| kv.value()), Some("1"));
+
     let url = stack.output("Url").expect("Url output").to_owned();
     let comment = world.wait_comment(1, "Ready").await;
     assert!(comment.body.contains(&url), "{}", comment.body);
@@ -329,4 +347,25 @@ async fn a_missing_image_is_waited_for() {
     world.push_image(&sha).await;
     world.wait_stack_at(10, &sha).await;
     world.wait_comment(10, "Ready").await;
+}
+
+#[tokio::test]
+async fn an_image_that_never_comes_is_given_up_on() {
+    let mut world = World::new("noimage", "").await;
+    world.config_yaml = world.config_yaml.replace(
+        "ready_check: false",
+        "ready_check: false\n  image_timeout: 1s",
+    );
+    world.start().await;
+    let sha = fake_sha(&format!("{}-never", world.app));
+    world.open_pr_at(11, &sha, &world.repo.clone()).await;
+    let comment = world.wait_comment(11, "No image").await;
+    assert!(
+        comment.body.contains("did not appear within"),
+        "{}",
+        comment.body
+    );
+    let status = world.github.statuses(&world.repo, &sha).pop().unwrap();
+    assert_eq!(status.state, "failure");
+    assert!(world.stack(11).await.is_none());
 }

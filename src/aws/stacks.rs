@@ -22,6 +22,8 @@ pub mod tag {
     pub const COMMIT: &str = "pullstack:commit";
     pub const ROLE: &str = "pullstack:role";
     pub const CREATED_AT: &str = "pullstack:created-at";
+    /// A digest of the template, parameters and other tags last sent.
+    pub const SPEC: &str = "pullstack:spec";
 }
 
 /// A stack as pullstack sees it.
@@ -31,6 +33,7 @@ pub struct Stack {
     pub status: StackStatus,
     pub status_reason: Option<String>,
     pub outputs: BTreeMap<String, String>,
+    pub parameters: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
     /// When the current (or last) operation started.
     pub operation_started: Option<DateTime<Utc>>,
@@ -121,6 +124,29 @@ pub struct Deploy<'a> {
     pub tags: &'a BTreeMap<String, String>,
 }
 
+impl Deploy<'_> {
+    /// A short digest of everything sent, so an unchanged stack is spotted
+    /// without fetching its template.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(self.template_body.as_bytes());
+        for (k, v) in self.parameters.iter().chain(self.tags.iter()) {
+            hash.update([0]);
+            hash.update(k.as_bytes());
+            hash.update([0]);
+            hash.update(v.as_bytes());
+        }
+        hex::encode(&hash.finalize()[..8])
+    }
+
+    fn tags_with_digest(&self) -> Vec<Tag> {
+        let mut all = tags(self.tags);
+        all.push(Tag::builder().key(tag::SPEC).value(self.digest()).build());
+        all
+    }
+}
+
 #[derive(Clone)]
 pub struct Stacks {
     client: Client,
@@ -167,7 +193,7 @@ impl Stacks {
             .stack_name(deploy.name)
             .template_body(deploy.template_body)
             .set_parameters(Some(parameters(deploy.parameters)))
-            .set_tags(Some(tags(deploy.tags)))
+            .set_tags(Some(deploy.tags_with_digest()))
             .capabilities(Capability::CapabilityIam)
             .send()
             .await
@@ -182,7 +208,7 @@ impl Stacks {
             .stack_name(deploy.name)
             .template_body(deploy.template_body)
             .set_parameters(Some(parameters(deploy.parameters)))
-            .set_tags(Some(tags(deploy.tags)))
+            .set_tags(Some(deploy.tags_with_digest()))
             .capabilities(Capability::CapabilityIam)
             .send()
             .await
@@ -197,6 +223,14 @@ impl Stacks {
             }
             Err(err) => Err(api("UpdateStack", deploy.name, &err)),
         }
+    }
+
+    /// Whether `stack` already runs exactly `deploy` (same template,
+    /// parameters and tags), so an update would change nothing. Told by the
+    /// spec digest pullstack tags each stack with, because not every
+    /// CloudFormation implementation answers "No updates are to be performed".
+    pub fn unchanged(stack: &Stack, deploy: &Deploy<'_>) -> bool {
+        stack.tag(tag::SPEC) == Some(deploy.digest().as_str())
     }
 
     /// Starts deleting a stack; deleting a missing stack is not an error.
@@ -330,6 +364,16 @@ fn convert(stack: &SdkStack) -> Stack {
         .iter()
         .filter_map(|o| Some((o.output_key()?.to_owned(), o.output_value()?.to_owned())))
         .collect();
+    let parameters = stack
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_owned(),
+                p.parameter_value()?.to_owned(),
+            ))
+        })
+        .collect();
     let tags = stack
         .tags()
         .iter()
@@ -344,6 +388,7 @@ fn convert(stack: &SdkStack) -> Stack {
             .unwrap_or(StackStatus::CreateInProgress),
         status_reason: stack.stack_status_reason().map(str::to_owned),
         outputs,
+        parameters,
         tags,
         operation_started: started
             .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),

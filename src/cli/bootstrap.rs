@@ -2,7 +2,7 @@
 //! progress, and say so plainly when nothing changed.
 
 use crate::aws::Aws;
-use crate::aws::stacks::{Deploy, Phase, Started, tag};
+use crate::aws::stacks::{Deploy, Phase, Stacks, Started, tag};
 use crate::config::Config;
 use crate::domain::template;
 use anyhow::{Context, bail};
@@ -75,7 +75,10 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             aws.stacks.create(&deploy).await?;
         }
         Some(Phase::Stable | Phase::UpdateRolledBack) => {
-            if aws.stacks.update(&deploy).await? == Started::NoChange {
+            let stack = existing.as_ref().expect("matched Some");
+            if Stacks::unchanged(stack, &deploy)
+                || aws.stacks.update(&deploy).await? == Started::NoChange
+            {
                 println!("Shared stack {name} is up to date: nothing changed.");
                 print_outputs(&aws, &name).await?;
                 return Ok(ExitCode::SUCCESS);

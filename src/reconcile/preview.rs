@@ -810,3 +810,24 @@ async fn probe(url: &str, path: &str) -> bool {
         Err(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::probe;
+
+    #[tokio::test]
+    async fn probe_needs_a_healthy_answer() {
+        use axum::http::StatusCode;
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route("/health", get(|| async { "ok" }))
+            .route("/broken", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        assert!(probe(&url, "/health").await);
+        assert!(!probe(&url, "/broken").await);
+        assert!(!probe(&url, "/missing").await);
+        assert!(!probe("http://127.0.0.1:9", "/").await);
+    }
+}
