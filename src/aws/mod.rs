@@ -2,11 +2,13 @@
 //! honoured (credential chain, region, `AWS_ENDPOINT_URL`), so the same
 //! binary runs against AWS or a local emulator.
 
+pub mod health;
 pub mod images;
 pub mod metered;
 pub mod services;
 pub mod shared;
 pub mod stacks;
+pub mod traffic;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -18,6 +20,8 @@ pub struct Aws {
     pub stacks: stacks::Stacks,
     pub images: images::Images,
     pub services: services::Services,
+    pub traffic: traffic::Traffic,
+    pub health: health::Health,
 }
 
 impl Aws {
@@ -47,10 +51,26 @@ impl Aws {
         let ecs = aws_sdk_ecs::config::Builder::from(config)
             .interceptor(Metered)
             .build();
+        let ecs = aws_sdk_ecs::Client::from_conf(ecs);
+        let route53 = aws_sdk_route53::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
+        let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
+        let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
         Aws {
             stacks: stacks::Stacks::new(aws_sdk_cloudformation::Client::from_conf(cloudformation)),
             images: images::Images::new(aws_sdk_ecr::Client::from_conf(ecr)),
-            services: services::Services::new(aws_sdk_ecs::Client::from_conf(ecs)),
+            services: services::Services::new(ecs.clone()),
+            traffic: traffic::Traffic::new(aws_sdk_route53::Client::from_conf(route53)),
+            health: health::Health::new(
+                ecs,
+                aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
+                aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
+            ),
         }
     }
 }

@@ -4,4 +4,6 @@
 pub mod commands;
 pub mod comment;
 pub mod naming;
+pub mod release;
+pub mod rollout;
 pub mod template;

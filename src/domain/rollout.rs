@@ -1,0 +1,356 @@
+//! The production rollout planner: from what exists (stacks, Route53
+//! weights, the release log) to the one next action. Pure, so the whole
+//! release logic is property-tested; the reconciler only carries actions out.
+//!
+//! Crash safety comes from the inputs: weights and the log live in Route53
+//! and change together in one batch, so a restarted planner sees exactly
+//! how far a release got and never jumps ahead.
+
+use super::release::{Schedule, Step, TOTAL};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A production stack, as the planner needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProdStack {
+    pub name: String,
+    pub sha: String,
+    pub created: DateTime<Utc>,
+    pub phase: ProdPhase,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProdPhase {
+    /// Being created or updated.
+    Busy,
+    /// Complete; `healthy` when the health gate passes.
+    Ready { healthy: bool },
+    /// The stack failed; it must never get traffic.
+    Failed,
+}
+
+/// What pullstack remembers about releases, stored next to the weights.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Log {
+    /// The release in flight (or last completed).
+    pub release: Option<String>,
+    /// When the weights last moved.
+    pub shifted_at: Option<DateTime<Utc>>,
+    /// The schedule of the release in flight.
+    pub schedule: Vec<Step>,
+    /// Stacks that reached 100%, oldest first.
+    pub promoted: Vec<String>,
+    /// Stacks rolled back or failed: never given traffic again.
+    pub failed: Vec<String>,
+    pub paused: bool,
+    /// The GitHub Deployment of the release in flight.
+    pub deployment: Option<u64>,
+}
+
+const MEMORY: usize = 20;
+
+impl Log {
+    fn remember(list: &mut Vec<String>, name: &str) {
+        list.retain(|n| n != name);
+        list.push(name.to_owned());
+        if list.len() > MEMORY {
+            list.remove(0);
+        }
+    }
+
+    pub fn is_failed(&self, name: &str) -> bool {
+        self.failed.iter().any(|n| n == name)
+    }
+}
+
+/// Everything the planner looks at.
+#[derive(Clone, Debug)]
+pub struct View {
+    pub stacks: Vec<ProdStack>,
+    /// Route53 weights by stack name.
+    pub weights: BTreeMap<String, u8>,
+    pub log: Log,
+    /// The default branch's head, and the stack name a release of it gets.
+    pub head: Option<(String, String)>,
+    pub now: DateTime<Utc>,
+}
+
+/// Release policy from the config.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub keep: usize,
+    pub window: Duration,
+    pub poll: Duration,
+}
+
+/// The one next thing to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Create a stack for this commit (it starts with no traffic).
+    Create { sha: String, stack: String },
+    /// Make the head's stack the release in flight (after a create, or a
+    /// crash between the create and this).
+    Track { log: Log, stack: String },
+    /// Look again after this long.
+    Wait(Duration),
+    /// Set these weights and this log in one batch.
+    Shift {
+        weights: BTreeMap<String, u8>,
+        log: Log,
+        percent: u8,
+    },
+    /// The release failed before getting traffic, or lost it: record it.
+    Fail {
+        weights: BTreeMap<String, u8>,
+        log: Log,
+        stack: String,
+    },
+    /// Delete a stack past retention (it has no traffic).
+    Delete { stack: String },
+    /// Nothing to do.
+    Idle,
+}
+
+impl View {
+    fn stack(&self, name: &str) -> Option<&ProdStack> {
+        self.stacks.iter().find(|s| s.name == name)
+    }
+
+    fn weight(&self, name: &str) -> u8 {
+        self.weights.get(name).copied().unwrap_or(0)
+    }
+
+    /// The last promoted stack that still exists, other than `except`.
+    fn stable(&self, except: &str) -> Option<String> {
+        self.log
+            .promoted
+            .iter()
+            .rev()
+            .find(|n| *n != except && !self.log.is_failed(n) && self.stack(n).is_some())
+            .cloned()
+    }
+
+    /// The stack holding the most traffic.
+    pub fn live(&self) -> Option<String> {
+        self.weights
+            .iter()
+            .filter(|(_, w)| **w > 0)
+            .max_by_key(|(name, w)| (**w, (*name).clone()))
+            .map(|(name, _)| name.clone())
+    }
+
+    /// The weights with all traffic on `target`; every other record at 0.
+    fn all_on(&self, target: &str) -> BTreeMap<String, u8> {
+        let mut weights: BTreeMap<String, u8> =
+            self.weights.keys().map(|k| (k.clone(), 0)).collect();
+        weights.insert(target.to_owned(), TOTAL);
+        weights
+    }
+}
+
+/// The next action for production.
+pub fn plan(view: &View, policy: &Policy, schedule: &Schedule) -> Action {
+    if let Some((sha, stack)) = &view.head
+        && view.stack(stack).is_none()
+        && !view.log.is_failed(stack)
+        && !view.log.promoted.contains(stack)
+    {
+        return Action::Create {
+            sha: sha.clone(),
+            stack: stack.clone(),
+        };
+    }
+    if let Some((_, stack)) = &view.head
+        && view.stack(stack).is_some()
+        && view.log.release.as_ref() != Some(stack)
+        && !view.log.is_failed(stack)
+        && !view.log.promoted.contains(stack)
+    {
+        let mut log = view.log.clone();
+        log.release = Some(stack.clone());
+        log.shifted_at = None;
+        log.schedule.clear();
+        log.deployment = None;
+        return Action::Track {
+            log,
+            stack: stack.clone(),
+        };
+    }
+    let Some(release) = view.log.release.clone().filter(|r| !view.log.is_failed(r)) else {
+        return retention(view, policy);
+    };
+    let Some(stack) = view.stack(&release) else {
+        // The release's stack is gone: forget it, keep traffic where it is.
+        let mut log = view.log.clone();
+        log.release = None;
+        return Action::Fail {
+            weights: view.weights.clone(),
+            log,
+            stack: release,
+        };
+    };
+    let weight = view.weight(&release);
+    match stack.phase {
+        ProdPhase::Busy => return Action::Wait(policy.poll),
+        ProdPhase::Failed => return fail(view, &release),
+        ProdPhase::Ready { healthy: false } if weight == 0 => return Action::Wait(policy.poll),
+        ProdPhase::Ready { .. } => {}
+    }
+    if weight >= TOTAL {
+        return retention(view, policy);
+    }
+    if view.log.paused {
+        return Action::Idle;
+    }
+    let schedule = if view.log.schedule.is_empty() {
+        schedule.clone()
+    } else {
+        Schedule {
+            steps: view.log.schedule.clone(),
+        }
+    };
+    let stable = view.stable(&release);
+    let next = match (&stable, schedule.next(weight)) {
+        // Nothing to shift from: the first release takes everything.
+        (None, _) | (_, None) => Step {
+            percent: TOTAL,
+            bake: Duration::ZERO,
+        },
+        (Some(_), Some(step)) => step,
+    };
+    if weight > 0
+        && let Some(at) = view.log.shifted_at
+    {
+        let due = at + chrono::Duration::from_std(schedule.bake_after(weight)).unwrap_or_default();
+        if view.now < due {
+            let left = (due - view.now).to_std().unwrap_or_default();
+            return Action::Wait(left.min(policy.poll));
+        }
+    }
+    shift(view, &release, stable.as_deref(), next.percent)
+}
+
+/// Puts `percent` on the release and the rest on the stable stack (all of
+/// it on the release when there is no stable stack).
+fn shift(view: &View, release: &str, stable: Option<&str>, percent: u8) -> Action {
+    let mut weights: BTreeMap<String, u8> = view.weights.keys().map(|k| (k.clone(), 0)).collect();
+    let (new, old) = super::release::pair(percent);
+    weights.insert(release.to_owned(), new);
+    if let Some(stable) = stable.filter(|_| old > 0) {
+        weights.insert(stable.to_owned(), old);
+    } else {
+        weights.insert(release.to_owned(), TOTAL);
+    }
+    let mut log = view.log.clone();
+    log.shifted_at = Some(view.now);
+    if weights[release] >= TOTAL {
+        Log::remember(&mut log.promoted, release);
+    }
+    let percent = weights[release];
+    Action::Shift {
+        weights,
+        log,
+        percent,
+    }
+}
+
+/// Marks the release failed and puts any traffic it had back on the stable stack.
+fn fail(view: &View, release: &str) -> Action {
+    let mut log = view.log.clone();
+    Log::remember(&mut log.failed, release);
+    log.shifted_at = None;
+    let weights = match view.stable(release) {
+        Some(stable) if view.weight(release) > 0 => view.all_on(&stable),
+        _ => view.weights.clone(),
+    };
+    Action::Fail {
+        weights,
+        log,
+        stack: release.to_owned(),
+    }
+}
+
+/// Rolls traffic back to `to`, or to the stack before the live one. `None`
+/// when there is nothing to roll back to.
+pub fn rollback(
+    view: &View,
+    to: Option<&str>,
+) -> Option<(BTreeMap<String, u8>, Log, String, String)> {
+    let in_flight = view
+        .log
+        .release
+        .clone()
+        .filter(|r| !view.log.is_failed(r) && view.weight(r) < TOTAL && view.weight(r) > 0);
+    let from = in_flight.clone().or_else(|| view.live())?;
+    let target = match to {
+        Some(to) => to.to_owned(),
+        None => view.stable(&from)?,
+    };
+    let target_ok = target != from
+        && !view.log.is_failed(&target)
+        && view
+            .stack(&target)
+            .is_some_and(|s| matches!(s.phase, ProdPhase::Ready { .. }));
+    if !target_ok {
+        return None;
+    }
+    let mut log = view.log.clone();
+    Log::remember(&mut log.failed, &from);
+    log.promoted.retain(|n| *n != from);
+    Log::remember(&mut log.promoted, &target);
+    log.release = None;
+    log.shifted_at = Some(view.now);
+    Some((view.all_on(&target), log, from, target))
+}
+
+/// Moves the release in flight to 100% now.
+pub fn promote(view: &View) -> Option<(BTreeMap<String, u8>, Log, String)> {
+    let release = view
+        .log
+        .release
+        .clone()
+        .filter(|r| !view.log.is_failed(r))?;
+    let ready = view
+        .stack(&release)
+        .is_some_and(|s| s.phase == ProdPhase::Ready { healthy: true });
+    if !ready || view.weight(&release) >= TOTAL {
+        return None;
+    }
+    let mut log = view.log.clone();
+    log.shifted_at = Some(view.now);
+    Log::remember(&mut log.promoted, &release);
+    Some((view.all_on(&release), log, release))
+}
+
+/// A stack past retention, if any: beyond the newest `keep` previous
+/// stacks, or older than the window. Never one with traffic, the release in
+/// flight, the head's stack, or the rollback target.
+fn retention(view: &View, policy: &Policy) -> Action {
+    let live = view.live();
+    let target = live.as_deref().and_then(|l| view.stable(l));
+    let head = view.head.as_ref().map(|(_, s)| s.as_str());
+    let mut previous: Vec<&ProdStack> = view
+        .stacks
+        .iter()
+        .filter(|s| Some(s.name.as_str()) != live.as_deref())
+        .filter(|s| Some(&s.name) != view.log.release.as_ref() || view.log.is_failed(&s.name))
+        .filter(|s| Some(s.name.as_str()) != head || view.log.is_failed(&s.name))
+        .filter(|s| s.phase != ProdPhase::Busy)
+        .collect();
+    previous.sort_by_key(|s| std::cmp::Reverse(s.created));
+    let window = chrono::Duration::from_std(policy.window).unwrap_or(chrono::Duration::MAX);
+    previous
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| view.weight(&s.name) == 0 && Some(&s.name) != target.as_ref())
+        .find(|(index, s)| *index >= policy.keep || view.now - s.created > window)
+        .map_or(Action::Idle, |(_, s)| Action::Delete {
+            stack: s.name.clone(),
+        })
+}
+
+#[cfg(test)]
+mod tests;
