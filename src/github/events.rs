@@ -96,33 +96,35 @@ pub enum ParseError {
 
 /// Parses a delivery's body according to its `X-GitHub-Event` header.
 pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
-    // Check the body is JSON at all before looking at its shape, so the two
-    // errors read differently.
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
-    let shape = |e: serde_json::Error| ParseError::Shape {
-        event: event.to_owned(),
-        reason: e.to_string(),
-    };
+    // Typed parsing straight from the bytes; only when it fails is the body
+    // checked for being JSON at all, so the two errors read differently.
+    fn typed<T: serde::de::DeserializeOwned>(event: &str, body: &[u8]) -> Result<T, ParseError> {
+        serde_json::from_slice(body).map_err(|err| {
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Err(json) => ParseError::Json(json.to_string()),
+                Ok(_) => ParseError::Shape {
+                    event: event.to_owned(),
+                    reason: err.to_string(),
+                },
+            }
+        })
+    }
     let ignored = |reason: String| Ok(Event::Ignored { reason });
     match event {
-        "ping" => Ok(Event::Ping),
-        "pull_request" => {
-            let raw: wire::PullRequest = serde_json::from_value(value).map_err(shape)?;
-            match pull_request(raw)? {
-                Some(event) => Ok(Event::PullRequest(event)),
-                None => ignored("pull_request action not acted on".into()),
-            }
+        "ping" => {
+            typed::<serde::de::IgnoredAny>(event, body)?;
+            Ok(Event::Ping)
         }
-        "push" => {
-            let raw: wire::Push = serde_json::from_value(value).map_err(shape)?;
-            match push(raw)? {
-                Some(event) => Ok(Event::Push(event)),
-                None => ignored("push to a tag".into()),
-            }
-        }
+        "pull_request" => match pull_request(typed(event, body)?)? {
+            Some(event) => Ok(Event::PullRequest(event)),
+            None => ignored("pull_request action not acted on".into()),
+        },
+        "push" => match push(typed(event, body)?)? {
+            Some(event) => Ok(Event::Push(event)),
+            None => ignored("push to a tag".into()),
+        },
         "delete" => {
-            let raw: wire::Delete = serde_json::from_value(value).map_err(shape)?;
+            let raw: wire::Delete = typed(event, body)?;
             if raw.ref_type != "branch" {
                 return ignored(format!("{} deleted", raw.ref_type));
             }
@@ -132,7 +134,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
             })
         }
         "issue_comment" => {
-            let raw: wire::IssueComment = serde_json::from_value(value).map_err(shape)?;
+            let raw: wire::IssueComment = typed(event, body)?;
             if raw.action != "created" {
                 return ignored(format!("comment {}", raw.action));
             }
@@ -149,7 +151,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
             }))
         }
         "workflow_run" | "check_suite" => {
-            let raw: wire::CiRun = serde_json::from_value(value).map_err(shape)?;
+            let raw: wire::CiRun = typed(event, body)?;
             let run = raw
                 .workflow_run
                 .or(raw.check_suite)
@@ -166,7 +168,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
             })
         }
         "installation" | "installation_repositories" => {
-            let raw: wire::Installation = serde_json::from_value(value).map_err(shape)?;
+            let raw: wire::Installation = typed(event, body)?;
             Ok(Event::Installation {
                 action: raw.action,
                 account: raw
@@ -176,7 +178,10 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
                     .unwrap_or_default(),
             })
         }
-        other => ignored(format!("event {other:?} not acted on")),
+        other => {
+            typed::<serde::de::IgnoredAny>(event, body)?;
+            ignored(format!("event {other:?} not acted on"))
+        }
     }
 }
 
