@@ -52,6 +52,81 @@ pub struct Config {
     /// GitHub write pacing and comment behaviour.
     #[serde(default)]
     pub github: GitHubConfig,
+    /// Production releases: a new stack per merge, traffic shifted by
+    /// Route53 weights.
+    #[serde(default)]
+    pub production: ProductionConfig,
+}
+
+/// Production releases.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProductionConfig {
+    /// Whether merges to the default branch are released. Default: false.
+    pub enabled: bool,
+    /// The production DNS name the weighted records live on. Required when enabled.
+    pub domain: String,
+    /// The Route53 hosted zone id of `domain`. Required when enabled.
+    pub hosted_zone_id: String,
+    /// The branch releases come from. Default: the repository's default branch.
+    pub branch: Option<String>,
+    /// Fargate CPU units. Default: "512".
+    pub cpu: String,
+    /// Fargate memory in MiB. Default: "1024".
+    pub memory: String,
+    /// Number of tasks. Default: 2.
+    pub desired_count: u32,
+    /// Capacity provider. Default: FARGATE.
+    pub capacity: Capacity,
+    /// Canary steps, in percent of traffic, ending at 100. Default: [10, 50, 100].
+    pub steps: Vec<u8>,
+    /// Bake time after each step before the next. Default: 5m.
+    #[serde(with = "humantime_serde")]
+    pub bake: Duration,
+    /// `full` (ECS deployment complete and targets healthy) or `stack`
+    /// (the stack is complete). Default: full.
+    pub gate: Gate,
+    /// How long a new stack may take to pass the gate. Default: 15m.
+    #[serde(with = "humantime_serde")]
+    pub gate_timeout: Duration,
+    /// CloudWatch alarms that roll a shift back when in ALARM. Default: [].
+    pub alarms: Vec<String>,
+    /// Previous production stacks kept for rollback. Default: 2.
+    pub keep: usize,
+    /// How long previous stacks are kept at most. Default: 7d.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+/// What "healthy" means before a new production stack gets traffic.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Gate {
+    #[default]
+    Full,
+    Stack,
+}
+
+impl Default for ProductionConfig {
+    fn default() -> Self {
+        ProductionConfig {
+            enabled: false,
+            domain: String::new(),
+            hosted_zone_id: String::new(),
+            branch: None,
+            cpu: "512".into(),
+            memory: "1024".into(),
+            desired_count: 2,
+            capacity: Capacity::Fargate,
+            steps: vec![10, 50, 100],
+            bake: Duration::from_secs(300),
+            gate: Gate::Full,
+            gate_timeout: Duration::from_secs(900),
+            alarms: Vec::new(),
+            keep: 2,
+            window: Duration::from_secs(7 * 86_400),
+        }
+    }
 }
 
 /// The permanent shared stack.
@@ -300,6 +375,20 @@ impl Config {
         }
         if self.github.writes_per_minute == 0 {
             return Err(("writes_per_minute", "must be at least 1".into()));
+        }
+        let production = &self.production;
+        if production.enabled
+            && (production.domain.is_empty() || production.hosted_zone_id.is_empty())
+        {
+            return Err((
+                "production",
+                "domain and hosted_zone_id are required when enabled".into(),
+            ));
+        }
+        if let Err(err) =
+            crate::domain::release::Schedule::from_percents(&production.steps, production.bake)
+        {
+            return Err(("steps", err));
         }
         for (name, reference) in &self.preview.secrets {
             if !reference.starts_with("arn:") {

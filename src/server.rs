@@ -118,6 +118,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let router = Router {
         repo,
         approve_label: config.preview.approve_label.clone(),
+        production: config.production.enabled,
     };
     let state = Arc::new(AppState::new(
         options.webhook_secrets,

@@ -3,6 +3,7 @@
 mod bootstrap;
 mod config;
 mod healthcheck;
+mod prod;
 mod serve;
 
 use crate::telemetry::LogFormat;
@@ -37,6 +38,8 @@ pub enum Command {
     Config(config::Command),
     /// Exit 0 if a running server answers /healthz (for container health checks).
     Healthcheck(healthcheck::Args),
+    /// Watch and steer production releases.
+    Prod(prod::Args),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Bootstrap(args) => bootstrap::run(args).await,
             Command::Config(command) => config::run(command),
             Command::Healthcheck(args) => healthcheck::run(args).await,
+            Command::Prod(args) => prod::run(args).await,
         }
     });
     match result {

@@ -15,6 +15,10 @@ pub enum Command {
     Deploy,
     /// List the commands.
     Help,
+    /// Finish the production release in flight now.
+    Promote,
+    /// Move production traffic back to the previous release.
+    Rollback,
 }
 
 /// The permission a command needs.
@@ -28,11 +32,13 @@ pub enum Role {
 }
 
 impl Command {
-    pub const ALL: [Command; 4] = [
+    pub const ALL: [Command; 6] = [
         Command::Redeploy,
         Command::Destroy,
         Command::Deploy,
         Command::Help,
+        Command::Promote,
+        Command::Rollback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,6 +47,8 @@ impl Command {
             Command::Destroy => "destroy",
             Command::Deploy => "deploy",
             Command::Help => "help",
+            Command::Promote => "promote",
+            Command::Rollback => "rollback",
         }
     }
 
@@ -50,6 +58,10 @@ impl Command {
             Command::Destroy => "tear the environment down; a push or `redeploy` brings it back",
             Command::Deploy => "approve a fork PR's current head commit for deployment",
             Command::Help => "list these commands",
+            Command::Promote => "finish the production release in flight now (maintainers)",
+            Command::Rollback => {
+                "move production traffic back to the previous release (maintainers)"
+            }
         }
     }
 
@@ -58,7 +70,13 @@ impl Command {
         match self {
             Command::Help => Role::Read,
             Command::Redeploy | Command::Destroy | Command::Deploy => Role::Write,
+            Command::Promote | Command::Rollback => Role::Maintain,
         }
+    }
+
+    /// Whether the command acts on production rather than the PR's preview.
+    pub fn is_production(self) -> bool {
+        matches!(self, Command::Promote | Command::Rollback)
     }
 
     fn from_name(name: &str) -> Option<Command> {

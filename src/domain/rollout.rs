@@ -199,6 +199,18 @@ pub fn plan(view: &View, policy: &Policy, schedule: &Schedule) -> Action {
         ProdPhase::Ready { healthy: false } if weight == 0 => return Action::Wait(policy.poll),
         ProdPhase::Ready { .. } => {}
     }
+    if !view.weights.contains_key(&release) {
+        // The new stack's record exists from the start, at weight 0.
+        let mut weights = view.weights.clone();
+        weights.insert(release.clone(), 0);
+        let mut log = view.log.clone();
+        log.shifted_at = Some(view.now);
+        return Action::Shift {
+            weights,
+            log,
+            percent: 0,
+        };
+    }
     if weight >= TOTAL {
         return retention(view, policy);
     }

@@ -247,6 +247,42 @@ impl Forge {
             .await
     }
 
+    /// The repository's default branch.
+    pub async fn default_branch(&self) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Repo {
+            default_branch: String,
+        }
+        let repo: Repo = self.get(format!("/repos/{}", self.repo)).await?;
+        Ok(repo.default_branch)
+    }
+
+    /// The commit at the head of `branch`, or `None` if it does not exist.
+    pub async fn branch_head(&self, branch: &str) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct Branch {
+            commit: Commit,
+        }
+        #[derive(Deserialize)]
+        struct Commit {
+            sha: String,
+        }
+        match self
+            .get::<Branch>(format!("/repos/{}/branches/{branch}", self.repo))
+            .await
+        {
+            Ok(b) => Ok(Some(b.commit.sha)),
+            Err(ForgeError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The pull requests a commit belongs to (for a merge: the merged PR).
+    pub async fn pulls_for_commit(&self, sha: &str) -> Result<Vec<PullRequest>> {
+        self.get(format!("/repos/{}/commits/{sha}/pulls", self.repo))
+            .await
+    }
+
     pub async fn comments(&self, issue: u64) -> Result<Vec<Comment>> {
         self.get_all(format!("/repos/{}/issues/{issue}/comments", self.repo))
             .await

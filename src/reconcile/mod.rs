@@ -6,6 +6,7 @@
 //! heals a missed webhook, a crash, a redelivery and a stack deleted by hand.
 
 pub mod preview;
+pub mod production;
 pub mod queue;
 pub mod routing;
 pub mod sticky;
@@ -29,6 +30,8 @@ pub enum Job {
     Env(EnvKey),
     /// List open PRs and owned stacks, and queue every environment found.
     Resync,
+    /// Production releases.
+    Production,
 }
 
 /// What an event asks for beyond "look again".
@@ -38,6 +41,8 @@ pub enum Intent {
         command: Command,
         author: String,
         comment_id: u64,
+        /// The PR the command was given on, for the reply.
+        issue: u64,
     },
     Unknown {
         word: String,
@@ -125,6 +130,9 @@ impl Controller {
             }
         }
         tracing::info!(environments = keys.len(), "resync");
+        if self.config.production.enabled {
+            queue.push(Job::Production, None);
+        }
         metrics::counter!("pullstack_resyncs_total").increment(1);
         for key in keys {
             queue.push(Job::Env(key), None);
@@ -142,6 +150,7 @@ impl queue::Reconcile for Controller {
         let result = match &job {
             Job::Resync => self.resync().await,
             Job::Env(EnvKey::Pr(number)) => self.preview(*number, intents).await,
+            Job::Production => self.production(intents).await,
             // Branch environments build on the same steps; see the config's
             // `preview` section.
             Job::Env(EnvKey::Branch(_)) => Ok(Next::Done),

@@ -177,6 +177,7 @@ impl Controller {
                 command,
                 author,
                 comment_id,
+                ..
             } => {
                 let role = self.forge.role(&author).await?;
                 if role < Some(command.required_role()) {
@@ -202,7 +203,7 @@ impl Controller {
                         sticky.memory.destroyed = None;
                         pass.redeploy = true;
                     }
-                    Command::Help => {}
+                    Command::Help | Command::Promote | Command::Rollback => {}
                 }
             }
             Intent::ApproveLabel { by } => {

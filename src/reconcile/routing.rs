@@ -14,6 +14,8 @@ use crate::github::events::{Event, PrAction};
 pub struct Router {
     pub repo: RepoName,
     pub approve_label: String,
+    /// Whether merges are released to production.
+    pub production: bool,
 }
 
 impl Router {
@@ -34,11 +36,16 @@ impl Router {
             Event::Comment(comment) if comment.repo == self.repo => commands::parse(&comment.body)
                 .into_iter()
                 .map(|parsed| {
+                    let job = match parsed {
+                        Parsed::Command(command) if command.is_production() => Job::Production,
+                        _ => Job::Env(EnvKey::Pr(comment.issue)),
+                    };
                     let intent = match parsed {
                         Parsed::Command(command) => Intent::Command {
                             command,
                             author: comment.author.clone(),
                             comment_id: comment.comment_id,
+                            issue: comment.issue,
                         },
                         Parsed::Unknown { word, suggestion } => Intent::Unknown {
                             word,
@@ -46,10 +53,13 @@ impl Router {
                             comment_id: comment.comment_id,
                         },
                     };
-                    (Job::Env(EnvKey::Pr(comment.issue)), Some(intent))
+                    (job, Some(intent))
                 })
                 .collect(),
             Event::CiCompleted { repo, .. } if *repo == self.repo => vec![(Job::Resync, None)],
+            Event::Push(push) if push.repo == self.repo && self.production => {
+                vec![(Job::Production, None)]
+            }
             _ => Vec::new(),
         }
     }
@@ -65,6 +75,7 @@ mod tests {
         Router {
             repo: RepoName::parse("octo/app").unwrap(),
             approve_label: "pullstack:approved".into(),
+            production: true,
         }
     }
 
@@ -126,7 +137,8 @@ mod tests {
             Some(Intent::Command {
                 command: Command::Redeploy,
                 author: "bob".into(),
-                comment_id: 77
+                comment_id: 77,
+                issue: 9,
             })
         );
         assert!(matches!(jobs[1].1, Some(Intent::Unknown { .. })));

@@ -817,6 +817,7 @@ fn router(shared: Arc<Shared>) -> Router {
             &format!("{repo}/collaborators/{{login}}/permission"),
             get(get_permission),
         )
+        .route(&format!("{repo}/commits/{{sha}}/pulls"), get(commit_pulls))
         .route(&format!("{repo}/branches"), get(list_branches))
         .route(&format!("{repo}/branches/{{*name}}"), get(get_branch))
         .route(&format!("{repo}/installation"), get(get_installation))
@@ -1419,6 +1420,24 @@ async fn rate_limit(State(sh): Sh) -> ApiResult {
             "code_search": rate(10, 0) },
         "rate": rate(5000, used),
     }))
+}
+
+/// Pull requests whose head is `sha` (as for a fast-forward merge), newest first.
+async fn commit_pulls(
+    State(sh): Sh,
+    Path((o, r, sha)): Path<(String, String, String)>,
+) -> ApiResult {
+    let v = sh.with_repo(&o, &r, |repo| {
+        let prs: Vec<Value> = repo
+            .prs
+            .values()
+            .rev()
+            .filter(|sp| sp.pr.head_sha == sha)
+            .map(|sp| pr_json(&sh.base, repo, sp, false))
+            .collect();
+        Ok(json!(prs))
+    })?;
+    ok(v)
 }
 
 /// The authenticated user: with a token, pullstack runs as `pullstack[bot]`.

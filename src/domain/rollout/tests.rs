@@ -101,21 +101,16 @@ impl Sim {
         }
     }
 
-    /// Plans until the weights move; returns the new percent.
+    /// Plans until traffic moves to the release; returns the new percent.
     fn until_shift(&mut self) -> u8 {
         for _ in 0..10 {
-            if let Action::Shift { percent, .. } = self.step() {
+            if let Action::Shift { percent, .. } = self.step()
+                && percent > 0
+            {
                 return percent;
             }
         }
         panic!("no shift: {:?}", self.view);
-    }
-
-    fn run(&mut self, steps: usize) {
-        for _ in 0..steps {
-            self.step();
-            self.view.now += chrono::Duration::seconds(61);
-        }
     }
 
     fn check(&self) {
@@ -167,15 +162,18 @@ fn second_release_walks_the_canary_with_bakes() {
     for _ in 0..20 {
         if let Action::Shift { percent, .. } = sim.step() {
             percents.push(percent);
-            assert!(
-                matches!(sim.step(), Action::Wait(_) | Action::Idle),
-                "bakes between steps"
-            );
+            if percent > 0 {
+                let after = sim.step();
+                assert!(
+                    matches!(after, Action::Wait(_) | Action::Idle),
+                    "no bake after {percent}: {after:?}"
+                );
+            }
         }
         sim.check();
         sim.view.now += chrono::Duration::seconds(30);
     }
-    assert_eq!(percents, vec![10, 50, 100]);
+    assert_eq!(percents, vec![0, 10, 50, 100], "the record starts at 0");
     assert_eq!(sim.view.weight("app-prod-1"), 0);
     assert_eq!(sim.view.weight("app-prod-2"), 100);
 }
@@ -211,9 +209,9 @@ fn a_failed_stack_is_recorded_and_never_retried() {
 fn rollback_mid_shift_restores_the_stable_stack() {
     let mut sim = Sim::new();
     sim.merge(1);
-    sim.run(3);
+    sim.step();
     sim.settle(true, true);
-    sim.run(2);
+    assert_eq!(sim.until_shift(), 100);
     sim.merge(2);
     sim.step();
     sim.settle(true, true);
@@ -229,13 +227,13 @@ fn rollback_mid_shift_restores_the_stable_stack() {
 fn promote_finishes_now() {
     let mut sim = Sim::new();
     sim.merge(1);
-    sim.run(3);
+    sim.step();
     sim.settle(true, true);
-    sim.run(1);
+    assert_eq!(sim.until_shift(), 100);
     sim.merge(2);
     sim.step();
     sim.settle(true, true);
-    sim.until_shift();
+    assert_eq!(sim.until_shift(), 10);
     let (weights, _, release) = promote(&sim.view).unwrap();
     assert_eq!(
         (release.as_str(), weights["app-prod-2"]),

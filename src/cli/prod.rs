@@ -1,0 +1,235 @@
+//! `pullstack prod`: watch, promote, pause, resume and roll back production.
+//!
+//! Every command reads the same state the server does (stacks, Route53
+//! weights, the release log), so the CLI and the server never disagree, and
+//! a change made here is picked up by the server's next pass.
+
+use crate::aws::Aws;
+use crate::config::Config;
+use crate::domain::rollout::{self, ProdPhase};
+use crate::reconcile::production::{Observed, Production};
+use anyhow::{Context, bail};
+use serde::Serialize;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The YAML config file.
+    #[arg(
+        long,
+        short,
+        env = "PULLSTACK_CONFIG",
+        default_value = "pullstack.yaml",
+        global = true
+    )]
+    config: PathBuf,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t, global = true)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, Default, clap::ValueEnum)]
+enum Output {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Production stacks with their weights, health, age and commit.
+    Status,
+    /// Releases promoted and rolled back, newest first.
+    History,
+    /// Finish the release in flight now (all traffic to it).
+    Promote {
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Stop shifting traffic; the current weights stay.
+    Pause,
+    /// Continue a paused release.
+    Resume,
+    /// Move all traffic back to the previous release, or to `--to`.
+    Rollback {
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Serialize)]
+struct StackRow {
+    stack: String,
+    weight: u8,
+    health: &'static str,
+    age_seconds: i64,
+    commit: String,
+    role: &'static str,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    if !config.production.enabled {
+        bail!(
+            "{}: production releases are not enabled (production.enabled)",
+            args.config.display()
+        );
+    }
+    let aws = Aws::from_env().await;
+    let prod = Production {
+        config: &config,
+        aws: &aws,
+    };
+    let observed = prod.observe(None).await?;
+    match args.command {
+        Command::Status => status(&observed, args.output),
+        Command::History => history(&observed, args.output),
+        Command::Pause | Command::Resume => {
+            let mut log = observed.view.log.clone();
+            log.paused = matches!(args.command, Command::Pause);
+            prod.apply(&observed, &observed.view.weights, &log).await?;
+            println!(
+                "production release {}",
+                if log.paused { "paused" } else { "resumed" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Promote { yes } => {
+            let (weights, log, release) = rollout::promote(&observed.view)
+                .context("nothing to promote: no healthy release is in flight")?;
+            confirm(yes, &format!("Send all production traffic to {release}?"))?;
+            prod.apply(&observed, &weights, &log).await?;
+            report(args.output, "promoted", &release, None)
+        }
+        Command::Rollback { to, yes } => {
+            let (weights, log, from, to) = rollout::rollback(&observed.view, to.as_deref())
+                .context("nothing to roll back to (is the target a healthy, existing stack?)")?;
+            confirm(
+                yes,
+                &format!("Move all production traffic from {from} to {to}?"),
+            )?;
+            let started = std::time::Instant::now();
+            prod.apply(&observed, &weights, &log).await?;
+            tracing::info!(took = ?started.elapsed(), "rollback applied");
+            report(args.output, "rolled back", &to, Some(&from))
+        }
+    }
+}
+
+fn rows(observed: &Observed) -> Vec<StackRow> {
+    let view = &observed.view;
+    let live = view.live();
+    let mut stacks: Vec<_> = view.stacks.iter().collect();
+    stacks.sort_by_key(|s| std::cmp::Reverse(s.created));
+    stacks
+        .into_iter()
+        .map(|s| StackRow {
+            stack: s.name.clone(),
+            weight: view.weights.get(&s.name).copied().unwrap_or(0),
+            health: match s.phase {
+                ProdPhase::Busy => "deploying",
+                ProdPhase::Ready { healthy: true } => "healthy",
+                ProdPhase::Ready { healthy: false } => "unhealthy",
+                ProdPhase::Failed => "failed",
+            },
+            age_seconds: (view.now - s.created).num_seconds(),
+            commit: crate::domain::naming::short_sha(&s.sha).to_owned(),
+            role: if Some(&s.name) == live.as_ref() {
+                "live"
+            } else if view.log.release.as_ref() == Some(&s.name) && !view.log.is_failed(&s.name) {
+                "release"
+            } else if view.log.is_failed(&s.name) {
+                "rolled back"
+            } else {
+                "previous"
+            },
+        })
+        .collect()
+}
+
+fn status(observed: &Observed, output: Output) -> anyhow::Result<ExitCode> {
+    let rows = rows(observed);
+    let log = &observed.view.log;
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({ "stacks": rows, "release": log.release, "paused": log.paused })
+        ),
+        Output::Human => {
+            println!(
+                "{:<32} {:>6}  {:<10} {:>8}  {:<8} ROLE",
+                "STACK", "WEIGHT", "HEALTH", "AGE", "COMMIT"
+            );
+            for r in &rows {
+                let age = crate::domain::comment::human(std::time::Duration::from_secs(
+                    r.age_seconds.max(0) as u64,
+                ));
+                println!(
+                    "{:<32} {:>6}  {:<10} {:>8}  {:<8} {}",
+                    r.stack, r.weight, r.health, age, r.commit, r.role
+                );
+            }
+            if log.paused {
+                println!("\nThe release is paused: `pullstack prod resume` continues it.");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn history(observed: &Observed, output: Output) -> anyhow::Result<ExitCode> {
+    let log = &observed.view.log;
+    let mut events: Vec<(&str, &String)> = log.promoted.iter().map(|s| ("promoted", s)).collect();
+    events.extend(log.failed.iter().map(|s| ("rolled back or failed", s)));
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({ "promoted": log.promoted, "rolled_back": log.failed })
+        ),
+        Output::Human => {
+            for (what, stack) in events.iter().rev() {
+                println!("{stack:<32} {what}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(output: Output, what: &str, to: &str, from: Option<&str>) -> anyhow::Result<ExitCode> {
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({ "action": what, "to": to, "from": from })
+        ),
+        Output::Human => match from {
+            Some(from) => println!("{what}: all production traffic moved from {from} to {to}"),
+            None => println!("{what}: all production traffic on {to}"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on a terminal; refuses without `--yes` when there is none.
+fn confirm(yes: bool, question: &str) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("{question} Refusing without --yes (standard input is not a terminal)");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes") {
+        Ok(())
+    } else {
+        bail!("cancelled")
+    }
+}

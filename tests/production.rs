@@ -1,0 +1,485 @@
+//! Production releases end to end, against moto (CloudFormation, Route53,
+//! CloudWatch, ELBv2 through the real SDK) and the GitHub fake, with time
+//! compressed through config. moto never runs tasks, so the health gate is
+//! `stack` here; the full gate (ECS deployment and target health) is the
+//! default on AWS.
+
+mod support;
+
+use aws_sdk_route53::types::HostedZoneConfig;
+use pullstack::aws::traffic::Traffic;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use support::github_fake::{FakePr, fake_sha};
+use support::{World, eventually, payloads};
+
+const LONG: Duration = Duration::from_secs(45);
+
+/// A world with production enabled on a fresh hosted zone.
+async fn production_world(prefix: &str, extra: &str) -> (World, String) {
+    let mut world = World::new(prefix, "").await;
+    let route53 = aws_sdk_route53::Client::new(&world.sdk);
+    let zone = route53
+        .create_hosted_zone()
+        .name(format!("{}.example.com", world.app))
+        .caller_reference(world.app.clone())
+        .hosted_zone_config(
+            HostedZoneConfig::builder()
+                .comment("pullstack test")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let zone_id = zone
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_owned();
+    let domain = format!("www.{}.example.com", world.app);
+    world.config_yaml.push_str(&format!(
+        "production:\n  enabled: true\n  domain: {domain}\n  hosted_zone_id: {zone_id}\n  gate: stack\n  bake: 300ms\n{extra}"
+    ));
+    (world, zone_id)
+}
+
+async fn weights(world: &World) -> BTreeMap<String, u8> {
+    let config = world.config();
+    let traffic = Traffic::new(aws_sdk_route53::Client::new(&world.sdk));
+    let (records, _) = traffic
+        .read(&config.production.hosted_zone_id, &config.production.domain)
+        .await
+        .unwrap();
+    records.into_iter().map(|r| (r.stack, r.weight)).collect()
+}
+
+fn release_name(world: &World, sha: &str) -> String {
+    format!("{}-prod-{}", world.app, &sha[..7])
+}
+
+/// Merges PR `number` (fast-forward: main moves to its head) with `title`.
+async fn merge(world: &World, number: u64, title: &str) -> String {
+    let sha = fake_sha(&format!("{}-merge-{number}", world.app));
+    world.push_image(&sha).await;
+    let pr = FakePr {
+        number,
+        title: title.to_owned(),
+        state: "closed".into(),
+        merged: true,
+        head_sha: sha.clone(),
+        head_ref: format!("feature-{number}"),
+        user: support::WRITER.into(),
+        ..FakePr::default()
+    };
+    world.github.upsert_pr(&world.repo, pr);
+    world.github.add_branch(&world.repo, "main", &sha);
+    let body = payloads::push(
+        &world.repo,
+        "refs/heads/main",
+        &"0".repeat(40),
+        &sha,
+        false,
+        false,
+        false,
+    );
+    let (status, _) = world.deliver("push", body).await;
+    assert_eq!(status, 202);
+    sha
+}
+
+/// The descriptions of the production Deployment statuses for `sha`.
+fn statuses(world: &World, sha: &str) -> Vec<String> {
+    world
+        .github
+        .deployments(&world.repo)
+        .into_iter()
+        .filter(|d| d.environment == "production" && d.sha == sha)
+        .flat_map(|d| {
+            d.statuses
+                .into_iter()
+                .map(|s| format!("{}: {}", s.state, s.description))
+        })
+        .collect()
+}
+
+async fn wait_weight(world: &World, stack: &str, weight: u8) {
+    let what = format!("{stack} at weight {weight}");
+    eventually(&what, LONG, || async {
+        weights(world).await.get(stack) == Some(&weight)
+    })
+    .await;
+}
+
+/// Releases a first commit so later releases have something to shift from.
+async fn first_release(world: &World) -> String {
+    let sha = merge(world, 1, "First").await;
+    wait_weight(world, &release_name(world, &sha), 100).await;
+    sha
+}
+
+#[tokio::test]
+async fn a_merge_releases_through_the_canary_and_keeps_the_old_stack() {
+    let (mut world, _) = production_world("canary", "").await;
+    world.start().await;
+    let first = first_release(&world).await;
+    let second = merge(&world, 2, "Second").await;
+    let (old, new) = (release_name(&world, &first), release_name(&world, &second));
+    wait_weight(&world, &new, 100).await;
+    eventually("release recorded", LONG, || async {
+        statuses(&world, &second)
+            .iter()
+            .any(|s| s.starts_with("success: 100%"))
+    })
+    .await;
+
+    let steps: Vec<String> = statuses(&world, &second)
+        .into_iter()
+        .filter(|s| s.contains("% of traffic"))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            "in_progress: 0% of traffic",
+            "in_progress: 10% of traffic",
+            "in_progress: 50% of traffic",
+            "success: 100% of traffic"
+        ]
+    );
+    let w = weights(&world).await;
+    assert_eq!((w[&old], w[&new]), (0, 100));
+    assert!(
+        world.aws.stacks.describe(&old).await.unwrap().is_some(),
+        "the old stack is kept for rollback"
+    );
+    let stack = world.aws.stacks.describe(&new).await.unwrap().unwrap();
+    assert_eq!(stack.tag("pullstack:role"), Some("production"));
+    assert_eq!(stack.parameters["DesiredCount"], "2", "production sizing");
+}
+
+#[tokio::test]
+async fn a_hotfix_title_goes_straight_to_100() {
+    let (mut world, _) = production_world("hotfix", "").await;
+    world.start().await;
+    first_release(&world).await;
+    let sha = merge(&world, 2, "[hotfix] stop the bleeding").await;
+    wait_weight(&world, &release_name(&world, &sha), 100).await;
+    let steps: Vec<String> = statuses(&world, &sha)
+        .into_iter()
+        .filter(|s| s.contains("% of traffic"))
+        .collect();
+    assert_eq!(
+        steps,
+        vec!["in_progress: 0% of traffic", "success: 100% of traffic"]
+    );
+}
+
+#[tokio::test]
+async fn old_stacks_are_removed_after_the_window() {
+    let (mut world, _) = production_world("retain", "  keep: 1\n").await;
+    world.start().await;
+    let mut names = vec![];
+    for n in 1..=3 {
+        let sha = merge(&world, n, "[hotfix] release").await;
+        let name = release_name(&world, &sha);
+        wait_weight(&world, &name, 100).await;
+        names.push(name);
+    }
+    // The live stack and the rollback target stay; the oldest goes, record and all.
+    let oldest = names[0].clone();
+    eventually("oldest stack deleted", LONG, || async {
+        world.aws.stacks.describe(&oldest).await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        !weights(&world).await.contains_key(&oldest),
+        "its record is gone too"
+    );
+    assert!(
+        world
+            .aws
+            .stacks
+            .describe(&names[1])
+            .await
+            .unwrap()
+            .is_some(),
+        "rollback target kept"
+    );
+}
+
+#[tokio::test]
+async fn rollback_from_the_cli_restores_the_weights() {
+    let (mut world, _) = production_world("clirb", "").await;
+    world.start().await;
+    let first = first_release(&world).await;
+    let second = merge(&world, 2, "[hotfix] second").await;
+    let (old, new) = (release_name(&world, &first), release_name(&world, &second));
+    wait_weight(&world, &new, 100).await;
+    world.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pullstack.yaml");
+    std::fs::write(&config, &world.config_yaml).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pullstack"))
+            .args(args)
+            .args(["--config", config.to_str().unwrap()])
+            .env("AWS_ENDPOINT_URL", support::moto_endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap()
+    };
+    let refused = run(&["prod", "rollback"]);
+    assert!(
+        !refused.status.success(),
+        "no --yes and no terminal: refused"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--yes"));
+    assert_eq!(weights(&world).await[&new], 100, "nothing changed");
+
+    let output = run(&["prod", "rollback", "--yes", "-o", "json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (reply["from"].as_str(), reply["to"].as_str()),
+        (Some(new.as_str()), Some(old.as_str()))
+    );
+    let w = weights(&world).await;
+    assert_eq!((w[&old], w[&new]), (100, 0));
+
+    let status = run(&["prod", "status", "-o", "json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let roles: BTreeMap<String, String> = status["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stack"].as_str().unwrap().to_owned(),
+                s["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(roles[&old], "live");
+    assert_eq!(roles[&new], "rolled back");
+
+    // The server keeps it rolled back: the rolled-back commit is not released again.
+    world.start().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(weights(&world).await[&old], 100);
+}
+
+/// Counts Route53 ChangeResourceRecordSets requests made through a client.
+#[derive(Debug, Clone, Default)]
+struct CountChanges(Arc<AtomicUsize>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for CountChanges {
+    fn name(&self) -> &'static str {
+        "CountChanges"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if context
+            .input()
+            .downcast_ref::<aws_sdk_route53::operation::change_resource_record_sets::ChangeResourceRecordSetsInput>()
+            .is_some()
+        {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_maintainer_rolls_back_from_a_comment_in_one_change_batch() {
+    let (mut world, _) = production_world("cmtrb", "").await;
+    let counter = CountChanges::default();
+    let mut aws = pullstack::aws::Aws::from_config(&world.sdk);
+    let route53 = aws_sdk_route53::config::Builder::from(&world.sdk)
+        .interceptor(counter.clone())
+        .build();
+    aws.traffic = Traffic::new(aws_sdk_route53::Client::from_conf(route53));
+    world.start_with(aws).await;
+    let first = first_release(&world).await;
+    let second = merge(&world, 2, "[hotfix] second").await;
+    let (old, new) = (release_name(&world, &first), release_name(&world, &second));
+    wait_weight(&world, &new, 100).await;
+    eventually("release settled", LONG, || async {
+        statuses(&world, &second)
+            .iter()
+            .any(|s| s.starts_with("success"))
+    })
+    .await;
+
+    // A writer is not enough.
+    world
+        .comment(2, support::WRITER, "/pullstack rollback")
+        .await;
+    eventually("refusal", LONG, || async {
+        world
+            .bot_comments(2)
+            .iter()
+            .any(|c| c.body.contains("needs maintain or admin permission"))
+    })
+    .await;
+    assert_eq!(weights(&world).await[&new], 100);
+
+    let before = counter.0.load(Ordering::SeqCst);
+    world
+        .comment(2, support::MAINTAINER, "/pullstack rollback")
+        .await;
+    wait_weight(&world, &old, 100).await;
+    assert_eq!(weights(&world).await[&new], 0);
+    eventually("reply", LONG, || async {
+        world
+            .bot_comments(2)
+            .iter()
+            .any(|c| c.body.contains("Rolled production back"))
+    })
+    .await;
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst) - before,
+        1,
+        "one change batch"
+    );
+    let rollback = world
+        .github
+        .deployments(&world.repo)
+        .into_iter()
+        .find(|d| d.description.starts_with("rollback to"))
+        .expect("a Deployment records the rollback");
+    assert_eq!(rollback.sha, first);
+}
+
+#[tokio::test]
+async fn an_alarm_during_a_shift_rolls_back_automatically() {
+    let (mut world, _) = production_world("alarm", "").await;
+    let alarm = format!("{}-5xx", world.app);
+    world.config_yaml = world
+        .config_yaml
+        .replace("bake: 300ms", &format!("bake: 30s\n  alarms: [{alarm}]"));
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&world.sdk);
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&alarm)
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .namespace("AWS/ApplicationELB")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(10.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    world.start().await;
+    let first = first_release(&world).await;
+    let second = merge(&world, 2, "Risky change").await;
+    let (old, new) = (release_name(&world, &first), release_name(&world, &second));
+    wait_weight(&world, &new, 10).await;
+
+    cloudwatch
+        .set_alarm_state()
+        .alarm_name(&alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("test: too many 5xx")
+        .send()
+        .await
+        .unwrap();
+    wait_weight(&world, &old, 100).await;
+    assert_eq!(weights(&world).await[&new], 0);
+    eventually("failure recorded", LONG, || async {
+        statuses(&world, &second)
+            .iter()
+            .any(|s| s.contains("failure: rolled back: alarm") && s.contains(&alarm))
+    })
+    .await;
+    eventually("merged PR told", LONG, || async {
+        world
+            .bot_comments(2)
+            .iter()
+            .any(|c| c.body.contains("Production rolled back"))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_crash_mid_shift_resumes_without_skipping_a_step() {
+    let (mut world, _) = production_world("resume", "").await;
+    world.config_yaml = world.config_yaml.replace("bake: 300ms", "bake: 2s");
+    world.start().await;
+    first_release(&world).await;
+    let sha = merge(&world, 2, "Second").await;
+    let new = release_name(&world, &sha);
+    wait_weight(&world, &new, 10).await;
+    world.kill();
+    world.start().await;
+    wait_weight(&world, &new, 100).await;
+    eventually("release recorded", LONG, || async {
+        statuses(&world, &sha)
+            .iter()
+            .any(|s| s.starts_with("success: 100%"))
+    })
+    .await;
+    let steps: Vec<String> = statuses(&world, &sha)
+        .into_iter()
+        .filter(|s| s.contains("% of traffic"))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            "in_progress: 0% of traffic",
+            "in_progress: 10% of traffic",
+            "in_progress: 50% of traffic",
+            "success: 100% of traffic"
+        ],
+        "no step skipped or repeated"
+    );
+}
+
+#[tokio::test]
+async fn a_second_quick_merge_supersedes_the_first() {
+    let (mut world, _) = production_world("twice", "").await;
+    world.start().await;
+    let first = first_release(&world).await;
+    let second = merge(&world, 2, "Second").await;
+    let third = merge(&world, 3, "Third").await;
+    let names = [&first, &second, &third].map(|sha| release_name(&world, sha));
+    // While it settles, traffic only ever points at stacks that exist.
+    let watch = async {
+        loop {
+            let w = weights(&world).await;
+            let total: u32 = w.values().map(|v| u32::from(*v)).sum();
+            assert!(total == 100, "weights sum to {total}: {w:?}");
+            for (stack, weight) in &w {
+                if *weight > 0 {
+                    assert!(
+                        world.aws.stacks.describe(stack).await.unwrap().is_some(),
+                        "traffic on deleted {stack}"
+                    );
+                }
+            }
+            if w.get(&names[2]) == Some(&100) {
+                break w;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let w = tokio::time::timeout(LONG, watch)
+        .await
+        .expect("the last merge is released");
+    assert_eq!(w.get(&names[1]).copied().unwrap_or(0), 0);
+    assert_eq!(w[&names[0]], 0);
+}
