@@ -105,6 +105,31 @@ fn statuses(world: &World, sha: &str) -> Vec<String> {
         .collect()
 }
 
+/// The traffic steps recorded on the release's Deployment.
+fn steps(world: &World, sha: &str) -> Vec<String> {
+    statuses(world, sha)
+        .into_iter()
+        .filter(|s| s.contains("% of traffic"))
+        .collect()
+}
+
+/// Waits until the release of `sha` is recorded as complete.
+async fn wait_released(world: &World, sha: &str) {
+    eventually("release recorded", LONG, || async {
+        statuses(world, sha)
+            .iter()
+            .any(|s| s.starts_with("success: 100%"))
+    })
+    .await;
+}
+
+const CANARY: [&str; 4] = [
+    "in_progress: 0% of traffic",
+    "in_progress: 10% of traffic",
+    "in_progress: 50% of traffic",
+    "success: 100% of traffic",
+];
+
 async fn wait_weight(world: &World, stack: &str, weight: u8) {
     let what = format!("{stack} at weight {weight}");
     eventually(&what, LONG, || async {
@@ -128,26 +153,8 @@ async fn a_merge_releases_through_the_canary_and_keeps_the_old_stack() {
     let second = merge(&world, 2, "Second").await;
     let (old, new) = (release_name(&world, &first), release_name(&world, &second));
     wait_weight(&world, &new, 100).await;
-    eventually("release recorded", LONG, || async {
-        statuses(&world, &second)
-            .iter()
-            .any(|s| s.starts_with("success: 100%"))
-    })
-    .await;
-
-    let steps: Vec<String> = statuses(&world, &second)
-        .into_iter()
-        .filter(|s| s.contains("% of traffic"))
-        .collect();
-    assert_eq!(
-        steps,
-        vec![
-            "in_progress: 0% of traffic",
-            "in_progress: 10% of traffic",
-            "in_progress: 50% of traffic",
-            "success: 100% of traffic"
-        ]
-    );
+    wait_released(&world, &second).await;
+    assert_eq!(steps(&world, &second), CANARY);
     let w = weights(&world).await;
     assert_eq!((w[&old], w[&new]), (0, 100));
     assert!(
@@ -166,10 +173,10 @@ async fn a_hotfix_title_goes_straight_to_100() {
     first_release(&world).await;
     let sha = merge(&world, 2, "[hotfix] stop the bleeding").await;
     wait_weight(&world, &release_name(&world, &sha), 100).await;
-    let steps: Vec<String> = statuses(&world, &sha)
-        .into_iter()
-        .filter(|s| s.contains("% of traffic"))
-        .collect();
+    assert_eq!(
+        steps(&world, &sha),
+        ["in_progress: 0% of traffic", "success: 100% of traffic"]
+    );
     assert_eq!(
         steps,
         vec!["in_progress: 0% of traffic", "success: 100% of traffic"]
@@ -427,26 +434,8 @@ async fn a_crash_mid_shift_resumes_without_skipping_a_step() {
     world.kill();
     world.start().await;
     wait_weight(&world, &new, 100).await;
-    eventually("release recorded", LONG, || async {
-        statuses(&world, &sha)
-            .iter()
-            .any(|s| s.starts_with("success: 100%"))
-    })
-    .await;
-    let steps: Vec<String> = statuses(&world, &sha)
-        .into_iter()
-        .filter(|s| s.contains("% of traffic"))
-        .collect();
-    assert_eq!(
-        steps,
-        vec![
-            "in_progress: 0% of traffic",
-            "in_progress: 10% of traffic",
-            "in_progress: 50% of traffic",
-            "success: 100% of traffic"
-        ],
-        "no step skipped or repeated"
-    );
+    wait_released(&world, &sha).await;
+    assert_eq!(steps(&world, &sha), CANARY, "no step skipped or repeated");
 }
 
 #[tokio::test]

@@ -534,18 +534,8 @@ impl Controller {
         stack: &Stack,
         sha: &str,
     ) -> anyhow::Result<()> {
-        let events = self
-            .aws
-            .stacks
-            .failures(env.stack_name, 5)
-            .await?
-            .into_iter()
-            .map(|f| FailureEvent {
-                logical_id: f.logical_id,
-                resource_type: f.resource_type,
-                reason: f.reason,
-            })
-            .collect();
+        let events = self.aws.stacks.failures(env.stack_name, 5).await?;
+        let events = failure_events(events);
         let reason = format!("The stack ended in `{}`.", stack.status.as_str());
         self.fail(env, sticky, sha, reason, events).await
     }
@@ -626,14 +616,7 @@ impl Controller {
             let reason = format!(
                 "Deleting the stack failed {MAX_DELETE_ATTEMPTS} times. Remove what blocks it (see below), then `/pullstack destroy`.",
             );
-            let events = events
-                .into_iter()
-                .map(|f| FailureEvent {
-                    logical_id: f.logical_id,
-                    resource_type: f.resource_type,
-                    reason: f.reason,
-                })
-                .collect();
+            let events = failure_events(events);
             self.report(env, sticky, None, State::Failed { reason, events })
                 .await?;
             anyhow::bail!("stack {} keeps failing to delete", env.stack_name);
@@ -786,6 +769,18 @@ impl Controller {
         }
         tags
     }
+}
+
+/// CloudFormation's resource failures, as the comment shows them.
+fn failure_events(failures: Vec<crate::aws::stacks::ResourceFailure>) -> Vec<FailureEvent> {
+    failures
+        .into_iter()
+        .map(|f| FailureEvent {
+            logical_id: f.logical_id,
+            resource_type: f.resource_type,
+            reason: f.reason,
+        })
+        .collect()
 }
 
 /// The environment a pass works on.

@@ -101,6 +101,20 @@ impl Sim {
         }
     }
 
+    /// A first release at 100%, and a second one just moved to 10%.
+    fn second_release_at_10() -> Sim {
+        let mut sim = Sim::new();
+        sim.merge(1);
+        sim.step();
+        sim.settle(true, true);
+        assert_eq!(sim.until_shift(), 100);
+        sim.merge(2);
+        sim.step();
+        sim.settle(true, true);
+        assert_eq!(sim.until_shift(), 10);
+        sim
+    }
+
     /// Plans until traffic moves to the release; returns the new percent.
     fn until_shift(&mut self) -> u8 {
         for _ in 0..10 {
@@ -207,15 +221,7 @@ fn a_failed_stack_is_recorded_and_never_retried() {
 
 #[test]
 fn rollback_mid_shift_restores_the_stable_stack() {
-    let mut sim = Sim::new();
-    sim.merge(1);
-    sim.step();
-    sim.settle(true, true);
-    assert_eq!(sim.until_shift(), 100);
-    sim.merge(2);
-    sim.step();
-    sim.settle(true, true);
-    assert_eq!(sim.until_shift(), 10);
+    let sim = Sim::second_release_at_10();
     let (weights, log, from, to) = rollback(&sim.view, None).unwrap();
     assert_eq!((from.as_str(), to.as_str()), ("app-prod-2", "app-prod-1"));
     assert_eq!(weights["app-prod-1"], 100);
@@ -225,15 +231,7 @@ fn rollback_mid_shift_restores_the_stable_stack() {
 
 #[test]
 fn promote_finishes_now() {
-    let mut sim = Sim::new();
-    sim.merge(1);
-    sim.step();
-    sim.settle(true, true);
-    assert_eq!(sim.until_shift(), 100);
-    sim.merge(2);
-    sim.step();
-    sim.settle(true, true);
-    assert_eq!(sim.until_shift(), 10);
+    let sim = Sim::second_release_at_10();
     let (weights, _, release) = promote(&sim.view).unwrap();
     assert_eq!(
         (release.as_str(), weights["app-prod-2"]),
