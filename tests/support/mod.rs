@@ -6,6 +6,7 @@
 
 pub mod github_fake;
 pub mod payloads;
+pub mod production;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_cloudformation::config::{Credentials, Region};
