@@ -365,7 +365,14 @@ async fn an_image_that_never_comes_is_given_up_on() {
         "{}",
         comment.body
     );
-    let status = world.github.statuses(&world.repo, &sha).pop().unwrap();
-    assert_eq!(status.state, "failure");
+    // The status follows the comment.
+    eventually("failure status", Duration::from_secs(10), || async {
+        world
+            .github
+            .statuses(&world.repo, &sha)
+            .pop()
+            .is_some_and(|s| s.state == "failure")
+    })
+    .await;
     assert!(world.stack(11).await.is_none());
 }
