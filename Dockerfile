@@ -11,6 +11,8 @@ WORKDIR /build
 # Dependency layer: only the manifests, with stub sources for the lib and bin
 # targets. Rebuilt when Cargo.toml or Cargo.lock change.
 COPY Cargo.toml Cargo.lock ./
+# Cargo.toml names the bench targets, so their files must exist to build at all.
+COPY benches ./benches
 RUN mkdir src \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
