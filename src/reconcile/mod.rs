@@ -8,8 +8,10 @@
 pub mod preview;
 pub mod production;
 pub mod queue;
+mod report;
 pub mod routing;
 pub mod sticky;
+mod teardown;
 
 use crate::aws::Aws;
 use crate::aws::shared::Shared;

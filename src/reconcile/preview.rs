@@ -10,7 +10,7 @@ use super::sticky::Sticky;
 use super::{Controller, Intent};
 use crate::aws::stacks::{Deploy, Phase, Stack, Started, tag};
 use crate::domain::commands::{Command, Role};
-use crate::domain::comment::{self, FailureEvent, State, View};
+use crate::domain::comment::{self, State};
 use crate::domain::naming::{EnvKey, short_sha};
 use crate::domain::template::{self, Placeholders};
 use crate::github::client::{DeploymentState, PullRequest, StatusState};
@@ -79,9 +79,6 @@ pub fn desired(
 struct Pass {
     redeploy: bool,
 }
-
-const STATUS_PREFIX: &str = "pullstack/";
-const MAX_DELETE_ATTEMPTS: u32 = 3;
 
 impl Controller {
     pub(super) async fn preview(&self, number: u64, intents: Vec<Intent>) -> anyhow::Result<Next> {
@@ -527,234 +524,6 @@ impl Controller {
         Ok(Next::Done)
     }
 
-    async fn report_failure(
-        &self,
-        env: &Env<'_>,
-        sticky: &mut Sticky,
-        stack: &Stack,
-        sha: &str,
-    ) -> anyhow::Result<()> {
-        let events = self.aws.stacks.failures(env.stack_name, 5).await?;
-        let events = failure_events(events);
-        let reason = format!("The stack ended in `{}`.", stack.status.as_str());
-        self.fail(env, sticky, sha, reason, events).await
-    }
-
-    async fn fail(
-        &self,
-        env: &Env<'_>,
-        sticky: &mut Sticky,
-        sha: &str,
-        reason: String,
-        events: Vec<FailureEvent>,
-    ) -> anyhow::Result<()> {
-        sticky.memory.failed = Some(sha.to_owned());
-        self.deployment(
-            env,
-            sticky,
-            sha,
-            DeploymentState::Failure,
-            None,
-            "deploy failed",
-        )
-        .await?;
-        self.status(env, sha, StatusState::Failure, None, "deploy failed")
-            .await?;
-        self.report(env, sticky, Some(sha), State::Failed { reason, events })
-            .await?;
-        Ok(())
-    }
-
-    /// Tears the environment down and reports it.
-    async fn remove(
-        &self,
-        env: &Env<'_>,
-        sticky: &mut Sticky,
-        stack: Option<Stack>,
-        why: &str,
-        reversible: bool,
-    ) -> anyhow::Result<Next> {
-        let Some(stack) = stack else {
-            return self.removed(env, sticky, why, reversible).await;
-        };
-        match stack.phase() {
-            Phase::Deleting => {
-                self.report(env, sticky, None, State::Removing).await?;
-                let elapsed = stack
-                    .operation_started
-                    .map(|t| (Utc::now() - t).to_std().unwrap_or_default())
-                    .unwrap_or_default();
-                Ok(Next::After(self.poll_delay(elapsed)))
-            }
-            // Another operation is running; CloudFormation allows no second one.
-            Phase::InProgress => Ok(Next::After(self.poll_delay(Duration::ZERO))),
-            _ => self.delete(env, sticky, &stack).await,
-        }
-    }
-
-    async fn delete(
-        &self,
-        env: &Env<'_>,
-        sticky: &mut Sticky,
-        stack: &Stack,
-    ) -> anyhow::Result<Next> {
-        let attempts = {
-            let mut attempts = self.delete_attempts.lock().expect("delete attempts lock");
-            let n = attempts.entry(env.key.clone()).or_insert(0);
-            if stack.phase() == Phase::DeleteFailed {
-                *n += 1;
-            }
-            *n
-        };
-        if attempts > MAX_DELETE_ATTEMPTS {
-            let events = self
-                .aws
-                .stacks
-                .failures(env.stack_name, 5)
-                .await
-                .unwrap_or_default();
-            let reason = format!(
-                "Deleting the stack failed {MAX_DELETE_ATTEMPTS} times. Remove what blocks it (see below), then `/pullstack destroy`.",
-            );
-            let events = failure_events(events);
-            self.report(env, sticky, None, State::Failed { reason, events })
-                .await?;
-            anyhow::bail!("stack {} keeps failing to delete", env.stack_name);
-        }
-        if sticky.memory.removing.is_empty() {
-            sticky.memory.removing = self
-                .aws
-                .stacks
-                .resources(env.stack_name)
-                .await
-                .unwrap_or_default();
-            sticky
-                .memory
-                .removing
-                .insert(0, format!("AWS::CloudFormation::Stack {}", env.stack_name));
-        }
-        self.aws.stacks.delete(env.stack_name).await?;
-        tracing::info!(stack = env.stack_name, "delete started");
-        self.report(env, sticky, None, State::Removing).await?;
-        Ok(Next::After(self.poll_delay(Duration::ZERO)))
-    }
-
-    /// The stack is gone: close the Deployment and say what was removed.
-    async fn removed(
-        &self,
-        env: &Env<'_>,
-        sticky: &mut Sticky,
-        why: &str,
-        reversible: bool,
-    ) -> anyhow::Result<Next> {
-        self.delete_attempts
-            .lock()
-            .expect("delete attempts lock")
-            .remove(env.key);
-        if sticky.comment_id.is_none() {
-            // Nothing was ever deployed or said: nothing to report.
-            return Ok(Next::Done);
-        }
-        let sha = sticky
-            .memory
-            .deployment
-            .as_ref()
-            .map(|(_, sha)| sha.clone());
-        if let Some((id, _)) = sticky.memory.deployment.take() {
-            self.forge
-                .deployment_status(id, DeploymentState::Inactive, None, "environment removed")
-                .await?;
-        }
-        if let Some(sha) = &sha {
-            self.status(env, sha, StatusState::Success, None, "environment removed")
-                .await?;
-        }
-        sticky.memory.ready = None;
-        self.report(
-            env,
-            sticky,
-            sha.as_deref(),
-            State::Removed {
-                why: why.to_owned(),
-                reversible,
-            },
-        )
-        .await?;
-        Ok(Next::Done)
-    }
-
-    /// Ensures a Deployment exists for `sha` and gives it a status.
-    async fn deployment(
-        &self,
-        env: &Env<'_>,
-        sticky: &mut Sticky,
-        sha: &str,
-        state: DeploymentState,
-        url: Option<&str>,
-        description: &str,
-    ) -> anyhow::Result<()> {
-        let id = match &sticky.memory.deployment {
-            Some((id, deployed)) if deployed == sha => *id,
-            _ => {
-                let environment = env.key.deployment_environment();
-                let id = self
-                    .forge
-                    .create_deployment(
-                        sha,
-                        &environment,
-                        true,
-                        false,
-                        &format!("pullstack preview for {}", env.key),
-                    )
-                    .await?;
-                sticky.memory.deployment = Some((id, sha.to_owned()));
-                id
-            }
-        };
-        self.forge
-            .deployment_status(id, state, url, description)
-            .await?;
-        Ok(())
-    }
-
-    async fn status(
-        &self,
-        env: &Env<'_>,
-        sha: &str,
-        state: StatusState,
-        url: Option<&str>,
-        description: &str,
-    ) -> anyhow::Result<()> {
-        if sha.is_empty() {
-            return Ok(());
-        }
-        let context = format!("{STATUS_PREFIX}{}", env.key.slug());
-        self.forge
-            .commit_status(sha, &context, state, url, description)
-            .await?;
-        Ok(())
-    }
-
-    async fn report(
-        &self,
-        env: &Env<'_>,
-        sticky: &mut Sticky,
-        sha: Option<&str>,
-        state: State,
-    ) -> anyhow::Result<()> {
-        let title = env.key.to_string();
-        let memory = sticky.memory.clone();
-        let view = View {
-            title: &title,
-            stack: env.stack_name,
-            sha,
-            state,
-            memory: &memory,
-        };
-        self.sticky.show(&self.forge, sticky, view, true).await?;
-        Ok(())
-    }
-
     fn tags(&self, env: &Env<'_>, sha: &str, created_at: &str) -> BTreeMap<String, String> {
         let mut tags = BTreeMap::from([
             (tag::MANAGED.to_owned(), "true".to_owned()),
@@ -771,23 +540,11 @@ impl Controller {
     }
 }
 
-/// CloudFormation's resource failures, as the comment shows them.
-fn failure_events(failures: Vec<crate::aws::stacks::ResourceFailure>) -> Vec<FailureEvent> {
-    failures
-        .into_iter()
-        .map(|f| FailureEvent {
-            logical_id: f.logical_id,
-            resource_type: f.resource_type,
-            reason: f.reason,
-        })
-        .collect()
-}
-
 /// The environment a pass works on.
-struct Env<'a> {
-    key: &'a EnvKey,
-    stack_name: &'a str,
-    pr: Option<&'a PullRequest>,
+pub(super) struct Env<'a> {
+    pub(super) key: &'a EnvKey,
+    pub(super) stack_name: &'a str,
+    pub(super) pr: Option<&'a PullRequest>,
 }
 
 /// Whether `url` + `path` answers with a non-error status within a few seconds.
