@@ -28,16 +28,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 }
 
 async fn aws_calls(world: &World) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", world.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("pullstack_aws_requests_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    world.aws_requests().await.values().sum()
 }
 
 async fn pullstack_lifecycles(world: &World) {

@@ -14,25 +14,12 @@ use support::production::*;
 const ROUNDS: u64 = 5;
 
 async fn route53_calls(world: &support::World) -> BTreeMap<String, u64> {
-    let text = reqwest::get(format!("{}/metrics", world.url()))
+    world
+        .aws_requests()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| {
-            l.starts_with("pullstack_aws_requests_total") && l.contains("service=\"Route 53\"")
-        })
-        .filter_map(|l| {
-            let op = l
-                .split("operation=\"")
-                .nth(1)?
-                .split('"')
-                .next()?
-                .to_owned();
-            Some((op, l.rsplit(' ').next()?.parse::<f64>().ok()? as u64))
-        })
+        .into_iter()
+        .filter(|((service, _), _)| service == "Route 53")
+        .map(|((_, operation), count)| (operation, count))
         .collect()
 }
 

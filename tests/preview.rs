@@ -105,6 +105,14 @@ async fn open_creates_a_stack_and_reports_it() {
         ("success", url.as_str())
     );
 
+    // /metrics counts the AWS requests made, by service and operation.
+    let requests = world.aws_requests().await;
+    let create = ("CloudFormation".to_owned(), "CreateStack".to_owned());
+    assert!(
+        requests.get(&create).is_some_and(|n| *n >= 1),
+        "{requests:?}"
+    );
+
     let statuses = world.github.statuses(&world.repo, &sha);
     let last = statuses
         .iter()

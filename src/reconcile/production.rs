@@ -218,14 +218,14 @@ impl Controller {
             None => self.forge.default_branch().await?,
         };
         let head = self.forge.branch_head(&branch).await?;
-        let observed = prod.observe(head).await?;
-        for intent in intents {
-            self.production_command(&prod, &observed, intent).await?;
+        let mut observed = prod.observe(head.clone()).await?;
+        if !intents.is_empty() {
+            for intent in intents {
+                self.production_command(&prod, &observed, intent).await?;
+            }
+            // Commands change state: observe again before planning.
+            observed = prod.observe(head).await?;
         }
-        // Commands change state: observe again before planning.
-        let observed = prod
-            .observe(observed.view.head.as_ref().map(|(sha, _)| sha.clone()))
-            .await?;
         if let Some(next) = self.watch_alarms(&prod, &observed).await? {
             return Ok(next);
         }
@@ -298,7 +298,7 @@ impl Controller {
                 } else {
                     DeploymentState::InProgress
                 };
-                let url = format!("https://{}", self.config.production.domain);
+                let url = self.production_url();
                 if let Some(id) = log.deployment {
                     self.forge
                         .deployment_status(id, state, Some(&url), &format!("{percent}% of traffic"))
@@ -349,6 +349,11 @@ impl Controller {
         }
     }
 
+    /// The production URL, as Deployments and `{url}` show it.
+    fn production_url(&self) -> String {
+        format!("https://{}", self.config.production.domain)
+    }
+
     async fn create_release(&self, sha: &str, stack: &str) -> anyhow::Result<Next> {
         let shared = self.shared().await?;
         if !self.aws.images.exists(&shared.repository_name, sha).await? {
@@ -363,7 +368,7 @@ impl Controller {
             &preview.secrets,
             &template::Placeholders {
                 sha: sha.to_owned(),
-                url: format!("https://{}", config.domain),
+                url: self.production_url(),
                 env: "production".into(),
                 ..Default::default()
             },
@@ -478,7 +483,7 @@ impl Controller {
                 &format!("rollback to {to}"),
             )
             .await?;
-        let url = format!("https://{}", self.config.production.domain);
+        let url = self.production_url();
         self.forge
             .deployment_status(
                 id,
@@ -544,7 +549,7 @@ impl Controller {
                 Some((weights, log, release)) => {
                     prod.apply(observed, &weights, &log).await?;
                     if let Some(id) = log.deployment {
-                        let url = format!("https://{}", self.config.production.domain);
+                        let url = self.production_url();
                         self.forge
                             .deployment_status(
                                 id,

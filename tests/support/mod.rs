@@ -213,6 +213,27 @@ impl World {
         }
     }
 
+    /// AWS requests made so far, by (service, operation), from `/metrics`.
+    pub async fn aws_requests(&self) -> BTreeMap<(String, String), u64> {
+        let text = reqwest::get(format!("{}/metrics", self.url()))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        let label = |line: &str, name: &str| {
+            let value = line.split(&format!("{name}=\"")).nth(1)?;
+            Some(value.split('"').next()?.to_owned())
+        };
+        text.lines()
+            .filter(|l| l.starts_with("pullstack_aws_requests_total{"))
+            .filter_map(|l| {
+                let count = l.rsplit(' ').next()?.parse::<f64>().ok()? as u64;
+                Some(((label(l, "service")?, label(l, "operation")?), count))
+            })
+            .collect()
+    }
+
     pub fn url(&self) -> String {
         let server = self.server.as_ref().expect("server running");
         format!("http://{}", server.addr)
