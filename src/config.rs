@@ -5,6 +5,8 @@
 //! the file, line, column and field. Secrets never live here: they come from
 //! the environment (see [`crate::settings`]).
 
+use crate::domain::cost::Prices;
+use crate::domain::globs::Globs;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +58,38 @@ pub struct Config {
     /// Route53 weights.
     #[serde(default)]
     pub production: ProductionConfig,
+    /// ECR image clean-up in repositories tagged `pullstack:prune=true`.
+    #[serde(default)]
+    pub images: ImagesConfig,
+}
+
+/// ECR image clean-up. Only repositories tagged `pullstack:prune=true` are
+/// touched; in those, an image goes once nothing references it and it has
+/// been neither pushed nor pulled for `prune_after`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesConfig {
+    /// Whether `pullstack bootstrap` tags the app's ECR repository
+    /// `pullstack:prune=true`, opting it in. Default: false.
+    pub prune: bool,
+    /// How long an unreferenced image is kept after its last push or pull,
+    /// so a recent rollback still finds its image. Default: 24h.
+    #[serde(with = "humantime_serde")]
+    pub prune_after: Duration,
+    /// Time between clean-ups in `pullstack serve`; the first runs one
+    /// interval after start; 0s turns them off. Default: 1h.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            prune: false,
+            prune_after: Duration::from_secs(24 * 3600),
+            interval: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Production releases.
@@ -193,6 +227,70 @@ pub struct PreviewConfig {
     pub ready_timeout: Duration,
     /// A label that approves a fork PR's current head commit. Default: "pullstack:approved".
     pub approve_label: String,
+    /// Branches that get an environment of their own, kept at their head
+    /// commit, as globs: `*` stays within one `/` segment, `**` crosses
+    /// them. Default: [] (none).
+    pub branches: Globs,
+    /// Scaling idle environments to zero, then deleting them.
+    pub idle: IdleConfig,
+    /// How many preview environments may exist at once.
+    pub limits: LimitsConfig,
+    /// The prices the hourly cost estimate on each PR uses.
+    pub prices: Prices,
+}
+
+/// Idle environments: no push and no activity on the PR for a while.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdleConfig {
+    /// Scale an environment to zero tasks (the stack stays) after this long
+    /// without activity; `0s` never does. Default: 24h.
+    #[serde(with = "humantime_serde")]
+    pub scale_after: Duration,
+    /// Delete it after this long without activity; `0s` never does. Default: 7d.
+    #[serde(with = "humantime_serde")]
+    pub delete_after: Duration,
+    /// A PR label that exempts its environment from both. Default: "pullstack:keep".
+    pub keep_label: String,
+    /// Branches whose environments are exempt from both, as globs (matched
+    /// against a PR's head branch, or a branch environment's branch). Default: [].
+    pub exempt: Globs,
+}
+
+impl Default for IdleConfig {
+    fn default() -> Self {
+        IdleConfig {
+            scale_after: Duration::from_secs(86_400),
+            delete_after: Duration::from_secs(7 * 86_400),
+            keep_label: "pullstack:keep".into(),
+            exempt: Globs::default(),
+        }
+    }
+}
+
+/// Limits on concurrent preview environments (PRs and branches alike; an
+/// idle one still counts, its load balancer still runs).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// At most this many for this repository. Default: none.
+    pub per_repository: Option<u32>,
+    /// At most this many across every repository pullstack manages in the
+    /// account and region. Default: none.
+    pub total: Option<u32>,
+    /// Whether to check the account's load balancer and CloudFormation stack
+    /// quotas before creating an environment. Default: true.
+    pub check_quotas: bool,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            per_repository: None,
+            total: None,
+            check_quotas: true,
+        }
+    }
 }
 
 /// Fargate capacity provider for a service.
@@ -232,6 +330,10 @@ impl Default for PreviewConfig {
             ready_check: true,
             ready_timeout: Duration::from_secs(5 * 60),
             approve_label: "pullstack:approved".into(),
+            branches: Globs::default(),
+            idle: IdleConfig::default(),
+            limits: LimitsConfig::default(),
+            prices: Prices::default(),
         }
     }
 }
@@ -370,11 +472,21 @@ impl Config {
         if self.preview.port == 0 {
             return Err(("port", "must be between 1 and 65535".into()));
         }
+        let idle = &self.preview.idle;
+        if !idle.scale_after.is_zero()
+            && !idle.delete_after.is_zero()
+            && idle.delete_after <= idle.scale_after
+        {
+            return Err(("delete_after", "must be longer than scale_after".into()));
+        }
         if self.queue.workers == 0 {
             return Err(("workers", "must be at least 1".into()));
         }
         if self.github.writes_per_minute == 0 {
             return Err(("writes_per_minute", "must be at least 1".into()));
+        }
+        if self.images.prune_after.is_zero() {
+            return Err(("prune_after", "must be more than 0s".into()));
         }
         let production = &self.production;
         if production.enabled
@@ -438,6 +550,26 @@ mod tests {
         assert_eq!(config.preview.image_timeout, defaults.image_timeout);
         assert_eq!(config.preview.approve_label, defaults.approve_label);
         assert_eq!(config.queue.workers, QueueConfig::default().workers);
+        let images = ImagesConfig::default();
+        assert_eq!(config.images.prune, images.prune);
+        assert_eq!(config.images.prune_after, images.prune_after);
+        assert_eq!(config.images.interval, images.interval);
+    }
+
+    #[test]
+    fn images_section_takes_durations_and_rejects_a_zero_window() {
+        let config =
+            parse("app: demo\nrepository: octo/app\nimages:\n  prune_after: 3d\n  interval: 0s\n")
+                .unwrap();
+        assert_eq!(config.images.prune_after, Duration::from_secs(3 * 86_400));
+        assert!(config.images.interval.is_zero());
+        let err = parse("app: demo\nrepository: octo/app\nimages:\n  prune_after: 0s\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("pullstack.yaml:4:3: prune_after: must be more than 0s"),
+            "{err}"
+        );
     }
 
     #[test]

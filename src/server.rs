@@ -37,6 +37,8 @@ pub struct Running {
     shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     queue: JoinHandle<()>,
+    /// The periodic ECR image clean-up.
+    prune: JoinHandle<()>,
 }
 
 impl Running {
@@ -46,12 +48,14 @@ impl Running {
         self.shutdown.cancel();
         let _ = self.http.await;
         let _ = self.queue.await;
+        let _ = self.prune.await;
     }
 
     /// Ends the server at once, as a crash would: nothing finishes.
     pub fn kill(self) {
         self.http.abort();
         self.queue.abort();
+        self.prune.abort();
     }
 
     /// Waits until a shutdown is requested from outside and completes.
@@ -59,6 +63,7 @@ impl Running {
         let result = self.http.await;
         self.shutdown.cancel();
         let _ = self.queue.await;
+        let _ = self.prune.await;
         result.context("HTTP server task")?.context("HTTP server")
     }
 
@@ -83,18 +88,31 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The GitHub client for the config's repository. `serve` and
+/// `handle-event` both connect here.
+pub async fn forge(config: &Config, github_api_url: &str, auth: Auth) -> anyhow::Result<Forge> {
+    let repo = crate::domain::naming::RepoName::parse(&config.repository)
+        .context("config: repository is not owner/name")?;
+    Forge::connect(github_api_url, repo, auth, config.github.writes_per_minute).await
+}
+
+/// Maps the config repository's events to jobs, for `serve` and `handle-event`.
+pub fn router(config: &Config) -> anyhow::Result<Router> {
+    let repo = crate::domain::naming::RepoName::parse(&config.repository)
+        .context("config: repository is not owner/name")?;
+    Ok(Router {
+        repo,
+        approve_label: config.preview.approve_label.clone(),
+        production: config.production.enabled,
+        branches: config.preview.branches.clone(),
+    })
+}
+
 /// Starts the server and its workers, and runs the first resync.
 pub async fn start(options: Options) -> anyhow::Result<Running> {
     let config = Arc::new(options.config);
-    let repo = crate::domain::naming::RepoName::parse(&config.repository)
-        .context("config: repository is not owner/name")?;
-    let forge = Forge::connect(
-        &options.github_api_url,
-        repo.clone(),
-        options.auth,
-        config.github.writes_per_minute,
-    )
-    .await?;
+    let router = router(&config)?;
+    let forge = forge(&config, &options.github_api_url, options.auth).await?;
     let aws = match options.aws {
         Some(aws) => aws,
         None => Aws::from_env().await,
@@ -115,11 +133,6 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     controller.attach(queue.clone());
     queue.push(Job::Resync, None);
 
-    let router = Router {
-        repo,
-        approve_label: config.preview.approve_label.clone(),
-        production: config.production.enabled,
-    };
     let state = Arc::new(AppState::new(
         options.webhook_secrets,
         router,
@@ -136,11 +149,17 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
     });
+    let prune = crate::prune::spawn(
+        controller.aws.clone(),
+        config.images.clone(),
+        shutdown.clone(),
+    );
     tracing::info!(%addr, "pullstack is listening");
     Ok(Running {
         addr,
         shutdown,
         http,
         queue: queue_task,
+        prune,
     })
 }

@@ -5,10 +5,13 @@
 pub mod health;
 pub mod images;
 pub mod metered;
+pub mod quotas;
+pub mod registry;
 pub mod services;
 pub mod shared;
 pub mod stacks;
 pub mod traffic;
+pub mod usage;
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
@@ -22,6 +25,9 @@ pub struct Aws {
     pub services: services::Services,
     pub traffic: traffic::Traffic,
     pub health: health::Health,
+    pub registry: registry::Registry,
+    pub usage: usage::Usage,
+    pub quotas: quotas::Quotas,
 }
 
 impl Aws {
@@ -61,14 +67,21 @@ impl Aws {
         let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(config)
             .interceptor(Metered)
             .build();
+        let cloudformation = aws_sdk_cloudformation::Client::from_conf(cloudformation);
+        let elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(elb);
+        let registry = registry::Registry::new(aws_sdk_ecr::Client::from_conf(ecr.clone()));
+        let usage = usage::Usage::new(ecs.clone());
         Aws {
-            stacks: stacks::Stacks::new(aws_sdk_cloudformation::Client::from_conf(cloudformation)),
+            registry,
+            usage,
+            quotas: quotas::Quotas::new(elb.clone(), cloudformation.clone()),
+            stacks: stacks::Stacks::new(cloudformation),
             images: images::Images::new(aws_sdk_ecr::Client::from_conf(ecr)),
             services: services::Services::new(ecs.clone()),
             traffic: traffic::Traffic::new(aws_sdk_route53::Client::from_conf(route53)),
             health: health::Health::new(
                 ecs,
-                aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
+                elb,
                 aws_sdk_cloudwatch::Client::from_conf(cloudwatch),
             ),
         }

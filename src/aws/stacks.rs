@@ -22,6 +22,10 @@ pub mod tag {
     pub const COMMIT: &str = "pullstack:commit";
     pub const ROLE: &str = "pullstack:role";
     pub const CREATED_AT: &str = "pullstack:created-at";
+    /// The last deploy or wake, RFC 3339: when idle time starts counting.
+    pub const ACTIVE_AT: &str = "pullstack:active-at";
+    /// Set while the environment is scaled to zero for being idle.
+    pub const IDLE_SINCE: &str = "pullstack:idle-since";
     /// A digest of the template, parameters and other tags last sent.
     pub const SPEC: &str = "pullstack:spec";
 }

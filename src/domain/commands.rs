@@ -13,6 +13,8 @@ pub enum Command {
     Destroy,
     /// Approve a fork PR's current head commit for deployment.
     Deploy,
+    /// Scale an idle environment back up (or recreate one deleted as idle).
+    Wake,
     /// List the commands.
     Help,
     /// Finish the production release in flight now.
@@ -32,10 +34,11 @@ pub enum Role {
 }
 
 impl Command {
-    pub const ALL: [Command; 6] = [
+    pub const ALL: [Command; 7] = [
         Command::Redeploy,
         Command::Destroy,
         Command::Deploy,
+        Command::Wake,
         Command::Help,
         Command::Promote,
         Command::Rollback,
@@ -46,6 +49,7 @@ impl Command {
             Command::Redeploy => "redeploy",
             Command::Destroy => "destroy",
             Command::Deploy => "deploy",
+            Command::Wake => "wake",
             Command::Help => "help",
             Command::Promote => "promote",
             Command::Rollback => "rollback",
@@ -57,6 +61,7 @@ impl Command {
             Command::Redeploy => "redeploy this PR's environment at its head commit",
             Command::Destroy => "tear the environment down; a push or `redeploy` brings it back",
             Command::Deploy => "approve a fork PR's current head commit for deployment",
+            Command::Wake => "bring back an environment scaled down or deleted for being idle",
             Command::Help => "list these commands",
             Command::Promote => "finish the production release in flight now (maintainers)",
             Command::Rollback => {
@@ -69,6 +74,8 @@ impl Command {
     pub fn required_role(self) -> Role {
         match self {
             Command::Help => Role::Read,
+            // Waking costs little and sleeps again on its own; QA often has triage only.
+            Command::Wake => Role::Triage,
             Command::Redeploy | Command::Destroy | Command::Deploy => Role::Write,
             Command::Promote | Command::Rollback => Role::Maintain,
         }

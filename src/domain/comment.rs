@@ -7,6 +7,7 @@
 
 use crate::domain::commands::Command;
 use crate::domain::naming::short_sha;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -35,6 +36,9 @@ pub struct Memory {
     /// The commit reported ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<String>,
+    /// Whether `destroyed` was set by the idle rules rather than a command.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub idle_deleted: bool,
     /// What deleting the stack removes, recorded before the delete.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub removing: Vec<String>,
@@ -101,9 +105,20 @@ pub enum State {
         why: String,
         reversible: bool,
     },
-    /// Waiting for a free preview slot.
+    /// Waiting for a free preview slot: `position` in line, and `limit`
+    /// names the limit reached.
     Queued {
         position: usize,
+        limit: String,
+    },
+    /// Not created, because an AWS quota would stop it half-way.
+    Refused {
+        reason: String,
+    },
+    /// Scaled to zero tasks for want of activity; the stack stays.
+    Asleep {
+        idle_for: Duration,
+        deletes_at: Option<DateTime<Utc>>,
     },
 }
 
@@ -123,6 +138,8 @@ pub struct View<'a> {
     pub sha: Option<&'a str>,
     pub state: State,
     pub memory: &'a Memory,
+    /// The estimated running cost, when known.
+    pub cost: Option<&'a str>,
 }
 
 /// Renders the whole comment body, marker first.
@@ -161,6 +178,9 @@ pub fn render(view: &View<'_>) -> String {
         out.push_str("\n</details>\n\n");
     }
     let _ = writeln!(out, "Stack: `{}`", view.stack);
+    if let Some(cost) = view.cost {
+        let _ = writeln!(out, "\nEstimated cost: {cost}");
+    }
     let next = next_steps(&view.state);
     if !next.is_empty() {
         let _ = writeln!(out, "\n{next}");
@@ -196,10 +216,33 @@ fn headline(state: &State) -> String {
         State::Failed { reason, .. } => format!("❌ **Deploy failed.** {reason}"),
         State::Removing => "🧹 **Removing** the environment.".to_owned(),
         State::Removed { why, .. } => format!("🗑️ **Removed** ({why})."),
-        State::Queued { position } => format!(
-            "🕒 **Queued** (position {position}): the preview limit is reached. The environment \
-             starts when another pull request closes or its environment is destroyed."
+        State::Queued { position, limit } => format!(
+            "🕒 **Queued**, number {position} in line: {limit}. It starts by itself, oldest \
+             first, as soon as a slot frees: when a pull request with an environment closes, \
+             gets `/pullstack destroy`, or has its environment deleted for being idle."
         ),
+        State::Refused { reason } => format!(
+            "⛔ **Not created.** {reason} Nothing was created. pullstack tries again on the next \
+             push, `/pullstack redeploy`, or its periodic resync."
+        ),
+        State::Asleep {
+            idle_for,
+            deletes_at,
+        } => {
+            let deletes = deletes_at
+                .map(|at| {
+                    format!(
+                        " Without activity it will be deleted at {} UTC.",
+                        at.format("%Y-%m-%d %H:%M")
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "😴 **Asleep**: scaled to zero tasks after {} without a push or activity; the \
+                 stack and its URL are kept.{deletes} A push or `/pullstack wake` brings it back.",
+                human(*idle_for)
+            )
+        }
     }
 }
 
@@ -207,7 +250,10 @@ fn next_steps(state: &State) -> String {
     let commands: &[Command] = match state {
         State::AwaitingApproval { .. } => &[Command::Deploy],
         State::Ready { .. } => &[Command::Redeploy, Command::Destroy],
-        State::Failed { .. } | State::ImageTimeout { .. } => &[Command::Redeploy],
+        State::Failed { .. } | State::ImageTimeout { .. } | State::Refused { .. } => {
+            &[Command::Redeploy]
+        }
+        State::Asleep { .. } => &[Command::Wake, Command::Destroy],
         State::Removed {
             reversible: true, ..
         } => &[Command::Redeploy],
@@ -266,14 +312,21 @@ mod tests {
     }
 
     fn view(state: State, memory: &Memory) -> String {
+        costed(state, memory, None)
+    }
+
+    fn costed(state: State, memory: &Memory, cost: Option<&str>) -> String {
         render(&View {
             title: "PR #42",
             stack: "demo-pr-42",
             sha: Some("0123456789abcdef0123456789abcdef01234567"),
             state,
             memory,
+            cost,
         })
     }
+
+    const COST: Option<&str> = Some("~$0.0492/hour (~$35.92/month): …");
 
     #[test]
     fn memory_round_trips_through_the_body() {
@@ -310,12 +363,13 @@ mod tests {
 
     #[test]
     fn ready_comment() {
-        insta::assert_snapshot!(view(
+        insta::assert_snapshot!(costed(
             State::Ready {
                 url: "http://pr-42.preview.example.com".into(),
                 took: Duration::from_secs(95)
             },
-            &memory()
+            &memory(),
+            COST
         ));
     }
 
@@ -356,6 +410,30 @@ mod tests {
                 reversible: false,
             },
             &m
+        ));
+    }
+
+    #[test]
+    fn asleep_comment_says_how_to_wake() {
+        let deletes_at = "2026-12-01T10:00:00Z".parse().unwrap();
+        insta::assert_snapshot!(costed(
+            State::Asleep {
+                idle_for: Duration::from_secs(86_400),
+                deletes_at: Some(deletes_at),
+            },
+            &memory(),
+            COST
+        ));
+    }
+
+    #[test]
+    fn queued_comment_says_what_frees_a_slot() {
+        insta::assert_snapshot!(view(
+            State::Queued {
+                position: 2,
+                limit: "20 of 20 preview environments for this repository are in use".into(),
+            },
+            &memory()
         ));
     }
 

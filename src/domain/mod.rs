@@ -3,6 +3,9 @@
 
 pub mod commands;
 pub mod comment;
+pub mod cost;
+pub mod globs;
+pub mod idle;
 pub mod naming;
 pub mod release;
 pub mod rollout;

@@ -78,28 +78,67 @@ impl EnvKey {
     pub fn deployment_environment(&self) -> String {
         match self {
             EnvKey::Pr(number) => format!("pr-{number}"),
-            EnvKey::Branch(branch) => format!("branch/{branch}"),
+            // GitHub allows 255 characters.
+            EnvKey::Branch(branch) if branch.chars().count() <= 248 => format!("branch/{branch}"),
+            EnvKey::Branch(_) => self.slug(),
         }
     }
 
     /// The tag value identifying the environment on its stack.
+    ///
+    /// Stack tags are copied to every resource, and AWS allows at most 256
+    /// characters from a small set in tag values. A branch name that does
+    /// not fit is tagged by its slug instead; see [`Tagged`].
     pub fn tag_value(&self) -> String {
         match self {
             EnvKey::Pr(number) => format!("pr/{number}"),
-            EnvKey::Branch(branch) => format!("branch/{branch}"),
+            EnvKey::Branch(branch) if tag_safe(branch) => format!("branch/{branch}"),
+            EnvKey::Branch(_) => format!("branch-slug/{}", self.slug()),
         }
     }
 
     /// Reads a key back from its tag value.
-    pub fn from_tag_value(value: &str) -> Option<EnvKey> {
+    pub fn from_tag_value(value: &str) -> Option<Tagged> {
         if let Some(number) = value.strip_prefix("pr/") {
-            return number.parse().ok().filter(|n| *n > 0).map(EnvKey::Pr);
+            return number
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(|n| Tagged::Key(EnvKey::Pr(n)));
+        }
+        if let Some(slug) = value.strip_prefix("branch-slug/") {
+            return slug
+                .starts_with("br-")
+                .then(|| Tagged::BranchSlug(slug.to_owned()));
         }
         value
             .strip_prefix("branch/")
             .filter(|b| !b.is_empty())
-            .map(|b| EnvKey::Branch(b.to_owned()))
+            .map(|b| Tagged::Key(EnvKey::Branch(b.to_owned())))
     }
+}
+
+/// What a stack's environment tag says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tagged {
+    Key(EnvKey),
+    /// A branch whose name could not be a tag value: find the branch whose
+    /// slug this is.
+    BranchSlug(String),
+}
+
+/// The longest tag value AWS accepts, less the `branch/` prefix.
+const MAX_TAGGED_BRANCH: usize = 256 - "branch/".len();
+
+/// Whether a branch name can be a tag value as it is: letters, digits,
+/// spaces and `_ . : / = + - @` (the set every AWS service accepts).
+fn tag_safe(branch: &str) -> bool {
+    branch.chars().count() <= MAX_TAGGED_BRANCH
+        && branch.chars().all(|c| {
+            c.is_alphanumeric()
+                || c == ' '
+                || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
+        })
 }
 
 impl fmt::Display for EnvKey {
@@ -162,7 +201,10 @@ mod tests {
         let key = EnvKey::Pr(42);
         assert_eq!(key.stack_name("demo"), "demo-pr-42");
         assert_eq!(key.deployment_environment(), "pr-42");
-        assert_eq!(EnvKey::from_tag_value(&key.tag_value()), Some(key));
+        assert_eq!(
+            EnvKey::from_tag_value(&key.tag_value()),
+            Some(Tagged::Key(key))
+        );
     }
 
     #[test]
@@ -203,6 +245,19 @@ mod tests {
         assert_eq!(EnvKey::from_tag_value("pr/x"), None);
         assert_eq!(EnvKey::from_tag_value("branch/"), None);
         assert_eq!(EnvKey::from_tag_value("other"), None);
+        assert_eq!(EnvKey::from_tag_value("branch-slug/x"), None);
+    }
+
+    #[test]
+    fn hostile_branches_are_tagged_by_slug() {
+        for branch in ["feature/#1", "a".repeat(250).as_str(), "x<script>"] {
+            let key = EnvKey::Branch(branch.to_owned());
+            assert_eq!(
+                EnvKey::from_tag_value(&key.tag_value()),
+                Some(Tagged::BranchSlug(key.slug())),
+                "{branch}"
+            );
+        }
     }
 
     proptest! {
@@ -241,7 +296,14 @@ mod tests {
         #[test]
         fn tag_value_round_trips(branch in ".+", number in 1u64..) {
             for key in [EnvKey::Branch(branch.clone()), EnvKey::Pr(number)] {
-                prop_assert_eq!(EnvKey::from_tag_value(&key.tag_value()), Some(key));
+                let value = key.tag_value();
+                prop_assert!(value.chars().count() <= 256);
+                let expected = if value.starts_with("branch-slug/") {
+                    Tagged::BranchSlug(key.slug())
+                } else {
+                    Tagged::Key(key)
+                };
+                prop_assert_eq!(EnvKey::from_tag_value(&value), Some(expected));
             }
         }
     }

@@ -9,10 +9,20 @@
 use crate::domain::commands::Role;
 use crate::domain::naming::RepoName;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
+
+/// What a branch name must escape to be a URL path: everything but
+/// unreserved characters and the `/` GitHub reads as part of the name.
+const PATH_SEGMENTS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// An error from GitHub, split by what the caller does about it.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +65,12 @@ pub struct PullRequest {
     pub base: Ref,
     #[serde(default)]
     pub labels: Vec<Label>,
+    #[serde(default)]
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Moves on pushes, comments, labels and reviews: pullstack's measure
+    /// of activity on the PR.
+    #[serde(default)]
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl PullRequest {
@@ -212,6 +228,14 @@ impl Forge {
         &self.repo
     }
 
+    /// Uses `login` as pullstack's own login instead of asking GitHub: a
+    /// token that cannot read `/user` (an Actions `GITHUB_TOKEN`) still finds
+    /// the comments it wrote.
+    pub fn with_identity(mut self, login: impl Into<String>) -> Forge {
+        self.identity = Arc::new(OnceCell::from(login.into()));
+        self
+    }
+
     /// The login pullstack's own comments are written by.
     pub async fn identity(&self) -> Result<String> {
         self.identity
@@ -267,6 +291,7 @@ impl Forge {
         struct Commit {
             sha: String,
         }
+        let branch = utf8_percent_encode(branch, PATH_SEGMENTS);
         match self
             .get::<Branch>(format!("/repos/{}/branches/{branch}", self.repo))
             .await
@@ -275,6 +300,18 @@ impl Forge {
             Err(ForgeError::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every branch name in the repository.
+    pub async fn branches(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Branch {
+            name: String,
+        }
+        let branches: Vec<Branch> = self
+            .get_all(format!("/repos/{}/branches", self.repo))
+            .await?;
+        Ok(branches.into_iter().map(|b| b.name).collect())
     }
 
     /// The pull requests a commit belongs to (for a merge: the merged PR).

@@ -5,6 +5,8 @@
 //! exist from AWS, and takes the next step toward the former. The same code
 //! heals a missed webhook, a crash, a redelivery and a stack deleted by hand.
 
+mod branch;
+mod capacity;
 pub mod preview;
 pub mod production;
 pub mod queue;
@@ -18,10 +20,10 @@ use crate::aws::shared::Shared;
 use crate::aws::stacks::tag;
 use crate::config::Config;
 use crate::domain::commands::Command;
-use crate::domain::naming::EnvKey;
+use crate::domain::naming::{EnvKey, Tagged};
 use crate::github::client::Forge;
 use queue::{Next, Queue};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -67,6 +69,7 @@ pub struct Controller {
     /// Delete attempts per environment, for DELETE_FAILED.
     delete_attempts: Mutex<HashMap<EnvKey, u32>>,
     queue: OnceLock<Queue<Job, Intent>>,
+    admissions: capacity::Admissions,
 }
 
 /// How long the shared stack's outputs are trusted before reading them again.
@@ -83,6 +86,7 @@ impl Controller {
             image_waits: Mutex::new(HashMap::new()),
             delete_attempts: Mutex::new(HashMap::new()),
             queue: OnceLock::new(),
+            admissions: capacity::Admissions::default(),
         }
     }
 
@@ -123,13 +127,21 @@ impl Controller {
             }
         }
         let repo = self.forge.repo().to_string();
+        let mut slugs = Vec::new();
         for stack in self.aws.stacks.list_tagged(tag::REPO, &repo).await? {
             if stack.tag(tag::MANAGED) != Some("true") {
                 continue;
             }
-            if let Some(key) = stack.tag(tag::ENV).and_then(EnvKey::from_tag_value) {
-                keys.insert(key);
+            match stack.tag(tag::ENV).and_then(EnvKey::from_tag_value) {
+                Some(Tagged::Key(key)) => {
+                    keys.insert(key);
+                }
+                Some(Tagged::BranchSlug(slug)) => slugs.push((slug, stack.name)),
+                None => {}
             }
+        }
+        if !slugs.is_empty() {
+            keys.extend(self.branches_by_slug(slugs).await?);
         }
         tracing::info!(environments = keys.len(), "resync");
         if self.config.production.enabled {
@@ -143,6 +155,32 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// The branches of stacks tagged by slug (their names could not be tag
+    /// values). A stack whose branch is gone is deleted here, since no
+    /// branch name is left to queue it under.
+    async fn branches_by_slug(&self, slugs: Vec<(String, String)>) -> anyhow::Result<Vec<EnvKey>> {
+        let branches: BTreeMap<String, String> = self
+            .forge
+            .branches()
+            .await?
+            .into_iter()
+            .map(|name| (EnvKey::Branch(name.clone()).slug(), name))
+            .collect();
+        let mut keys = Vec::new();
+        for (slug, stack) in slugs {
+            match branches.get(&slug) {
+                Some(name) => keys.push(EnvKey::Branch(name.clone())),
+                None => {
+                    tracing::info!(stack, "its branch is gone: deleting");
+                    self.aws.stacks.delete(&stack).await?;
+                }
+            }
+        }
+        Ok(keys)
+    }
+}
+
 impl queue::Reconcile for Controller {
     type Key = Job;
     type Intent = Intent;
@@ -152,10 +190,8 @@ impl queue::Reconcile for Controller {
         let result = match &job {
             Job::Resync => self.resync().await,
             Job::Env(EnvKey::Pr(number)) => self.preview(*number, intents).await,
+            Job::Env(EnvKey::Branch(branch)) => self.branch(branch).await,
             Job::Production => self.production(intents).await,
-            // Branch environments build on the same steps; see the config's
-            // `preview` section.
-            Job::Env(EnvKey::Branch(_)) => Ok(Next::Done),
         };
         metrics::histogram!("pullstack_reconcile_seconds").record(started.elapsed().as_secs_f64());
         result

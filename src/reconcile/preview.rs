@@ -5,16 +5,18 @@
 //! most one stack action, reports on the PR, and asks to be polled while an
 //! operation runs. Nothing here blocks a worker on AWS.
 
+use super::capacity::Admission;
 use super::queue::Next;
 use super::sticky::Sticky;
 use super::{Controller, Intent};
 use crate::aws::stacks::{Deploy, Phase, Stack, Started, tag};
 use crate::domain::commands::{Command, Role};
 use crate::domain::comment::{self, State};
+use crate::domain::idle::{self, Ttl, Verdict};
 use crate::domain::naming::{EnvKey, short_sha};
 use crate::domain::template::{self, Placeholders};
 use crate::github::client::{DeploymentState, PullRequest, StatusState};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -61,10 +63,7 @@ pub fn desired(
         };
     }
     if memory.destroyed.as_deref() == Some(pr.head.sha.as_str()) {
-        return Desired::Absent {
-            why: "`/pullstack destroy` was given".into(),
-            reversible: true,
-        };
+        return destroyed(memory);
     }
     if pr.is_fork_of(repo) && memory.approved.as_deref() != Some(pr.head.sha.as_str()) {
         return Desired::AwaitingApproval;
@@ -74,10 +73,43 @@ pub fn desired(
     }
 }
 
+/// Why an environment was taken down at its current commit, and how to
+/// bring it back.
+pub(super) fn destroyed(memory: &comment::Memory) -> Desired {
+    let why = if memory.idle_deleted {
+        "deleted after a long time without a push or activity; a push or `/pullstack wake` creates it again"
+    } else {
+        "`/pullstack destroy` was given"
+    };
+    Desired::Absent {
+        why: why.into(),
+        reversible: true,
+    }
+}
+
+/// Forgets a destroy once the environment moved past the commit it was
+/// given at: a push brings the environment back.
+pub(super) fn forgive_destroy(memory: &mut comment::Memory, head: Option<&str>) {
+    if memory.destroyed.is_some() && memory.destroyed.as_deref() != head {
+        memory.destroyed = None;
+        memory.idle_deleted = false;
+    }
+}
+
 /// Flags a pass carries from the commands it handled.
 #[derive(Default)]
-struct Pass {
+pub(super) struct Pass {
     redeploy: bool,
+    wake: bool,
+}
+
+/// The task count a deploy asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scale {
+    /// The configured count.
+    Up,
+    /// Zero, for an idle environment.
+    Zero,
 }
 
 impl Controller {
@@ -91,12 +123,7 @@ impl Controller {
             self.handle(pr.as_ref(), &mut sticky, &mut pass, intent)
                 .await?;
         }
-        // A push after `/pullstack destroy` brings the environment back.
-        if let (Some(destroyed), Some(pr)) = (&sticky.memory.destroyed, &pr)
-            && *destroyed != pr.head.sha
-        {
-            sticky.memory.destroyed = None;
-        }
+        forgive_destroy(&mut sticky.memory, pr.as_ref().map(|p| p.head.sha.as_str()));
         let repo = self.forge.repo().clone();
         let desired = desired(
             pr.as_ref(),
@@ -105,26 +132,39 @@ impl Controller {
             &repo,
         );
         let stack_name = key.stack_name(&self.config.app);
-        let stack = self.aws.stacks.describe(&stack_name).await?;
+        let branch = pr.as_ref().map_or("", |p| p.head.r#ref.as_str());
+        let idle = &self.config.preview.idle;
         let env = Env {
             key: &key,
             stack_name: &stack_name,
             pr: pr.as_ref(),
+            branch,
+            touched_at: pr.as_ref().and_then(|p| p.updated_at),
+            kept: pr.as_ref().is_some_and(|p| p.has_label(&idle.keep_label))
+                || idle.exempt.matches(branch),
+            since: pr.as_ref().and_then(|p| p.created_at),
         };
+        self.pursue(&env, &mut sticky, desired, pass).await
+    }
+
+    /// Takes the next step from the stack as it is toward `desired`.
+    pub(super) async fn pursue(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        desired: Desired,
+        pass: Pass,
+    ) -> anyhow::Result<Next> {
+        let stack = self.aws.stacks.describe(env.stack_name).await?;
         match desired {
-            Desired::Deployed { sha } => self.converge(&env, &mut sticky, stack, &sha, pass).await,
+            Desired::Deployed { sha } => self.converge(env, sticky, stack, &sha, pass).await,
             Desired::AwaitingApproval => {
-                let sha = pr.as_ref().map(|p| p.head.sha.clone()).unwrap_or_default();
+                let sha = env.pr.map(|p| p.head.sha.clone()).unwrap_or_default();
                 let label = self.config.preview.approve_label.clone();
-                self.report(
-                    &env,
-                    &mut sticky,
-                    Some(&sha),
-                    State::AwaitingApproval { label },
-                )
-                .await?;
+                self.report(env, sticky, Some(&sha), State::AwaitingApproval { label })
+                    .await?;
                 self.status(
-                    &env,
+                    env,
                     &sha,
                     StatusState::Pending,
                     None,
@@ -134,8 +174,7 @@ impl Controller {
                 Ok(Next::Done)
             }
             Desired::Absent { why, reversible } => {
-                self.remove(&env, &mut sticky, stack, &why, reversible)
-                    .await
+                self.remove(env, sticky, stack, &why, reversible).await
             }
         }
     }
@@ -148,7 +187,9 @@ impl Controller {
         pass: &mut Pass,
         intent: Intent,
     ) -> anyhow::Result<()> {
-        let issue = sticky.issue;
+        let Some(issue) = sticky.issue else {
+            return Ok(());
+        };
         match intent {
             Intent::Unknown {
                 word,
@@ -189,6 +230,7 @@ impl Controller {
                 }
                 self.forge.react(comment_id, "eyes").await?;
                 let head = pr.map(|p| p.head.sha.clone());
+                sticky.memory.idle_deleted = false;
                 match command {
                     Command::Destroy => sticky.memory.destroyed = head,
                     Command::Deploy => {
@@ -199,6 +241,10 @@ impl Controller {
                     Command::Redeploy => {
                         sticky.memory.destroyed = None;
                         pass.redeploy = true;
+                    }
+                    Command::Wake => {
+                        sticky.memory.destroyed = None;
+                        pass.wake = true;
                     }
                     Command::Help | Command::Promote | Command::Rollback => {}
                 }
@@ -235,7 +281,7 @@ impl Controller {
             if sticky.memory.failed.as_deref() == Some(sha) {
                 return Ok(Next::Done);
             }
-            return self.deploy(env, sticky, None, sha).await;
+            return self.deploy(env, sticky, None, sha, Scale::Up).await;
         };
         let deployed = stack.tag(tag::COMMIT).unwrap_or_default().to_owned();
         let elapsed = stack
@@ -244,7 +290,10 @@ impl Controller {
             .unwrap_or_default();
         match stack.phase() {
             Phase::InProgress | Phase::Deleting => {
-                let status = stack.status.as_str().to_owned();
+                let mut status = stack.status.as_str().to_owned();
+                if stack.tag(tag::IDLE_SINCE).is_some() {
+                    status.push_str(", scaling to zero");
+                }
                 self.report(env, sticky, Some(sha), State::Deploying { status, elapsed })
                     .await?;
                 Ok(Next::After(self.poll_delay(elapsed)))
@@ -287,22 +336,87 @@ impl Controller {
                 if failed == Some(sha) {
                     return Ok(Next::Done);
                 }
-                self.deploy(env, sticky, Some(&stack), sha).await
+                self.deploy(env, sticky, Some(&stack), sha, Scale::Up).await
             }
             Phase::Stable if deployed == sha && !pass.redeploy => {
-                self.ready(env, sticky, &stack, sha, elapsed).await
+                self.settled(env, sticky, &stack, sha, elapsed, pass.wake)
+                    .await
             }
-            Phase::Stable => self.deploy(env, sticky, Some(&stack), sha).await,
+            Phase::Stable => self.deploy(env, sticky, Some(&stack), sha, Scale::Up).await,
         }
     }
 
-    /// Creates or updates the stack for `sha`, once its image is in ECR.
+    /// The stack is at `sha` and stable: apply the idle rules, or make sure
+    /// the environment answers and say it is ready.
+    async fn settled(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        stack: &Stack,
+        sha: &str,
+        took: Duration,
+        wake: bool,
+    ) -> anyhow::Result<Next> {
+        let now = Utc::now();
+        let asleep_since = stack.tag(tag::IDLE_SINCE).and_then(timestamp);
+        let last_activity = last_activity(stack, env.touched_at, now);
+        let verdict = if wake {
+            match asleep_since {
+                Some(_) => Verdict::Wake,
+                None => Verdict::Awake,
+            }
+        } else {
+            let rules = &self.config.preview.idle;
+            let ttl = Ttl {
+                scale_after: rules.scale_after,
+                delete_after: rules.delete_after,
+            };
+            idle::verdict(now, last_activity, asleep_since.is_some(), env.kept, ttl)
+        };
+        match verdict {
+            Verdict::Awake => self.ready(env, sticky, stack, sha, took).await,
+            Verdict::Wake => {
+                tracing::info!(stack = env.stack_name, "waking an idle environment");
+                self.deploy(env, sticky, Some(stack), sha, Scale::Up).await
+            }
+            Verdict::Sleep => {
+                tracing::info!(stack = env.stack_name, since = %last_activity, "idle: scaling to zero");
+                self.deploy(env, sticky, Some(stack), sha, Scale::Zero)
+                    .await
+            }
+            Verdict::Asleep { deletes_at } => {
+                let idle_for = (asleep_since.unwrap_or(now) - last_activity)
+                    .to_std()
+                    .unwrap_or_default();
+                let state = State::Asleep {
+                    idle_for,
+                    deletes_at,
+                };
+                self.report(env, sticky, Some(sha), state).await?;
+                Ok(Next::Done)
+            }
+            Verdict::Delete => {
+                tracing::info!(stack = env.stack_name, since = %last_activity, "idle: deleting");
+                sticky.memory.destroyed = Some(sha.to_owned());
+                sticky.memory.idle_deleted = true;
+                let Desired::Absent { why, reversible } = destroyed(&sticky.memory) else {
+                    unreachable!("destroyed() is always absent");
+                };
+                self.remove(env, sticky, Some(stack.clone()), &why, reversible)
+                    .await
+            }
+        }
+    }
+
+    /// Creates or updates the stack for `sha`, once its image is in ECR,
+    /// with the configured tasks or none.
     async fn deploy(
         &self,
         env: &Env<'_>,
         sticky: &mut Sticky,
         stack: Option<&Stack>,
         sha: &str,
+        scale: Scale,
     ) -> anyhow::Result<Next> {
         let shared = self.shared().await?;
         let image = shared.image(sha);
@@ -323,7 +437,7 @@ impl Controller {
         };
         let placeholders = Placeholders {
             pr: env.pr.map(|p| p.number),
-            branch: env.pr.map(|p| p.head.r#ref.clone()).unwrap_or_default(),
+            branch: env.branch.to_owned(),
             sha: sha.to_owned(),
             url,
             env: env.key.slug(),
@@ -342,7 +456,14 @@ impl Controller {
             ("Cpu".to_owned(), preview.cpu.clone()),
             ("Memory".to_owned(), preview.memory.clone()),
             ("HealthCheckPath".to_owned(), preview.health_path.clone()),
-            ("DesiredCount".to_owned(), preview.desired_count.to_string()),
+            (
+                "DesiredCount".to_owned(),
+                match scale {
+                    Scale::Up => preview.desired_count,
+                    Scale::Zero => 0,
+                }
+                .to_string(),
+            ),
             (
                 "CapacityProvider".to_owned(),
                 preview.capacity.as_str().to_owned(),
@@ -357,11 +478,22 @@ impl Controller {
             ),
             ("DnsName".to_owned(), dns_name.unwrap_or_default()),
         ]);
-        let created_at = stack
-            .and_then(|s| s.tag(tag::CREATED_AT))
-            .map(str::to_owned)
-            .unwrap_or_else(|| Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-        let tags = self.tags(env, sha, &created_at);
+        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let kept = |key: &str| stack.and_then(|s| s.tag(key)).map(str::to_owned);
+        let mut tags = self.tags(env, sha, &kept(tag::CREATED_AT).unwrap_or(now.clone()));
+        // Idle time counts from the last new commit or wake. A redeploy of
+        // the same commit keeps the tag, so an unchanged stack stays
+        // unchanged and its tasks are restarted instead.
+        let moved = stack
+            .is_none_or(|s| s.tag(tag::COMMIT) != Some(sha) || s.tag(tag::IDLE_SINCE).is_some());
+        let active_at = match (scale, moved) {
+            (Scale::Up, true) => now.clone(),
+            _ => kept(tag::ACTIVE_AT).unwrap_or(now.clone()),
+        };
+        tags.insert(tag::ACTIVE_AT.to_owned(), active_at);
+        if scale == Scale::Zero {
+            tags.insert(tag::IDLE_SINCE.to_owned(), now);
+        }
         let deploy = Deploy {
             name: env.stack_name,
             template_body: &body,
@@ -372,7 +504,39 @@ impl Controller {
         sticky.memory.ready = None;
         sticky.memory.removing.clear();
         match stack {
-            None => self.aws.stacks.create(&deploy).await?,
+            None => {
+                let _slot = match self.admit(env).await? {
+                    Admission::Go(slot) => slot,
+                    Admission::Queued { position, limit } => {
+                        let state = State::Queued { position, limit };
+                        self.report(env, sticky, Some(sha), state).await?;
+                        self.status(
+                            env,
+                            sha,
+                            StatusState::Pending,
+                            None,
+                            "queued: preview limit reached",
+                        )
+                        .await?;
+                        return Ok(Next::Done);
+                    }
+                    Admission::Refused(reason) => {
+                        self.report(env, sticky, Some(sha), State::Refused { reason })
+                            .await?;
+                        self.status(
+                            env,
+                            sha,
+                            StatusState::Error,
+                            None,
+                            "an AWS quota is reached",
+                        )
+                        .await?;
+                        return Ok(Next::Done);
+                    }
+                };
+                self.aws.stacks.create(&deploy).await?;
+                self.admitted(env.key);
+            }
             Some(existing) => {
                 if self.aws.stacks.update(&deploy).await? == Started::NoChange {
                     // Same template and parameters: restart the tasks instead.
@@ -385,6 +549,14 @@ impl Controller {
                     tracing::info!(stack = env.stack_name, "stack unchanged; tasks restarted");
                 }
             }
+        }
+        if scale == Scale::Zero {
+            let state = State::Deploying {
+                status: "UPDATE_IN_PROGRESS, scaling to zero".into(),
+                elapsed: Duration::ZERO,
+            };
+            self.report(env, sticky, Some(sha), state).await?;
+            return Ok(Next::After(self.poll_delay(Duration::ZERO)));
         }
         tracing::info!(
             stack = env.stack_name,
@@ -545,6 +717,37 @@ pub(super) struct Env<'a> {
     pub(super) key: &'a EnvKey,
     pub(super) stack_name: &'a str,
     pub(super) pr: Option<&'a PullRequest>,
+    /// The branch deployed: the PR's head branch, or the environment's own.
+    pub(super) branch: &'a str,
+    /// The last time GitHub saw anything happen to it besides deploys (a
+    /// PR's `updated_at`), for the idle rules.
+    pub(super) touched_at: Option<DateTime<Utc>>,
+    /// Whether the idle rules spare it (keep label or exempt branch).
+    pub(super) kept: bool,
+    /// Since when it has wanted an environment: its place in line when the
+    /// preview limit is reached.
+    pub(super) since: Option<DateTime<Utc>>,
+}
+
+/// The latest sign of life: the last deploy of a new commit or wake
+/// (tagged on the stack), or anything GitHub saw happen to the PR.
+fn last_activity(
+    stack: &Stack,
+    touched_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let deployed = stack
+        .tag(tag::ACTIVE_AT)
+        .or(stack.tag(tag::CREATED_AT))
+        .and_then(timestamp)
+        .unwrap_or(now);
+    touched_at.map_or(deployed, |touched| touched.max(deployed))
+}
+
+fn timestamp(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Whether `url` + `path` answers with a non-error status within a few seconds.

@@ -289,6 +289,38 @@ impl<R: Reconcile> Dispatcher<R> {
     }
 }
 
+/// A queue that no dispatcher serves: what is pushed waits in the [`Inbox`]
+/// for the caller to run, for one-shot runs outside the server.
+pub fn inbox<K, I>() -> (Queue<K, I>, Inbox<K, I>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (_, busy) = watch::channel(0);
+    (Queue { tx, busy }, Inbox { rx })
+}
+
+/// The receiving end of [`inbox`].
+pub struct Inbox<K, I> {
+    rx: mpsc::UnboundedReceiver<Msg<K, I>>,
+}
+
+impl<K: Eq + Hash, I> Inbox<K, I> {
+    /// Everything pushed so far, each key once with its intents merged, in
+    /// the order first asked for; a wish for later counts as one for now.
+    pub fn take(&mut self) -> Vec<(K, Vec<I>)> {
+        let mut taken: Vec<(K, Vec<I>)> = Vec::new();
+        while let Ok(msg) = self.rx.try_recv() {
+            let (key, intent) = match msg {
+                Msg::Now(key, intent) => (key, intent),
+                Msg::Later(key, _) => (key, None),
+            };
+            match taken.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, intents)) => intents.extend(intent),
+                None => taken.push((key, intent.into_iter().collect())),
+            }
+        }
+        taken
+    }
+}
+
 /// Full-jitter exponential backoff: a random delay up to
 /// `initial * 2^(attempt-1)`, capped at `max`, and never under `initial / 2`.
 pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {

@@ -5,7 +5,9 @@ use super::Controller;
 use super::preview::Env;
 use super::sticky::Sticky;
 use crate::aws::stacks::Stack;
+use crate::config::Capacity;
 use crate::domain::comment::{FailureEvent, State, View};
+use crate::domain::cost::{self, Shape};
 use crate::github::client::{DeploymentState, StatusState};
 
 const STATUS_PREFIX: &str = "pullstack/";
@@ -110,15 +112,35 @@ impl Controller {
     ) -> anyhow::Result<()> {
         let title = env.key.to_string();
         let memory = sticky.memory.clone();
+        let cost = self.cost(&state);
         let view = View {
             title: &title,
             stack: env.stack_name,
             sha,
             state,
             memory: &memory,
+            cost: cost.as_deref(),
         };
         self.sticky.show(&self.forge, sticky, view, true).await?;
         Ok(())
+    }
+}
+
+impl Controller {
+    /// The estimated hourly cost of an environment in `state`, while it has
+    /// (or is about to have) running resources.
+    fn cost(&self, state: &State) -> Option<String> {
+        let preview = &self.config.preview;
+        let tasks = match state {
+            State::Asleep { .. } => 0,
+            State::Deploying { .. } | State::Ready { .. } | State::Queued { .. } => {
+                preview.desired_count
+            }
+            _ => return None,
+        };
+        let spot = preview.capacity == Capacity::FargateSpot;
+        let shape = Shape::parse(&preview.cpu, &preview.memory, tasks, spot)?;
+        Some(cost::estimate(shape, &preview.prices).to_string())
     }
 }
 

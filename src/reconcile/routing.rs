@@ -6,6 +6,7 @@
 
 use super::{Intent, Job};
 use crate::domain::commands::{self, Parsed};
+use crate::domain::globs::Globs;
 use crate::domain::naming::{EnvKey, RepoName};
 use crate::github::events::{Event, PrAction};
 
@@ -16,6 +17,8 @@ pub struct Router {
     pub approve_label: String,
     /// Whether merges are released to production.
     pub production: bool,
+    /// Branches with environments of their own.
+    pub branches: Globs,
 }
 
 impl Router {
@@ -57,8 +60,20 @@ impl Router {
                 })
                 .collect(),
             Event::CiCompleted { repo, .. } if *repo == self.repo => vec![(Job::Resync, None)],
-            Event::Push(push) if push.repo == self.repo && self.production => {
-                vec![(Job::Production, None)]
+            Event::Push(push) if push.repo == self.repo => {
+                let mut jobs = Vec::new();
+                if self.branches.matches(&push.branch) {
+                    jobs.push((Job::Env(EnvKey::Branch(push.branch.clone())), None));
+                }
+                if self.production {
+                    jobs.push((Job::Production, None));
+                }
+                jobs
+            }
+            Event::BranchDeleted { repo, branch }
+                if *repo == self.repo && self.branches.matches(branch) =>
+            {
+                vec![(Job::Env(EnvKey::Branch(branch.clone())), None)]
             }
             _ => Vec::new(),
         }
@@ -76,7 +91,36 @@ mod tests {
             repo: RepoName::parse("octo/app").unwrap(),
             approve_label: "pullstack:approved".into(),
             production: true,
+            branches: Globs::new(&["release/*"]).unwrap(),
         }
+    }
+
+    #[test]
+    fn pushes_and_deletes_of_matching_branches_look_at_their_environment() {
+        use crate::github::events::PushEvent;
+        let push = |branch: &str| {
+            Event::Push(PushEvent {
+                repo: RepoName::parse("octo/app").unwrap(),
+                branch: branch.into(),
+                after: Some("a".repeat(40)),
+                created: false,
+                forced: false,
+            })
+        };
+        let key = |b: &str| Job::Env(EnvKey::Branch(b.into()));
+        assert_eq!(
+            router().jobs(&push("release/1.0")),
+            vec![(key("release/1.0"), None), (Job::Production, None)]
+        );
+        assert_eq!(
+            router().jobs(&push("feature/x")),
+            vec![(Job::Production, None)]
+        );
+        let deleted = Event::BranchDeleted {
+            repo: RepoName::parse("octo/app").unwrap(),
+            branch: "release/1.0".into(),
+        };
+        assert_eq!(router().jobs(&deleted), vec![(key("release/1.0"), None)]);
     }
 
     fn pr(action: PrAction, label: Option<&str>, repo: &str) -> Event {

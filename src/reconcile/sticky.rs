@@ -16,9 +16,12 @@ use std::time::{Duration, Instant};
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// One environment's comment as last seen or written.
+///
+/// A branch environment has no PR to comment on: its `issue` is `None`, and
+/// its memory lives in this process only.
 #[derive(Clone, Debug)]
 pub struct Sticky {
-    pub issue: u64,
+    pub issue: Option<u64>,
     pub comment_id: Option<u64>,
     pub body: String,
     pub memory: Memory,
@@ -26,17 +29,17 @@ pub struct Sticky {
     written_at: Option<Instant>,
 }
 
-/// A cache of sticky comments, keyed by issue number.
+/// A cache of sticky comments, keyed by environment slug.
 #[derive(Default)]
 pub struct StickyComments {
-    cache: Mutex<HashMap<u64, Sticky>>,
+    cache: Mutex<HashMap<String, Sticky>>,
 }
 
 impl StickyComments {
     /// The environment's comment (from cache, or found by its marker among
     /// the comments pullstack wrote), or a fresh one not yet posted.
     pub async fn load(&self, forge: &Forge, issue: u64, env: &str) -> Result<Sticky, ForgeError> {
-        if let Some(found) = self.cache.lock().expect("sticky lock").get(&issue) {
+        if let Some(found) = self.cache.lock().expect("sticky lock").get(env) {
             return Ok(found.clone());
         }
         let me = forge.identity().await?;
@@ -48,27 +51,30 @@ impl StickyComments {
             .find_map(|c| Memory::from_body(&c.body, env).map(|m| (c, m)));
         let sticky = match found {
             Some((c, memory)) => Sticky {
-                issue,
+                issue: Some(issue),
                 comment_id: Some(c.id),
                 body: c.body,
                 memory,
                 last_state: None,
                 written_at: None,
             },
-            None => Sticky {
-                issue,
-                comment_id: None,
-                body: String::new(),
-                memory: Memory::new(env),
-                last_state: None,
-                written_at: None,
-            },
+            None => Sticky::new(Some(issue), env),
         };
         self.cache
             .lock()
             .expect("sticky lock")
-            .insert(issue, sticky.clone());
+            .insert(env.to_owned(), sticky.clone());
         Ok(sticky)
+    }
+
+    /// The memory of an environment without a PR to comment on.
+    pub fn detached(&self, env: &str) -> Sticky {
+        self.cache
+            .lock()
+            .expect("sticky lock")
+            .entry(env.to_owned())
+            .or_insert_with(|| Sticky::new(None, env))
+            .clone()
     }
 
     /// Writes the comment for `state` if its text changed; creates it the
@@ -80,6 +86,11 @@ impl StickyComments {
         view: View<'_>,
         create: bool,
     ) -> Result<(), ForgeError> {
+        let Some(issue) = sticky.issue else {
+            sticky.last_state = Some(view.state);
+            self.remember(sticky, view.memory);
+            return Ok(());
+        };
         let body = comment::render(&view);
         if body == sticky.body {
             return Ok(());
@@ -101,29 +112,46 @@ impl StickyComments {
             Some(id) => match forge.update_comment(id, &body).await {
                 Err(ForgeError::NotFound) => {
                     // Someone deleted it: forget it, and post again next time.
-                    self.forget(sticky.issue);
+                    self.forget(&view.memory.env);
                     return Err(ForgeError::NotFound);
                 }
                 other => other?,
             },
-            None if create => {
-                sticky.comment_id = Some(forge.create_comment(sticky.issue, &body).await?)
-            }
+            None if create => sticky.comment_id = Some(forge.create_comment(issue, &body).await?),
             None => return Ok(()),
         }
         sticky.body = body;
         sticky.last_state = Some(view.state);
         sticky.written_at = Some(Instant::now());
-        self.cache
-            .lock()
-            .expect("sticky lock")
-            .insert(sticky.issue, sticky.clone());
+        self.remember(sticky, view.memory);
         Ok(())
     }
 
+    fn remember(&self, sticky: &Sticky, memory: &Memory) {
+        let mut sticky = sticky.clone();
+        sticky.memory = memory.clone();
+        self.cache
+            .lock()
+            .expect("sticky lock")
+            .insert(memory.env.clone(), sticky);
+    }
+
     /// Drops a cached comment, so the next load looks on GitHub again.
-    pub fn forget(&self, issue: u64) {
-        self.cache.lock().expect("sticky lock").remove(&issue);
+    pub fn forget(&self, env: &str) {
+        self.cache.lock().expect("sticky lock").remove(env);
+    }
+}
+
+impl Sticky {
+    fn new(issue: Option<u64>, env: &str) -> Sticky {
+        Sticky {
+            issue,
+            comment_id: None,
+            body: String::new(),
+            memory: Memory::new(env),
+            last_state: None,
+            written_at: None,
+        }
     }
 }
 

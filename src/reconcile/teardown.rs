@@ -102,7 +102,8 @@ impl Controller {
             .lock()
             .expect("delete attempts lock")
             .remove(env.key);
-        if sticky.comment_id.is_none() {
+        self.slot_freed(env.key);
+        if sticky.comment_id.is_none() && sticky.memory.deployment.is_none() {
             // Nothing was ever deployed or said: nothing to report.
             return Ok(Next::Done);
         }

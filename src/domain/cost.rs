@@ -1,0 +1,173 @@
+//! The estimated hourly cost of a preview environment, shown on its PR.
+//!
+//! An estimate from list prices, not a bill: it counts what a preview keeps
+//! running (Fargate tasks, one load balancer with one LCU, and the public
+//! IPv4 addresses of both) and says which prices it used.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// Hourly prices in USD. The defaults are AWS list prices for us-east-1
+/// (Linux/x86); Fargate Spot prices move, so theirs are typical values.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Prices {
+    /// Fargate, per vCPU-hour. Default: 0.04048.
+    pub fargate_vcpu_hour: f64,
+    /// Fargate, per GB-hour of memory. Default: 0.004445.
+    pub fargate_gb_hour: f64,
+    /// Fargate Spot, per vCPU-hour. Default: 0.012144.
+    pub spot_vcpu_hour: f64,
+    /// Fargate Spot, per GB-hour of memory. Default: 0.0013335.
+    pub spot_gb_hour: f64,
+    /// Application Load Balancer, per hour. Default: 0.0225.
+    pub alb_hour: f64,
+    /// One ALB capacity unit, per hour (a quiet preview uses under one). Default: 0.008.
+    pub alb_lcu_hour: f64,
+    /// One public IPv4 address, per hour. Default: 0.005.
+    pub public_ipv4_hour: f64,
+    /// Where the prices come from, shown with the estimate.
+    /// Default: "AWS list prices, us-east-1".
+    pub source: String,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Prices {
+            fargate_vcpu_hour: 0.04048,
+            fargate_gb_hour: 0.004445,
+            spot_vcpu_hour: 0.012144,
+            spot_gb_hour: 0.0013335,
+            alb_hour: 0.0225,
+            alb_lcu_hour: 0.008,
+            public_ipv4_hour: 0.005,
+            source: "AWS list prices, us-east-1".into(),
+        }
+    }
+}
+
+/// What an environment runs, as priced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shape {
+    /// Fargate CPU units (1024 = 1 vCPU).
+    pub cpu_units: u32,
+    pub memory_mib: u32,
+    pub tasks: u32,
+    pub spot: bool,
+}
+
+/// The load balancer spans two subnets, so it holds two public addresses.
+const ALB_ADDRESSES: f64 = 2.0;
+
+/// An hourly estimate and how it was reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimate {
+    pub hourly: f64,
+    pub tasks: f64,
+    pub load_balancer: f64,
+    pub addresses: f64,
+    pub shape: Shape,
+    pub source: String,
+}
+
+impl Shape {
+    /// Parses the config's CPU and memory strings ("256", "512").
+    pub fn parse(cpu: &str, memory: &str, tasks: u32, spot: bool) -> Option<Shape> {
+        Some(Shape {
+            cpu_units: cpu.trim().parse().ok()?,
+            memory_mib: memory.trim().parse().ok()?,
+            tasks,
+            spot,
+        })
+    }
+}
+
+pub fn estimate(shape: Shape, prices: &Prices) -> Estimate {
+    let (vcpu, gb) = if shape.spot {
+        (prices.spot_vcpu_hour, prices.spot_gb_hour)
+    } else {
+        (prices.fargate_vcpu_hour, prices.fargate_gb_hour)
+    };
+    let per_task = f64::from(shape.cpu_units) / 1024.0 * vcpu
+        + f64::from(shape.memory_mib) / 1024.0 * gb
+        + prices.public_ipv4_hour;
+    let tasks = per_task * f64::from(shape.tasks);
+    let load_balancer = prices.alb_hour + prices.alb_lcu_hour;
+    let addresses = ALB_ADDRESSES * prices.public_ipv4_hour;
+    Estimate {
+        hourly: tasks + load_balancer + addresses,
+        tasks,
+        load_balancer,
+        addresses,
+        shape,
+        source: prices.source.clone(),
+    }
+}
+
+impl fmt::Display for Estimate {
+    /// One line for the PR comment, e.g.
+    /// `~$0.0447/hour (~$32.18/month): 1 × 0.25 vCPU, 0.5 GB on Fargate Spot $0.0089 · load balancer $0.0305 · 2 public IPv4 $0.0100. Prices: AWS list prices, us-east-1.`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shape = self.shape;
+        let capacity = if shape.spot {
+            "Fargate Spot"
+        } else {
+            "Fargate"
+        };
+        write!(
+            f,
+            "~${:.4}/hour (~${:.2}/month): {} × {} vCPU, {} GB on {capacity} ${:.4} · \
+             load balancer ${:.4} · {} public IPv4 ${:.4}. Prices: {}.",
+            self.hourly,
+            self.hourly * 730.0,
+            shape.tasks,
+            f64::from(shape.cpu_units) / 1024.0,
+            f64::from(shape.memory_mib) / 1024.0,
+            self.tasks,
+            self.load_balancer,
+            ALB_ADDRESSES as u32,
+            self.addresses,
+            self.source,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(tasks: u32, spot: bool) -> Shape {
+        Shape::parse("256", "512", tasks, spot).unwrap()
+    }
+
+    #[test]
+    fn spot_task_with_load_balancer() {
+        let e = estimate(shape(1, true), &Prices::default());
+        // 0.25 × 0.012144 + 0.5 × 0.0013335 + 0.005 (task IPv4)
+        assert!((e.tasks - 0.00870275).abs() < 1e-9, "{}", e.tasks);
+        assert!((e.load_balancer - 0.0305).abs() < 1e-9);
+        assert!((e.addresses - 0.01).abs() < 1e-9);
+        assert!((e.hourly - 0.04920275).abs() < 1e-9);
+        assert_eq!(
+            e.to_string(),
+            "~$0.0492/hour (~$35.92/month): 1 × 0.25 vCPU, 0.5 GB on Fargate Spot $0.0087 · \
+             load balancer $0.0305 · 2 public IPv4 $0.0100. Prices: AWS list prices, us-east-1."
+        );
+    }
+
+    #[test]
+    fn on_demand_costs_more_and_idle_costs_the_load_balancer() {
+        let prices = Prices::default();
+        assert!(
+            estimate(shape(1, false), &prices).hourly > estimate(shape(1, true), &prices).hourly
+        );
+        let idle = estimate(shape(0, false), &prices);
+        assert_eq!(idle.tasks, 0.0);
+        assert!((idle.hourly - 0.0405).abs() < 1e-9);
+    }
+
+    #[test]
+    fn unparsable_sizes_give_no_estimate() {
+        assert!(Shape::parse("a quarter", "512", 1, true).is_none());
+    }
+}
