@@ -319,6 +319,12 @@ impl GitHubFake {
                 .repo(repo, |r| Ok(r.branches.insert(name.into(), sha.into()))),
         );
     }
+    pub fn branch(&self, repo: &str, name: &str) -> Option<String> {
+        self.shared
+            .repo(repo, |r| Ok(r.branches.get(name).cloned()))
+            .ok()
+            .flatten()
+    }
     pub fn remove_branch(&self, repo: &str, name: &str) {
         must(
             "remove_branch",
@@ -428,6 +434,10 @@ fn new_comment(
             edits: 0,
         };
         r.comments.push(c.clone());
+        // Like GitHub, a new comment counts as activity on its PR.
+        if let Some(pr) = r.prs.get_mut(&issue) {
+            pr.updated_at = now;
+        }
         Ok(c)
     })
 }

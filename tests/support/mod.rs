@@ -15,6 +15,7 @@ use payloads::PrPayload;
 use pullstack::aws::Aws;
 use pullstack::aws::stacks::Stack;
 use pullstack::config::Config;
+use pullstack::domain::naming::EnvKey;
 use pullstack::github::client::Auth;
 use pullstack::server::{self, Options, Running};
 use std::collections::BTreeMap;
@@ -112,12 +113,14 @@ impl World {
         github.set_permission(&repo, MAINTAINER, "maintain");
         let sdk = moto_config().await;
         let aws = Aws::from_config(&sdk);
-        let config_yaml = format!(
+        let defaults = format!(
             "app: {app}\nrepository: {repo}\n\
              preview:\n  ready_check: false\n  env:\n    PR: \"{{pr}}\"\n\
+             \x20 limits:\n    check_quotas: false\n\
              queue:\n  poll_initial: 100ms\n  poll_max: 500ms\n  retry_initial: 100ms\n  retry_max: 1s\n\
-             resync:\n  interval: 1h\n{extra_yaml}"
+             resync:\n  interval: 1h\n"
         );
+        let config_yaml = merge_yaml(&defaults, extra_yaml);
         let world = World {
             github,
             sdk,
@@ -450,6 +453,47 @@ impl World {
         self.stack(number).await.unwrap()
     }
 
+    /// Pushes a new commit (with its image) to `branch`, creating it if
+    /// needed, and delivers the `push`; returns the sha.
+    pub async fn push_branch(&self, branch: &str, seed: &str) -> String {
+        let sha = fake_sha(&format!("{}-{branch}-{seed}", self.app));
+        self.push_image(&sha).await;
+        let before = self
+            .github
+            .branch(&self.repo, branch)
+            .unwrap_or_else(|| "0".repeat(40));
+        self.github.add_branch(&self.repo, branch, &sha);
+        let git_ref = format!("refs/heads/{branch}");
+        let created = before == "0".repeat(40);
+        let body = payloads::push(&self.repo, &git_ref, &before, &sha, created, false, false);
+        let (status, _) = self.deliver("push", body).await;
+        assert_eq!(status, 202, "push to {branch}");
+        sha
+    }
+
+    /// Deletes `branch` in the fake; delivers `delete` when `deliver`.
+    pub async fn delete_branch(&self, branch: &str, deliver: bool) {
+        self.github.remove_branch(&self.repo, branch);
+        if deliver {
+            let (status, _) = self
+                .deliver("delete", payloads::delete_branch(&self.repo, branch))
+                .await;
+            assert_eq!(status, 202, "delete {branch}");
+        }
+    }
+
+    pub fn branch_stack_name(&self, branch: &str) -> String {
+        EnvKey::Branch(branch.to_owned()).stack_name(&self.app)
+    }
+
+    pub async fn branch_stack(&self, branch: &str) -> Option<Stack> {
+        self.aws
+            .stacks
+            .describe(&self.branch_stack_name(branch))
+            .await
+            .expect("describe stack")
+    }
+
     pub async fn wait_stack_gone(&self, number: u64) {
         let what = format!("stack of PR #{number} gone");
         eventually(&what, Duration::from_secs(30), || async {
@@ -463,4 +507,30 @@ impl Drop for World {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `extra` laid over `base`: mappings merge key by key, anything else is
+/// replaced, so a test states only the settings it cares about.
+pub fn merge_yaml(base: &str, extra: &str) -> String {
+    fn merge(base: &mut serde_yaml::Value, extra: serde_yaml::Value) {
+        match (base, extra) {
+            (serde_yaml::Value::Mapping(base), serde_yaml::Value::Mapping(extra)) => {
+                for (key, value) in extra {
+                    match base.get_mut(&key) {
+                        Some(slot) => merge(slot, value),
+                        None => {
+                            base.insert(key, value);
+                        }
+                    }
+                }
+            }
+            (slot, value) => *slot = value,
+        }
+    }
+    let mut merged: serde_yaml::Value = serde_yaml::from_str(base).expect("base test config");
+    if !extra.trim().is_empty() {
+        let extra: serde_yaml::Value = serde_yaml::from_str(extra).expect("extra test config");
+        merge(&mut merged, extra);
+    }
+    serde_yaml::to_string(&merged).expect("test config")
 }
