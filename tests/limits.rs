@@ -1,0 +1,188 @@
+//! Capacity: the limit on concurrent previews, with a fair line, and the
+//! account quotas checked before creating anything.
+//!
+//! The limit runs on moto as it is. The quotas use aws-smithy-mocks: moto
+//! reports a fixed load balancer quota, shared by every test running on it,
+//! and has no CloudFormation DescribeAccountLimits. A `MockResponseInterceptor`
+//! on the real ELBv2 and CloudFormation clients answers the quota calls, and
+//! lets every other call pass through to moto.
+
+mod support;
+
+use aws_sdk_cloudformation::operation::describe_account_limits::DescribeAccountLimitsOutput as StackLimits;
+use aws_sdk_cloudformation::types::AccountLimit;
+use aws_sdk_elasticloadbalancingv2::operation::describe_account_limits::DescribeAccountLimitsOutput as ElbLimits;
+use aws_sdk_elasticloadbalancingv2::operation::describe_load_balancers::DescribeLoadBalancersOutput;
+use aws_sdk_elasticloadbalancingv2::types::{Limit, LoadBalancer, LoadBalancerTypeEnum};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
+use pullstack::aws::Aws;
+use pullstack::aws::quotas::Quotas;
+use std::time::Duration;
+use support::{World, eventually};
+
+#[tokio::test]
+async fn beyond_the_limit_prs_wait_in_line_and_start_when_a_slot_frees() {
+    let config = "preview:\n  limits:\n    per_repository: 1\n";
+    let mut world = World::new("limit", config).await;
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+
+    let second = world.open_pr(2).await;
+    let queued = world.wait_comment(2, "number 1 in line").await;
+    assert!(
+        queued
+            .body
+            .contains("1 of 1 preview environments for this repository"),
+        "{}",
+        queued.body
+    );
+    assert!(queued.body.contains("Estimated cost"), "{}", queued.body);
+    world.open_pr(3).await;
+    world.wait_comment(3, "number 2 in line").await;
+    assert!(world.stack(2).await.is_none());
+    assert!(world.stack(3).await.is_none());
+    eventually(
+        "a pending status for the queued PR",
+        Duration::from_secs(30),
+        || async {
+            world.github.statuses(&world.repo, &second).iter().any(|s| {
+                s.state == "pending"
+                    && s.description
+                        .as_deref()
+                        .is_some_and(|d| d.contains("queued"))
+            })
+        },
+    )
+    .await;
+
+    // Closing PR 1 frees its slot: the oldest in line gets it, the other
+    // moves up.
+    world.close(1, true).await;
+    world.wait_stack_gone(1).await;
+    world.wait_stack_at(2, &second).await;
+    world.wait_comment(2, "Ready").await;
+    world.wait_comment(3, "number 1 in line").await;
+    assert!(world.stack(3).await.is_none());
+}
+
+/// The world's AWS clients, with quota calls answered by `elb` and `cfn`
+/// rules first.
+fn with_quotas(world: &World, elb: &[&Rule], cfn: &[&Rule]) -> Aws {
+    let interceptor = |rules: &[&Rule]| {
+        let mut interceptor = MockResponseInterceptor::new()
+            .rule_mode(RuleMode::MatchAny)
+            .allow_passthrough();
+        for rule in rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        interceptor
+    };
+    let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
+        .interceptor(interceptor(elb))
+        .build();
+    let cfn = aws_sdk_cloudformation::config::Builder::from(&world.sdk)
+        .interceptor(interceptor(cfn))
+        .build();
+    let mut aws = Aws::from_config(&world.sdk);
+    aws.quotas = Quotas::new(
+        aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
+        aws_sdk_cloudformation::Client::from_conf(cfn),
+    );
+    aws
+}
+
+fn elb_limit(max: &'static str) -> Rule {
+    mock!(aws_sdk_elasticloadbalancingv2::Client::describe_account_limits).then_output(move || {
+        ElbLimits::builder()
+            .limits(
+                Limit::builder()
+                    .name("network-load-balancers")
+                    .max("50")
+                    .build(),
+            )
+            .limits(
+                Limit::builder()
+                    .name("application-load-balancers")
+                    .max(max)
+                    .build(),
+            )
+            .build()
+    })
+}
+
+#[tokio::test]
+async fn a_full_load_balancer_quota_refuses_before_creating_anything() {
+    let config = "preview:\n  limits:\n    check_quotas: true\n";
+    let mut world = World::new("albquota", config).await;
+    let limit = elb_limit("1");
+    let in_use = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_load_balancers)
+        .then_output(|| {
+            DescribeLoadBalancersOutput::builder()
+                .load_balancers(
+                    LoadBalancer::builder()
+                        .load_balancer_name("someone-elses")
+                        .r#type(LoadBalancerTypeEnum::Application)
+                        .build(),
+                )
+                .build()
+        });
+    world
+        .start_with(with_quotas(&world, &[&limit, &in_use], &[]))
+        .await;
+    let sha = world.open_pr(1).await;
+
+    let refused = world.wait_comment(1, "Not created").await;
+    assert!(
+        refused
+            .body
+            .contains("1 of its 1 Application Load Balancers"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("/pullstack redeploy"),
+        "{}",
+        refused.body
+    );
+    assert!(world.stack(1).await.is_none());
+    eventually("an error status", Duration::from_secs(30), || async {
+        world
+            .github
+            .statuses(&world.repo, &sha)
+            .iter()
+            .any(|s| s.state == "error")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_full_stack_quota_refuses_too() {
+    let config = "preview:\n  limits:\n    check_quotas: true\n";
+    let mut world = World::new("stackquota", config).await;
+    let plenty = elb_limit("100000");
+    // moto holds at least this world's shared stack, so a quota of one is full.
+    let stacks = mock!(aws_sdk_cloudformation::Client::describe_account_limits).then_output(|| {
+        StackLimits::builder()
+            .account_limits(
+                AccountLimit::builder()
+                    .name("StackOutputsLimit")
+                    .value(200)
+                    .build(),
+            )
+            .account_limits(AccountLimit::builder().name("StackLimit").value(1).build())
+            .build()
+    });
+    world
+        .start_with(with_quotas(&world, &[&plenty], &[&stacks]))
+        .await;
+    world.open_pr(1).await;
+
+    let refused = world.wait_comment(1, "Not created").await;
+    assert!(
+        refused.body.contains("of its 1 CloudFormation stacks"),
+        "{}",
+        refused.body
+    );
+    assert!(world.stack(1).await.is_none());
+}
