@@ -5,6 +5,7 @@
 //! - [`http`]: the webhook server; it only verifies, parses and enqueues;
 //! - [`github`]: webhook events as pullstack's own types, and the forge client;
 //! - [`aws`]: narrow clients over the AWS SDK;
+//! - [`prune`]: the ECR image clean-up;
 //! - [`reconcile`]: desired versus actual state, and the keyed work queue;
 //! - [`domain`]: pure logic (names, commands, comment rendering);
 //! - [`config`] and [`settings`]: the YAML config and the process settings.
@@ -15,6 +16,7 @@ pub mod config;
 pub mod domain;
 pub mod github;
 pub mod http;
+pub mod prune;
 pub mod reconcile;
 pub mod server;
 pub mod settings;
