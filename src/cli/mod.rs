@@ -3,6 +3,7 @@
 mod bootstrap;
 mod config;
 mod healthcheck;
+mod images;
 mod prod;
 mod serve;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Healthcheck(healthcheck::Args),
     /// Watch and steer production releases.
     Prod(prod::Args),
+    /// Clean up ECR images nothing uses (`images prune [--dry-run]`).
+    Images(images::Args),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Config(command) => config::run(command),
             Command::Healthcheck(args) => healthcheck::run(args).await,
             Command::Prod(args) => prod::run(args).await,
+            Command::Images(args) => images::run(args).await,
         }
     });
     match result {
