@@ -42,6 +42,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "LogRetentionDays".to_owned(),
             shared.log_retention_days.to_string(),
         ),
+        ("PruneImages".to_owned(), config.images.prune.to_string()),
     ]);
     let tags = BTreeMap::from([
         (tag::MANAGED.to_owned(), "true".to_owned()),
