@@ -123,6 +123,10 @@ impl Report {
                 if repositories == 1 { "y" } else { "ies" }
             )
         };
+        let gone = self.count(|o| *o == Outcome::AlreadyGone);
+        if gone > 0 {
+            line.push_str(&format!("; {gone} already gone"));
+        }
         let failed = self.count(|o| matches!(o, Outcome::Failed(_)));
         if failed > 0 {
             line.push_str(&format!("; {failed} could not be deleted"));
@@ -145,8 +149,11 @@ impl Report {
             let reason = image.reason.to_string();
             let (repository, digest) = (&image.repository, &image.digest);
             match &image.outcome {
-                Outcome::Deleted | Outcome::AlreadyGone => {
+                Outcome::Deleted => {
                     tracing::info!(%repository, %digest, %tags, %reason, "image deleted");
+                }
+                Outcome::AlreadyGone => {
+                    tracing::info!(%repository, %digest, %tags, %reason, "image already gone");
                 }
                 Outcome::WouldDelete => {
                     tracing::info!(%repository, %digest, %tags, %reason, "image would be deleted");
@@ -369,5 +376,80 @@ async fn apply(
             outcome,
             reason: decision.reason,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(outcome: Outcome, tags: &[&str]) -> ImageOutcome {
+        ImageOutcome {
+            repository: "demo".into(),
+            digest: "sha256:ab".into(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            outcome,
+            reason: Reason::InUse(vec!["stack demo-pr-1".into()]),
+        }
+    }
+
+    #[test]
+    fn one_line_per_image_says_what_and_why() {
+        assert_eq!(
+            outcome(Outcome::Kept, &["v1", "abc"]).to_string(),
+            "keep          demo@sha256:ab [v1, abc]: in use by stack demo-pr-1"
+        );
+        assert_eq!(
+            outcome(Outcome::WouldDelete, &[]).to_string(),
+            "would delete  demo@sha256:ab [untagged]: in use by stack demo-pr-1"
+        );
+        assert!(
+            outcome(
+                Outcome::Failed("ImageReferencedByManifestList: x".into()),
+                &[]
+            )
+            .to_string()
+            .starts_with("FAILED to delete (ImageReferencedByManifestList: x)  demo@")
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_and_failures_fail_the_run() {
+        let mut report = Report {
+            dry_run: false,
+            repositories: vec!["demo".into()],
+            images: vec![
+                outcome(Outcome::Kept, &[]),
+                outcome(Outcome::Deleted, &[]),
+                outcome(Outcome::AlreadyGone, &[]),
+            ],
+            errors: Vec::new(),
+        };
+        assert_eq!(
+            report.summary(),
+            "deleted 1 and kept 1 image(s) in 1 opted-in repository; 1 already gone"
+        );
+        assert!(!report.failed());
+        report
+            .images
+            .push(outcome(Outcome::Failed("x".into()), &[]));
+        report.errors.push(RepositoryError {
+            repository: "other".into(),
+            error: "AccessDenied".into(),
+        });
+        assert!(report.failed());
+        assert!(
+            report
+                .summary()
+                .ends_with("; 1 could not be deleted; 1 repository not read"),
+            "{}",
+            report.summary()
+        );
+        report.dry_run = true;
+        assert!(
+            report
+                .summary()
+                .starts_with("dry run: would delete 0 and keep 1")
+        );
     }
 }
