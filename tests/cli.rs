@@ -29,6 +29,24 @@ fn config_check_accepts_the_shipped_example() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("ok (app demo"));
 }
 
+/// The GitHub Action reads the shared stack's name this way.
+#[test]
+fn config_check_json_names_the_shared_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pullstack.yaml");
+    std::fs::write(
+        &path,
+        "app: demo\nrepository: octo/app\nshared:\n  stack_name: base\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let output = pullstack(&["config", "check", "-o", "json", file], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let checked: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(checked[0]["app"], "demo");
+    assert_eq!(checked[0]["shared_stack"], "base");
+}
+
 #[test]
 fn config_check_names_file_line_column_and_field() {
     let dir = tempfile::tempdir().unwrap();
