@@ -2,6 +2,7 @@
 
 mod bootstrap;
 mod config;
+mod handle_event;
 mod healthcheck;
 mod images;
 mod prod;
@@ -43,6 +44,8 @@ pub enum Command {
     Prod(prod::Args),
     /// Clean up ECR images nothing uses (`images prune [--dry-run]`).
     Images(images::Args),
+    /// Reconcile one GitHub Actions event to the end (no server needed).
+    HandleEvent(handle_event::Args),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Healthcheck(args) => healthcheck::run(args).await,
             Command::Prod(args) => prod::run(args).await,
             Command::Images(args) => images::run(args).await,
+            Command::HandleEvent(args) => handle_event::run(args).await,
         }
     });
     match result {
