@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project virtualenv and install the pinned tool set from
 # scripts/requirements-tools.txt: moto's server (local AWS emulator), cfn-lint,
-# hadolint, awscli and actionlint.
+# hadolint, awscli, actionlint and shellcheck (which actionlint runs on `run:`
+# scripts).
 #
 # Idempotent: a stamp file inside the venv records the hash of the requirement
 # list (and the Python version); when it matches, nothing is reinstalled.
@@ -42,7 +43,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 "${venv}/bin/python" -m pip install -q -r "${requirements}"
 
 # Fail now, not later, if a tool did not install an executable.
-for tool in moto_server cfn-lint hadolint aws actionlint; do
+for tool in moto_server cfn-lint hadolint aws actionlint shellcheck; do
   if [[ ! -x "${venv}/bin/${tool}" ]]; then
     echo "setup-tools: ${tool} missing from ${venv}/bin after install" >&2
     exit 1
