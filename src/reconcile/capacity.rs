@@ -25,8 +25,15 @@ pub(super) struct Admissions {
     slot: tokio::sync::Mutex<()>,
     /// Environments waiting for a slot, and since when.
     waiting: Mutex<BTreeMap<EnvKey, DateTime<Utc>>>,
-    /// (when read, load balancers, stacks)
-    quotas: tokio::sync::Mutex<Option<(Instant, Option<u32>, Option<u32>)>>,
+    quotas: tokio::sync::Mutex<Option<Limits>>,
+}
+
+/// The account quotas as last read; `None` where they cannot be read.
+#[derive(Clone, Copy)]
+struct Limits {
+    read_at: Instant,
+    load_balancers: Option<u32>,
+    stacks: Option<u32>,
 }
 
 /// Whether an environment may create its stack now.
@@ -129,18 +136,22 @@ impl Controller {
 
     /// Why the account cannot take another environment, if it cannot.
     async fn quota_reached(&self) -> anyhow::Result<Option<String>> {
-        let (albs, stacks) = {
+        let Limits {
+            load_balancers: albs,
+            stacks,
+            ..
+        } = {
             let mut cached = self.admissions.quotas.lock().await;
             match *cached {
-                Some((at, albs, stacks)) if at.elapsed() < QUOTA_TTL => (albs, stacks),
+                Some(limits) if limits.read_at.elapsed() < QUOTA_TTL => limits,
                 _ => {
-                    let quotas = &self.aws.quotas;
-                    let read = (
-                        quotas.load_balancer_limit().await,
-                        quotas.stack_limit().await,
-                    );
-                    *cached = Some((Instant::now(), read.0, read.1));
-                    read
+                    let limits = Limits {
+                        read_at: Instant::now(),
+                        load_balancers: self.aws.quotas.load_balancer_limit().await,
+                        stacks: self.aws.quotas.stack_limit().await,
+                    };
+                    *cached = Some(limits);
+                    limits
                 }
             }
         };

@@ -17,11 +17,14 @@ mod teardown;
 
 use crate::aws::Aws;
 use crate::aws::shared::Shared;
-use crate::aws::stacks::tag;
+use crate::aws::stacks::{Phase, Stack, tag};
 use crate::config::Config;
 use crate::domain::commands::Command;
+use crate::domain::comment::State;
+use crate::domain::idle::Verdict;
 use crate::domain::naming::{EnvKey, Tagged};
 use crate::github::client::Forge;
+use crate::github::client::PullRequest;
 use queue::{Next, Queue};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -120,13 +123,13 @@ impl Controller {
         let Some(queue) = self.queue.get() else {
             return Ok(Next::Done);
         };
-        let mut keys = BTreeSet::new();
-        if self.config.preview.enabled {
-            for pr in self.forge.open_pull_requests().await? {
-                keys.insert(EnvKey::Pr(pr.number));
-            }
-        }
+        let prs = if self.config.preview.enabled {
+            self.forge.open_pull_requests().await?
+        } else {
+            Vec::new()
+        };
         let repo = self.forge.repo().to_string();
+        let mut stacks = HashMap::new();
         let mut slugs = Vec::new();
         for stack in self.aws.stacks.list_tagged(tag::REPO, &repo).await? {
             if stack.tag(tag::MANAGED) != Some("true") {
@@ -134,16 +137,28 @@ impl Controller {
             }
             match stack.tag(tag::ENV).and_then(EnvKey::from_tag_value) {
                 Some(Tagged::Key(key)) => {
-                    keys.insert(key);
+                    stacks.insert(key, stack);
                 }
                 Some(Tagged::BranchSlug(slug)) => slugs.push((slug, stack.name)),
                 None => {}
             }
         }
+        let mut keys = BTreeSet::new();
+        let mut unchanged = 0;
+        for pr in &prs {
+            let key = EnvKey::Pr(pr.number);
+            if self.unchanged(&key, pr, stacks.get(&key)) {
+                unchanged += 1;
+            } else {
+                keys.insert(key);
+            }
+        }
+        let open: BTreeSet<EnvKey> = prs.iter().map(|pr| EnvKey::Pr(pr.number)).collect();
+        keys.extend(stacks.into_keys().filter(|key| !open.contains(key)));
         if !slugs.is_empty() {
             keys.extend(self.branches_by_slug(slugs).await?);
         }
-        tracing::info!(environments = keys.len(), "resync");
+        tracing::info!(environments = keys.len() + unchanged, unchanged, "resync");
         if self.config.production.enabled {
             queue.push(Job::Production, None);
         }
@@ -156,6 +171,36 @@ impl Controller {
 }
 
 impl Controller {
+    /// Whether the listings show a PR's environment exactly as this process
+    /// last reported it, with no idle step due: then the resync need not
+    /// look closer. Webhooks still trigger a full pass; after a restart
+    /// nothing is known, so every environment gets one.
+    fn unchanged(&self, key: &EnvKey, pr: &PullRequest, stack: Option<&Stack>) -> bool {
+        let Some(stack) = stack else {
+            return false;
+        };
+        if stack.phase() != Phase::Stable || stack.tag(tag::COMMIT) != Some(pr.head.sha.as_str()) {
+            return false;
+        }
+        let Some((memory, shown)) = self.sticky.peek(&key.slug()) else {
+            return false;
+        };
+        let asleep = stack.tag(tag::IDLE_SINCE).is_some();
+        match (
+            self.idle_verdict(stack, pr.updated_at, self.kept(pr)),
+            shown,
+        ) {
+            (Verdict::Awake, _) => !asleep && memory.ready.as_deref() == Some(pr.head.sha.as_str()),
+            (
+                Verdict::Asleep { deletes_at },
+                Some(State::Asleep {
+                    deletes_at: shown, ..
+                }),
+            ) => deletes_at == shown,
+            _ => false,
+        }
+    }
+
     /// The branches of stacks tagged by slug (their names could not be tag
     /// values). A stack whose branch is gone is deleted here, since no
     /// branch name is left to queue it under.

@@ -133,15 +133,13 @@ impl Controller {
         );
         let stack_name = key.stack_name(&self.config.app);
         let branch = pr.as_ref().map_or("", |p| p.head.r#ref.as_str());
-        let idle = &self.config.preview.idle;
         let env = Env {
             key: &key,
             stack_name: &stack_name,
             pr: pr.as_ref(),
             branch,
             touched_at: pr.as_ref().and_then(|p| p.updated_at),
-            kept: pr.as_ref().is_some_and(|p| p.has_label(&idle.keep_label))
-                || idle.exempt.matches(branch),
+            kept: pr.as_ref().is_some_and(|p| self.kept(p)),
             since: pr.as_ref().and_then(|p| p.created_at),
         };
         self.pursue(&env, &mut sticky, desired, pass).await
@@ -346,6 +344,36 @@ impl Controller {
         }
     }
 
+    /// Whether the idle rules spare the PR's environment.
+    pub(super) fn kept(&self, pr: &PullRequest) -> bool {
+        let idle = &self.config.preview.idle;
+        pr.has_label(&idle.keep_label) || idle.exempt.matches(&pr.head.r#ref)
+    }
+
+    /// What the idle rules say of a stable stack, from what GitHub last
+    /// showed of its PR.
+    pub(super) fn idle_verdict(
+        &self,
+        stack: &Stack,
+        touched_at: Option<DateTime<Utc>>,
+        kept: bool,
+    ) -> Verdict {
+        let now = Utc::now();
+        let rules = &self.config.preview.idle;
+        let ttl = Ttl {
+            scale_after: rules.scale_after,
+            delete_after: rules.delete_after,
+        };
+        let asleep = stack.tag(tag::IDLE_SINCE).is_some();
+        idle::verdict(
+            now,
+            last_activity(stack, touched_at, now),
+            asleep,
+            kept,
+            ttl,
+        )
+    }
+
     /// The stack is at `sha` and stable: apply the idle rules, or make sure
     /// the environment answers and say it is ready.
     async fn settled(
@@ -360,18 +388,10 @@ impl Controller {
         let now = Utc::now();
         let asleep_since = stack.tag(tag::IDLE_SINCE).and_then(timestamp);
         let last_activity = last_activity(stack, env.touched_at, now);
-        let verdict = if wake {
-            match asleep_since {
-                Some(_) => Verdict::Wake,
-                None => Verdict::Awake,
-            }
-        } else {
-            let rules = &self.config.preview.idle;
-            let ttl = Ttl {
-                scale_after: rules.scale_after,
-                delete_after: rules.delete_after,
-            };
-            idle::verdict(now, last_activity, asleep_since.is_some(), env.kept, ttl)
+        let verdict = match (wake, asleep_since) {
+            (true, Some(_)) => Verdict::Wake,
+            (true, None) => Verdict::Awake,
+            (false, _) => self.idle_verdict(stack, env.touched_at, env.kept),
         };
         match verdict {
             Verdict::Awake => self.ready(env, sticky, stack, sha, took).await,
@@ -478,7 +498,7 @@ impl Controller {
             ),
             ("DnsName".to_owned(), dns_name.unwrap_or_default()),
         ]);
-        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let kept = |key: &str| stack.and_then(|s| s.tag(key)).map(str::to_owned);
         let mut tags = self.tags(env, sha, &kept(tag::CREATED_AT).unwrap_or(now.clone()));
         // Idle time counts from the last new commit or wake. A redeploy of

@@ -67,6 +67,16 @@ impl StickyComments {
         Ok(sticky)
     }
 
+    /// What this process last knew of an environment's comment: its memory
+    /// and the state last shown, if it has been loaded at all.
+    pub fn peek(&self, env: &str) -> Option<(Memory, Option<State>)> {
+        self.cache
+            .lock()
+            .expect("sticky lock")
+            .get(env)
+            .map(|s| (s.memory.clone(), s.last_state.clone()))
+    }
+
     /// The memory of an environment without a PR to comment on.
     pub fn detached(&self, env: &str) -> Sticky {
         self.cache
