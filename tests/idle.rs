@@ -102,7 +102,7 @@ async fn kept_and_exempt_environments_stay_up() {
 #[tokio::test]
 async fn a_long_idle_environment_is_deleted_and_a_push_brings_it_back() {
     let config =
-        "preview:\n  idle:\n    scale_after: 1s\n    delete_after: 3s\nresync:\n  interval: 1s\n";
+        "preview:\n  idle:\n    scale_after: 2s\n    delete_after: 4s\nresync:\n  interval: 1s\n";
     let mut world = World::new("expire", config).await;
     world.start().await;
     world.open_pr(1).await;
