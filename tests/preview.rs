@@ -384,3 +384,36 @@ async fn an_image_that_never_comes_is_given_up_on() {
     .await;
     assert!(world.stack(11).await.is_none());
 }
+
+#[tokio::test]
+async fn resync_looks_closer_only_at_environments_whose_listing_changed() {
+    let mut world = World::new("warm", "").await;
+    world.start().await;
+    world.open_pr(1).await;
+    world.open_pr(2).await;
+    world.wait_comment(1, "Ready").await;
+    world.wait_comment(2, "Ready").await;
+    let mark = world.github.request_count();
+
+    // A push to PR 2 whose webhook never arrived.
+    let missed = fake_sha("warm-missed-push");
+    world.push_image(&missed).await;
+    let mut pr = world.pr(2);
+    pr.head_sha = missed.clone();
+    world.github.upsert_pr(&world.repo, pr);
+    let body =
+        support::payloads::workflow_run_completed(&world.repo, &missed, "feature-2", "success");
+    world.deliver("workflow_run", body).await;
+
+    world.wait_stack_at(2, &missed).await;
+    world.wait_comment(2, "Ready").await;
+    let reads = |path: &str| {
+        world.github.requests()[mark..]
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(path))
+            .count()
+    };
+    let (one, two) = (format!("/pulls/{}", 1), format!("/pulls/{}", 2));
+    assert_eq!(reads(&one), 0, "PR 1 is unchanged in the listing");
+    assert!(reads(&two) >= 1, "PR 2's head moved");
+}
