@@ -183,6 +183,43 @@ async fn opened_deploys_and_closed_tears_down() {
     assert_eq!(outputs.get("stack-name"), Some(&world.stack_name(7)));
 }
 
+/// A manual run looks at every open pull request, as the server's resync
+/// does, and deploys the one that has no environment yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_run_resyncs_every_open_pull_request() {
+    let world = World::new("hevrs", "").await;
+    let step = Step::new(&world.config_yaml);
+    let sha = fake_sha(&format!("{}-5", world.app));
+    world.push_image(&sha).await;
+    world.github.upsert_pr(
+        &world.repo,
+        FakePr {
+            number: 5,
+            head_sha: sha.clone(),
+            head_ref: "feature-5".into(),
+            user: WRITER.into(),
+            ..FakePr::default()
+        },
+    );
+    let run = step
+        .deliver(
+            &world.github.url(),
+            "workflow_dispatch",
+            b"{\"inputs\": {}}",
+        )
+        .await;
+    assert!(run.status.success(), "{}", stderr(&run));
+    let err = stderr(&run);
+    assert!(
+        err.contains("::group::pullstack: every open pull request and owned stack")
+            && err.contains("::group::pullstack: PR #5"),
+        "{err}"
+    );
+    let stack = world.stack(5).await.expect("the stack exists");
+    assert_eq!(stack.tag("pullstack:commit"), Some(sha.as_str()));
+    assert!(world.sticky(5).is_some_and(|c| c.body.contains("Ready")));
+}
+
 /// A pinned login (`PULLSTACK_GITHUB_LOGIN`) is not asked from GitHub: an
 /// Actions token could not answer `GET /user`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -454,6 +454,23 @@ mod tests {
     }
 
     #[test]
+    fn a_resync_fills_the_inbox_once_per_job() {
+        let (queue, mut inbox) = queue::inbox::<Job, Intent>();
+        queue.push(Job::Env(EnvKey::Pr(1)), None);
+        queue.push(Job::Production, None);
+        queue.later(Job::Env(EnvKey::Pr(1)), Duration::from_secs(60));
+        queue.push(
+            Job::Env(EnvKey::Pr(1)),
+            Some(Intent::ApproveLabel { by: "a".into() }),
+        );
+        let taken = inbox.take();
+        assert_eq!(taken.len(), 2);
+        assert_eq!(taken[0].0, Job::Env(EnvKey::Pr(1)));
+        assert_eq!(taken[0].1.len(), 1);
+        assert!(inbox.take().is_empty());
+    }
+
+    #[test]
     fn outputs_cannot_inject_entries() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("out");
