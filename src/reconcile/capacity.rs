@@ -74,26 +74,14 @@ impl Controller {
             let bounds = [
                 limits
                     .per_repository
-                    .map(|l| (l as usize, mine, "for this repository")),
+                    .map(|limit| Bound::new(limit, mine, "for this repository")),
                 limits
                     .total
-                    .map(|l| (l as usize, managed.len(), "in this account and region")),
+                    .map(|limit| Bound::new(limit, managed.len(), "in this account and region")),
             ];
-            let (free, binding) = bounds
-                .into_iter()
-                .flatten()
-                .map(|(limit, used, scope)| {
-                    let text = format!("{used} of {limit} preview environments {scope} are in use");
-                    (limit.saturating_sub(used), text)
-                })
-                .min_by_key(|(free, _)| *free)
-                .expect("at least one limit is set");
-            if position >= free {
-                tracing::info!(env = %env.key, position = position - free + 1, "queued: {binding}");
-                return Ok(Admission::Queued {
-                    position: position - free + 1,
-                    limit: binding,
-                });
+            if let Some((position, limit)) = in_line(&bounds, position) {
+                tracing::info!(env = %env.key, position, "queued: {limit}");
+                return Ok(Admission::Queued { position, limit });
             }
         }
         if self.config.preview.limits.check_quotas
@@ -176,5 +164,81 @@ impl Controller {
             }
         }
         Ok(None)
+    }
+}
+
+/// One limit and how much of it is used.
+struct Bound {
+    limit: usize,
+    used: usize,
+    scope: &'static str,
+}
+
+impl Bound {
+    fn new(limit: u32, used: usize, scope: &'static str) -> Bound {
+        Bound {
+            limit: limit as usize,
+            used,
+            scope,
+        }
+    }
+}
+
+/// Where an environment `position`th in line (0 = oldest) stands: `None`
+/// when a slot is free for it, else its place among those still waiting
+/// (1 = next) and the limit that holds it back.
+fn in_line(bounds: &[Option<Bound>], position: usize) -> Option<(usize, String)> {
+    let tightest = bounds
+        .iter()
+        .flatten()
+        .min_by_key(|b| b.limit.saturating_sub(b.used))?;
+    let free = tightest.limit.saturating_sub(tightest.used);
+    (position >= free).then(|| {
+        let text = format!(
+            "{} of {} preview environments {} are in use",
+            tightest.used, tightest.limit, tightest.scope
+        );
+        (position - free + 1, text)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Bound, in_line};
+
+    #[test]
+    fn no_limits_no_line() {
+        assert_eq!(in_line(&[None, None], 100), None);
+    }
+
+    #[test]
+    fn the_oldest_waiting_get_the_free_slots() {
+        let bounds = [Some(Bound::new(5, 3, "for this repository")), None];
+        assert_eq!(in_line(&bounds, 0), None);
+        assert_eq!(in_line(&bounds, 1), None);
+        let (place, why) = in_line(&bounds, 2).unwrap();
+        assert_eq!(place, 1);
+        assert_eq!(
+            why,
+            "3 of 5 preview environments for this repository are in use"
+        );
+    }
+
+    #[test]
+    fn the_tightest_limit_holds_back() {
+        let bounds = [
+            Some(Bound::new(10, 2, "for this repository")),
+            Some(Bound::new(50, 50, "in this account and region")),
+        ];
+        let (place, why) = in_line(&bounds, 0).unwrap();
+        assert_eq!(place, 1);
+        assert!(why.contains("50 of 50"), "{why}");
+    }
+
+    #[test]
+    fn over_the_limit_counts_as_full() {
+        // Stacks created before the limit was lowered.
+        let bounds = [Some(Bound::new(2, 7, "for this repository")), None];
+        assert_eq!(in_line(&bounds, 0).map(|(place, _)| place), Some(1));
     }
 }
