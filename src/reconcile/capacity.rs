@@ -26,6 +26,18 @@ pub(super) struct Admissions {
     /// Environments waiting for a slot, and since when.
     waiting: Mutex<BTreeMap<EnvKey, DateTime<Utc>>>,
     quotas: tokio::sync::Mutex<Option<Limits>>,
+    count: Mutex<Option<Count>>,
+}
+
+/// How long a count of preview stacks is trusted. Stacks other processes
+/// create or delete (the account-wide limit) are seen this late at most.
+const COUNT_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Copy)]
+struct Count {
+    at: Instant,
+    mine: usize,
+    total: usize,
 }
 
 /// The account quotas as last read; `None` where they cannot be read.
@@ -61,23 +73,14 @@ impl Controller {
                     .position(|(key, _)| *key == env.key)
                     .unwrap_or(0)
             };
-            let previews = self.aws.stacks.list_tagged(tag::ROLE, "preview").await?;
-            let managed: Vec<_> = previews
-                .iter()
-                .filter(|s| s.tag(tag::MANAGED) == Some("true"))
-                .collect();
-            let repo = self.forge.repo().to_string();
-            let mine = managed
-                .iter()
-                .filter(|s| s.tag(tag::REPO) == Some(repo.as_str()))
-                .count();
+            let Count { mine, total, .. } = self.count().await?;
             let bounds = [
                 limits
                     .per_repository
                     .map(|limit| Bound::new(limit, mine, "for this repository")),
                 limits
                     .total
-                    .map(|limit| Bound::new(limit, managed.len(), "in this account and region")),
+                    .map(|limit| Bound::new(limit, total, "in this account and region")),
             ];
             if let Some((position, limit)) = in_line(&bounds, position) {
                 tracing::info!(env = %env.key, position, "queued: {limit}");
@@ -101,6 +104,34 @@ impl Controller {
             .lock()
             .expect("waiting lock")
             .remove(key);
+        *self.admissions.count.lock().expect("count lock") = None;
+    }
+
+    /// Preview stacks of this repository and of all, listed at most every
+    /// [`COUNT_TTL`] unless this process created or deleted one since: PRs
+    /// waiting in line look again on every resync.
+    async fn count(&self) -> anyhow::Result<Count> {
+        if let Some(count) = *self.admissions.count.lock().expect("count lock")
+            && count.at.elapsed() < COUNT_TTL
+        {
+            return Ok(count);
+        }
+        let previews = self.aws.stacks.list_tagged(tag::ROLE, "preview").await?;
+        let managed: Vec<_> = previews
+            .iter()
+            .filter(|s| s.tag(tag::MANAGED) == Some("true"))
+            .collect();
+        let repo = self.forge.repo().to_string();
+        let count = Count {
+            at: Instant::now(),
+            mine: managed
+                .iter()
+                .filter(|s| s.tag(tag::REPO) == Some(repo.as_str()))
+                .count(),
+            total: managed.len(),
+        };
+        *self.admissions.count.lock().expect("count lock") = Some(count);
+        Ok(count)
     }
 
     /// A slot may have freed: everyone waiting looks again, and the oldest
