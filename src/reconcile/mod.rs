@@ -7,6 +7,7 @@
 
 mod branch;
 mod capacity;
+mod idle;
 pub mod preview;
 pub mod production;
 pub mod queue;
