@@ -25,9 +25,10 @@ use crate::domain::comment::State;
 use crate::domain::idle::Verdict;
 use crate::domain::naming::{EnvKey, Tagged};
 use crate::github::client::Forge;
-use crate::github::client::PullRequest;
+use crate::github::client::{PullRequest, StatusState};
 use queue::{Next, Queue};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -74,7 +75,15 @@ pub struct Controller {
     delete_attempts: Mutex<HashMap<EnvKey, u32>>,
     queue: OnceLock<Queue<Job, Intent>>,
     admissions: capacity::Admissions,
+    /// The commit statuses last posted: (sha, context) to what they said.
+    statuses: Mutex<lru::LruCache<(String, String), PostedStatus>>,
 }
+
+/// A commit status as posted: state, target URL, description.
+type PostedStatus = (StatusState, Option<String>, String);
+
+/// Commit statuses remembered, so unchanged ones are not posted again.
+const REMEMBERED_STATUSES: NonZeroUsize = NonZeroUsize::new(10_000).expect("non-zero");
 
 /// How long the shared stack's outputs are trusted before reading them again.
 const SHARED_TTL: Duration = Duration::from_secs(300);
@@ -91,6 +100,7 @@ impl Controller {
             delete_attempts: Mutex::new(HashMap::new()),
             queue: OnceLock::new(),
             admissions: capacity::Admissions::default(),
+            statuses: Mutex::new(lru::LruCache::new(REMEMBERED_STATUSES)),
         }
     }
 

@@ -97,9 +97,19 @@ impl Controller {
             return Ok(());
         }
         let context = format!("{STATUS_PREFIX}{}", env.key.slug());
+        let posted = (state, url.map(str::to_owned), description.to_owned());
+        let key = (sha.to_owned(), context.clone());
+        if self.statuses.lock().expect("statuses lock").get(&key) == Some(&posted) {
+            // Already says so: passes that change nothing post nothing.
+            return Ok(());
+        }
         self.forge
             .commit_status(sha, &context, state, url, description)
             .await?;
+        self.statuses
+            .lock()
+            .expect("statuses lock")
+            .put(key, posted);
         Ok(())
     }
 
