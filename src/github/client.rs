@@ -12,8 +12,12 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
+
+/// How long the default branch is trusted once read.
+const DEFAULT_BRANCH_TTL: Duration = Duration::from_secs(600);
 
 /// What a branch name must escape to be a URL path: everything but
 /// unreserved characters and the `/` GitHub reads as part of the name.
@@ -175,6 +179,9 @@ pub struct Forge {
     crab: octocrab::Octocrab,
     repo: RepoName,
     identity: Arc<OnceCell<String>>,
+    /// The default branch and when it was read: it is asked for on every
+    /// production poll and changes almost never.
+    default_branch: Arc<Mutex<Option<(Instant, String)>>>,
     app_crab: Option<octocrab::Octocrab>,
     writes: Arc<DefaultDirectRateLimiter>,
 }
@@ -219,6 +226,7 @@ impl Forge {
             crab,
             repo,
             identity: Arc::new(OnceCell::new()),
+            default_branch: Arc::default(),
             app_crab,
             writes: Arc::new(RateLimiter::direct(Quota::per_minute(per_minute))),
         })
@@ -271,13 +279,21 @@ impl Forge {
             .await
     }
 
-    /// The repository's default branch.
+    /// The repository's default branch, read again at most every
+    /// [`DEFAULT_BRANCH_TTL`].
     pub async fn default_branch(&self) -> Result<String> {
         #[derive(Deserialize)]
         struct Repo {
             default_branch: String,
         }
+        if let Some((at, branch)) = &*self.default_branch.lock().expect("default branch lock")
+            && at.elapsed() < DEFAULT_BRANCH_TTL
+        {
+            return Ok(branch.clone());
+        }
         let repo: Repo = self.get(format!("/repos/{}", self.repo)).await?;
+        *self.default_branch.lock().expect("default branch lock") =
+            Some((Instant::now(), repo.default_branch.clone()));
         Ok(repo.default_branch)
     }
 
