@@ -3,31 +3,23 @@
 
 use crate::aws::Aws;
 use crate::aws::stacks::{Deploy, Phase, Stacks, Started, tag};
-use crate::config::Config;
 use crate::domain::template;
 use anyhow::{Context, bail};
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The YAML config file.
-    #[arg(
-        long,
-        short,
-        env = "PULLSTACK_CONFIG",
-        default_value = "pullstack.yaml"
-    )]
-    config: PathBuf,
+    #[command(flatten)]
+    config: super::ConfigFile,
     /// Give up waiting after this long (the stack operation goes on).
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     timeout: Duration,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config)?;
+    let config = args.config.load()?;
     let aws = Aws::from_env().await;
     let name = config.shared_stack_name();
     let shared = &config.shared;

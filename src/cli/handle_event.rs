@@ -46,14 +46,8 @@ const EVENTS: &[&str] = &[
 /// (`PULLSTACK_GITHUB_TOKEN`, or in Actions `GITHUB_TOKEN`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The YAML config file.
-    #[arg(
-        long,
-        short,
-        env = "PULLSTACK_CONFIG",
-        default_value = "pullstack.yaml"
-    )]
-    config: PathBuf,
+    #[command(flatten)]
+    config: super::ConfigFile,
     /// The event's name; Actions sets `GITHUB_EVENT_NAME`.
     #[arg(long, env = "GITHUB_EVENT_NAME")]
     event_name: Option<String>,
@@ -80,7 +74,7 @@ enum Routed {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config)?;
+    let config = args.config.load()?;
     let name = non_empty(args.event_name).context(
         "GITHUB_EVENT_NAME is not set: run handle-event in a GitHub Actions workflow, \
          or give --event-name and --event-path",

@@ -2,23 +2,14 @@
 //! demand, with a dry run that only lists what would go.
 
 use crate::aws::Aws;
-use crate::config::Config;
 use crate::prune::{self, Options};
 use anyhow::Context;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The YAML config file.
-    #[arg(
-        long,
-        short,
-        env = "PULLSTACK_CONFIG",
-        default_value = "pullstack.yaml",
-        global = true
-    )]
-    config: PathBuf,
+    #[command(flatten)]
+    config: super::ConfigFile,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,7 +26,7 @@ enum Command {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config)?;
+    let config = args.config.load()?;
     match args.command {
         Command::Prune { dry_run } => {
             let aws = Aws::from_env().await;

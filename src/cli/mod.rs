@@ -8,8 +8,10 @@ mod images;
 mod prod;
 mod serve;
 
+use crate::config::{Config, ConfigError};
 use crate::telemetry::LogFormat;
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Preview environments per pull request on AWS ECS Fargate.
@@ -46,6 +48,26 @@ pub enum Command {
     Images(images::Args),
     /// Reconcile one GitHub Actions event to the end (no server needed).
     HandleEvent(handle_event::Args),
+}
+
+/// The `--config` flag of every command that reads the config.
+#[derive(Debug, clap::Args)]
+pub struct ConfigFile {
+    /// The YAML config file.
+    #[arg(
+        long,
+        short,
+        env = "PULLSTACK_CONFIG",
+        default_value = "pullstack.yaml",
+        global = true
+    )]
+    config: PathBuf,
+}
+
+impl ConfigFile {
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        Config::load(&self.config)
+    }
 }
 
 /// Runs a parsed command line and returns the process exit code.

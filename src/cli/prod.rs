@@ -5,26 +5,17 @@
 //! a change made here is picked up by the server's next pass.
 
 use crate::aws::Aws;
-use crate::config::Config;
 use crate::domain::rollout::{self, ProdPhase};
 use crate::reconcile::production::{Observed, Production};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The YAML config file.
-    #[arg(
-        long,
-        short,
-        env = "PULLSTACK_CONFIG",
-        default_value = "pullstack.yaml",
-        global = true
-    )]
-    config: PathBuf,
+    #[command(flatten)]
+    config: super::ConfigFile,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t, global = true)]
     output: Output,
@@ -74,11 +65,11 @@ struct StackRow {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config)?;
+    let config = args.config.load()?;
     if !config.production.enabled {
         bail!(
             "{}: production releases are not enabled (production.enabled)",
-            args.config.display()
+            args.config.config.display()
         );
     }
     let aws = Aws::from_env().await;

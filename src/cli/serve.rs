@@ -1,10 +1,8 @@
 //! `pullstack serve`: the webhook server.
 
-use crate::config::Config;
 use crate::server::{self, Options};
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -16,14 +14,8 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, env = "PULLSTACK_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The YAML config file.
-    #[arg(
-        long,
-        short,
-        env = "PULLSTACK_CONFIG",
-        default_value = "pullstack.yaml"
-    )]
-    config: PathBuf,
+    #[command(flatten)]
+    config: super::ConfigFile,
     /// GitHub API base URL; for GitHub Enterprise Server, `https://HOST/api/v3`.
     #[arg(
         long,
@@ -37,7 +29,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config)?;
+    let config = args.config.load()?;
     let options = Options {
         listen: args.listen,
         config,
