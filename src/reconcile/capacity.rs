@@ -6,10 +6,15 @@
 //! CreateStack call returns, so two environments never take the last slot.
 
 use super::preview::Env;
+use super::queue::Next;
+use super::sticky::Sticky;
 use super::{Controller, Job};
 use crate::aws::quotas::Usage;
+use crate::aws::stacks::Deploy;
 use crate::aws::stacks::tag;
+use crate::domain::comment::State;
 use crate::domain::naming::EnvKey;
+use crate::github::client::StatusState;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -49,7 +54,7 @@ struct Limits {
 }
 
 /// Whether an environment may create its stack now.
-pub(super) enum Admission<'a> {
+enum Admission<'a> {
     /// Yes; keep the guard until CreateStack returns.
     Go(tokio::sync::MutexGuard<'a, ()>),
     /// Not yet: `position` in line, behind `limit`.
@@ -59,7 +64,7 @@ pub(super) enum Admission<'a> {
 }
 
 impl Controller {
-    pub(super) async fn admit(&self, env: &Env<'_>) -> anyhow::Result<Admission<'_>> {
+    async fn admit(&self, env: &Env<'_>) -> anyhow::Result<Admission<'_>> {
         let slot = self.admissions.slot.lock().await;
         let limits = &self.config.preview.limits;
         if limits.per_repository.is_some() || limits.total.is_some() {
@@ -95,6 +100,39 @@ impl Controller {
             return Ok(Admission::Refused(reason));
         }
         Ok(Admission::Go(slot))
+    }
+
+    /// Creates the environment's stack if admitted. Otherwise says on the PR
+    /// that it waits in line or why it was refused, and returns the pass's
+    /// end.
+    pub(super) async fn create(
+        &self,
+        env: &Env<'_>,
+        sticky: &mut Sticky,
+        sha: &str,
+        deploy: &Deploy<'_>,
+    ) -> anyhow::Result<Option<Next>> {
+        let _slot = match self.admit(env).await? {
+            Admission::Go(slot) => slot,
+            Admission::Queued { position, limit } => {
+                let state = State::Queued { position, limit };
+                self.report(env, sticky, Some(sha), state).await?;
+                let why = "queued: preview limit reached";
+                self.status(env, sha, StatusState::Pending, None, why)
+                    .await?;
+                return Ok(Some(Next::Done));
+            }
+            Admission::Refused(reason) => {
+                self.report(env, sticky, Some(sha), State::Refused { reason })
+                    .await?;
+                let why = "an AWS quota is reached";
+                self.status(env, sha, StatusState::Error, None, why).await?;
+                return Ok(Some(Next::Done));
+            }
+        };
+        self.aws.stacks.create(deploy).await?;
+        self.admitted(env.key);
+        Ok(None)
     }
 
     /// The environment has its stack (or gave up on one): out of the line.

@@ -7,12 +7,14 @@
 
 mod branch;
 mod capacity;
+mod commands;
 mod idle;
 pub mod preview;
 pub mod production;
 pub mod queue;
 mod report;
 pub mod routing;
+mod spec;
 pub mod sticky;
 mod teardown;
 

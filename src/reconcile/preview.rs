@@ -5,18 +5,14 @@
 //! most one stack action, reports on the PR, and asks to be polled while an
 //! operation runs. Nothing here blocks a worker on AWS.
 
-use super::capacity::Admission;
 use super::queue::Next;
 use super::sticky::Sticky;
 use super::{Controller, Intent};
-use crate::aws::stacks::{Deploy, Phase, Stack, Started, tag};
-use crate::domain::commands::{Command, Role};
+use crate::aws::stacks::{Phase, Stack, Started, tag};
 use crate::domain::comment::{self, State};
 use crate::domain::naming::{EnvKey, short_sha};
-use crate::domain::template::{self, Placeholders};
 use crate::github::client::{DeploymentState, PullRequest, StatusState};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// What should exist for the PR.
@@ -176,91 +172,6 @@ impl Controller {
         }
     }
 
-    /// Applies one command or approval, answering on the PR.
-    async fn handle(
-        &self,
-        pr: Option<&PullRequest>,
-        sticky: &mut Sticky,
-        pass: &mut Pass,
-        intent: Intent,
-    ) -> anyhow::Result<()> {
-        let Some(issue) = sticky.issue else {
-            return Ok(());
-        };
-        match intent {
-            Intent::Unknown {
-                word,
-                suggestion,
-                comment_id,
-            } => {
-                let hint = suggestion
-                    .map(|c| format!(" Did you mean `/pullstack {}`?", c.name()))
-                    .unwrap_or_default();
-                let body = format!("Unknown command `{word}`.{hint}\n\n{}", comment::help());
-                self.forge.react(comment_id, "confused").await?;
-                self.forge.create_comment(issue, &body).await?;
-            }
-            Intent::Command {
-                command: Command::Help,
-                comment_id,
-                ..
-            } => {
-                self.forge.react(comment_id, "eyes").await?;
-                self.forge.create_comment(issue, &comment::help()).await?;
-            }
-            Intent::Command {
-                command,
-                author,
-                comment_id,
-                ..
-            } => {
-                let role = self.forge.role(&author).await?;
-                if role < Some(command.required_role()) {
-                    self.forge.react(comment_id, "-1").await?;
-                    let body = format!(
-                        "@{author} `/pullstack {}` needs write permission on this repository, \
-                         which you do not have. Ask a maintainer to run it.",
-                        command.name()
-                    );
-                    self.forge.create_comment(issue, &body).await?;
-                    return Ok(());
-                }
-                self.forge.react(comment_id, "eyes").await?;
-                let head = pr.map(|p| p.head.sha.clone());
-                sticky.memory.idle_deleted = false;
-                match command {
-                    Command::Destroy => sticky.memory.destroyed = head,
-                    Command::Deploy => {
-                        sticky.memory.approved = head;
-                        sticky.memory.destroyed = None;
-                        pass.redeploy = sticky.memory.failed.is_some();
-                    }
-                    Command::Redeploy => {
-                        sticky.memory.destroyed = None;
-                        pass.redeploy = true;
-                    }
-                    Command::Wake => {
-                        sticky.memory.destroyed = None;
-                        pass.wake = true;
-                    }
-                    Command::Help | Command::Promote | Command::Rollback => {}
-                }
-            }
-            Intent::ApproveLabel { by } => {
-                if self.forge.role(&by).await? >= Some(Role::Write) {
-                    sticky.memory.approved = pr.map(|p| p.head.sha.clone());
-                } else {
-                    tracing::info!(
-                        by,
-                        issue,
-                        "approval label added by a user without write permission; ignored"
-                    );
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Moves the stack toward `sha`.
     async fn converge(
         &self,
@@ -362,115 +273,16 @@ impl Controller {
             .lock()
             .expect("image waits lock")
             .remove(&(env.key.clone(), sha.to_owned()));
-        let preview = &self.config.preview;
-        let dns_name = (!preview.dns_zone.is_empty())
-            .then(|| format!("{}.{}", env.key.slug(), preview.dns_zone));
-        let url = match (&dns_name, stack.and_then(|s| s.output("Url"))) {
-            (Some(dns), _) => format!("http://{dns}"),
-            (None, Some(url)) => url.to_owned(),
-            (None, None) => String::new(),
-        };
-        let placeholders = Placeholders {
-            pr: env.pr.map(|p| p.number),
-            branch: env.branch.to_owned(),
-            sha: sha.to_owned(),
-            url,
-            env: env.key.slug(),
-        };
-        let body = template::render(
-            template::PREVIEW,
-            &preview.env,
-            &preview.secrets,
-            &placeholders,
-        )?;
-        let parameters = BTreeMap::from([
-            ("SharedStackName".to_owned(), shared.stack_name.clone()),
-            ("EnvironmentName".to_owned(), env.key.slug()),
-            ("Image".to_owned(), image),
-            ("ContainerPort".to_owned(), preview.port.to_string()),
-            ("Cpu".to_owned(), preview.cpu.clone()),
-            ("Memory".to_owned(), preview.memory.clone()),
-            ("HealthCheckPath".to_owned(), preview.health_path.clone()),
-            (
-                "DesiredCount".to_owned(),
-                match scale {
-                    Scale::Up => preview.desired_count,
-                    Scale::Zero => 0,
-                }
-                .to_string(),
-            ),
-            (
-                "CapacityProvider".to_owned(),
-                preview.capacity.as_str().to_owned(),
-            ),
-            (
-                "HostedZoneId".to_owned(),
-                if dns_name.is_some() {
-                    preview.hosted_zone_id.clone()
-                } else {
-                    String::new()
-                },
-            ),
-            ("DnsName".to_owned(), dns_name.unwrap_or_default()),
-        ]);
-        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let kept = |key: &str| stack.and_then(|s| s.tag(key)).map(str::to_owned);
-        let mut tags = self.tags(env, sha, &kept(tag::CREATED_AT).unwrap_or(now.clone()));
-        // Idle time counts from the last new commit or wake. A redeploy of
-        // the same commit keeps the tag, so an unchanged stack stays
-        // unchanged and its tasks are restarted instead.
-        let moved = stack
-            .is_none_or(|s| s.tag(tag::COMMIT) != Some(sha) || s.tag(tag::IDLE_SINCE).is_some());
-        let active_at = match (scale, moved) {
-            (Scale::Up, true) => now.clone(),
-            _ => kept(tag::ACTIVE_AT).unwrap_or(now.clone()),
-        };
-        tags.insert(tag::ACTIVE_AT.to_owned(), active_at);
-        if scale == Scale::Zero {
-            tags.insert(tag::IDLE_SINCE.to_owned(), now);
-        }
-        let deploy = Deploy {
-            name: env.stack_name,
-            template_body: &body,
-            parameters: &parameters,
-            tags: &tags,
-        };
+        let spec = self.spec(env, &shared, stack, sha, scale)?;
+        let deploy = spec.deploy(env.stack_name);
         sticky.memory.failed = None;
         sticky.memory.ready = None;
         sticky.memory.removing.clear();
         match stack {
             None => {
-                let _slot = match self.admit(env).await? {
-                    Admission::Go(slot) => slot,
-                    Admission::Queued { position, limit } => {
-                        let state = State::Queued { position, limit };
-                        self.report(env, sticky, Some(sha), state).await?;
-                        self.status(
-                            env,
-                            sha,
-                            StatusState::Pending,
-                            None,
-                            "queued: preview limit reached",
-                        )
-                        .await?;
-                        return Ok(Next::Done);
-                    }
-                    Admission::Refused(reason) => {
-                        self.report(env, sticky, Some(sha), State::Refused { reason })
-                            .await?;
-                        self.status(
-                            env,
-                            sha,
-                            StatusState::Error,
-                            None,
-                            "an AWS quota is reached",
-                        )
-                        .await?;
-                        return Ok(Next::Done);
-                    }
-                };
-                self.aws.stacks.create(&deploy).await?;
-                self.admitted(env.key);
+                if let Some(waiting) = self.create(env, sticky, sha, &deploy).await? {
+                    return Ok(waiting);
+                }
             }
             Some(existing) => {
                 if self.aws.stacks.update(&deploy).await? == Started::NoChange {
@@ -629,21 +441,6 @@ impl Controller {
             .await?;
         tracing::info!(stack = env.stack_name, commit = short_sha(sha), took = ?took, "environment ready");
         Ok(Next::Done)
-    }
-
-    fn tags(&self, env: &Env<'_>, sha: &str, created_at: &str) -> BTreeMap<String, String> {
-        let mut tags = BTreeMap::from([
-            (tag::MANAGED.to_owned(), "true".to_owned()),
-            (tag::REPO.to_owned(), self.forge.repo().to_string()),
-            (tag::ENV.to_owned(), env.key.tag_value()),
-            (tag::COMMIT.to_owned(), sha.to_owned()),
-            (tag::ROLE.to_owned(), "preview".to_owned()),
-            (tag::CREATED_AT.to_owned(), created_at.to_owned()),
-        ]);
-        if let EnvKey::Pr(number) = env.key {
-            tags.insert(tag::PR.to_owned(), number.to_string());
-        }
-        tags
     }
 }
 
