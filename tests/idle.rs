@@ -122,3 +122,24 @@ async fn a_long_idle_environment_is_deleted_and_a_push_brings_it_back() {
     world.wait_stack_at(1, &sha).await;
     world.wait_comment(1, "Ready").await;
 }
+
+#[tokio::test]
+async fn waking_needs_triage_and_says_so() {
+    let config = "preview:\n  idle:\n    scale_after: 1h\n";
+    let mut world = World::new("wakerole", config).await;
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.comment(1, support::READER, "/pullstack wake").await;
+    eventually(
+        "a refusal naming the permission",
+        Duration::from_secs(30),
+        || async {
+            world
+                .bot_comments(1)
+                .iter()
+                .any(|c| c.body.contains("`/pullstack wake` needs triage permission"))
+        },
+    )
+    .await;
+}

@@ -33,6 +33,19 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// GitHub's name for the permission.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Triage => "triage",
+            Role::Write => "write",
+            Role::Maintain => "maintain",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 impl Command {
     pub const ALL: [Command; 7] = [
         Command::Redeploy,

@@ -52,9 +52,10 @@ impl Controller {
                 if role < Some(command.required_role()) {
                     self.forge.react(comment_id, "-1").await?;
                     let body = format!(
-                        "@{author} `/pullstack {}` needs write permission on this repository, \
+                        "@{author} `/pullstack {}` needs {} permission on this repository, \
                          which you do not have. Ask a maintainer to run it.",
-                        command.name()
+                        command.name(),
+                        command.required_role().name()
                     );
                     self.forge.create_comment(issue, &body).await?;
                     return Ok(());
