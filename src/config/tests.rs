@@ -1,0 +1,105 @@
+//! Parsing, defaults and the errors a bad config gets.
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("pullstack.yaml"), text)
+}
+
+#[test]
+fn shipped_example_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pullstack.example.yaml");
+    let config = Config::load(&path).unwrap();
+    assert_eq!(config.app, "demo");
+    // The example states the defaults: it must agree with the code.
+    let defaults = PreviewConfig::default();
+    assert_eq!(config.preview.image_timeout, defaults.image_timeout);
+    assert_eq!(config.preview.approve_label, defaults.approve_label);
+    assert_eq!(config.queue.workers, QueueConfig::default().workers);
+    let images = ImagesConfig::default();
+    assert_eq!(config.images.prune, images.prune);
+    assert_eq!(config.images.prune_after, images.prune_after);
+    assert_eq!(config.images.interval, images.interval);
+}
+
+#[test]
+fn images_section_takes_durations_and_rejects_a_zero_window() {
+    let config =
+        parse("app: demo\nrepository: octo/app\nimages:\n  prune_after: 3d\n  interval: 0s\n")
+            .unwrap();
+    assert_eq!(config.images.prune_after, Duration::from_secs(3 * 86_400));
+    assert!(config.images.interval.is_zero());
+    let err = parse("app: demo\nrepository: octo/app\nimages:\n  prune_after: 0s\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("pullstack.yaml:4:3: prune_after: must be more than 0s"),
+        "{err}"
+    );
+}
+
+#[test]
+fn minimal_config_takes_defaults() {
+    let config = parse("app: demo\nrepository: octo/app\n").unwrap();
+    assert_eq!(config.shared_stack_name(), "demo-shared");
+    assert_eq!(config.preview.capacity, Capacity::FargateSpot);
+    assert_eq!(config.queue.workers, 16);
+}
+
+#[test]
+fn unknown_field_names_file_line_column_and_field() {
+    let err = parse("app: demo\nrepository: octo/app\npreview:\n  cpus: 512\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("pullstack.yaml:4:3: preview: unknown field `cpus`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let err = parse("app: demo\nrepository: octo/app\npreview:\n  port: many\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("pullstack.yaml:4:9: preview.port: invalid type"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_duration_is_reported() {
+    let err = parse("app: demo\nrepository: octo/app\nresync:\n  interval: soon\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pullstack.yaml:4:13: resync.interval"),
+        "{err}"
+    );
+}
+
+#[test]
+fn semantic_error_points_at_the_field() {
+    let err = parse("repository: octo/app\napp: Demo_App\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("pullstack.yaml:2:1: app: \"Demo_App\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn secret_values_are_never_echoed() {
+    let text = "app: demo\nrepository: octo/app\npreview:\n  secrets:\n    DB: hunter2-plaintext\n";
+    let err = parse(text).unwrap_err().to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("secrets"), "{err}");
+}
+
+#[test]
+fn missing_required_field() {
+    let err = parse("app: demo\n").unwrap_err().to_string();
+    assert!(err.contains("missing field `repository`"), "{err}");
+}
