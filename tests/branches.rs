@@ -10,22 +10,15 @@ use support::{World, eventually};
 const BRANCHES: &str = "preview:\n  branches: [\"release/*\"]\n";
 
 async fn wait_branch_at(world: &World, branch: &str, sha: &str) -> Stack {
-    let what = format!("stack of {branch} complete at {sha}");
-    eventually(&what, Duration::from_secs(30), || async {
-        world.branch_stack(branch).await.is_some_and(|s| {
-            s.tag("pullstack:commit") == Some(sha) && s.status.as_str().ends_with("_COMPLETE")
-        })
-    })
-    .await;
-    world.branch_stack(branch).await.unwrap()
+    world
+        .wait_named_stack_at(&world.branch_stack_name(branch), sha)
+        .await
 }
 
 async fn wait_branch_gone(world: &World, branch: &str) {
-    let what = format!("stack of {branch} gone");
-    eventually(&what, Duration::from_secs(30), || async {
-        world.branch_stack(branch).await.is_none()
-    })
-    .await;
+    world
+        .wait_named_stack_gone(&world.branch_stack_name(branch))
+        .await;
 }
 
 #[tokio::test]

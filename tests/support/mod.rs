@@ -443,14 +443,27 @@ impl World {
 
     /// Waits until the stack of PR `number` is stable at `sha`.
     pub async fn wait_stack_at(&self, number: u64, sha: &str) -> Stack {
-        let what = format!("stack of PR #{number} complete at {sha}");
+        self.wait_named_stack_at(&self.stack_name(number), sha)
+            .await
+    }
+
+    /// Waits until stack `name` is stable at `sha`.
+    pub async fn wait_named_stack_at(&self, name: &str, sha: &str) -> Stack {
+        let describe = || async {
+            self.aws
+                .stacks
+                .describe(name)
+                .await
+                .expect("describe stack")
+        };
+        let what = format!("stack {name} complete at {sha}");
         eventually(&what, Duration::from_secs(30), || async {
-            self.stack(number).await.is_some_and(|s| {
+            describe().await.is_some_and(|s| {
                 s.tag("pullstack:commit") == Some(sha) && s.status.as_str().ends_with("_COMPLETE")
             })
         })
         .await;
-        self.stack(number).await.unwrap()
+        describe().await.unwrap()
     }
 
     /// Pushes a new commit (with its image) to `branch`, creating it if
@@ -495,9 +508,18 @@ impl World {
     }
 
     pub async fn wait_stack_gone(&self, number: u64) {
-        let what = format!("stack of PR #{number} gone");
+        self.wait_named_stack_gone(&self.stack_name(number)).await;
+    }
+
+    pub async fn wait_named_stack_gone(&self, name: &str) {
+        let what = format!("stack {name} gone");
         eventually(&what, Duration::from_secs(30), || async {
-            self.stack(number).await.is_none()
+            self.aws
+                .stacks
+                .describe(name)
+                .await
+                .expect("describe stack")
+                .is_none()
         })
         .await;
     }
