@@ -48,6 +48,14 @@ impl Stack {
         self.tags.get(key).map(String::as_str)
     }
 
+    /// A tag holding an RFC 3339 time (`created-at`, `active-at`…).
+    pub fn tag_time(&self, key: &str) -> Option<DateTime<Utc>> {
+        let text = self.tag(key)?;
+        DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
     pub fn output(&self, key: &str) -> Option<&str> {
         self.outputs.get(key).map(String::as_str)
     }

@@ -55,7 +55,7 @@ impl Controller {
         wake: bool,
     ) -> anyhow::Result<Next> {
         let now = Utc::now();
-        let asleep_since = stack.tag(tag::IDLE_SINCE).and_then(timestamp);
+        let asleep_since = stack.tag_time(tag::IDLE_SINCE);
         let last_activity = last_activity(stack, env.touched_at, now);
         let verdict = match (wake, asleep_since) {
             (true, Some(_)) => Verdict::Wake,
@@ -106,15 +106,8 @@ fn last_activity(
     now: DateTime<Utc>,
 ) -> DateTime<Utc> {
     let deployed = stack
-        .tag(tag::ACTIVE_AT)
-        .or(stack.tag(tag::CREATED_AT))
-        .and_then(timestamp)
+        .tag_time(tag::ACTIVE_AT)
+        .or(stack.tag_time(tag::CREATED_AT))
         .unwrap_or(now);
     touched_at.map_or(deployed, |touched| touched.max(deployed))
-}
-
-fn timestamp(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }

@@ -15,7 +15,7 @@ use crate::domain::rollout::{self, Action, Log, Policy, ProdPhase, ProdStack, Vi
 use crate::domain::template;
 use crate::github::client::DeploymentState;
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -69,10 +69,7 @@ impl Production<'_> {
             prod.push(ProdStack {
                 name: stack.name.clone(),
                 sha: stack.tag(tag::COMMIT).unwrap_or_default().to_owned(),
-                created: stack
-                    .tag(tag::CREATED_AT)
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
+                created: stack.tag_time(tag::CREATED_AT).unwrap_or_else(Utc::now),
                 phase: self.phase(stack, log.release.as_deref()).await?,
             });
         }
