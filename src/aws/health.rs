@@ -6,24 +6,7 @@ use aws_sdk_cloudwatch::types::StateValue;
 use aws_sdk_ecs::types::DeploymentRolloutState;
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 
-#[derive(Debug, thiserror::Error)]
-#[error("{op}: {message}")]
-pub struct HealthError {
-    op: &'static str,
-    message: String,
-}
-
-fn error<E: std::fmt::Display + aws_sdk_ecs::error::ProvideErrorMetadata>(
-    op: &'static str,
-    err: E,
-) -> HealthError {
-    HealthError {
-        op,
-        message: err.message().map_or_else(|| err.to_string(), str::to_owned),
-    }
-}
-
-type Result<T> = std::result::Result<T, HealthError>;
+use super::error::{Error, ErrorKind, Result};
 
 #[derive(Clone)]
 pub struct Health {
@@ -54,7 +37,14 @@ impl Health {
             .services(service)
             .send()
             .await
-            .map_err(|e| error("ECS DescribeServices", e))?;
+            .map_err(|e| {
+                Error::from_sdk(
+                    "ECS",
+                    "DescribeServices",
+                    format!("{cluster}/{service}"),
+                    &e,
+                )
+            })?;
         let Some(service) = out.services().first() else {
             return Ok(false);
         };
@@ -76,7 +66,7 @@ impl Health {
             .target_group_arn(target_group)
             .send()
             .await
-            .map_err(|e| error("ELBv2 DescribeTargetHealth", e))?;
+            .map_err(|e| Error::from_sdk("ELBv2", "DescribeTargetHealth", target_group, &e))?;
         let states: Vec<_> = out
             .target_health_descriptions()
             .iter()
@@ -96,10 +86,16 @@ impl Health {
             .load_balancer_arns(load_balancer)
             .send()
             .await
-            .map_err(|e| error("ELBv2 DescribeLoadBalancers", e))?;
-        let lb = out.load_balancers().first().ok_or_else(|| HealthError {
-            op: "ELBv2 DescribeLoadBalancers",
-            message: format!("{load_balancer} not found"),
+            .map_err(|e| Error::from_sdk("ELBv2", "DescribeLoadBalancers", load_balancer, &e))?;
+        let lb = out.load_balancers().first().ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                "ELBv2",
+                "DescribeLoadBalancers",
+                load_balancer,
+                "LoadBalancerNotFound",
+                "no such load balancer",
+            )
         })?;
         Ok((
             lb.dns_name().unwrap_or_default().to_owned(),
@@ -119,11 +115,7 @@ impl Health {
             .state_value(StateValue::Alarm)
             .send()
             .await
-            .map_err(|e| HealthError {
-                op: "CloudWatch DescribeAlarms",
-                message: aws_sdk_cloudwatch::error::ProvideErrorMetadata::message(&e)
-                    .map_or_else(|| e.to_string(), str::to_owned),
-            })?;
+            .map_err(|e| Error::from_sdk("CloudWatch", "DescribeAlarms", names.join(","), &e))?;
         Ok(out
             .metric_alarms()
             .iter()

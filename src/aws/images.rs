@@ -1,17 +1,8 @@
 //! ECR: whether a commit's image has been pushed yet.
 
+use super::error::{Error, Result};
 use aws_sdk_ecr::Client;
-use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_ecr::types::ImageIdentifier;
-
-#[derive(Debug, thiserror::Error)]
-#[error("ECR DescribeImages {repository}:{tag}: {code}: {message}")]
-pub struct ImageError {
-    repository: String,
-    tag: String,
-    code: String,
-    message: String,
-}
 
 #[derive(Clone)]
 pub struct Images {
@@ -24,7 +15,7 @@ impl Images {
     }
 
     /// Whether `repository` holds an image tagged `tag`.
-    pub async fn exists(&self, repository: &str, tag: &str) -> Result<bool, ImageError> {
+    pub async fn exists(&self, repository: &str, tag: &str) -> Result<bool> {
         let result = self
             .client
             .describe_images()
@@ -34,13 +25,17 @@ impl Images {
             .await;
         match result {
             Ok(out) => Ok(!out.image_details().is_empty()),
-            Err(err) if err.code() == Some("ImageNotFoundException") => Ok(false),
-            Err(err) => Err(ImageError {
-                repository: repository.to_owned(),
-                tag: tag.to_owned(),
-                code: err.code().unwrap_or("Unknown").to_owned(),
-                message: err.message().map_or_else(|| err.to_string(), str::to_owned),
-            }),
+            Err(err) => {
+                let err =
+                    Error::from_sdk("ECR", "DescribeImages", format!("{repository}:{tag}"), &err);
+                // Only the image: a missing repository is a setup error to
+                // report, not an image still to be pushed.
+                if err.code == "ImageNotFoundException" {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! honoured (credential chain, region, `AWS_ENDPOINT_URL`), so the same
 //! binary runs against AWS or a local emulator.
 
+pub mod error;
 pub mod health;
 pub mod images;
 pub mod metered;
@@ -12,6 +13,8 @@ pub mod shared;
 pub mod stacks;
 pub mod traffic;
 pub mod usage;
+
+pub use error::{Error, ErrorKind};
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;

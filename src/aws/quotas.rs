@@ -6,9 +6,9 @@
 //! A quota that cannot be read (no permission, or an emulator without the
 //! call) is reported as unknown, and never blocks.
 
+use super::error::{Error, Result};
 use aws_sdk_cloudformation::types::StackStatus;
 use aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// One quota and its use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +47,10 @@ impl Quotas {
             .describe_account_limits()
             .send()
             .await
-            .map_err(|e| unknown("elasticloadbalancing:DescribeAccountLimits", &e))
+            .map_err(|e| {
+                let err = Error::from_sdk("ELBv2", "DescribeAccountLimits", "", &e);
+                unknown("elasticloadbalancing:DescribeAccountLimits", &err);
+            })
             .ok()?;
         limits
             .limits()
@@ -59,11 +62,12 @@ impl Quotas {
     }
 
     /// Application Load Balancers in the region.
-    pub async fn load_balancers(&self) -> anyhow::Result<u32> {
+    pub async fn load_balancers(&self) -> Result<u32> {
         let mut count = 0;
         let mut pages = self.elb.describe_load_balancers().into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| anyhow::anyhow!("DescribeLoadBalancers: {e}"))?;
+            let page =
+                page.map_err(|e| Error::from_sdk("ELBv2", "DescribeLoadBalancers", "", &e))?;
             count += page
                 .load_balancers()
                 .iter()
@@ -80,7 +84,10 @@ impl Quotas {
             .describe_account_limits()
             .send()
             .await
-            .map_err(|e| unknown("cloudformation:DescribeAccountLimits", &e))
+            .map_err(|e| {
+                let err = Error::from_sdk("CloudFormation", "DescribeAccountLimits", "", &e);
+                unknown("cloudformation:DescribeAccountLimits", &err);
+            })
             .ok()?;
         limits
             .account_limits()
@@ -91,11 +98,11 @@ impl Quotas {
     }
 
     /// Stacks in the region that count toward the quota (all but deleted).
-    pub async fn stacks(&self) -> anyhow::Result<u32> {
+    pub async fn stacks(&self) -> Result<u32> {
         let mut count = 0;
         let mut pages = self.cloudformation.list_stacks().into_paginator().send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| anyhow::anyhow!("ListStacks: {e}"))?;
+            let page = page.map_err(|e| Error::from_sdk("CloudFormation", "ListStacks", "", &e))?;
             count += page
                 .stack_summaries()
                 .iter()
@@ -106,10 +113,11 @@ impl Quotas {
     }
 }
 
-fn unknown<E: ProvideErrorMetadata + std::fmt::Display>(call: &str, err: &E) {
+/// Logs a quota that cannot be read, naming the IAM action it needs.
+fn unknown(call: &str, err: &Error) {
     tracing::warn!(
         call,
-        code = err.code().unwrap_or("unknown"),
+        code = %err.code,
         "cannot read an account quota; it will not be checked"
     );
 }

@@ -1,8 +1,9 @@
 //! ECR for the image clean-up: the repositories that opted in, their
 //! images, and deleting images by digest.
 
+use super::error::{Error, ErrorKind, Result};
 use aws_sdk_ecr::Client;
-use aws_sdk_ecr::error::ProvideErrorMetadata;
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::ImageIdentifier;
 use chrono::{DateTime, Utc};
 
@@ -19,17 +20,6 @@ const INDEX_MEDIA_TYPES: [&str; 2] = [
     "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.index.v1+json",
 ];
-
-#[derive(Debug, thiserror::Error)]
-#[error("ECR {op} {target}: {code}: {message}")]
-pub struct RegistryError {
-    op: &'static str,
-    target: String,
-    code: String,
-    message: String,
-}
-
-type Result<T> = std::result::Result<T, RegistryError>;
 
 /// One image (manifest) in a repository, as DescribeImages reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,9 +82,11 @@ impl Registry {
                     .await
                 {
                     Ok(out) => out,
-                    // Deleted since it was listed: nothing to clean.
-                    Err(err) if err.code() == Some("RepositoryNotFoundException") => continue,
-                    Err(err) => return Err(api("ListTagsForResource", name, &err)),
+                    Err(err) => match api("ListTagsForResource", name, &err) {
+                        // Deleted since it was listed: nothing to clean.
+                        err if err.code == "RepositoryNotFoundException" => continue,
+                        err => return Err(err),
+                    },
                 };
                 let opted_in = tags
                     .tags()
@@ -155,15 +147,16 @@ impl Registry {
             if let Some(failure) = out.failures().first() {
                 // An index we cannot read might protect images we would
                 // otherwise delete: stop rather than guess.
-                return Err(RegistryError {
-                    op: "BatchGetImage",
-                    target: repository.to_owned(),
-                    code: failure
-                        .failure_code()
-                        .map_or("Unknown", |c| c.as_str())
-                        .to_owned(),
-                    message: failure.failure_reason().unwrap_or_default().to_owned(),
-                });
+                let code = failure.failure_code().map_or("Unknown", |c| c.as_str());
+                let reason = failure.failure_reason().unwrap_or_default();
+                return Err(Error::new(
+                    ErrorKind::of(code, reason),
+                    "ECR",
+                    "BatchGetImage",
+                    repository,
+                    code,
+                    reason,
+                ));
             }
             for image in out.images() {
                 let Some(digest) = image.image_id().and_then(|id| id.image_digest()) else {
@@ -171,12 +164,14 @@ impl Registry {
                 };
                 let manifest = image.image_manifest().unwrap_or_default();
                 let Some(manifests) = manifest_digests(manifest) else {
-                    return Err(RegistryError {
-                        op: "BatchGetImage",
-                        target: format!("{repository}@{digest}"),
-                        code: "InvalidManifest".to_owned(),
-                        message: "the image index is not valid JSON".to_owned(),
-                    });
+                    return Err(Error::new(
+                        ErrorKind::Other,
+                        "ECR",
+                        "BatchGetImage",
+                        format!("{repository}@{digest}"),
+                        "InvalidManifest",
+                        "the image index is not valid JSON",
+                    ));
                 };
                 listed.push((digest.to_owned(), manifests));
             }
@@ -257,8 +252,10 @@ impl Registry {
             .await
         {
             Ok(out) => Ok(!out.image_details().is_empty()),
-            Err(err) if err.code() == Some("ImageNotFoundException") => Ok(false),
-            Err(err) => Err(api("DescribeImages", repository, &err)),
+            Err(err) => match api("DescribeImages", repository, &err) {
+                err if err.code == "ImageNotFoundException" => Ok(false),
+                err => Err(err),
+            },
         }
     }
 }
@@ -288,17 +285,12 @@ fn chrono_time(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
-fn api<E: ProvideErrorMetadata + std::fmt::Display>(
-    op: &'static str,
-    target: &str,
-    err: &E,
-) -> RegistryError {
-    RegistryError {
-        op,
-        target: target.to_owned(),
-        code: err.code().unwrap_or("Unknown").to_owned(),
-        message: err.message().map_or_else(|| err.to_string(), str::to_owned),
-    }
+fn api<E, R>(operation: &'static str, target: &str, err: &SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Error::from_sdk("ECR", operation, target, err)
 }
 
 #[cfg(test)]

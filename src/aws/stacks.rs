@@ -5,8 +5,9 @@
 //! (an emulator may drop outputs there). Throttling is retried by the SDK's
 //! standard retry policy, with jitter.
 
+use super::error::{Error, ErrorKind, Result};
 use aws_sdk_cloudformation::Client;
-use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
     Capability, Parameter, ResourceStatus, Stack as SdkStack, StackStatus, Tag,
 };
@@ -115,19 +116,6 @@ pub enum Started {
     NoChange,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StackError {
-    #[error("CloudFormation {op} {stack}: {code}: {message}")]
-    Api {
-        op: &'static str,
-        stack: String,
-        code: String,
-        message: String,
-    },
-}
-
-type Result<T> = std::result::Result<T, StackError>;
-
 /// What to send for a create or update.
 pub struct Deploy<'a> {
     pub name: &'a str,
@@ -177,8 +165,10 @@ impl Stacks {
                 .first()
                 .map(convert)
                 .filter(|s| s.status != StackStatus::DeleteComplete)),
-            Err(err) if is_missing(&err) => Ok(None),
-            Err(err) => Err(api("DescribeStacks", name, &err)),
+            Err(err) => match api("DescribeStacks", name, &err) {
+                err if err.kind() == ErrorKind::NotFound => Ok(None),
+                err => Err(err),
+            },
         }
     }
 
@@ -424,22 +414,12 @@ fn tags(map: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-fn is_missing<E: ProvideErrorMetadata>(err: &E) -> bool {
-    err.code() == Some("ValidationError")
-        && err.message().is_some_and(|m| m.contains("does not exist"))
-}
-
-fn api<E: ProvideErrorMetadata + std::fmt::Display>(
-    op: &'static str,
-    stack: &str,
-    err: &E,
-) -> StackError {
-    StackError::Api {
-        op,
-        stack: stack.to_owned(),
-        code: err.code().unwrap_or("Unknown").to_owned(),
-        message: err.message().map_or_else(|| err.to_string(), str::to_owned),
-    }
+fn api<E, R>(operation: &'static str, stack: &str, err: &SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Error::from_sdk("CloudFormation", operation, stack, err)
 }
 
 #[cfg(test)]

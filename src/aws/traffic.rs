@@ -6,8 +6,9 @@
 //! never split over a half-applied change. `PriorRequestNotComplete` (a
 //! previous batch on the zone still applying) is retried with backoff.
 
+use super::error::{Error, ErrorKind, Result};
 use aws_sdk_route53::Client;
-use aws_sdk_route53::error::ProvideErrorMetadata;
+use aws_sdk_route53::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
@@ -23,16 +24,6 @@ pub struct Weighted {
     pub dns_name: String,
     pub zone_id: String,
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("Route53 {op}: {code}: {message}")]
-pub struct TrafficError {
-    op: &'static str,
-    code: String,
-    message: String,
-}
-
-type Result<T> = std::result::Result<T, TrafficError>;
 
 /// What one change batch does.
 #[derive(Debug, Default)]
@@ -112,7 +103,7 @@ impl Traffic {
             .set_start_record_identifier(identifier)
             .send()
             .await
-            .map_err(|e| error("ListResourceRecordSets", &e))?;
+            .map_err(|e| error("ListResourceRecordSets", zone, &e))?;
         let next = (out.is_truncated()
             && out.next_record_name().map(fqdn).as_deref() == Some(name)
             && out.next_record_type() == Some(&kind))
@@ -168,7 +159,7 @@ impl Traffic {
                     tracing::info!(?delay, "Route53 busy with a previous change; retrying");
                     tokio::time::sleep(delay).await;
                 }
-                Err(err) => return Err(error("ChangeResourceRecordSets", &err)),
+                Err(err) => return Err(error("ChangeResourceRecordSets", zone, &err)),
             }
         }
     }
@@ -237,18 +228,22 @@ fn log_name(fqdn: &str) -> String {
     format!("_pullstack-release.{fqdn}")
 }
 
-fn error<E: ProvideErrorMetadata + std::fmt::Display>(op: &'static str, err: &E) -> TrafficError {
-    TrafficError {
-        op,
-        code: err.code().unwrap_or("Unknown").to_owned(),
-        message: err.message().map_or_else(|| err.to_string(), str::to_owned),
-    }
+fn error<E, R>(operation: &'static str, zone: &str, err: &SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Error::from_sdk("Route53", operation, zone, err)
 }
 
-fn build_error(err: aws_sdk_route53::error::BuildError) -> TrafficError {
-    TrafficError {
-        op: "build",
-        code: "Invalid".into(),
-        message: err.to_string(),
-    }
+/// A record or batch that could not be built from what it was given.
+fn build_error(err: BuildError) -> Error {
+    Error::new(
+        ErrorKind::Validation,
+        "Route53",
+        "ChangeResourceRecordSets",
+        "",
+        "BuildError",
+        err.to_string(),
+    )
 }

@@ -1,8 +1,9 @@
 //! ECS: the container images that active task definitions and running
 //! tasks name, so the image clean-up never deletes one in use.
 
+use super::error::{Error, Result};
 use aws_sdk_ecs::Client;
-use aws_sdk_ecs::error::ProvideErrorMetadata;
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::{DesiredStatus, TaskDefinitionStatus};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -13,17 +14,6 @@ use tokio::task::JoinSet;
 const CONCURRENCY: usize = 8;
 /// DescribeTasks takes at most this many tasks.
 const TASK_BATCH: usize = 100;
-
-#[derive(Debug, thiserror::Error)]
-#[error("ECS {op} {target}: {code}: {message}")]
-pub struct UsageError {
-    op: &'static str,
-    target: String,
-    code: String,
-    message: String,
-}
-
-type Result<T> = std::result::Result<T, UsageError>;
 
 /// One container image something uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,15 +137,10 @@ impl Usage {
     }
 }
 
-fn api<E: ProvideErrorMetadata + std::fmt::Display>(
-    op: &'static str,
-    target: &str,
-    err: &E,
-) -> UsageError {
-    UsageError {
-        op,
-        target: target.to_owned(),
-        code: err.code().unwrap_or("Unknown").to_owned(),
-        message: err.message().map_or_else(|| err.to_string(), str::to_owned),
-    }
+fn api<E, R>(operation: &'static str, target: &str, err: &SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Error::from_sdk("ECS", operation, target, err)
 }
