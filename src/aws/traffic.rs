@@ -4,7 +4,8 @@
 //!
 //! Every change is one change batch, so weights move together: traffic is
 //! never split over a half-applied change. `PriorRequestNotComplete` (a
-//! previous batch on the zone still applying) is retried with backoff.
+//! previous batch on the zone still applying) and throttling are retried
+//! with backoff and jitter.
 
 use super::error::{Error, ErrorKind, Result};
 use aws_sdk_route53::Client;
@@ -12,6 +13,7 @@ use aws_sdk_route53::error::{BuildError, ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
+use backon::{ExponentialBuilder, Retryable};
 use std::time::Duration;
 
 /// One stack's weighted record.
@@ -39,7 +41,16 @@ pub struct Traffic {
     client: Client,
 }
 
-const ATTEMPTS: u32 = 6;
+/// How a change batch is retried while the zone is busy or throttled. The
+/// SDK has already retried each call; this waits out a batch still applying
+/// (Route53 takes seconds to tens of seconds): five more tries over 15–30 s.
+fn change_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(10))
+        .with_max_times(5)
+        .with_jitter()
+}
 
 impl Traffic {
     pub fn new(client: Client) -> Traffic {
@@ -138,30 +149,23 @@ impl Traffic {
             .comment("pullstack")
             .build()
             .map_err(build_error)?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .client
+        let send = || async {
+            self.client
                 .change_resource_record_sets()
                 .hosted_zone_id(zone)
                 .change_batch(batch.clone())
                 .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(err) if err.code() == Some("PriorRequestNotComplete") && attempt < ATTEMPTS => {
-                    let delay = crate::reconcile::queue::backoff(
-                        attempt,
-                        Duration::from_millis(500),
-                        Duration::from_secs(10),
-                    );
-                    tracing::info!(?delay, "Route53 busy with a previous change; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(err) => return Err(error("ChangeResourceRecordSets", zone, &err)),
-            }
-        }
+                .await
+                .map_err(|e| error("ChangeResourceRecordSets", zone, &e))
+        };
+        send.retry(change_backoff())
+            .sleep(tokio::time::sleep)
+            .when(Error::is_retryable)
+            .notify(|err, delay| {
+                tracing::info!(?delay, code = %err.code, "Route53 busy with a previous change; retrying");
+            })
+            .await?;
+        Ok(())
     }
 }
 
@@ -246,4 +250,97 @@ fn build_error(err: BuildError) -> Error {
         "BuildError",
         err.to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_route53::config::retry::RetryConfig;
+    use aws_sdk_route53::operation::change_resource_record_sets::{
+        ChangeResourceRecordSetsError, ChangeResourceRecordSetsOutput,
+    };
+    use aws_sdk_route53::types::{ChangeInfo, ChangeStatus};
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, mock};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn failing(code: &'static str) -> ChangeResourceRecordSetsError {
+        ChangeResourceRecordSetsError::generic(
+            ErrorMetadata::builder()
+                .code(code)
+                .message("from the test")
+                .build(),
+        )
+    }
+
+    fn applied() -> ChangeResourceRecordSetsOutput {
+        let info = ChangeInfo::builder()
+            .id("C1")
+            .status(ChangeStatus::Pending)
+            .submitted_at(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+            .unwrap();
+        ChangeResourceRecordSetsOutput::builder()
+            .change_info(info)
+            .build()
+    }
+
+    /// A client whose calls are answered by `rule`, with the SDK's own
+    /// retries off so every call the code makes is counted once.
+    fn traffic(rule: &aws_smithy_mocks::Rule) -> Traffic {
+        let config = aws_sdk_route53::Config::builder()
+            .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+            .region(aws_sdk_route53::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_route53::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::Sequential)
+                    .with_rule(rule),
+            )
+            .retry_config(RetryConfig::disabled())
+            .build();
+        Traffic::new(Client::from_conf(config))
+    }
+
+    fn batch() -> Batch<'static> {
+        Batch {
+            log: Some("[]"),
+            ..Batch::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_busy_zone_is_retried() {
+        let rule = mock!(Client::change_resource_record_sets)
+            .sequence()
+            .error(|| failing("PriorRequestNotComplete"))
+            .output(applied)
+            .build();
+        traffic(&rule)
+            .apply("Z1", "app.example.com", &batch())
+            .await
+            .unwrap();
+        assert_eq!(rule.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_batch_is_not_retried() {
+        let rule = mock!(Client::change_resource_record_sets)
+            .sequence()
+            .error(|| failing("InvalidChangeBatch"))
+            .output(applied)
+            .build();
+        let err = traffic(&rule)
+            .apply("Z1", "app.example.com", &batch())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert_eq!(rule.num_calls(), 1);
+        assert_eq!(
+            err.to_string(),
+            "Route53 ChangeResourceRecordSets Z1: InvalidChangeBatch: from the test"
+        );
+    }
 }
