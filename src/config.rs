@@ -356,6 +356,9 @@ pub struct QueueConfig {
     /// Longest delay between polls. Default: 30s.
     #[serde(with = "humantime_serde")]
     pub poll_max: Duration,
+    /// Failed passes in a row, on pullstack's side, after which the PR's
+    /// comment gets a short notice (cleared by the next good pass). Default: 3.
+    pub notice_after: u32,
 }
 
 impl Default for QueueConfig {
@@ -366,6 +369,7 @@ impl Default for QueueConfig {
             retry_max: Duration::from_secs(300),
             poll_initial: Duration::from_secs(2),
             poll_max: Duration::from_secs(30),
+            notice_after: 3,
         }
     }
 }
@@ -440,7 +444,7 @@ impl Config {
         self.shared
             .stack_name
             .clone()
-            .unwrap_or_else(|| format!("{}-shared", self.app))
+            .unwrap_or_else(|| crate::domain::naming::shared_stack_name(&self.app))
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {

@@ -8,10 +8,12 @@
 //! - [`prune`]: the ECR image clean-up;
 //! - [`reconcile`]: desired versus actual state, and the keyed work queue;
 //! - [`domain`]: pure logic (names, commands, comment rendering);
+//! - [`clock`]: the time every timer reads, manual in tests;
 //! - [`config`] and [`settings`]: the YAML config and the process settings.
 
 pub mod aws;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod github;

@@ -2,12 +2,13 @@
 //! routes. `pullstack serve` and the end-to-end tests both start it here.
 
 use crate::aws::Aws;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::github::client::{Auth, Forge};
 use crate::http::{AppState, app};
-use crate::reconcile::queue::{self, Limits};
+use crate::reconcile::queue::{self, Limits, Queue};
 use crate::reconcile::routing::Router;
-use crate::reconcile::{Controller, Job};
+use crate::reconcile::{Ctx, Intent, Job, Mode};
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::SecretString;
@@ -29,11 +30,14 @@ pub struct Options {
     pub shutdown_grace: Duration,
     /// AWS clients to use; `None` loads the SDK's standard configuration.
     pub aws: Option<Aws>,
+    /// The clock every timer reads; tests move a manual one.
+    pub clock: Clock,
 }
 
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
+    work: Queue<Job, Intent>,
     shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     queue: JoinHandle<()>,
@@ -67,6 +71,16 @@ impl Running {
         result.context("HTTP server task")?.context("HTTP server")
     }
 
+    /// The server's work queue.
+    pub fn queue(&self) -> &Queue<Job, Intent> {
+        &self.work
+    }
+
+    /// Whether the server stopped on its own (it crashed).
+    pub fn is_finished(&self) -> bool {
+        self.http.is_finished() || self.queue.is_finished()
+    }
+
     /// A token that shuts the server down when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
@@ -96,6 +110,15 @@ pub async fn forge(config: &Config, github_api_url: &str, auth: Auth) -> anyhow:
     Forge::connect(github_api_url, repo, auth, config.github.writes_per_minute).await
 }
 
+/// Limits the queue runs under, from the config.
+pub fn limits(config: &Config) -> Limits {
+    Limits {
+        workers: config.queue.workers,
+        retry_initial: config.queue.retry_initial,
+        retry_max: config.queue.retry_max,
+    }
+}
+
 /// Maps the config repository's events to jobs, for `serve` and `handle-event`.
 pub fn router(config: &Config) -> anyhow::Result<Router> {
     let repo = crate::domain::naming::RepoName::parse(&config.repository)
@@ -117,26 +140,27 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         Some(aws) => aws,
         None => Aws::from_env().await,
     };
-    let controller = Arc::new(Controller::new(config.clone(), forge, aws));
+    let ctx = Arc::new(Ctx::new(
+        config.clone(),
+        forge,
+        aws,
+        options.clock.clone(),
+        Mode::Serve,
+    ));
     let shutdown = CancellationToken::new();
-    let limits = Limits {
-        workers: config.queue.workers,
-        retry_initial: config.queue.retry_initial,
-        retry_max: config.queue.retry_max,
-    };
     let (queue, queue_task) = queue::start(
-        controller.clone(),
-        limits,
+        ctx.clone(),
+        limits(&config),
+        options.clock,
         shutdown.clone(),
         options.shutdown_grace,
     );
-    controller.attach(queue.clone());
     queue.push(Job::Resync, None);
 
     let state = Arc::new(AppState::new(
         options.webhook_secrets,
         router,
-        queue,
+        queue.clone(),
         metrics_handle(),
     ));
     let listener = TcpListener::bind(options.listen)
@@ -149,14 +173,11 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
     });
-    let prune = crate::prune::spawn(
-        controller.aws.clone(),
-        config.images.clone(),
-        shutdown.clone(),
-    );
+    let prune = crate::prune::spawn(ctx.aws.clone(), config.images.clone(), shutdown.clone());
     tracing::info!(%addr, "pullstack is listening");
     Ok(Running {
         addr,
+        work: queue,
         shutdown,
         http,
         queue: queue_task,

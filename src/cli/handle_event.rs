@@ -1,33 +1,31 @@
 //! `pullstack handle-event`: one GitHub Actions event, reconciled to the end
 //! in this process, for teams that run pullstack without a server.
 //!
-//! The event is parsed and routed exactly as a webhook delivery is; each job
-//! then runs through the same reconciler `serve` uses, polled in a loop here
-//! instead of by the queue. Every step is idempotent, so a run that times
-//! out or is cancelled is picked up by the next event.
+//! The event is parsed and routed exactly as a webhook delivery is, and its
+//! jobs run through the same queue and reconciler `serve` uses, until the
+//! queue is quiet. Every step is idempotent, so a run that times out or is
+//! cancelled is picked up by the next event.
 
 use crate::aws::Aws;
 use crate::aws::stacks::{Phase, Stack, tag};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::naming::{EnvKey, short_sha};
 use crate::github::client::{Forge, ForgeError};
-use crate::github::events::{self, Event};
-use crate::reconcile::queue::{self, Next, Reconcile};
-use crate::reconcile::{Controller, Intent, Job};
+use crate::github::events;
+use crate::reconcile::queue::Reconcile;
+use crate::reconcile::routing::Route;
+use crate::reconcile::{Action, Ctx, Error, Intent, Job, Mode, queue};
 use anyhow::{Context, bail};
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// The login GitHub shows for what an Actions `GITHUB_TOKEN` writes.
 pub const ACTIONS_LOGIN: &str = "github-actions[bot]";
-
-/// Failures in a row after which a job is given up.
-const ATTEMPTS: u32 = 5;
 
 /// Events a workflow can hand over. Any other name is a mistake in the
 /// workflow's triggers, not something to ignore quietly.
@@ -66,13 +64,6 @@ pub struct Args {
     github_login: Option<String>,
 }
 
-/// What an event asks for.
-#[derive(Debug, PartialEq)]
-enum Routed {
-    Jobs(Vec<(Job, Vec<Intent>)>),
-    Nothing(String),
-}
-
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
     let name = non_empty(args.event_name).context(
@@ -89,8 +80,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let jobs = match route(&config, &name, &body)
         .with_context(|| format!("the {name} event's payload in {path}"))?
     {
-        Routed::Jobs(jobs) => jobs,
-        Routed::Nothing(reason) => {
+        Route::Jobs(jobs) => jobs,
+        Route::Pong => {
+            println!("nothing to do for this {name} event");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Route::Ignored(reason) => {
             println!("nothing to do for this {name} event: {reason}");
             return Ok(ExitCode::SUCCESS);
         }
@@ -104,55 +99,67 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let forge = crate::server::forge(&config, &api_url, auth).await?;
     let forge = identify(forge, non_empty(args.github_login), actions).await?;
     let config = Arc::new(config);
-    let controller = Controller::new(config.clone(), forge, Aws::from_env().await);
-    // A resync queues every environment it finds: collect them here and run
-    // them after it, one at a time.
-    let (queue, mut inbox) = queue::inbox();
-    controller.attach(queue);
-
+    let clock = Clock::system();
+    let aws = Aws::from_env().await;
+    let ctx = Arc::new(Ctx::new(
+        config.clone(),
+        forge,
+        aws,
+        clock.clone(),
+        Mode::OneShot,
+    ));
     let primary = jobs.iter().find_map(|(job, _)| match job {
         Job::Env(key) => Some(key.clone()),
         _ => None,
     });
-    let deadline = Instant::now() + args.timeout;
-    let mut pending = jobs;
-    let mut finished = HashSet::new();
-    let mut failed = 0;
-    while !pending.is_empty() {
-        let (job, intents) = pending.remove(0);
-        let title = format!("pullstack: {}", label(&job));
-        let group = actions.then(|| Group::open(&title));
-        let result = run_job(&controller, &job, intents, deadline, args.timeout).await;
-        drop(group);
-        let result = match (&result, &job) {
-            (Ok(()), Job::Env(key)) => settled(&controller, key).await,
-            _ => result,
-        };
-        if let Err(err) = result {
-            failed += 1;
-            let message = format!("{}: {err:#}", label(&job));
-            if actions {
-                eprintln!("::error title=pullstack::{}", escape_data(&message));
-            }
-            eprintln!("error: {message}");
-            if Instant::now() >= deadline && !pending.is_empty() {
-                failed += pending.len();
-                eprintln!("error: out of time; {} more job(s) not run", pending.len());
-                break;
-            }
+
+    // One worker, so each pass's log group reads in order.
+    let limits = queue::Limits {
+        workers: 1,
+        ..crate::server::limits(&config)
+    };
+    let shutdown = CancellationToken::new();
+    let grouped = Arc::new(Grouped {
+        ctx: ctx.clone(),
+        actions,
+    });
+    let (work, dispatcher) = queue::start(grouped, limits, clock, shutdown.clone(), Duration::ZERO);
+    for (job, intent) in jobs {
+        work.push(job, intent);
+    }
+    let finished = tokio::time::timeout(args.timeout, work.quiet()).await;
+    shutdown.cancel();
+    let _ = dispatcher.await;
+
+    let mut errors: Vec<String> = ctx
+        .abandoned
+        .lock()
+        .expect("abandoned lock")
+        .iter()
+        .map(|(job, why)| format!("{job}: {why}"))
+        .collect();
+    if finished.is_err() {
+        errors.push(format!(
+            "not finished within {}; the work goes on in AWS and the next event picks it up",
+            humantime::format_duration(args.timeout)
+        ));
+    }
+    if let Some(key) = &primary
+        && errors.is_empty()
+        && let Err(err) = settled(&ctx, key).await
+    {
+        errors.push(format!("{key}: {err:#}"));
+    }
+    for message in &errors {
+        if actions {
+            eprintln!("::error title=pullstack::{}", escape_data(message));
         }
-        finished.insert(job);
-        for (job, intents) in inbox.take() {
-            if finished.contains(&job) && intents.is_empty() {
-                continue;
-            }
-            merge(&mut pending, job, intents);
-        }
+        eprintln!("error: {message}");
     }
 
     if let Some(key) = primary {
         let stack_name = key.stack_name(&config.app);
-        let stack = controller.aws.stacks.describe(&stack_name).await?;
+        let stack = ctx.aws.stacks.describe(&stack_name).await?;
         let outputs = outputs(&key, &stack_name, stack.as_ref());
         println!("{}", summary(&key, &stack_name, stack.as_ref()));
         if let Some(file) = actions.then(|| std::env::var_os("GITHUB_OUTPUT")).flatten() {
@@ -160,7 +167,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .context("cannot write the step's outputs to GITHUB_OUTPUT")?;
         }
     }
-    Ok(if failed == 0 {
+    Ok(if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -182,39 +189,15 @@ fn known(name: &str) -> anyhow::Result<()> {
 }
 
 /// Parses and routes a known event; no GitHub or AWS call is made.
-fn route(config: &Config, name: &str, body: &[u8]) -> anyhow::Result<Routed> {
+fn route(config: &Config, name: &str, body: &[u8]) -> anyhow::Result<Route> {
     // Workflow-only triggers: a scheduled or manual run looks at everything,
     // as the server's periodic resync does.
     if matches!(name, "schedule" | "workflow_dispatch") {
         serde_json::from_slice::<serde::de::IgnoredAny>(body).context("not valid JSON")?;
-        return Ok(Routed::Jobs(vec![(Job::Resync, Vec::new())]));
+        return Ok(Route::Jobs(vec![(Job::Resync, None)]));
     }
     let event = events::parse(name, body)?;
-    let router = crate::server::router(config)?;
-    let jobs = match &event {
-        Event::Ignored { reason } => return Ok(Routed::Nothing(reason.clone())),
-        Event::Ping | Event::Installation { .. } => Vec::new(),
-        event => router.jobs(event),
-    };
-    if jobs.is_empty() {
-        return Ok(Routed::Nothing(format!(
-            "it asks nothing of {}'s environments",
-            config.repository
-        )));
-    }
-    let mut merged = Vec::new();
-    for (job, intent) in jobs {
-        merge(&mut merged, job, intent.into_iter().collect());
-    }
-    Ok(Routed::Jobs(merged))
-}
-
-/// Adds `job` to `pending`, or its intents to the same job already there.
-fn merge(pending: &mut Vec<(Job, Vec<Intent>)>, job: Job, intents: Vec<Intent>) {
-    match pending.iter_mut().find(|(j, _)| *j == job) {
-        Some((_, existing)) => existing.extend(intents),
-        None => pending.push((job, intents)),
-    }
+    Ok(crate::server::router(config)?.route(&event))
 }
 
 /// Pins pullstack's login when told, or when an Actions token cannot tell.
@@ -247,71 +230,15 @@ fn is_installation_token(err: &ForgeError) -> bool {
         if message.contains("not accessible by integration"))
 }
 
-/// Reconciles `job` until it converges, retrying failures with backoff.
-async fn run_job(
-    controller: &Controller,
-    job: &Job,
-    mut intents: Vec<Intent>,
-    deadline: Instant,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    let retry = &controller.config.queue;
-    let mut failures = 0;
-    loop {
-        let outcome = controller
-            .reconcile(job.clone(), std::mem::take(&mut intents))
-            .await;
-        let delay = match outcome {
-            Ok(Next::Done) => return Ok(()),
-            // A resync asks to run again at the next interval; one pass is
-            // all an event needs.
-            Ok(Next::After(_)) if *job == Job::Resync => return Ok(()),
-            Ok(Next::After(delay)) => {
-                failures = 0;
-                delay
-            }
-            Err(err) if failures + 1 >= ATTEMPTS => {
-                return Err(err.context(format!("failed {ATTEMPTS} times in a row")));
-            }
-            Err(err) => {
-                failures += 1;
-                let delay = queue::backoff(failures, retry.retry_initial, retry.retry_max);
-                tracing::warn!(
-                    attempt = failures,
-                    retry_in = ?delay,
-                    error = format!("{err:#}"),
-                    "reconcile failed; will retry"
-                );
-                delay
-            }
-        };
-        if Instant::now() + delay > deadline {
-            bail!(
-                "not finished within {}; the work goes on in AWS and the next event picks it up",
-                humantime::format_duration(timeout)
-            );
-        }
-        tokio::time::sleep(delay).await;
-    }
-}
-
 /// After a converged pass: a stack left in a failed state fails the step.
-async fn settled(controller: &Controller, key: &EnvKey) -> anyhow::Result<()> {
-    let name = key.stack_name(&controller.config.app);
-    match controller.aws.stacks.describe(&name).await? {
+async fn settled(ctx: &Ctx, key: &EnvKey) -> anyhow::Result<()> {
+    let name = key.stack_name(&ctx.config.app);
+    match ctx.aws.stacks.describe(&name).await? {
         Some(stack) if stack.phase() != Phase::Stable => bail!(
             "the deploy failed: stack {name} is {}; the pull request's comment says why",
             stack.status.as_str()
         ),
         _ => Ok(()),
-    }
-}
-
-fn label(job: &Job) -> String {
-    match job {
-        Job::Env(key) => key.to_string(),
-        Job::Resync => "every open pull request and owned stack".to_owned(),
-        Job::Production => "production".to_owned(),
     }
 }
 
@@ -360,6 +287,34 @@ fn write_outputs(file: &Path, outputs: &[(&str, String)]) -> std::io::Result<()>
         .append(true)
         .open(file)?
         .write_all(text.as_bytes())
+}
+
+/// The reconciler, with each pass's log in a group of its own under Actions.
+struct Grouped {
+    ctx: Arc<Ctx>,
+    actions: bool,
+}
+
+impl Reconcile for Grouped {
+    type Key = Job;
+    type Intent = Intent;
+    type Error = Error;
+
+    async fn reconcile(
+        &self,
+        job: Job,
+        intents: &[Intent],
+        failures: u32,
+    ) -> Result<Action, Error> {
+        let _group = self
+            .actions
+            .then(|| Group::open(&format!("pullstack: {job}")));
+        self.ctx.reconcile(job, intents, failures).await
+    }
+
+    fn error_policy(&self, job: &Job, error: &Error, failures: u32) -> queue::OnError {
+        self.ctx.error_policy(job, error, failures)
+    }
 }
 
 /// A collapsed group in the Actions log. Workflow commands are off inside
@@ -421,7 +376,7 @@ mod tests {
         let body = br#"{"ref": "v1", "ref_type": "tag", "repository": {"full_name": "octo/app"}}"#;
         assert!(matches!(
             route(&config(), "delete", body).unwrap(),
-            Routed::Nothing(_)
+            Route::Ignored(_)
         ));
     }
 
@@ -429,39 +384,8 @@ mod tests {
     fn schedule_and_manual_runs_resync() {
         assert_eq!(
             route(&config(), "schedule", br#"{"schedule": "17 * * * *"}"#).unwrap(),
-            Routed::Jobs(vec![(Job::Resync, Vec::new())])
+            Route::Jobs(vec![(Job::Resync, None)])
         );
-    }
-
-    #[test]
-    fn merge_keeps_one_entry_per_job() {
-        let mut pending = Vec::new();
-        merge(&mut pending, Job::Env(EnvKey::Pr(1)), Vec::new());
-        merge(&mut pending, Job::Production, Vec::new());
-        merge(
-            &mut pending,
-            Job::Env(EnvKey::Pr(1)),
-            vec![Intent::ApproveLabel { by: "a".into() }],
-        );
-        assert_eq!(pending.len(), 2);
-        assert_eq!(pending[0].1.len(), 1);
-    }
-
-    #[test]
-    fn a_resync_fills_the_inbox_once_per_job() {
-        let (queue, mut inbox) = queue::inbox::<Job, Intent>();
-        queue.push(Job::Env(EnvKey::Pr(1)), None);
-        queue.push(Job::Production, None);
-        queue.later(Job::Env(EnvKey::Pr(1)), Duration::from_secs(60));
-        queue.push(
-            Job::Env(EnvKey::Pr(1)),
-            Some(Intent::ApproveLabel { by: "a".into() }),
-        );
-        let taken = inbox.take();
-        assert_eq!(taken.len(), 2);
-        assert_eq!(taken[0].0, Job::Env(EnvKey::Pr(1)));
-        assert_eq!(taken[0].1.len(), 1);
-        assert!(inbox.take().is_empty());
     }
 
     #[test]

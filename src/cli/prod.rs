@@ -1,13 +1,18 @@
 //! `pullstack prod`: watch, promote, pause, resume and roll back production.
 //!
 //! Every command reads the same state the server does (stacks, Route53
-//! weights, the release log), so the CLI and the server never disagree, and
-//! a change made here is picked up by the server's next pass.
+//! weights, the release log) and runs the same operations, so the CLI and
+//! the server never disagree: a promotion or rollback made here is recorded
+//! on the `production` Deployment and the merged PR as the server records
+//! it, and the server's next pass picks it up.
 
 use crate::aws::Aws;
-use crate::domain::rollout::{self, ProdPhase};
-use crate::reconcile::production::{Observed, Production};
-use anyhow::{Context, bail};
+use crate::clock::Clock;
+use crate::domain::rollout::ProdPhase;
+use crate::github::client::Forge;
+use crate::reconcile::production::{Observed, Production, Reporter};
+use crate::settings::SecretError;
+use anyhow::bail;
 use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -19,6 +24,15 @@ pub struct Args {
     /// Output format.
     #[arg(long, short, value_enum, default_value_t, global = true)]
     output: Output,
+    /// GitHub API base URL, where promotions and rollbacks are recorded
+    /// (with `PULLSTACK_GITHUB_TOKEN` or the GitHub App's variables).
+    #[arg(
+        long,
+        env = "PULLSTACK_GITHUB_API_URL",
+        default_value = "https://api.github.com",
+        global = true
+    )]
+    github_api_url: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,9 +87,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let aws = Aws::from_env().await;
+    let clock = Clock::system();
+    let forge = forge(&config, &args.github_api_url, &args.command).await?;
+    let reporter = match &forge {
+        Some(forge) => Reporter::github(forge, &config),
+        None => Reporter::log_only(&config),
+    };
     let prod = Production {
         config: &config,
         aws: &aws,
+        clock: &clock,
+        reporter,
     };
     let observed = prod.observe(None).await?;
     match args.command {
@@ -92,24 +114,43 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Promote { yes } => {
-            let (weights, log, release) = rollout::promote(&observed.view)
-                .context("nothing to promote: no healthy release is in flight")?;
+            let plan = prod.promote_plan(&observed)?;
+            let release = plan.to.clone();
             confirm(yes, &format!("Send all production traffic to {release}?"))?;
-            prod.apply(&observed, &weights, &log).await?;
+            prod.promote(&observed, plan, "`pullstack prod promote`")
+                .await?;
             report(args.output, "promoted", &release, None)
         }
         Command::Rollback { to, yes } => {
-            let (weights, log, from, to) = rollout::rollback(&observed.view, to.as_deref())
-                .context("nothing to roll back to (is the target a healthy, existing stack?)")?;
+            let plan = prod.rollback_plan(&observed, to.as_deref())?;
+            let (from, to) = (plan.from.clone().unwrap_or_default(), plan.to.clone());
             confirm(
                 yes,
                 &format!("Move all production traffic from {from} to {to}?"),
             )?;
             let started = std::time::Instant::now();
-            prod.apply(&observed, &weights, &log).await?;
+            prod.roll_back(&observed, plan, "requested with `pullstack prod rollback`")
+                .await?;
             tracing::info!(took = ?started.elapsed(), "rollback applied");
             report(args.output, "rolled back", &to, Some(&from))
         }
+    }
+}
+
+/// The GitHub client promotions and rollbacks are recorded with; none
+/// without credentials, or for commands that change nothing on GitHub.
+async fn forge(
+    config: &crate::config::Config,
+    api_url: &str,
+    command: &Command,
+) -> anyhow::Result<Option<Forge>> {
+    if !matches!(command, Command::Promote { .. } | Command::Rollback { .. }) {
+        return Ok(None);
+    }
+    match crate::settings::github_auth() {
+        Ok(auth) => Ok(Some(crate::server::forge(config, api_url, auth).await?)),
+        Err(SecretError::NoGitHubAuth) => Ok(None),
+        Err(err) => Err(err.into()),
     }
 }
 

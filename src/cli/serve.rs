@@ -38,6 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         webhook_secrets: crate::settings::webhook_secrets()?,
         shutdown_grace: args.shutdown_grace,
         aws: None,
+        clock: crate::clock::Clock::system(),
     };
     let running = server::start(options).await?;
     let token = running.shutdown_token();

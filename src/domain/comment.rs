@@ -42,6 +42,10 @@ pub struct Memory {
     /// What deleting the stack removes, recorded before the delete.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub removing: Vec<String>,
+    /// While pullstack's own failures persist: the correlation id of the
+    /// first, as its log line shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 impl Memory {
@@ -152,6 +156,14 @@ pub fn render(view: &View<'_>) -> String {
         .unwrap_or_default();
     let _ = writeln!(out, "### pullstack · {}{commit}\n", view.title);
     let _ = writeln!(out, "{}\n", headline(&view.state));
+    if let Some(id) = &view.memory.notice {
+        let _ = writeln!(
+            out,
+            "> ⚠️ pullstack keeps failing on its side and retries on its own. Operators find \
+             the error in its logs under ref `{}`.\n",
+            cell(id)
+        );
+    }
     if let State::Failed { events, .. } = &view.state
         && !events.is_empty()
     {

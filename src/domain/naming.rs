@@ -181,6 +181,21 @@ pub fn is_valid_stack_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
+/// The permanent shared stack of `app` (VPC, cluster, registry).
+pub fn shared_stack_name(app: &str) -> String {
+    format!("{app}-shared")
+}
+
+/// The production stack of a release of `sha`.
+pub fn release_stack_name(app: &str, sha: &str) -> String {
+    format!("{app}-prod-{}", short_sha(sha))
+}
+
+/// The environment slug of a release of `sha`, as its resources are named.
+pub fn release_slug(sha: &str) -> String {
+    format!("prod-{}", short_sha(sha))
+}
+
 /// The first seven characters of a commit id, as GitHub shows it.
 pub fn short_sha(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
@@ -195,6 +210,15 @@ pub fn is_commit_sha(sha: &str) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn release_and_shared_names() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(release_stack_name("demo", sha), "demo-prod-0123456");
+        assert_eq!(release_slug(sha), "prod-0123456");
+        assert_eq!(shared_stack_name("demo"), "demo-shared");
+        assert!(is_valid_stack_name(&release_stack_name("demo", sha)));
+    }
 
     #[test]
     fn pr_names() {

@@ -40,6 +40,20 @@ pub enum ForgeError {
 }
 
 impl ForgeError {
+    /// Whether waiting and asking again may help: a rate limit, GitHub
+    /// being unavailable, or the connection failing.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ForgeError::NotFound => false,
+            ForgeError::Refused { status, message } => {
+                *status == 429
+                    || *status >= 500
+                    || (*status == 403 && message.to_ascii_lowercase().contains("rate limit"))
+            }
+            ForgeError::Transport(_) => true,
+        }
+    }
+
     fn from_octocrab(err: octocrab::Error) -> ForgeError {
         match err {
             octocrab::Error::GitHub { source, .. } if source.status_code == 404 => {
@@ -403,6 +417,24 @@ impl Forge {
             )
             .await?;
         Ok(created.id)
+    }
+
+    /// The newest Deployment to `environment`: (id, sha). GitHub lists
+    /// Deployments newest first.
+    pub async fn latest_deployment(&self, environment: &str) -> Result<Option<(u64, String)>> {
+        #[derive(Deserialize)]
+        struct Deployment {
+            id: u64,
+            sha: String,
+        }
+        let environment = utf8_percent_encode(environment, NON_ALPHANUMERIC);
+        let found: Vec<Deployment> = self
+            .get(format!(
+                "/repos/{}/deployments?environment={environment}&per_page=1",
+                self.repo
+            ))
+            .await?;
+        Ok(found.into_iter().next().map(|d| (d.id, d.sha)))
     }
 
     pub async fn deployment_status(

@@ -3,6 +3,7 @@
 //! Handlers only verify, parse and enqueue; all work happens in the
 //! reconcile workers, so GitHub gets its answer in milliseconds.
 
+pub mod delivery;
 pub mod signature;
 pub mod webhook;
 

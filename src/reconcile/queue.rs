@@ -3,42 +3,94 @@
 //! - One reconcile per key at a time; wishes that arrive meanwhile are merged
 //!   into one follow-up run, so three quick pushes cause one deploy.
 //! - A global cap on reconciles running at once.
-//! - A failed or panicking reconcile is retried with exponential backoff and
-//!   full jitter; it never stops the others.
-//! - A reconcile that waits on something (a stack in progress, an image not
-//!   pushed yet) asks to run again later instead of holding a worker.
+//! - A reconcile returns an [`Action`]: when to look again, and which other
+//!   keys to wake (a freed preview slot wakes those waiting for one).
+//! - A failed or panicking reconcile goes to the reconciler's error policy.
+//!   Retries back off exponentially with jitter (`backon`), and the intents
+//!   of the failed run are kept for the retry. A failure never stops the
+//!   other keys.
+//! - Deadlines are read on the [`Clock`], so a manual clock moves them.
 
-use rand::Rng;
+use crate::clock::Clock;
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
+use std::fmt::Display;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{Id, JoinSet};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// What a reconcile wants next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Next {
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action<K> {
+    requeue: Option<Duration>,
+    wake: Vec<K>,
+}
+
+impl<K> Action<K> {
     /// Converged: run again only when something changes.
-    Done,
+    pub fn done() -> Action<K> {
+        Action {
+            requeue: None,
+            wake: Vec::new(),
+        }
+    }
+
     /// Look again after this long (polling a stack, waiting for an image).
-    After(Duration),
+    pub fn after(delay: Duration) -> Action<K> {
+        Action {
+            requeue: Some(delay),
+            wake: Vec::new(),
+        }
+    }
+
+    /// Also asks for these keys to run now.
+    pub fn waking(mut self, keys: impl IntoIterator<Item = K>) -> Action<K> {
+        self.wake.extend(keys);
+        self
+    }
+
+    pub fn requeue(&self) -> Option<Duration> {
+        self.requeue
+    }
+
+    pub fn wakes(&self) -> &[K] {
+        &self.wake
+    }
+}
+
+/// What to do after a reconcile failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// Run again after a backoff delay, with the same intents.
+    Retry,
+    /// Drop the key until something asks for it again.
+    GiveUp,
 }
 
 /// The work done for one key.
 pub trait Reconcile: Send + Sync + 'static {
     type Key: Clone + Eq + Hash + Send + Sync + std::fmt::Debug + 'static;
     /// Something an event asked for beyond "look again" (a PR command, say).
-    type Intent: Send + 'static;
+    type Intent: Clone + Send + Sync + 'static;
+    type Error: Display + Send + 'static;
 
+    /// One pass over `key`. `failures` counts the failed passes just before
+    /// this one.
     fn reconcile(
         &self,
         key: Self::Key,
-        intents: Vec<Self::Intent>,
-    ) -> impl Future<Output = anyhow::Result<Next>> + Send;
+        intents: &[Self::Intent],
+        failures: u32,
+    ) -> impl Future<Output = Result<Action<Self::Key>, Self::Error>> + Send;
+
+    /// Decides what follows a failure; `failures` includes this one.
+    fn error_policy(&self, key: &Self::Key, error: &Self::Error, failures: u32) -> OnError;
 }
 
 /// Retry and cap settings.
@@ -49,6 +101,17 @@ pub struct Limits {
     pub retry_max: Duration,
 }
 
+/// How much work the queue holds, as last published.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Messages the dispatcher has taken in.
+    pub accepted: u64,
+    pub pending: usize,
+    pub running: usize,
+    /// Keys waiting for a deadline (a poll, a retry, the next resync).
+    pub delayed: usize,
+}
+
 enum Msg<K, I> {
     Now(K, Option<I>),
     Later(K, Duration),
@@ -57,14 +120,16 @@ enum Msg<K, I> {
 /// A handle for adding work. Cheap to clone.
 pub struct Queue<K, I> {
     tx: mpsc::UnboundedSender<Msg<K, I>>,
-    busy: watch::Receiver<usize>,
+    sent: Arc<AtomicU64>,
+    load: watch::Receiver<Load>,
 }
 
 impl<K, I> Clone for Queue<K, I> {
     fn clone(&self) -> Self {
         Queue {
             tx: self.tx.clone(),
-            busy: self.busy.clone(),
+            sent: self.sent.clone(),
+            load: self.load.clone(),
         }
     }
 }
@@ -72,18 +137,46 @@ impl<K, I> Clone for Queue<K, I> {
 impl<K, I> Queue<K, I> {
     /// Asks for `key` to be reconciled as soon as possible.
     pub fn push(&self, key: K, intent: Option<I>) {
-        // A closed queue means shutdown; the next start resyncs from state.
-        let _ = self.tx.send(Msg::Now(key, intent));
+        self.send(Msg::Now(key, intent));
     }
 
     /// Asks for `key` to be reconciled after `delay`, unless it runs sooner.
     pub fn later(&self, key: K, delay: Duration) {
-        let _ = self.tx.send(Msg::Later(key, delay));
+        self.send(Msg::Later(key, delay));
+    }
+
+    fn send(&self, msg: Msg<K, I>) {
+        // A closed queue means shutdown; the next start resyncs from state.
+        if self.tx.send(msg).is_ok() {
+            self.sent.fetch_add(1, Ordering::SeqCst);
+        }
     }
 
     /// Keys queued or running right now.
     pub fn busy(&self) -> usize {
-        *self.busy.borrow()
+        let load = *self.load.borrow();
+        load.pending + load.running
+    }
+
+    /// Waits until everything pushed so far has run and nothing is queued
+    /// or running; keys waiting for a deadline may remain.
+    pub async fn idle(&self) {
+        self.wait_for(|load| load.pending + load.running == 0).await;
+    }
+
+    /// Waits until nothing is queued, running or waiting for a deadline.
+    pub async fn quiet(&self) {
+        self.wait_for(|load| load.pending + load.running + load.delayed == 0)
+            .await;
+    }
+
+    async fn wait_for(&self, done: impl Fn(&Load) -> bool) {
+        let sent = self.sent.load(Ordering::SeqCst);
+        let mut load = self.load.clone();
+        // An error means the dispatcher stopped: nothing more will run.
+        let _ = load
+            .wait_for(|load| load.accepted >= sent && done(load))
+            .await;
     }
 }
 
@@ -93,16 +186,19 @@ impl<K, I> Queue<K, I> {
 pub fn start<R: Reconcile>(
     reconciler: Arc<R>,
     limits: Limits,
+    clock: Clock,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> (Queue<R::Key, R::Intent>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (busy_tx, busy) = watch::channel(0);
+    let (load_tx, load) = watch::channel(Load::default());
     let dispatcher = Dispatcher {
         reconciler,
         limits,
+        clock,
         rx,
-        busy: busy_tx,
+        load: load_tx,
+        accepted: 0,
         pending: HashMap::new(),
         order: Vec::new(),
         running: HashSet::new(),
@@ -110,44 +206,63 @@ pub fn start<R: Reconcile>(
         task_keys: HashMap::new(),
         delayed: HashMap::new(),
         failures: HashMap::new(),
+        kept: HashMap::new(),
     };
     let handle = tokio::spawn(dispatcher.run(shutdown, grace));
-    (Queue { tx, busy }, handle)
+    let queue = Queue {
+        tx,
+        sent: Arc::default(),
+        load,
+    };
+    (queue, handle)
 }
+
+type Outcome<R> = (
+    Result<Action<<R as Reconcile>::Key>, <R as Reconcile>::Error>,
+    Vec<<R as Reconcile>::Intent>,
+);
 
 struct Dispatcher<R: Reconcile> {
     reconciler: Arc<R>,
     limits: Limits,
+    clock: Clock,
     rx: mpsc::UnboundedReceiver<Msg<R::Key, R::Intent>>,
-    busy: watch::Sender<usize>,
+    load: watch::Sender<Load>,
+    accepted: u64,
     /// Keys waiting to run, with the intents merged for them.
     pending: HashMap<R::Key, Vec<R::Intent>>,
     /// Pending keys in arrival order, oldest first.
     order: Vec<R::Key>,
     running: HashSet<R::Key>,
-    tasks: JoinSet<anyhow::Result<Next>>,
+    tasks: JoinSet<Outcome<R>>,
     task_keys: HashMap<Id, R::Key>,
     /// Keys to run again at a deadline, unless something runs them sooner.
-    delayed: HashMap<R::Key, Instant>,
-    /// Consecutive failures per key, for backoff.
-    failures: HashMap<R::Key, u32>,
+    delayed: HashMap<R::Key, DateTime<Utc>>,
+    /// Consecutive failures per key, with the backoff they have reached.
+    failures: HashMap<R::Key, (u32, ExponentialBackoff)>,
+    /// Intents of failed runs, handed to the retry.
+    kept: HashMap<R::Key, Vec<R::Intent>>,
 }
 
 impl<R: Reconcile> Dispatcher<R> {
     async fn run(mut self, shutdown: CancellationToken, grace: Duration) {
         loop {
             self.start_ready();
-            let deadline = self.next_deadline();
-            let has_delayed = !self.delayed.is_empty();
+            let deadline = self.delayed.values().min().copied();
+            let clock = self.clock.clone();
+            let due = async move {
+                match deadline {
+                    Some(deadline) => clock.sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 msg = self.rx.recv() => match msg {
                     Some(msg) => self.accept(msg),
                     None => break,
                 },
-                () = tokio::time::sleep_until(deadline), if has_delayed => {
-                    self.expire();
-                }
+                () = due => self.expire(),
                 Some(joined) = self.tasks.join_next_with_id() => self.finish(joined),
             }
         }
@@ -155,6 +270,7 @@ impl<R: Reconcile> Dispatcher<R> {
     }
 
     fn accept(&mut self, msg: Msg<R::Key, R::Intent>) {
+        self.accepted += 1;
         match msg {
             Msg::Now(key, intent) => {
                 self.delayed.remove(&key);
@@ -162,22 +278,27 @@ impl<R: Reconcile> Dispatcher<R> {
             }
             Msg::Later(key, delay) => self.delay(key, delay),
         }
+        self.publish();
     }
 
     fn enqueue(&mut self, key: R::Key, intent: Option<R::Intent>) {
+        let kept = self.kept.remove(&key);
         let intents = self.pending.entry(key.clone()).or_insert_with(|| {
             self.order.push(key);
             Vec::new()
         });
+        // A failed run's intents go first: they were asked for earlier.
+        if let Some(kept) = kept {
+            intents.splice(0..0, kept);
+        }
         intents.extend(intent);
-        self.publish();
     }
 
     fn delay(&mut self, key: R::Key, delay: Duration) {
         if self.pending.contains_key(&key) {
             return;
         }
-        let deadline = Instant::now() + delay;
+        let deadline = self.clock.after(delay);
         // Keep the earlier deadline.
         self.delayed
             .entry(key)
@@ -185,14 +306,9 @@ impl<R: Reconcile> Dispatcher<R> {
             .or_insert(deadline);
     }
 
-    fn next_deadline(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(3600);
-        self.delayed.values().copied().min().unwrap_or(far)
-    }
-
     /// Moves every key whose deadline has passed to the pending set.
     fn expire(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let due: Vec<R::Key> = self
             .delayed
             .iter()
@@ -203,6 +319,7 @@ impl<R: Reconcile> Dispatcher<R> {
             self.delayed.remove(&key);
             self.enqueue(key, None);
         }
+        self.publish();
     }
 
     /// Starts pending keys that are not running, oldest first, up to the cap.
@@ -216,27 +333,31 @@ impl<R: Reconcile> Dispatcher<R> {
             }
             let key = self.order.remove(index);
             let intents = self.pending.remove(&key).unwrap_or_default();
+            let failures = self.failures.get(&key).map_or(0, |(n, _)| *n);
             let reconciler = self.reconciler.clone();
             let task_key = key.clone();
-            let handle = self
-                .tasks
-                .spawn(async move { reconciler.reconcile(task_key, intents).await });
+            let handle = self.tasks.spawn(async move {
+                let result = reconciler.reconcile(task_key, &intents, failures).await;
+                (result, intents)
+            });
             self.task_keys.insert(handle.id(), key.clone());
             self.running.insert(key);
         }
         self.publish();
     }
 
-    fn finish(&mut self, joined: Result<(Id, anyhow::Result<Next>), tokio::task::JoinError>) {
+    fn finish(&mut self, joined: Result<(Id, Outcome<R>), tokio::task::JoinError>) {
         let (id, outcome) = match joined {
-            Ok((id, result)) => (id, result),
+            Ok((id, (result, intents))) => {
+                (id, result.map_err(|e| (e.to_string(), Some(e), intents)))
+            }
             Err(err) => {
-                let outcome = Err(anyhow::anyhow!(if err.is_panic() {
+                let what = if err.is_panic() {
                     "reconcile panicked"
                 } else {
                     "reconcile was cancelled"
-                }));
-                (err.id(), outcome)
+                };
+                (err.id(), Err((what.to_owned(), None, Vec::new())))
             }
         };
         let Some(key) = self.task_keys.remove(&id) else {
@@ -244,36 +365,75 @@ impl<R: Reconcile> Dispatcher<R> {
         };
         self.running.remove(&key);
         match outcome {
-            Ok(next) => {
+            Ok(action) => {
                 self.failures.remove(&key);
                 metrics::counter!("pullstack_reconciles_total", "outcome" => "ok").increment(1);
-                if let Next::After(delay) = next {
+                for woken in action.wake {
+                    self.delayed.remove(&woken);
+                    self.enqueue(woken, None);
+                }
+                if let Some(delay) = action.requeue {
                     self.delay(key, delay);
                 }
             }
-            Err(err) => {
-                let attempt = self.failures.entry(key.clone()).or_insert(0);
-                *attempt += 1;
-                let delay = backoff(*attempt, self.limits.retry_initial, self.limits.retry_max);
-                metrics::counter!("pullstack_reconciles_total", "outcome" => "error").increment(1);
-                tracing::warn!(
-                    key = ?key,
-                    attempt = *attempt,
-                    retry_in = ?delay,
-                    error = format!("{err:#}"),
-                    "reconcile failed; will retry"
-                );
-                self.delay(key, delay);
-            }
+            Err((message, error, intents)) => self.failed(key, &message, error, intents),
         }
         self.publish();
     }
 
+    fn failed(
+        &mut self,
+        key: R::Key,
+        message: &str,
+        error: Option<R::Error>,
+        intents: Vec<R::Intent>,
+    ) {
+        metrics::counter!("pullstack_reconciles_total", "outcome" => "error").increment(1);
+        let limits = self.limits;
+        let (failures, backoff) = self.failures.entry(key.clone()).or_insert_with(|| {
+            let backoff = ExponentialBuilder::default()
+                .with_min_delay(limits.retry_initial)
+                .with_max_delay(limits.retry_max)
+                .with_jitter()
+                .without_max_times()
+                .build();
+            (0, backoff)
+        });
+        *failures += 1;
+        let failures = *failures;
+        let policy = match &error {
+            Some(error) => self.reconciler.error_policy(&key, error, failures),
+            None => OnError::Retry,
+        };
+        if policy == OnError::GiveUp {
+            tracing::warn!(key = ?key, failures, error = message, "reconcile failed; not retried");
+            self.failures.remove(&key);
+            return;
+        }
+        let delay = backoff.next().unwrap_or(limits.retry_max);
+        tracing::warn!(
+            key = ?key,
+            failures,
+            retry_in = ?delay,
+            error = message,
+            "reconcile failed; will retry"
+        );
+        if !intents.is_empty() {
+            self.kept.entry(key.clone()).or_default().extend(intents);
+        }
+        self.delay(key, delay);
+    }
+
     fn publish(&self) {
-        let busy = self.pending.len() + self.running.len();
-        self.busy.send_replace(busy);
-        metrics::gauge!("pullstack_queue_pending").set(self.pending.len() as f64);
-        metrics::gauge!("pullstack_queue_running").set(self.running.len() as f64);
+        let load = Load {
+            accepted: self.accepted,
+            pending: self.pending.len(),
+            running: self.running.len(),
+            delayed: self.delayed.len(),
+        };
+        self.load.send_replace(load);
+        metrics::gauge!("pullstack_queue_pending").set(load.pending as f64);
+        metrics::gauge!("pullstack_queue_running").set(load.running as f64);
     }
 
     async fn drain(mut self, grace: Duration) {
@@ -289,191 +449,5 @@ impl<R: Reconcile> Dispatcher<R> {
     }
 }
 
-/// A queue that no dispatcher serves: what is pushed waits in the [`Inbox`]
-/// for the caller to run, for one-shot runs outside the server.
-pub fn inbox<K, I>() -> (Queue<K, I>, Inbox<K, I>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (_, busy) = watch::channel(0);
-    (Queue { tx, busy }, Inbox { rx })
-}
-
-/// The receiving end of [`inbox`].
-pub struct Inbox<K, I> {
-    rx: mpsc::UnboundedReceiver<Msg<K, I>>,
-}
-
-impl<K: Eq + Hash, I> Inbox<K, I> {
-    /// Everything pushed so far, each key once with its intents merged, in
-    /// the order first asked for; a wish for later counts as one for now.
-    pub fn take(&mut self) -> Vec<(K, Vec<I>)> {
-        let mut taken: Vec<(K, Vec<I>)> = Vec::new();
-        while let Ok(msg) = self.rx.try_recv() {
-            let (key, intent) = match msg {
-                Msg::Now(key, intent) => (key, intent),
-                Msg::Later(key, _) => (key, None),
-            };
-            match taken.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, intents)) => intents.extend(intent),
-                None => taken.push((key, intent.into_iter().collect())),
-            }
-        }
-        taken
-    }
-}
-
-/// Full-jitter exponential backoff: a random delay up to
-/// `initial * 2^(attempt-1)`, capped at `max`, and never under `initial / 2`.
-pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
-    let exp = initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-    let ceiling = exp.min(max);
-    let floor = (initial / 2).min(ceiling);
-    let spread = ceiling.saturating_sub(floor);
-    floor + spread.mul_f64(rand::rng().random::<f64>())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    #[derive(Default)]
-    struct Recorder {
-        runs: Mutex<Vec<(u32, Vec<u32>)>>,
-        concurrent: AtomicUsize,
-        max_concurrent: AtomicUsize,
-        fail_first: AtomicUsize,
-    }
-
-    impl Reconcile for Recorder {
-        type Key = u32;
-        type Intent = u32;
-
-        async fn reconcile(&self, key: u32, intents: Vec<u32>) -> anyhow::Result<Next> {
-            let now = self.concurrent.fetch_add(1, Ordering::SeqCst) + 1;
-            self.max_concurrent.fetch_max(now, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            self.concurrent.fetch_sub(1, Ordering::SeqCst);
-            self.runs.lock().unwrap().push((key, intents));
-            if key == 99 {
-                panic!("boom");
-            }
-            if self
-                .fail_first
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-            {
-                anyhow::bail!("transient");
-            }
-            Ok(Next::Done)
-        }
-    }
-
-    fn limits(workers: usize) -> Limits {
-        Limits {
-            workers,
-            retry_initial: Duration::from_millis(10),
-            retry_max: Duration::from_millis(50),
-        }
-    }
-
-    async fn settle<K, I>(queue: &Queue<K, I>) {
-        for _ in 0..500 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            if queue.busy() == 0 {
-                return;
-            }
-        }
-        panic!("queue did not settle");
-    }
-
-    #[tokio::test]
-    async fn wishes_for_a_running_key_coalesce_into_one_run() {
-        let recorder = Arc::new(Recorder::default());
-        let (queue, _) = start(
-            recorder.clone(),
-            limits(4),
-            CancellationToken::new(),
-            Duration::ZERO,
-        );
-        queue.push(1, Some(10));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        for intent in [11, 12, 13] {
-            queue.push(1, Some(intent));
-        }
-        settle(&queue).await;
-        let runs = recorder.runs.lock().unwrap().clone();
-        assert_eq!(runs, vec![(1, vec![10]), (1, vec![11, 12, 13])]);
-        assert_eq!(recorder.max_concurrent.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn global_cap_holds() {
-        let recorder = Arc::new(Recorder::default());
-        let (queue, _) = start(
-            recorder.clone(),
-            limits(3),
-            CancellationToken::new(),
-            Duration::ZERO,
-        );
-        for key in 0..12 {
-            queue.push(key, None);
-        }
-        settle(&queue).await;
-        assert_eq!(recorder.runs.lock().unwrap().len(), 12);
-        assert_eq!(recorder.max_concurrent.load(Ordering::SeqCst), 3);
-    }
-
-    #[tokio::test]
-    async fn failures_retry_and_panics_do_not_stop_others() {
-        let recorder = Arc::new(Recorder {
-            fail_first: AtomicUsize::new(2),
-            ..Recorder::default()
-        });
-        let (queue, _) = start(
-            recorder.clone(),
-            limits(2),
-            CancellationToken::new(),
-            Duration::ZERO,
-        );
-        queue.push(99, None);
-        queue.push(5, None);
-        // A panic's backtrace can take a while to print: wait on progress, not a clock.
-        let count = |key: u32| {
-            recorder
-                .runs
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(k, _)| *k == key)
-                .count()
-        };
-        for _ in 0..1000 {
-            if count(5) >= 3 && count(99) >= 2 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let runs = recorder.runs.lock().unwrap().clone();
-        let fives = runs.iter().filter(|(k, _)| *k == 5).count();
-        assert_eq!(fives, 3, "two failures then success: {runs:?}");
-        assert!(
-            runs.iter().filter(|(k, _)| *k == 99).count() >= 2,
-            "panicking key is retried"
-        );
-    }
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let initial = Duration::from_secs(1);
-        let max = Duration::from_secs(60);
-        for attempt in 1..40 {
-            let d = backoff(attempt, initial, max);
-            assert!(
-                d >= Duration::from_millis(500) && d <= max,
-                "{attempt}: {d:?}"
-            );
-        }
-        assert!(backoff(1, initial, max) <= initial);
-    }
-}
+mod tests;

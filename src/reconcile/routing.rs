@@ -1,8 +1,8 @@
 //! Which environments an event asks to look at again, and with what intent.
 //!
-//! This is the only place events are interpreted; the reconcilers read state
-//! and never trust an event's payload beyond "look again" and the commands
-//! it carries.
+//! This is the only place events are interpreted, for `serve` and
+//! `handle-event` alike; the reconcilers read state and never trust an
+//! event's payload beyond "look again" and the commands it carries.
 
 use super::{Intent, Job};
 use crate::domain::commands::{self, Parsed};
@@ -21,8 +21,37 @@ pub struct Router {
     pub branches: Globs,
 }
 
+/// What an event comes to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A `ping`: answer it.
+    Pong,
+    /// Nothing to do, and why.
+    Ignored(String),
+    /// Jobs to queue, each with what it asks for.
+    Jobs(Vec<(Job, Option<Intent>)>),
+}
+
 impl Router {
-    pub fn jobs(&self, event: &Event) -> Vec<(Job, Option<Intent>)> {
+    /// Where `event` goes.
+    pub fn route(&self, event: &Event) -> Route {
+        match event {
+            Event::Ping => Route::Pong,
+            Event::Ignored { reason } => Route::Ignored(reason.clone()),
+            Event::Installation { action, account } => {
+                tracing::info!(action, account, "installation event");
+                Route::Ignored("installation events are logged only".into())
+            }
+            event => match self.jobs(event) {
+                jobs if jobs.is_empty() => {
+                    Route::Ignored(format!("it asks nothing of {}'s environments", self.repo))
+                }
+                jobs => Route::Jobs(jobs),
+            },
+        }
+    }
+
+    fn jobs(&self, event: &Event) -> Vec<(Job, Option<Intent>)> {
         match event {
             Event::PullRequest(pr) if pr.repo == self.repo => {
                 let job = Job::Env(EnvKey::Pr(pr.number));

@@ -1,24 +1,98 @@
-//! What a preview stack is sent on each deploy: the rendered template, its
-//! parameters and its tags.
+//! What an environment stack is sent on each deploy, previews and
+//! production releases alike: the rendered template, its parameters and its
+//! tags.
 
-use super::Controller;
-use super::preview::{Env, Scale};
+use super::Error;
 use crate::aws::shared::Shared;
-use crate::aws::stacks::{Deploy, Stack, tag};
-use crate::domain::naming::EnvKey;
+use crate::aws::stacks::{Deploy, tag};
+use crate::config::{Capacity, Config};
 use crate::domain::template::{self, Placeholders};
-use chrono::Utc;
 use std::collections::BTreeMap;
 
+/// How big an environment runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizing<'a> {
+    pub cpu: &'a str,
+    pub memory: &'a str,
+    pub desired_count: u32,
+    pub capacity: Capacity,
+}
+
+/// Everything that differs between two environments' stacks.
+pub struct Request<'a> {
+    /// The environment's slug (`pr-42`, `prod-0123abc`): its resources' names.
+    pub slug: String,
+    pub sha: &'a str,
+    /// `preview` or `production`.
+    pub role: &'static str,
+    /// The tag value naming the environment.
+    pub env_tag: String,
+    pub sizing: Sizing<'a>,
+    /// The DNS name and the zone it goes in, when the stack owns a record.
+    pub dns: Option<(String, &'a str)>,
+    pub placeholders: Placeholders,
+    /// When the environment was first created, RFC 3339.
+    pub created_at: String,
+}
+
 /// One deploy's template body, parameters and tags.
-pub(super) struct Spec {
+pub struct Spec {
     body: String,
     parameters: BTreeMap<String, String>,
-    tags: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
 }
 
 impl Spec {
-    pub(super) fn deploy<'a>(&'a self, name: &'a str) -> Deploy<'a> {
+    /// Renders the template and fills in the parameters and tags. A
+    /// placeholder the template cannot take is the config's mistake.
+    pub fn build(config: &Config, shared: &Shared, request: Request<'_>) -> Result<Spec, Error> {
+        let preview = &config.preview;
+        let body = template::render(
+            template::PREVIEW,
+            &preview.env,
+            &preview.secrets,
+            &request.placeholders,
+        )
+        .map_err(|err| {
+            Error::user(format!(
+                "The config's `preview.env` or `preview.secrets` cannot be used: {err:#}. \
+                 Fix it in the config; a push or `/pullstack redeploy` then deploys again."
+            ))
+        })?;
+        let sizing = request.sizing;
+        let (dns_name, zone) = request.dns.unwrap_or_default();
+        let parameters = BTreeMap::from([
+            ("SharedStackName".to_owned(), shared.stack_name.clone()),
+            ("EnvironmentName".to_owned(), request.slug),
+            ("Image".to_owned(), shared.image(request.sha)),
+            ("ContainerPort".to_owned(), preview.port.to_string()),
+            ("Cpu".to_owned(), sizing.cpu.to_owned()),
+            ("Memory".to_owned(), sizing.memory.to_owned()),
+            ("HealthCheckPath".to_owned(), preview.health_path.clone()),
+            ("DesiredCount".to_owned(), sizing.desired_count.to_string()),
+            (
+                "CapacityProvider".to_owned(),
+                sizing.capacity.as_str().to_owned(),
+            ),
+            ("HostedZoneId".to_owned(), zone.to_owned()),
+            ("DnsName".to_owned(), dns_name),
+        ]);
+        let tags = BTreeMap::from([
+            (tag::MANAGED.to_owned(), "true".to_owned()),
+            (tag::REPO.to_owned(), config.repository.clone()),
+            (tag::ENV.to_owned(), request.env_tag),
+            (tag::COMMIT.to_owned(), request.sha.to_owned()),
+            (tag::ROLE.to_owned(), request.role.to_owned()),
+            (tag::CREATED_AT.to_owned(), request.created_at),
+        ]);
+        Ok(Spec {
+            body,
+            parameters,
+            tags,
+        })
+    }
+
+    pub fn deploy<'a>(&'a self, name: &'a str) -> Deploy<'a> {
         Deploy {
             name,
             template_body: &self.body,
@@ -28,105 +102,7 @@ impl Spec {
     }
 }
 
-impl Controller {
-    /// The spec for `sha` at `scale`, keeping what the existing `stack`
-    /// must keep (its creation time, and its activity time unless the
-    /// commit moved or it wakes).
-    pub(super) fn spec(
-        &self,
-        env: &Env<'_>,
-        shared: &Shared,
-        stack: Option<&Stack>,
-        sha: &str,
-        scale: Scale,
-    ) -> anyhow::Result<Spec> {
-        let image = shared.image(sha);
-        let preview = &self.config.preview;
-        let dns_name = (!preview.dns_zone.is_empty())
-            .then(|| format!("{}.{}", env.key.slug(), preview.dns_zone));
-        let url = match (&dns_name, stack.and_then(|s| s.output("Url"))) {
-            (Some(dns), _) => format!("http://{dns}"),
-            (None, Some(url)) => url.to_owned(),
-            (None, None) => String::new(),
-        };
-        let placeholders = Placeholders {
-            pr: env.pr.map(|p| p.number),
-            branch: env.branch.to_owned(),
-            sha: sha.to_owned(),
-            url,
-            env: env.key.slug(),
-        };
-        let body = template::render(
-            template::PREVIEW,
-            &preview.env,
-            &preview.secrets,
-            &placeholders,
-        )?;
-        let parameters = BTreeMap::from([
-            ("SharedStackName".to_owned(), shared.stack_name.clone()),
-            ("EnvironmentName".to_owned(), env.key.slug()),
-            ("Image".to_owned(), image),
-            ("ContainerPort".to_owned(), preview.port.to_string()),
-            ("Cpu".to_owned(), preview.cpu.clone()),
-            ("Memory".to_owned(), preview.memory.clone()),
-            ("HealthCheckPath".to_owned(), preview.health_path.clone()),
-            (
-                "DesiredCount".to_owned(),
-                match scale {
-                    Scale::Up => preview.desired_count,
-                    Scale::Zero => 0,
-                }
-                .to_string(),
-            ),
-            (
-                "CapacityProvider".to_owned(),
-                preview.capacity.as_str().to_owned(),
-            ),
-            (
-                "HostedZoneId".to_owned(),
-                if dns_name.is_some() {
-                    preview.hosted_zone_id.clone()
-                } else {
-                    String::new()
-                },
-            ),
-            ("DnsName".to_owned(), dns_name.unwrap_or_default()),
-        ]);
-        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let kept = |key: &str| stack.and_then(|s| s.tag(key)).map(str::to_owned);
-        let mut tags = self.tags(env, sha, &kept(tag::CREATED_AT).unwrap_or(now.clone()));
-        // Idle time counts from the last new commit or wake. A redeploy of
-        // the same commit keeps the tag, so an unchanged stack stays
-        // unchanged and its tasks are restarted instead.
-        let moved = stack
-            .is_none_or(|s| s.tag(tag::COMMIT) != Some(sha) || s.tag(tag::IDLE_SINCE).is_some());
-        let active_at = match (scale, moved) {
-            (Scale::Up, true) => now.clone(),
-            _ => kept(tag::ACTIVE_AT).unwrap_or(now.clone()),
-        };
-        tags.insert(tag::ACTIVE_AT.to_owned(), active_at);
-        if scale == Scale::Zero {
-            tags.insert(tag::IDLE_SINCE.to_owned(), now);
-        }
-        Ok(Spec {
-            body,
-            parameters,
-            tags,
-        })
-    }
-
-    fn tags(&self, env: &Env<'_>, sha: &str, created_at: &str) -> BTreeMap<String, String> {
-        let mut tags = BTreeMap::from([
-            (tag::MANAGED.to_owned(), "true".to_owned()),
-            (tag::REPO.to_owned(), self.forge.repo().to_string()),
-            (tag::ENV.to_owned(), env.key.tag_value()),
-            (tag::COMMIT.to_owned(), sha.to_owned()),
-            (tag::ROLE.to_owned(), "preview".to_owned()),
-            (tag::CREATED_AT.to_owned(), created_at.to_owned()),
-        ]);
-        if let EnvKey::Pr(number) = env.key {
-            tags.insert(tag::PR.to_owned(), number.to_string());
-        }
-        tags
-    }
+/// A time as stack tags hold it.
+pub fn tag_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -6,6 +6,7 @@
 //! state is written at once.
 
 use crate::domain::comment::{self, Memory, State, View};
+use crate::domain::naming::EnvKey;
 use crate::github::client::{Forge, ForgeError};
 use std::collections::HashMap;
 use std::mem::discriminant;
@@ -17,8 +18,9 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// One environment's comment as last seen or written.
 ///
-/// A branch environment has no PR to comment on: its `issue` is `None`, and
-/// its memory lives in this process only.
+/// A branch environment has no PR to comment on: its `issue` is `None`. Its
+/// memory lives in this process, and its Deployment is found again on
+/// GitHub after a restart.
 #[derive(Clone, Debug)]
 pub struct Sticky {
     pub issue: Option<u64>,
@@ -77,14 +79,23 @@ impl StickyComments {
             .map(|s| (s.memory.clone(), s.last_state.clone()))
     }
 
-    /// The memory of an environment without a PR to comment on.
-    pub fn detached(&self, env: &str) -> Sticky {
+    /// The memory of an environment without a PR to comment on. After a
+    /// restart it starts from the environment's newest Deployment, so that
+    /// one is still closed when the environment goes.
+    pub async fn detached(&self, forge: &Forge, key: &EnvKey) -> Result<Sticky, ForgeError> {
+        let env = key.slug();
+        if let Some(found) = self.cache.lock().expect("sticky lock").get(&env) {
+            return Ok(found.clone());
+        }
+        let mut sticky = Sticky::new(None, &env);
+        sticky.memory.deployment = forge
+            .latest_deployment(&key.deployment_environment())
+            .await?;
         self.cache
             .lock()
             .expect("sticky lock")
-            .entry(env.to_owned())
-            .or_insert_with(|| Sticky::new(None, env))
-            .clone()
+            .insert(env, sticky.clone());
+        Ok(sticky)
     }
 
     /// Writes the comment for `state` if its text changed; creates it the
@@ -153,6 +164,11 @@ impl StickyComments {
 }
 
 impl Sticky {
+    /// The state the comment last showed, in this process.
+    pub fn last_state(&self) -> Option<&State> {
+        self.last_state.as_ref()
+    }
+
     fn new(issue: Option<u64>, env: &str) -> Sticky {
         Sticky {
             issue,

@@ -94,6 +94,8 @@ pub struct World {
     pub config_yaml: String,
     /// Authenticate as a GitHub App with this PEM key instead of a token.
     pub app_key: Option<String>,
+    /// The server's clock: real time that a test can move forward.
+    pub clock: pullstack::clock::Clock,
     server: Option<Running>,
     http: reqwest::Client,
 }
@@ -129,6 +131,7 @@ impl World {
             repo,
             config_yaml,
             app_key: None,
+            clock: pullstack::clock::Clock::manual(),
             server: None,
             http: reqwest::Client::new(),
         };
@@ -196,6 +199,7 @@ impl World {
             webhook_secrets: vec![SECRET.to_owned().into()],
             shutdown_grace: Duration::from_secs(2),
             aws: Some(aws),
+            clock: self.clock.clone(),
         })
         .await
         .expect("start pullstack");

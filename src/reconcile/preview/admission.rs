@@ -4,17 +4,16 @@
 //!
 //! Admissions are serialised, and a slot is held from the count until the
 //! CreateStack call returns, so two environments never take the last slot.
+//! The line lives in this process: after a restart, the resync rebuilds it
+//! from the open PRs that have no stack, in the order they were opened.
 
-use super::preview::Env;
-use super::queue::Next;
-use super::sticky::Sticky;
-use super::{Controller, Job};
+use super::Pass;
 use crate::aws::quotas::Usage;
-use crate::aws::stacks::Deploy;
-use crate::aws::stacks::tag;
+use crate::aws::stacks::{Deploy, tag};
 use crate::domain::comment::State;
 use crate::domain::naming::EnvKey;
 use crate::github::client::StatusState;
+use crate::reconcile::{Action, Ctx, Job, Result};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -25,7 +24,7 @@ const QUOTA_TTL: Duration = Duration::from_secs(3600);
 
 /// The admission state shared by all workers.
 #[derive(Default)]
-pub(super) struct Admissions {
+pub struct Admissions {
     /// Held from the count until the stack exists.
     slot: tokio::sync::Mutex<()>,
     /// Environments waiting for a slot, and since when.
@@ -63,22 +62,25 @@ enum Admission<'a> {
     Refused(String),
 }
 
-impl Controller {
-    async fn admit(&self, env: &Env<'_>) -> anyhow::Result<Admission<'_>> {
-        let slot = self.admissions.slot.lock().await;
-        let limits = &self.config.preview.limits;
+impl Admissions {
+    async fn admit(
+        &self,
+        ctx: &Ctx,
+        key: &EnvKey,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Admission<'_>> {
+        let slot = self.slot.lock().await;
+        let limits = &ctx.config.preview.limits;
         if limits.per_repository.is_some() || limits.total.is_some() {
-            let since = env.since.unwrap_or_else(Utc::now);
+            let since = since.unwrap_or_else(|| ctx.clock.now());
             let position = {
-                let mut waiting = self.admissions.waiting.lock().expect("waiting lock");
-                waiting.entry(env.key.clone()).or_insert(since);
+                let mut waiting = self.waiting.lock().expect("waiting lock");
+                waiting.entry(key.clone()).or_insert(since);
                 let mut line: Vec<_> = waiting.iter().collect();
                 line.sort_by_key(|(key, since)| (**since, (*key).clone()));
-                line.iter()
-                    .position(|(key, _)| *key == env.key)
-                    .unwrap_or(0)
+                line.iter().position(|(k, _)| *k == key).unwrap_or(0)
             };
-            let Count { mine, total, .. } = self.count().await?;
+            let Count { mine, total, .. } = self.count(ctx).await?;
             let bounds = [
                 limits
                     .per_repository
@@ -88,124 +90,77 @@ impl Controller {
                     .map(|limit| Bound::new(limit, total, "in this account and region")),
             ];
             if let Some((position, limit)) = in_line(&bounds, position) {
-                tracing::info!(env = %env.key, position, "queued: {limit}");
+                tracing::info!(env = %key, position, "queued: {limit}");
                 return Ok(Admission::Queued { position, limit });
             }
         }
-        if self.config.preview.limits.check_quotas
-            && let Some(reason) = self.quota_reached().await?
+        if limits.check_quotas
+            && let Some(reason) = self.quota_reached(ctx).await?
         {
-            self.admitted(env.key);
-            tracing::warn!(env = %env.key, "refused: {reason}");
+            self.admitted(key);
+            tracing::warn!(env = %key, "refused: {reason}");
             return Ok(Admission::Refused(reason));
         }
         Ok(Admission::Go(slot))
     }
 
-    /// Creates the environment's stack if admitted. Otherwise says on the PR
-    /// that it waits in line or why it was refused, and returns the pass's
-    /// end.
-    pub(super) async fn create(
-        &self,
-        env: &Env<'_>,
-        sticky: &mut Sticky,
-        sha: &str,
-        deploy: &Deploy<'_>,
-    ) -> anyhow::Result<Option<Next>> {
-        let _slot = match self.admit(env).await? {
-            Admission::Go(slot) => slot,
-            Admission::Queued { position, limit } => {
-                let state = State::Queued { position, limit };
-                self.report(env, sticky, Some(sha), state).await?;
-                let why = "queued: preview limit reached";
-                self.status(env, sha, StatusState::Pending, None, why)
-                    .await?;
-                return Ok(Some(Next::Done));
-            }
-            Admission::Refused(reason) => {
-                self.report(env, sticky, Some(sha), State::Refused { reason })
-                    .await?;
-                let why = "an AWS quota is reached";
-                self.status(env, sha, StatusState::Error, None, why).await?;
-                return Ok(Some(Next::Done));
-            }
-        };
-        self.aws.stacks.create(deploy).await?;
-        self.admitted(env.key);
-        Ok(None)
+    /// The environment has its stack (or gave up on one): out of the line.
+    fn admitted(&self, key: &EnvKey) {
+        self.waiting.lock().expect("waiting lock").remove(key);
+        *self.count.lock().expect("count lock") = None;
     }
 
-    /// The environment has its stack (or gave up on one): out of the line.
-    pub(super) fn admitted(&self, key: &EnvKey) {
-        self.admissions
-            .waiting
-            .lock()
-            .expect("waiting lock")
-            .remove(key);
-        *self.admissions.count.lock().expect("count lock") = None;
+    /// A slot may have freed: everyone waiting looks again, and the oldest
+    /// gets it. Returns the jobs to wake.
+    pub fn freed(&self, key: &EnvKey) -> Vec<Job> {
+        self.admitted(key);
+        let waiting = self.waiting.lock().expect("waiting lock");
+        waiting.keys().cloned().map(Job::Env).collect()
     }
 
     /// Preview stacks of this repository and of all, listed at most every
     /// [`COUNT_TTL`] unless this process created or deleted one since: PRs
     /// waiting in line look again on every resync.
-    async fn count(&self) -> anyhow::Result<Count> {
-        if let Some(count) = *self.admissions.count.lock().expect("count lock")
+    async fn count(&self, ctx: &Ctx) -> Result<Count> {
+        if let Some(count) = *self.count.lock().expect("count lock")
             && count.at.elapsed() < COUNT_TTL
         {
             return Ok(count);
         }
-        let previews = self.aws.stacks.list_tagged(tag::ROLE, "preview").await?;
+        let previews = ctx.aws.stacks.list_tagged(tag::ROLE, "preview").await?;
         let managed: Vec<_> = previews
             .iter()
             .filter(|s| s.tag(tag::MANAGED) == Some("true"))
             .collect();
-        let repo = self.forge.repo().to_string();
+        let repo = ctx.config.repository.as_str();
         let count = Count {
             at: Instant::now(),
             mine: managed
                 .iter()
-                .filter(|s| s.tag(tag::REPO) == Some(repo.as_str()))
+                .filter(|s| s.tag(tag::REPO) == Some(repo))
                 .count(),
             total: managed.len(),
         };
-        *self.admissions.count.lock().expect("count lock") = Some(count);
+        *self.count.lock().expect("count lock") = Some(count);
         Ok(count)
     }
 
-    /// A slot may have freed: everyone waiting looks again, and the oldest
-    /// gets it.
-    pub(super) fn slot_freed(&self, key: &EnvKey) {
-        self.admitted(key);
-        let waiting: Vec<EnvKey> = self
-            .admissions
-            .waiting
-            .lock()
-            .expect("waiting lock")
-            .keys()
-            .cloned()
-            .collect();
-        if let Some(queue) = self.queue.get() {
-            for key in waiting {
-                queue.push(Job::Env(key), None);
-            }
-        }
-    }
-
     /// Why the account cannot take another environment, if it cannot.
-    async fn quota_reached(&self) -> anyhow::Result<Option<String>> {
+    async fn quota_reached(&self, ctx: &Ctx) -> Result<Option<String>> {
+        let quotas = &ctx.aws.quotas;
         let Limits {
             load_balancers: albs,
             stacks,
             ..
         } = {
-            let mut cached = self.admissions.quotas.lock().await;
+            let mut cached = self.quotas.lock().await;
             match *cached {
                 Some(limits) if limits.read_at.elapsed() < QUOTA_TTL => limits,
                 _ => {
                     let limits = Limits {
                         read_at: Instant::now(),
-                        load_balancers: self.aws.quotas.load_balancer_limit().await,
-                        stacks: self.aws.quotas.stack_limit().await,
+                        load_balancers: quotas.load_balancer_limit().await,
+                        stacks: quotas.stack_limit().await,
                     };
                     *cached = Some(limits);
                     limits
@@ -213,7 +168,7 @@ impl Controller {
             }
         };
         if let Some(limit) = albs {
-            let used = self.aws.quotas.load_balancers().await?;
+            let used = quotas.load_balancers().await?;
             if (Usage { used, limit }).is_full() {
                 return Ok(Some(format!(
                     "The account already has {used} of its {limit} Application Load Balancers in \
@@ -223,7 +178,7 @@ impl Controller {
             }
         }
         if let Some(limit) = stacks {
-            let used = self.aws.quotas.stacks().await?;
+            let used = quotas.stacks().await?;
             if (Usage { used, limit }).is_full() {
                 return Ok(Some(format!(
                     "The account already has {used} of its {limit} CloudFormation stacks in this \
@@ -232,6 +187,39 @@ impl Controller {
                 )));
             }
         }
+        Ok(None)
+    }
+}
+
+impl Pass<'_> {
+    /// Creates the environment's stack if admitted. Otherwise says on the PR
+    /// that it waits in line or why it was refused, and returns the pass's
+    /// end.
+    pub(super) async fn create(
+        &mut self,
+        sha: &str,
+        deploy: &Deploy<'_>,
+    ) -> Result<Option<Action>> {
+        let ctx = self.ctx;
+        let admissions = &ctx.admissions;
+        let _slot = match admissions.admit(ctx, &self.env.key, self.env.since).await? {
+            Admission::Go(slot) => slot,
+            Admission::Queued { position, limit } => {
+                self.report(Some(sha), State::Queued { position, limit })
+                    .await?;
+                let why = "queued: preview limit reached";
+                self.status(sha, StatusState::Pending, None, why).await?;
+                return Ok(Some(Action::done()));
+            }
+            Admission::Refused(reason) => {
+                self.report(Some(sha), State::Refused { reason }).await?;
+                let why = "an AWS quota is reached";
+                self.status(sha, StatusState::Error, None, why).await?;
+                return Ok(Some(Action::done()));
+            }
+        };
+        ctx.aws.stacks.create(deploy).await?;
+        admissions.admitted(&self.env.key);
         Ok(None)
     }
 }

@@ -1,0 +1,273 @@
+//! Deploying a preview: wait for the commit's image, create or update the
+//! stack, then check the URL and say it is ready.
+
+use super::{Env, Pass, Scale};
+use crate::aws::shared::Shared;
+use crate::aws::stacks::{Stack, Started, tag};
+use crate::domain::comment::{self, State};
+use crate::domain::naming::{EnvKey, short_sha};
+use crate::domain::template::Placeholders;
+use crate::github::client::{DeploymentState, StatusState};
+use crate::reconcile::spec::{self, Request, Sizing, Spec};
+use crate::reconcile::{Action, Result};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// When each (environment, commit) started waiting for its image. Lost on
+/// restart: the wait then counts again from the restart.
+#[derive(Default)]
+pub struct ImageWaits(Mutex<HashMap<(EnvKey, String), DateTime<Utc>>>);
+
+impl Pass<'_> {
+    /// Creates or updates the stack for `sha`, once its image is in ECR,
+    /// with the configured tasks or none.
+    pub(super) async fn deploy(
+        &mut self,
+        stack: Option<&Stack>,
+        sha: &str,
+        scale: Scale,
+    ) -> Result<Action> {
+        let ctx = self.ctx;
+        let shared = ctx.shared().await?;
+        if !ctx.aws.images.exists(&shared.repository_name, sha).await? {
+            return self.wait_for_image(sha, &shared.image(sha)).await;
+        }
+        let waits = &ctx.image_waits.0;
+        waits
+            .lock()
+            .expect("image waits lock")
+            .remove(&(self.env.key.clone(), sha.to_owned()));
+        let spec = self.spec(&shared, stack, sha, scale)?;
+        let name = self.env.stack_name.clone();
+        let deploy = spec.deploy(&name);
+        let memory = &mut self.sticky.memory;
+        memory.failed = None;
+        memory.ready = None;
+        memory.removing.clear();
+        match stack {
+            None => {
+                if let Some(waiting) = self.create(sha, &deploy).await? {
+                    return Ok(waiting);
+                }
+            }
+            Some(existing) => {
+                if ctx.aws.stacks.update(&deploy).await? == Started::NoChange {
+                    // Same template and parameters: restart the tasks instead.
+                    if let (Some(cluster), Some(service)) = (
+                        existing.output("ClusterName"),
+                        existing.output("ServiceName"),
+                    ) {
+                        ctx.aws.services.restart(cluster, service).await?;
+                    }
+                    tracing::info!(stack = name, "stack unchanged; tasks restarted");
+                }
+            }
+        }
+        let poll = Action::after(ctx.poll_delay(Duration::ZERO));
+        if scale == Scale::Zero {
+            let state = State::Deploying {
+                status: "UPDATE_IN_PROGRESS, scaling to zero".into(),
+                elapsed: Duration::ZERO,
+            };
+            self.report(Some(sha), state).await?;
+            return Ok(poll);
+        }
+        tracing::info!(stack = name, commit = short_sha(sha), "deploy started");
+        self.deployment(sha, DeploymentState::InProgress, None, "deploying")
+            .await?;
+        self.status(sha, StatusState::Pending, None, "deploying")
+            .await?;
+        let status = if stack.is_some() {
+            "UPDATE_IN_PROGRESS"
+        } else {
+            "CREATE_IN_PROGRESS"
+        };
+        let state = State::Deploying {
+            status: status.into(),
+            elapsed: Duration::ZERO,
+        };
+        self.report(Some(sha), state).await?;
+        Ok(poll)
+    }
+
+    async fn wait_for_image(&mut self, sha: &str, image: &str) -> Result<Action> {
+        let ctx = self.ctx;
+        let since = *ctx
+            .image_waits
+            .0
+            .lock()
+            .expect("image waits lock")
+            .entry((self.env.key.clone(), sha.to_owned()))
+            .or_insert_with(|| ctx.clock.now());
+        let waited = ctx.clock.since(since);
+        let image = image.to_owned();
+        if waited > ctx.config.preview.image_timeout {
+            self.report(Some(sha), State::ImageTimeout { image, waited })
+                .await?;
+            let why = "the image never appeared in ECR";
+            self.status(sha, StatusState::Failure, None, why).await?;
+            return Ok(Action::done());
+        }
+        self.report(Some(sha), State::WaitingForImage { image, waited })
+            .await?;
+        self.status(sha, StatusState::Pending, None, "waiting for the image")
+            .await?;
+        Ok(Action::after(ctx.poll_delay(waited)))
+    }
+
+    /// The stack is at `sha`: check the URL if configured, then say so.
+    pub(super) async fn ready(
+        &mut self,
+        stack: &Stack,
+        sha: &str,
+        took: Duration,
+    ) -> Result<Action> {
+        let Some(url) = stack.output("Url").map(str::to_owned) else {
+            return Err(anyhow::anyhow!("stack {} has no Url output", self.env.stack_name).into());
+        };
+        if self.sticky.memory.ready.as_deref() == Some(sha) {
+            return Ok(Action::done());
+        }
+        let ctx = self.ctx;
+        let preview = &ctx.config.preview;
+        if preview.ready_check && !probe(&url, &preview.health_path).await {
+            if took > preview.ready_timeout {
+                let reason = format!(
+                    "the stack is up but {url}{} did not answer within {}.",
+                    preview.health_path,
+                    comment::human(preview.ready_timeout)
+                );
+                self.fail(sha, reason, Vec::new()).await?;
+                return Ok(Action::done());
+            }
+            let state = State::Deploying {
+                status: "waiting for the app to answer".into(),
+                elapsed: took,
+            };
+            self.report(Some(sha), state).await?;
+            return Ok(Action::after(ctx.poll_delay(took)));
+        }
+        self.sticky.memory.ready = Some(sha.to_owned());
+        self.deployment(sha, DeploymentState::Success, Some(&url), "ready")
+            .await?;
+        self.status(sha, StatusState::Success, Some(&url), "ready")
+            .await?;
+        self.report(Some(sha), State::Ready { url, took }).await?;
+        let name = &self.env.stack_name;
+        tracing::info!(stack = name, commit = short_sha(sha), took = ?took, "environment ready");
+        Ok(Action::done())
+    }
+
+    /// The spec for `sha` at `scale`, keeping what the existing `stack`
+    /// must keep (its creation time, and its activity time unless the
+    /// commit moved or it wakes).
+    fn spec(
+        &self,
+        shared: &Shared,
+        stack: Option<&Stack>,
+        sha: &str,
+        scale: Scale,
+    ) -> Result<Spec> {
+        let ctx = self.ctx;
+        let preview = &ctx.config.preview;
+        let env = &self.env;
+        let dns_name = (!preview.dns_zone.is_empty())
+            .then(|| format!("{}.{}", env.key.slug(), preview.dns_zone));
+        let url = match (&dns_name, stack.and_then(|s| s.output("Url"))) {
+            (Some(dns), _) => format!("http://{dns}"),
+            (None, Some(url)) => url.to_owned(),
+            (None, None) => String::new(),
+        };
+        let now = spec::tag_time(ctx.clock.now());
+        let kept = |key: &str| stack.and_then(|s| s.tag(key)).map(str::to_owned);
+        let request = Request {
+            slug: env.key.slug(),
+            sha,
+            role: "preview",
+            env_tag: env.key.tag_value(),
+            sizing: Sizing {
+                cpu: &preview.cpu,
+                memory: &preview.memory,
+                desired_count: match scale {
+                    Scale::Up => preview.desired_count,
+                    Scale::Zero => 0,
+                },
+                capacity: preview.capacity,
+            },
+            dns: dns_name.map(|name| (name, preview.hosted_zone_id.as_str())),
+            placeholders: Placeholders {
+                pr: env.pr.as_ref().map(|p| p.number),
+                branch: env.branch.clone(),
+                sha: sha.to_owned(),
+                url,
+                env: env.key.slug(),
+            },
+            created_at: kept(tag::CREATED_AT).unwrap_or(now.clone()),
+        };
+        let mut spec = Spec::build(&ctx.config, shared, request)?;
+        if let EnvKey::Pr(number) = env.key {
+            spec.tags.insert(tag::PR.to_owned(), number.to_string());
+        }
+        // Idle time counts from the last new commit or wake. A redeploy of
+        // the same commit keeps the tag, so an unchanged stack stays
+        // unchanged and its tasks are restarted instead.
+        let moved = stack
+            .is_none_or(|s| s.tag(tag::COMMIT) != Some(sha) || s.tag(tag::IDLE_SINCE).is_some());
+        let active_at = match (scale, moved) {
+            (Scale::Up, true) => now.clone(),
+            _ => kept(tag::ACTIVE_AT).unwrap_or(now.clone()),
+        };
+        spec.tags.insert(tag::ACTIVE_AT.to_owned(), active_at);
+        if scale == Scale::Zero {
+            spec.tags.insert(tag::IDLE_SINCE.to_owned(), now);
+        }
+        Ok(spec)
+    }
+}
+
+impl Env {
+    /// The Deployment description GitHub shows for this environment.
+    pub(super) fn description(&self) -> String {
+        format!("pullstack preview for {}", self.key)
+    }
+}
+
+/// Whether `url` + `path` answers with a non-error status within a few seconds.
+async fn probe(url: &str, path: &str) -> bool {
+    let target = format!("{}{path}", url.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build();
+    match client {
+        Ok(client) => client
+            .get(target)
+            .send()
+            .await
+            .is_ok_and(|r| !r.status().is_server_error() && !r.status().is_client_error()),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe;
+
+    #[tokio::test]
+    async fn probe_needs_a_healthy_answer() {
+        use axum::http::StatusCode;
+        use axum::routing::get;
+        let app = axum::Router::new()
+            .route("/health", get(|| async { "ok" }))
+            .route("/broken", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        assert!(probe(&url, "/health").await);
+        assert!(!probe(&url, "/broken").await);
+        assert!(!probe(&url, "/missing").await);
+        assert!(!probe("http://127.0.0.1:9", "/").await);
+    }
+}

@@ -1,0 +1,369 @@
+//! A preview environment, for a pull request or a chosen branch: from what
+//! should exist and what does to the next step.
+//!
+//! Each pass reads the PR or branch (GitHub) and its stack (CloudFormation),
+//! takes at most one stack action, reports, and asks to be polled while an
+//! operation runs. Nothing here blocks a worker on AWS. A [`Pass`] owns one
+//! environment for one run; its steps live beside this file:
+//! - [`deploy`]: create or update the stack, wait for the image, say ready;
+//! - [`admission`]: the preview limits' line and the account quotas;
+//! - [`idle`]: scale to zero, wake, delete after long idleness;
+//! - [`teardown`]: delete and say what was removed;
+//! - [`commands`]: PR commands and the approval label;
+//! - [`report`]: the sticky comment, the Deployment and the commit status.
+
+mod admission;
+mod commands;
+mod deploy;
+pub mod idle;
+mod report;
+mod teardown;
+
+pub use admission::Admissions;
+pub use deploy::ImageWaits;
+pub use report::Statuses;
+pub use teardown::DeleteAttempts;
+
+use super::error::Kind;
+use super::sticky::Sticky;
+use super::{Action, Ctx, Intent, Result};
+use crate::aws::stacks::{Phase, Stack, tag};
+use crate::domain::comment::{self, State};
+use crate::domain::naming::{EnvKey, RepoName};
+use crate::github::client::{PullRequest, StatusState};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// GitHub's limit on ref names, in bytes; a longer name is not a branch.
+const MAX_BRANCH_BYTES: usize = 255;
+
+/// What should exist for an environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Desired {
+    /// A stack at this commit.
+    Deployed { sha: String },
+    /// A fork PR whose head commit nobody approved yet.
+    AwaitingApproval,
+    /// No stack, for this reason (shown on the PR); `reversible` when a
+    /// command can bring it back.
+    Absent { why: String, reversible: bool },
+}
+
+/// What pullstack wants for `pr`, given what the comment remembers.
+pub fn desired(
+    pr: Option<&PullRequest>,
+    memory: &comment::Memory,
+    enabled: bool,
+    repo: &RepoName,
+) -> Desired {
+    let Some(pr) = pr else {
+        return absent("the pull request no longer exists");
+    };
+    if !pr.is_open() {
+        return absent(if pr.merged {
+            "the pull request was merged"
+        } else {
+            "the pull request was closed"
+        });
+    }
+    if !enabled {
+        return absent("previews are disabled in the config");
+    }
+    if memory.destroyed.as_deref() == Some(pr.head.sha.as_str()) {
+        return destroyed(memory);
+    }
+    if pr.is_fork_of(repo) && memory.approved.as_deref() != Some(pr.head.sha.as_str()) {
+        return Desired::AwaitingApproval;
+    }
+    Desired::Deployed {
+        sha: pr.head.sha.clone(),
+    }
+}
+
+fn absent(why: &str) -> Desired {
+    Desired::Absent {
+        why: why.into(),
+        reversible: false,
+    }
+}
+
+/// Why an environment was taken down at its current commit, and how to
+/// bring it back.
+fn destroyed(memory: &comment::Memory) -> Desired {
+    let why = if memory.idle_deleted {
+        "deleted after a long time without a push or activity; a push or `/pullstack wake` creates it again"
+    } else {
+        "`/pullstack destroy` was given"
+    };
+    Desired::Absent {
+        why: why.into(),
+        reversible: true,
+    }
+}
+
+/// Forgets a destroy once the environment moved past the commit it was
+/// given at: a push brings the environment back.
+fn forgive_destroy(memory: &mut comment::Memory, head: Option<&str>) {
+    if memory.destroyed.is_some() && memory.destroyed.as_deref() != head {
+        memory.destroyed = None;
+        memory.idle_deleted = false;
+    }
+}
+
+/// One pass over a pull request's environment.
+pub async fn pull_request(
+    ctx: &Ctx,
+    number: u64,
+    intents: &[Intent],
+    failures: u32,
+) -> Result<Action> {
+    let key = EnvKey::Pr(number);
+    let pr = ctx.forge.pull_request(number).await?;
+    let sticky = ctx.sticky.load(&ctx.forge, number, &key.slug()).await?;
+    let env = Env {
+        stack_name: key.stack_name(&ctx.config.app),
+        branch: pr
+            .as_ref()
+            .map(|p| p.head.r#ref.clone())
+            .unwrap_or_default(),
+        touched_at: pr.as_ref().and_then(|p| p.updated_at),
+        kept: pr.as_ref().is_some_and(|p| idle::kept(ctx, p)),
+        since: pr.as_ref().and_then(|p| p.created_at),
+        key,
+        pr,
+    };
+    let mut pass = Pass::new(ctx, env, sticky);
+    for intent in intents {
+        pass.handle(intent).await?;
+    }
+    let head = pass.env.pr.as_ref().map(|p| p.head.sha.clone());
+    forgive_destroy(&mut pass.sticky.memory, head.as_deref());
+    let desired = desired(
+        pass.env.pr.as_ref(),
+        &pass.sticky.memory,
+        ctx.config.preview.enabled,
+        ctx.forge.repo(),
+    );
+    pass.run(desired, failures).await
+}
+
+/// One pass over a branch's environment: kept at the branch head while the
+/// branch exists and matches `preview.branches`, removed once it does not.
+/// It has no PR to comment on; its URL reaches GitHub as a Deployment and a
+/// commit status on the branch head.
+pub async fn branch(ctx: &Ctx, branch: &str, failures: u32) -> Result<Action> {
+    let key = EnvKey::Branch(branch.to_owned());
+    let preview = &ctx.config.preview;
+    let wanted =
+        preview.enabled && branch.len() <= MAX_BRANCH_BYTES && preview.branches.matches(branch);
+    let head = if wanted {
+        ctx.forge.branch_head(branch).await?
+    } else {
+        None
+    };
+    let mut sticky = ctx.sticky.detached(&ctx.forge, &key).await?;
+    forgive_destroy(&mut sticky.memory, head.as_deref());
+    let desired = match head {
+        Some(sha) if sticky.memory.destroyed.as_deref() == Some(sha.as_str()) => {
+            destroyed(&sticky.memory)
+        }
+        Some(sha) => Desired::Deployed { sha },
+        None if !wanted => absent("the branch no longer matches `preview.branches`"),
+        None => absent("the branch was deleted"),
+    };
+    let env = Env {
+        stack_name: key.stack_name(&ctx.config.app),
+        key,
+        pr: None,
+        branch: branch.to_owned(),
+        touched_at: None,
+        kept: preview.idle.exempt.matches(branch),
+        since: None,
+    };
+    Pass::new(ctx, env, sticky).run(desired, failures).await
+}
+
+/// The environment a pass works on.
+pub struct Env {
+    pub key: EnvKey,
+    pub stack_name: String,
+    pub pr: Option<PullRequest>,
+    /// The branch deployed: the PR's head branch, or the environment's own.
+    pub branch: String,
+    /// The last time GitHub saw anything happen to it besides deploys (a
+    /// PR's `updated_at`), for the idle rules.
+    pub touched_at: Option<DateTime<Utc>>,
+    /// Whether the idle rules spare it (keep label or exempt branch).
+    pub kept: bool,
+    /// Since when it has wanted an environment: its place in line when the
+    /// preview limit is reached.
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// What the commands handled in this pass ask of it.
+#[derive(Default)]
+struct Flags {
+    redeploy: bool,
+    wake: bool,
+}
+
+/// The task count a deploy asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scale {
+    /// The configured count.
+    Up,
+    /// Zero, for an idle environment.
+    Zero,
+}
+
+/// One run over one environment.
+struct Pass<'a> {
+    ctx: &'a Ctx,
+    env: Env,
+    sticky: Sticky,
+    flags: Flags,
+    /// The commit this pass works toward, once known.
+    target: Option<String>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(ctx: &'a Ctx, env: Env, sticky: Sticky) -> Pass<'a> {
+        Pass {
+            ctx,
+            env,
+            sticky,
+            flags: Flags::default(),
+            target: None,
+        }
+    }
+
+    /// Pursues `desired`, then applies the error policy's PR side: a user
+    /// error is said (and the pass ends), a persisting internal one gets a
+    /// notice, and a good pass clears the notice.
+    async fn run(mut self, desired: Desired, failures: u32) -> Result<Action> {
+        match self.pursue(desired).await {
+            Ok(action) => {
+                if self.sticky.memory.notice.take().is_some() {
+                    self.reshow().await?;
+                }
+                Ok(action)
+            }
+            Err(err) => {
+                if let Some(message) = err.user_message() {
+                    let sha = self.target.clone().unwrap_or_default();
+                    self.fail(&sha, message, Vec::new()).await?;
+                    return Ok(Action::done());
+                }
+                if err.kind() == Kind::Internal
+                    && failures + 1 >= self.ctx.config.queue.notice_after
+                {
+                    self.notice(err.id()).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Takes the next step from the stack as it is toward `desired`.
+    async fn pursue(&mut self, desired: Desired) -> Result<Action> {
+        let stack = self.ctx.aws.stacks.describe(&self.env.stack_name).await?;
+        match desired {
+            Desired::Deployed { sha } => {
+                self.target = Some(sha.clone());
+                self.converge(stack, &sha).await
+            }
+            Desired::AwaitingApproval => {
+                let sha = self.head().unwrap_or_default();
+                let label = self.ctx.config.preview.approve_label.clone();
+                self.report(Some(&sha), State::AwaitingApproval { label })
+                    .await?;
+                let why = "waiting for a maintainer's approval";
+                self.status(&sha, StatusState::Pending, None, why).await?;
+                Ok(Action::done())
+            }
+            Desired::Absent { why, reversible } => self.remove(stack, &why, reversible).await,
+        }
+    }
+
+    /// Moves the stack toward `sha`.
+    async fn converge(&mut self, stack: Option<Stack>, sha: &str) -> Result<Action> {
+        if self.flags.redeploy {
+            self.sticky.memory.failed = None;
+            self.sticky.memory.ready = None;
+        }
+        let Some(stack) = stack else {
+            if self.sticky.memory.failed.as_deref() == Some(sha) {
+                return Ok(Action::done());
+            }
+            return self.deploy(None, sha, Scale::Up).await;
+        };
+        let deployed = stack.tag(tag::COMMIT).unwrap_or_default().to_owned();
+        let elapsed = self.elapsed(&stack);
+        let memory = &self.sticky.memory;
+        match stack.phase() {
+            Phase::InProgress | Phase::Deleting => {
+                let mut status = stack.status.as_str().to_owned();
+                if stack.tag(tag::IDLE_SINCE).is_some() {
+                    status.push_str(", scaling to zero");
+                }
+                self.report(Some(sha), State::Deploying { status, elapsed })
+                    .await?;
+                Ok(Action::after(self.ctx.poll_delay(elapsed)))
+            }
+            Phase::RollbackFailed => {
+                let name = &self.env.stack_name;
+                tracing::warn!(stack = name, "update rollback failed; continuing it");
+                self.ctx.aws.stacks.continue_rollback(name).await?;
+                Ok(Action::after(self.ctx.poll_delay(Duration::ZERO)))
+            }
+            Phase::DeleteFailed => self.delete(&stack).await,
+            Phase::Dead => {
+                let unreported = memory.failed.as_deref() != Some(deployed.as_str())
+                    && memory.ready.is_none()
+                    && !self.flags.redeploy;
+                if unreported {
+                    self.report_failure(&stack, &deployed).await?;
+                    if deployed == sha {
+                        return Ok(Action::done());
+                    }
+                }
+                if deployed == sha && self.sticky.memory.failed.as_deref() == Some(sha) {
+                    return Ok(Action::done());
+                }
+                // A failed create cannot be updated: delete, then create anew.
+                self.delete(&stack).await
+            }
+            Phase::UpdateRolledBack => {
+                let attempted = memory.deployment.as_ref().map(|(_, s)| s.as_str());
+                let failed = memory.failed.as_deref();
+                if attempted == Some(sha)
+                    && failed != Some(sha)
+                    && memory.ready.as_deref() != Some(sha)
+                {
+                    self.report_failure(&stack, sha).await?;
+                    return Ok(Action::done());
+                }
+                if failed == Some(sha) {
+                    return Ok(Action::done());
+                }
+                self.deploy(Some(&stack), sha, Scale::Up).await
+            }
+            Phase::Stable if deployed == sha && !self.flags.redeploy => {
+                self.settled(&stack, sha, elapsed).await
+            }
+            Phase::Stable => self.deploy(Some(&stack), sha, Scale::Up).await,
+        }
+    }
+
+    /// How long the stack's current (or last) operation has been running.
+    fn elapsed(&self, stack: &Stack) -> Duration {
+        stack
+            .operation_started
+            .map(|t| self.ctx.clock.since(t))
+            .unwrap_or_default()
+    }
+
+    fn head(&self) -> Option<String> {
+        self.env.pr.as_ref().map(|p| p.head.sha.clone())
+    }
+}

@@ -1,0 +1,183 @@
+//! How an environment's progress reaches GitHub: its sticky comment, its
+//! Deployment and its commit status, the failures CloudFormation reported,
+//! and the notice shown while pullstack's own failures persist.
+
+use super::Pass;
+use crate::aws::stacks::{ResourceFailure, Stack};
+use crate::config::Capacity;
+use crate::domain::comment::{FailureEvent, State, View};
+use crate::domain::cost::{self, Shape};
+use crate::github::client::{DeploymentState, StatusState};
+use crate::reconcile::Result;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const STATUS_PREFIX: &str = "pullstack/";
+
+/// A commit status as posted: state, target URL, description.
+type PostedStatus = (StatusState, Option<String>, String);
+
+/// The commit statuses last posted, by (sha, context), so a pass that
+/// changes nothing posts nothing. Lost on restart: each status is then
+/// posted once more.
+pub struct Statuses(Mutex<lru::LruCache<(String, String), PostedStatus>>);
+
+impl Default for Statuses {
+    fn default() -> Self {
+        let capacity = NonZeroUsize::new(10_000).expect("non-zero");
+        Statuses(Mutex::new(lru::LruCache::new(capacity)))
+    }
+}
+
+impl Pass<'_> {
+    pub(super) async fn report_failure(&mut self, stack: &Stack, sha: &str) -> Result<()> {
+        let events = self.ctx.aws.stacks.failures(&stack.name, 5).await?;
+        let reason = format!("The stack ended in `{}`.", stack.status.as_str());
+        self.fail(sha, reason, failure_events(events)).await
+    }
+
+    pub(super) async fn fail(
+        &mut self,
+        sha: &str,
+        reason: String,
+        events: Vec<FailureEvent>,
+    ) -> Result<()> {
+        self.sticky.memory.failed = Some(sha.to_owned());
+        self.deployment(sha, DeploymentState::Failure, None, "deploy failed")
+            .await?;
+        self.status(sha, StatusState::Failure, None, "deploy failed")
+            .await?;
+        self.report(Some(sha), State::Failed { reason, events })
+            .await
+    }
+
+    /// Ensures a Deployment exists for `sha` and gives it a status.
+    pub(super) async fn deployment(
+        &mut self,
+        sha: &str,
+        state: DeploymentState,
+        url: Option<&str>,
+        description: &str,
+    ) -> Result<()> {
+        let forge = &self.ctx.forge;
+        let id = match &self.sticky.memory.deployment {
+            Some((id, deployed)) if deployed == sha => *id,
+            _ => {
+                let environment = self.env.key.deployment_environment();
+                let id = forge
+                    .create_deployment(sha, &environment, true, false, &self.env.description())
+                    .await?;
+                self.sticky.memory.deployment = Some((id, sha.to_owned()));
+                id
+            }
+        };
+        forge.deployment_status(id, state, url, description).await?;
+        Ok(())
+    }
+
+    pub(super) async fn status(
+        &self,
+        sha: &str,
+        state: StatusState,
+        url: Option<&str>,
+        description: &str,
+    ) -> Result<()> {
+        if sha.is_empty() {
+            return Ok(());
+        }
+        let statuses = &self.ctx.statuses.0;
+        let context = format!("{STATUS_PREFIX}{}", self.env.key.slug());
+        let posted = (state, url.map(str::to_owned), description.to_owned());
+        let key = (sha.to_owned(), context.clone());
+        if statuses.lock().expect("statuses lock").get(&key) == Some(&posted) {
+            // Already says so: passes that change nothing post nothing.
+            return Ok(());
+        }
+        self.ctx
+            .forge
+            .commit_status(sha, &context, state, url, description)
+            .await?;
+        statuses.lock().expect("statuses lock").put(key, posted);
+        Ok(())
+    }
+
+    /// Shows `state` on the sticky comment, if its text changes.
+    pub(super) async fn report(&mut self, sha: Option<&str>, state: State) -> Result<()> {
+        let title = self.env.key.to_string();
+        let memory = self.sticky.memory.clone();
+        let cost = self.cost(&state);
+        let view = View {
+            title: &title,
+            stack: &self.env.stack_name,
+            sha,
+            state,
+            memory: &memory,
+            cost: cost.as_deref(),
+        };
+        let ctx = self.ctx;
+        ctx.sticky
+            .show(&ctx.forge, &mut self.sticky, view, true)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a notice that pullstack keeps failing on the comment, under the
+    /// state it shows, tied to the log by `id`. Best effort: the failure is
+    /// already on its way to the log and the retry.
+    pub(super) async fn notice(&mut self, id: &str) {
+        if self.sticky.issue.is_none() {
+            return;
+        }
+        let memory = &mut self.sticky.memory;
+        if memory.notice.is_none() {
+            memory.notice = Some(id.to_owned());
+        }
+        if let Err(err) = self.reshow().await {
+            tracing::warn!(env = %self.env.key, error = %err, "could not show the failure notice");
+        }
+    }
+
+    /// Renders the comment again with the state it last showed (or says
+    /// work is starting when it showed none).
+    pub(super) async fn reshow(&mut self) -> Result<()> {
+        let state = self
+            .sticky
+            .last_state()
+            .cloned()
+            .unwrap_or(State::Deploying {
+                status: "starting".into(),
+                elapsed: Duration::ZERO,
+            });
+        let sha = self.target.clone().or_else(|| self.head());
+        self.report(sha.as_deref(), state).await
+    }
+
+    /// The estimated hourly cost of an environment in `state`, while it has
+    /// (or is about to have) running resources.
+    fn cost(&self, state: &State) -> Option<String> {
+        let preview = &self.ctx.config.preview;
+        let tasks = match state {
+            State::Asleep { .. } => 0,
+            State::Deploying { .. } | State::Ready { .. } | State::Queued { .. } => {
+                preview.desired_count
+            }
+            _ => return None,
+        };
+        let spot = preview.capacity == Capacity::FargateSpot;
+        let shape = Shape::parse(&preview.cpu, &preview.memory, tasks, spot)?;
+        Some(cost::estimate(shape, &preview.prices).to_string())
+    }
+}
+
+/// CloudFormation's resource failures, as the comment shows them.
+pub(super) fn failure_events(failures: Vec<ResourceFailure>) -> Vec<FailureEvent> {
+    failures
+        .into_iter()
+        .map(|f| FailureEvent {
+            logical_id: f.logical_id,
+            resource_type: f.resource_type,
+            reason: f.reason,
+        })
+        .collect()
+}

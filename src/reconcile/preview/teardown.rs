@@ -1,0 +1,111 @@
+//! Tearing a preview environment down: after close, `/pullstack destroy` or
+//! long idleness, coping with a create that never finished and with
+//! DELETE_FAILED, then saying what was removed. A freed slot wakes the
+//! environments waiting in line.
+
+use super::Pass;
+use super::report::failure_events;
+use crate::aws::stacks::{Phase, Stack};
+use crate::domain::comment::State;
+use crate::domain::naming::EnvKey;
+use crate::github::client::{DeploymentState, StatusState};
+use crate::reconcile::{Action, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const MAX_DELETE_ATTEMPTS: u32 = 3;
+
+/// DELETE_FAILED attempts per environment. Lost on restart: the count then
+/// starts again, so a stuck delete is retried a few more times.
+#[derive(Default)]
+pub struct DeleteAttempts(Mutex<HashMap<EnvKey, u32>>);
+
+impl Pass<'_> {
+    /// Tears the environment down and reports it.
+    pub(super) async fn remove(
+        &mut self,
+        stack: Option<Stack>,
+        why: &str,
+        reversible: bool,
+    ) -> Result<Action> {
+        let Some(stack) = stack else {
+            return self.removed(why, reversible).await;
+        };
+        match stack.phase() {
+            Phase::Deleting => {
+                self.report(None, State::Removing).await?;
+                Ok(Action::after(self.ctx.poll_delay(self.elapsed(&stack))))
+            }
+            // Another operation is running; CloudFormation allows no second one.
+            Phase::InProgress => Ok(Action::after(self.ctx.poll_delay(Duration::ZERO))),
+            _ => self.delete(&stack).await,
+        }
+    }
+
+    pub(super) async fn delete(&mut self, stack: &Stack) -> Result<Action> {
+        let ctx = self.ctx;
+        let name = self.env.stack_name.clone();
+        let attempts = {
+            let mut attempts = ctx.delete_attempts.0.lock().expect("delete attempts lock");
+            let n = attempts.entry(self.env.key.clone()).or_insert(0);
+            if stack.phase() == Phase::DeleteFailed {
+                *n += 1;
+            }
+            *n
+        };
+        if attempts > MAX_DELETE_ATTEMPTS {
+            let events = ctx.aws.stacks.failures(&name, 5).await.unwrap_or_default();
+            let reason = format!(
+                "Deleting the stack failed {MAX_DELETE_ATTEMPTS} times. Remove what blocks it \
+                 (see below), then `/pullstack destroy`.",
+            );
+            let events = failure_events(events);
+            self.report(None, State::Failed { reason, events }).await?;
+            return Err(anyhow::anyhow!("stack {name} keeps failing to delete").into());
+        }
+        let removing = &mut self.sticky.memory.removing;
+        if removing.is_empty() {
+            *removing = ctx.aws.stacks.resources(&name).await.unwrap_or_default();
+            removing.insert(0, format!("AWS::CloudFormation::Stack {name}"));
+        }
+        ctx.aws.stacks.delete(&name).await?;
+        tracing::info!(stack = name, "delete started");
+        self.report(None, State::Removing).await?;
+        Ok(Action::after(ctx.poll_delay(Duration::ZERO)))
+    }
+
+    /// The stack is gone: close the Deployment and say what was removed.
+    async fn removed(&mut self, why: &str, reversible: bool) -> Result<Action> {
+        let ctx = self.ctx;
+        let key = &self.env.key;
+        ctx.delete_attempts
+            .0
+            .lock()
+            .expect("delete attempts lock")
+            .remove(key);
+        let freed = Action::done().waking(ctx.admissions.freed(key));
+        let memory = &mut self.sticky.memory;
+        if self.sticky.comment_id.is_none() && memory.deployment.is_none() {
+            // Nothing was ever deployed or said: nothing to report.
+            return Ok(freed);
+        }
+        let sha = memory.deployment.as_ref().map(|(_, sha)| sha.clone());
+        if let Some((id, _)) = memory.deployment.take() {
+            ctx.forge
+                .deployment_status(id, DeploymentState::Inactive, None, "environment removed")
+                .await?;
+        }
+        if let Some(sha) = &sha {
+            self.status(sha, StatusState::Success, None, "environment removed")
+                .await?;
+        }
+        self.sticky.memory.ready = None;
+        let state = State::Removed {
+            why: why.to_owned(),
+            reversible,
+        };
+        self.report(sha.as_deref(), state).await?;
+        Ok(freed)
+    }
+}

@@ -1,0 +1,255 @@
+//! Production releases, as single operations: observe the stacks, weights
+//! and release log; apply weights; promote; roll back; delete past
+//! retention. The server's pass ([`pass`]) and `pullstack prod` both use
+//! these, with the same [`Reporter`], so one action is recorded on GitHub
+//! the same way whoever starts it.
+//!
+//! The planner ([`crate::domain::rollout`]) decides; this module carries out.
+
+pub(super) mod pass;
+mod report;
+
+pub use pass::pass;
+pub use report::Reporter;
+
+use crate::aws::Aws;
+use crate::aws::stacks::{Phase, Stack, tag};
+use crate::aws::traffic::{Batch, Weighted};
+use crate::clock::Clock;
+use crate::config::{Config, Gate};
+use crate::domain::naming::release_stack_name;
+use crate::domain::rollout::{self, Log, ProdPhase, ProdStack, View};
+use anyhow::Context;
+use std::collections::BTreeMap;
+
+/// Production as observed: the planner's view plus what carrying out an
+/// action needs (stack outputs, current records).
+pub struct Observed {
+    pub view: View,
+    pub stacks: Vec<Stack>,
+    pub records: Vec<Weighted>,
+}
+
+/// A move of all traffic to one stack, computed and not yet applied.
+pub struct Move {
+    weights: BTreeMap<String, u8>,
+    log: Log,
+    /// The stack losing its traffic (a rollback), if any.
+    pub from: Option<String>,
+    /// The stack getting all traffic.
+    pub to: String,
+}
+
+/// Production operations, for the server and the CLI alike.
+pub struct Production<'a> {
+    pub config: &'a Config,
+    pub aws: &'a Aws,
+    pub clock: &'a Clock,
+    pub reporter: Reporter<'a>,
+}
+
+/// The production URL, as Deployments and `{url}` show it.
+pub fn url(config: &Config) -> String {
+    format!("https://{}", config.production.domain)
+}
+
+impl Production<'_> {
+    fn zone(&self) -> &str {
+        &self.config.production.hosted_zone_id
+    }
+
+    fn domain(&self) -> &str {
+        &self.config.production.domain
+    }
+
+    /// Reads stacks, weights and the log. `head` is the release branch's head.
+    pub async fn observe(&self, head: Option<String>) -> anyhow::Result<Observed> {
+        let stacks: Vec<Stack> = self
+            .aws
+            .stacks
+            .list_tagged(tag::REPO, &self.config.repository)
+            .await?
+            .into_iter()
+            .filter(|s| {
+                s.tag(tag::ROLE) == Some("production") && s.tag(tag::MANAGED) == Some("true")
+            })
+            .collect();
+        let (records, log) = self.aws.traffic.read(self.zone(), self.domain()).await?;
+        let log: Log = log
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or_default();
+        let now = self.clock.now();
+        let mut prod = Vec::new();
+        for stack in &stacks {
+            prod.push(ProdStack {
+                name: stack.name.clone(),
+                sha: stack.tag(tag::COMMIT).unwrap_or_default().to_owned(),
+                created: stack.tag_time(tag::CREATED_AT).unwrap_or(now),
+                phase: self.phase(stack, log.release.as_deref()).await?,
+            });
+        }
+        let weights = records
+            .iter()
+            .map(|r| (r.stack.clone(), r.weight))
+            .collect();
+        let head = head.map(|sha| {
+            let name = release_stack_name(&self.config.app, &sha);
+            (sha, name)
+        });
+        Ok(Observed {
+            view: View {
+                stacks: prod,
+                weights,
+                log,
+                head,
+                now,
+            },
+            stacks,
+            records,
+        })
+    }
+
+    /// A stack's phase; the health gate is checked for the release in flight.
+    async fn phase(&self, stack: &Stack, release: Option<&str>) -> anyhow::Result<ProdPhase> {
+        let production = &self.config.production;
+        Ok(match stack.phase() {
+            Phase::InProgress => ProdPhase::Busy,
+            Phase::Stable
+                if Some(stack.name.as_str()) != release || production.gate == Gate::Stack =>
+            {
+                ProdPhase::Ready { healthy: true }
+            }
+            Phase::Stable => {
+                let output = |k: &str| stack.output(k).unwrap_or_default().to_owned();
+                let health = &self.aws.health;
+                let healthy = health
+                    .service_settled(&output("ClusterName"), &output("ServiceName"))
+                    .await?
+                    && health.targets_healthy(&output("TargetGroupArn")).await?;
+                let age = stack
+                    .operation_started
+                    .map(|t| self.clock.since(t))
+                    .unwrap_or_default();
+                if !healthy && age > production.gate_timeout {
+                    ProdPhase::Failed
+                } else {
+                    ProdPhase::Ready { healthy }
+                }
+            }
+            _ => ProdPhase::Failed,
+        })
+    }
+
+    /// Sets the weights and the log in one change batch.
+    pub async fn apply(
+        &self,
+        observed: &Observed,
+        weights: &BTreeMap<String, u8>,
+        log: &Log,
+    ) -> anyhow::Result<()> {
+        let mut upsert = Vec::new();
+        let mut delete = Vec::new();
+        for (name, weight) in weights {
+            let current = observed.records.iter().find(|r| r.stack == *name);
+            if current.is_some_and(|r| r.weight == *weight) {
+                continue;
+            }
+            match observed.stacks.iter().find(|s| s.name == *name) {
+                Some(stack) => {
+                    let lb = stack
+                        .output("LoadBalancerArn")
+                        .context("stack has no LoadBalancerArn output")?;
+                    let (dns_name, zone_id) = self.aws.health.alias_target(lb).await?;
+                    upsert.push(Weighted {
+                        stack: name.clone(),
+                        weight: *weight,
+                        dns_name,
+                        zone_id,
+                    });
+                }
+                // A record for a stack that no longer exists must go.
+                None => delete.extend(current.cloned()),
+            }
+        }
+        let log = serde_json::to_string(log)?;
+        let batch = Batch {
+            upsert,
+            delete,
+            log: Some(&log),
+        };
+        self.aws
+            .traffic
+            .apply(self.zone(), self.domain(), &batch)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a stack's record (if any) and then the stack.
+    pub async fn delete(&self, observed: &Observed, stack: &str) -> anyhow::Result<()> {
+        let record: Vec<Weighted> = observed
+            .records
+            .iter()
+            .filter(|r| r.stack == stack)
+            .cloned()
+            .collect();
+        if !record.is_empty() {
+            let batch = Batch {
+                upsert: vec![],
+                delete: record,
+                log: None,
+            };
+            self.aws
+                .traffic
+                .apply(self.zone(), self.domain(), &batch)
+                .await?;
+        }
+        self.aws.stacks.delete(stack).await?;
+        Ok(())
+    }
+
+    /// What rolling back to `to` (or to the previous release) would do.
+    pub fn rollback_plan(&self, observed: &Observed, to: Option<&str>) -> anyhow::Result<Move> {
+        let (weights, log, from, to) = rollout::rollback(&observed.view, to)
+            .context("nothing to roll back to (is the target a healthy, existing stack?)")?;
+        Ok(Move {
+            weights,
+            log,
+            from: Some(from),
+            to,
+        })
+    }
+
+    /// Moves all traffic back in one batch and records why.
+    pub async fn roll_back(
+        &self,
+        observed: &Observed,
+        plan: Move,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        self.apply(observed, &plan.weights, &plan.log).await?;
+        let from = plan.from.unwrap_or_default();
+        tracing::warn!(from, to = plan.to, reason, "rolled back");
+        self.reporter
+            .rolled_back(&observed.view, &from, &plan.to, reason)
+            .await
+    }
+
+    /// What promoting the release in flight would do.
+    pub fn promote_plan(&self, observed: &Observed) -> anyhow::Result<Move> {
+        let (weights, log, release) = rollout::promote(&observed.view)
+            .context("nothing to promote: no healthy release is in flight")?;
+        Ok(Move {
+            weights,
+            log,
+            from: None,
+            to: release,
+        })
+    }
+
+    /// Sends all traffic to the release in flight and records who did.
+    pub async fn promote(&self, observed: &Observed, plan: Move, by: &str) -> anyhow::Result<()> {
+        self.apply(observed, &plan.weights, &plan.log).await?;
+        tracing::info!(release = plan.to, by, "promoted");
+        self.reporter.promoted(&plan.log, by).await
+    }
+}

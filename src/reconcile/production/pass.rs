@@ -1,0 +1,231 @@
+//! The server's production pass: observe, apply the commands given on PRs,
+//! watch the alarms during a shift, then let the planner choose the next
+//! action and carry it out.
+
+use super::{Observed, Production, Reporter};
+use crate::domain::commands::Command;
+use crate::domain::naming::{release_slug, short_sha};
+use crate::domain::release::TOTAL;
+use crate::domain::release::{Schedule, directive};
+use crate::domain::rollout::{self, Action as Step, Policy};
+use crate::domain::template::Placeholders;
+use crate::reconcile::gate::{self, Verdict};
+use crate::reconcile::spec::{self, Request, Sizing, Spec};
+use crate::reconcile::{Action, Ctx, Error, Intent, Result};
+use std::time::Duration;
+
+pub async fn pass(ctx: &Ctx, intents: &[Intent]) -> Result<Action> {
+    let config = &ctx.config.production;
+    if !config.enabled {
+        return Ok(Action::done());
+    }
+    let prod = Production {
+        config: &ctx.config,
+        aws: &ctx.aws,
+        clock: &ctx.clock,
+        reporter: Reporter::github(&ctx.forge, &ctx.config),
+    };
+    let branch = match &config.branch {
+        Some(branch) => branch.clone(),
+        None => ctx.forge.default_branch().await?,
+    };
+    let head = ctx.forge.branch_head(&branch).await?;
+    let mut observed = prod.observe(head.clone()).await?;
+    if !intents.is_empty() {
+        for intent in intents {
+            command(ctx, &prod, &observed, intent).await?;
+        }
+        // Commands change state: observe again before planning.
+        observed = prod.observe(head).await?;
+    }
+    if let Some(next) = watch_alarms(ctx, &prod, &observed).await? {
+        return Ok(next);
+    }
+    let policy = Policy {
+        keep: config.keep,
+        window: config.window,
+        poll: ctx.config.queue.poll_max,
+    };
+    let schedule = Schedule::from_percents(&config.steps, config.bake)
+        .map_err(|err| Error::user(format!("`production.steps` cannot be used: {err}")))?;
+    let step = rollout::plan(&observed.view, &policy, &schedule);
+    tracing::debug!(?step, "production");
+    carry_out(ctx, &prod, &observed, step).await
+}
+
+async fn carry_out(
+    ctx: &Ctx,
+    prod: &Production<'_>,
+    observed: &Observed,
+    step: Step,
+) -> Result<Action> {
+    let poll = Action::after(ctx.poll_delay(Duration::ZERO));
+    match step {
+        Step::Create { sha, stack } => create_release(ctx, &sha, &stack).await,
+        Step::Track { mut log, stack } => {
+            let sha = observed
+                .view
+                .head
+                .as_ref()
+                .map(|(sha, _)| sha.clone())
+                .unwrap_or_default();
+            let title = ctx
+                .forge
+                .pulls_for_commit(&sha)
+                .await?
+                .first()
+                .map(|pr| pr.title.clone());
+            if let Some(directive) = title.as_deref().and_then(directive) {
+                match directive.schedule(ctx.config.production.bake) {
+                    Ok(schedule) => log.schedule = schedule.steps,
+                    Err(err) => tracing::warn!(err, "ignoring the title's schedule"),
+                }
+            }
+            log.deployment = prod.reporter.started(&sha, &stack).await?;
+            prod.apply(observed, &observed.view.weights, &log).await?;
+            tracing::info!(stack, "release started");
+            Ok(poll)
+        }
+        Step::Shift {
+            weights,
+            log,
+            percent,
+        } => {
+            prod.apply(observed, &weights, &log).await?;
+            prod.reporter.shifted(&log, percent).await?;
+            tracing::info!(release = ?log.release, percent, "traffic shifted");
+            let bake = log
+                .schedule
+                .iter()
+                .find(|s| s.percent == percent)
+                .map_or(ctx.config.production.bake, |s| s.bake);
+            let poll_max = ctx.config.queue.poll_max;
+            Ok(Action::after(
+                bake.min(poll_max).max(Duration::from_millis(50)),
+            ))
+        }
+        Step::Fail {
+            weights,
+            log,
+            stack,
+        } => {
+            prod.apply(observed, &weights, &log).await?;
+            prod.reporter.failed(&observed.view, &stack).await?;
+            tracing::warn!(stack, "release failed");
+            Ok(poll)
+        }
+        Step::Delete { stack } => {
+            prod.delete(observed, &stack).await?;
+            tracing::info!(stack, "previous production stack deleted (retention)");
+            Ok(poll)
+        }
+        Step::Wait(delay) => Ok(Action::after(delay)),
+        Step::Idle => Ok(Action::done()),
+    }
+}
+
+async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
+    let shared = ctx.shared().await?;
+    if !ctx.aws.images.exists(&shared.repository_name, sha).await? {
+        tracing::info!(commit = short_sha(sha), "waiting for the release image");
+        return Ok(Action::after(ctx.config.queue.poll_max));
+    }
+    let config = &ctx.config.production;
+    let request = Request {
+        slug: release_slug(sha),
+        sha,
+        role: "production",
+        env_tag: "production".to_owned(),
+        sizing: Sizing {
+            cpu: &config.cpu,
+            memory: &config.memory,
+            desired_count: config.desired_count,
+            capacity: config.capacity,
+        },
+        dns: None,
+        placeholders: Placeholders {
+            sha: sha.to_owned(),
+            url: super::url(&ctx.config),
+            env: "production".into(),
+            ..Default::default()
+        },
+        created_at: spec::tag_time(ctx.clock.now()),
+    };
+    let spec = Spec::build(&ctx.config, &shared, request)?;
+    ctx.aws.stacks.create(&spec.deploy(stack)).await?;
+    tracing::info!(stack, "production stack created");
+    Ok(Action::after(ctx.poll_delay(Duration::ZERO)))
+}
+
+/// During a shift, an alarm in ALARM rolls traffic back at once.
+async fn watch_alarms(
+    ctx: &Ctx,
+    prod: &Production<'_>,
+    observed: &Observed,
+) -> Result<Option<Action>> {
+    let view = &observed.view;
+    let Some(release) = view.log.release.as_deref() else {
+        return Ok(None);
+    };
+    let weight = view.weights.get(release).copied().unwrap_or(0);
+    if weight == 0 || weight >= TOTAL || view.log.is_failed(release) {
+        return Ok(None);
+    }
+    let alarms = &ctx.config.production.alarms;
+    let firing = ctx.aws.health.alarms_firing(alarms).await?;
+    if firing.is_empty() {
+        return Ok(None);
+    }
+    let reason = format!("alarm {} is in ALARM", firing.join(", "));
+    let plan = prod.rollback_plan(observed, None)?;
+    prod.roll_back(observed, plan, &reason).await?;
+    Ok(Some(Action::after(ctx.config.queue.poll_max)))
+}
+
+/// `/pullstack promote` or `/pullstack rollback`, through the permission gate.
+async fn command(
+    ctx: &Ctx,
+    prod: &Production<'_>,
+    observed: &Observed,
+    intent: &Intent,
+) -> Result<()> {
+    let Intent::Command {
+        command,
+        author,
+        comment_id,
+        issue,
+    } = intent
+    else {
+        return Ok(());
+    };
+    // Applied once: a retry of this pass must not roll back twice.
+    if ctx.acknowledged.get(*comment_id) == Some(Verdict::Done)
+        || !gate::allowed(ctx, *command, author, *comment_id, *issue).await?
+    {
+        return Ok(());
+    }
+    let by = format!("@{author}");
+    let reply = match command {
+        Command::Rollback => match prod.rollback_plan(observed, None) {
+            Ok(plan) => {
+                let (from, to) = (plan.from.clone().unwrap_or_default(), plan.to.clone());
+                prod.roll_back(observed, plan, &format!("requested by {by}"))
+                    .await?;
+                format!("Rolled production back from `{from}` to `{to}`.")
+            }
+            Err(err) => format!("Cannot roll back: {err:#}."),
+        },
+        Command::Promote => match prod.promote_plan(observed) {
+            Ok(plan) => {
+                let release = plan.to.clone();
+                prod.promote(observed, plan, &by).await?;
+                format!("Promoted `{release}` to 100% of production traffic.")
+            }
+            Err(_) => "Nothing to promote: no healthy release is in flight.".to_owned(),
+        },
+        _ => return Ok(()),
+    };
+    ctx.acknowledged.put(*comment_id, Verdict::Done);
+    ctx.forge.create_comment(*issue, &reply).await?;
+    Ok(())
+}

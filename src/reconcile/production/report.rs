@@ -1,0 +1,153 @@
+//! Where production's steps are recorded on GitHub: the `production`
+//! Deployment of each release (every step, promotion and rollback) and a
+//! comment on the merged PR when its release is rolled back.
+
+use crate::config::Config;
+use crate::domain::release::TOTAL;
+use crate::domain::rollout::{Log, View};
+use crate::github::client::{DeploymentState, Forge};
+
+/// Records production's steps; without GitHub credentials it can only log
+/// that nothing was recorded.
+pub struct Reporter<'a> {
+    forge: Option<&'a Forge>,
+    url: String,
+}
+
+impl<'a> Reporter<'a> {
+    pub fn github(forge: &'a Forge, config: &Config) -> Reporter<'a> {
+        Reporter {
+            forge: Some(forge),
+            url: super::url(config),
+        }
+    }
+
+    /// For a CLI run without GitHub credentials.
+    pub fn log_only(config: &Config) -> Reporter<'a> {
+        Reporter {
+            forge: None,
+            url: super::url(config),
+        }
+    }
+
+    fn forge(&self) -> Option<&'a Forge> {
+        if self.forge.is_none() {
+            tracing::warn!(
+                "no GitHub credentials: this step is not recorded on the production Deployment \
+                 (set PULLSTACK_GITHUB_TOKEN or the GitHub App's variables)"
+            );
+        }
+        self.forge
+    }
+
+    /// A new release: its Deployment, waiting for the health gate.
+    pub async fn started(&self, sha: &str, stack: &str) -> anyhow::Result<Option<u64>> {
+        let Some(forge) = self.forge() else {
+            return Ok(None);
+        };
+        let id = forge
+            .create_deployment(sha, "production", false, true, &format!("release {stack}"))
+            .await?;
+        let why = "waiting for the health gate";
+        forge
+            .deployment_status(id, DeploymentState::InProgress, None, why)
+            .await?;
+        Ok(Some(id))
+    }
+
+    /// The release in flight now has `percent` of the traffic.
+    pub async fn shifted(&self, log: &Log, percent: u8) -> anyhow::Result<()> {
+        let (Some(forge), Some(id)) = (self.forge(), log.deployment) else {
+            return Ok(());
+        };
+        let state = if percent >= TOTAL {
+            DeploymentState::Success
+        } else {
+            DeploymentState::InProgress
+        };
+        let description = format!("{percent}% of traffic");
+        forge
+            .deployment_status(id, state, Some(&self.url), &description)
+            .await?;
+        Ok(())
+    }
+
+    /// The release `stack` failed or never became healthy.
+    pub async fn failed(&self, view: &View, stack: &str) -> anyhow::Result<()> {
+        let Some(id) = release_deployment(view, stack) else {
+            return Ok(());
+        };
+        let Some(forge) = self.forge() else {
+            return Ok(());
+        };
+        let why = "the new stack failed or never became healthy; it got no traffic";
+        forge
+            .deployment_status(id, DeploymentState::Failure, None, why)
+            .await?;
+        Ok(())
+    }
+
+    /// All traffic moved from `from` back to `to`: the release fails, the
+    /// target gets a Deployment of its own, and the merged PR is told.
+    pub async fn rolled_back(
+        &self,
+        view: &View,
+        from: &str,
+        to: &str,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let Some(forge) = self.forge() else {
+            return Ok(());
+        };
+        if let Some(id) = release_deployment(view, from) {
+            let why = format!("rolled back: {reason}");
+            forge
+                .deployment_status(id, DeploymentState::Failure, None, &why)
+                .await?;
+        }
+        let sha_of = |name: &str| {
+            view.stacks
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.sha.clone())
+                .unwrap_or_default()
+        };
+        let id = forge
+            .create_deployment(
+                &sha_of(to),
+                "production",
+                false,
+                true,
+                &format!("rollback to {to}"),
+            )
+            .await?;
+        let why = format!("rolled back from {from}: {reason}");
+        forge
+            .deployment_status(id, DeploymentState::Success, Some(&self.url), &why)
+            .await?;
+        if let Some(pr) = forge.pulls_for_commit(&sha_of(from)).await?.first() {
+            let body = format!("⏪ **Production rolled back** from `{from}` to `{to}`: {reason}.");
+            forge.create_comment(pr.number, &body).await?;
+        }
+        Ok(())
+    }
+
+    /// The release in flight was promoted to all traffic by `by`.
+    pub async fn promoted(&self, log: &Log, by: &str) -> anyhow::Result<()> {
+        let (Some(forge), Some(id)) = (self.forge(), log.deployment) else {
+            return Ok(());
+        };
+        let why = format!("promoted by {by}");
+        forge
+            .deployment_status(id, DeploymentState::Success, Some(&self.url), &why)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The Deployment of `stack`, when it is the release the log tracks.
+fn release_deployment(view: &View, stack: &str) -> Option<u64> {
+    view.log
+        .deployment
+        .filter(|_| view.log.release.as_deref() == Some(stack))
+}
