@@ -12,7 +12,7 @@
 //! BENCH_POLL is set (e.g. `BENCH_POLL=100ms`). AWS calls are read from
 //! pullstack's own `/metrics` counter; the script's from `aws --debug`.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 mod support;
 
 use std::process::Command;

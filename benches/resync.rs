@@ -15,7 +15,7 @@
 //! AWS calls come from pullstack's `/metrics`; GitHub calls from the fake's
 //! request log.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
