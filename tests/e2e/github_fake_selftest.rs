@@ -1,4 +1,4 @@
-//! Self-test of the GitHub fake (tests/e2e/support/github_fake.rs): raw HTTP through reqwest, plus
+//! Self-test of the GitHub fake (tests/e2e/support/github_fake/): raw HTTP through reqwest, plus
 //! a check that octocrab's models parse the fake's JSON shapes.
 
 use crate::support::github_fake::{BOT_LOGIN, FakePr, GitHubFake};
