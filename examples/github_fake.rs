@@ -11,7 +11,9 @@
 //! * `GET /_fake/comments/{owner}/{repo}/{number}`, `GET /_fake/deployments/{owner}/{repo}`,
 //!   `GET /_fake/requests`
 
+// The fake from the end-to-end tests, of which this uses a part.
 #[path = "../tests/e2e/support/github_fake/mod.rs"]
+#[allow(dead_code)]
 mod github_fake;
 
 use std::net::SocketAddr;

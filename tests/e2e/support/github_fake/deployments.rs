@@ -27,6 +27,7 @@ struct NewDeployment {
     transient_environment: Option<bool>,
     production_environment: Option<bool>,
     /// Accepted and ignored (the fake never merges the default branch into the ref).
+    #[allow(dead_code)]
     auto_merge: Option<bool>,
     required_contexts: Option<Vec<String>>,
     #[serde(default)]

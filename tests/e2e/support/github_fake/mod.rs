@@ -21,7 +21,6 @@
 //! Here: the handle tests drive (`GitHubFake`) and the state behind it. `router` sends each
 //! request through the gate to a handler, one file per resource, and the handlers answer
 //! with the shapes in `json`.
-#![allow(dead_code)]
 
 mod api;
 mod apps;
@@ -281,6 +280,7 @@ impl GitHubFake {
     pub fn url(&self) -> String {
         self.shared.base.clone()
     }
+    #[allow(dead_code)] // no caller in the tests or the example yet
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
