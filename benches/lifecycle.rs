@@ -12,7 +12,9 @@
 //! BENCH_POLL is set (e.g. `BENCH_POLL=100ms`). AWS calls are read from
 //! pullstack's own `/metrics` counter; the script's from `aws --debug`.
 
-#[path = "../tests/support/mod.rs"]
+// The end-to-end harness, of which a benchmark uses a part.
+#[path = "../tests/e2e/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
 use std::process::Command;

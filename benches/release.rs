@@ -4,7 +4,9 @@
 //!
 //!   scripts/moto.sh start 5055 && PULLSTACK_TEST_MOTO=http://127.0.0.1:5055 cargo bench --bench release
 
-#[path = "../tests/support/mod.rs"]
+// The end-to-end harness, of which a benchmark uses a part.
+#[path = "../tests/e2e/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
 use std::collections::BTreeMap;

@@ -15,7 +15,9 @@
 //! AWS calls come from pullstack's `/metrics`; GitHub calls from the fake's
 //! request log.
 
-#[path = "../tests/support/mod.rs"]
+// The end-to-end harness, of which a benchmark uses a part.
+#[path = "../tests/e2e/support/mod.rs"]
+#[allow(dead_code)]
 mod support;
 
 use std::collections::BTreeMap;

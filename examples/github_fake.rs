@@ -1,4 +1,4 @@
-//! Serves the GitHub fake (tests/support/github_fake.rs) for local demos:
+//! Serves the GitHub fake (tests/e2e/support/github_fake/) for local demos:
 //!
 //! ```text
 //! cargo run --example github_fake -- --listen 127.0.0.1:9001 --repo octo/app \
@@ -11,7 +11,9 @@
 //! * `GET /_fake/comments/{owner}/{repo}/{number}`, `GET /_fake/deployments/{owner}/{repo}`,
 //!   `GET /_fake/requests`
 
-#[path = "../tests/support/github_fake.rs"]
+// The fake from the end-to-end tests, of which this uses a part.
+#[path = "../tests/e2e/support/github_fake/mod.rs"]
+#[allow(dead_code)]
 mod github_fake;
 
 use std::net::SocketAddr;

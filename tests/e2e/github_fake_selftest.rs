@@ -1,14 +1,9 @@
-//! Self-test of the GitHub fake (tests/support/github_fake.rs): raw HTTP through reqwest, plus
+//! Self-test of the GitHub fake (tests/e2e/support/github_fake/): raw HTTP through reqwest, plus
 //! a check that octocrab's models parse the fake's JSON shapes.
 
-mod support {
-    pub mod github_fake;
-    pub mod payloads;
-}
-
+use crate::support::github_fake::{BOT_LOGIN, FakePr, GitHubFake};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::github_fake::{BOT_LOGIN, FakePr, GitHubFake};
 
 const REPO: &str = "octo/app";
 
@@ -753,7 +748,7 @@ async fn octocrab_parses_the_shapes() {
 
 #[test]
 fn payload_builders_are_signed_json() {
-    use support::payloads;
+    use crate::support::payloads;
     let body = payloads::pull_request(&payloads::PrPayload {
         action: "opened",
         repo: REPO,
@@ -781,8 +776,8 @@ fn payload_builders_are_signed_json() {
 /// Every builder's output must also parse with octocrab's webhook event types.
 #[test]
 fn payloads_parse_as_octocrab_webhook_events() {
+    use crate::support::payloads::*;
     use octocrab::models::webhook_events::{WebhookEvent, WebhookEventPayload};
-    use support::payloads::*;
     const HEAD_SHA: &str = "1111111111111111111111111111111111111111";
     let (sha, zeros) = (HEAD_SHA, "0".repeat(40));
     let pr = |action: &'static str, label: Option<&'static str>| PrPayload {

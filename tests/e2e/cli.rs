@@ -1,8 +1,7 @@
 //! The command line as a user meets it: config checks, unknown commands,
 //! and secrets that never reach an error message.
 
-mod support;
-
+use crate::support;
 use std::process::{Command, Output};
 
 fn pullstack(args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -19,8 +19,7 @@
 //!   hundred possibilities) for a manifest without layers: every image here
 //!   is pushed with the sha256 of its manifest, as a registry computes it.
 
-mod support;
-
+use crate::support::{World, eventually, moto_config, moto_endpoint};
 use aws_sdk_ecr::types::{ImageTagMutability, Tag as EcrTag};
 use aws_sdk_ecs::types::{ContainerDefinition, LaunchType};
 use pullstack::aws::Aws;
@@ -29,7 +28,6 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output};
 use std::time::Duration;
-use support::{World, eventually, moto_config, moto_endpoint};
 
 /// A prune deletes from every opted-in repository on the (shared) moto, so
 /// the tests that prune for real take turns.

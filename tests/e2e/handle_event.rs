@@ -2,14 +2,13 @@
 //! the event's payload in a file, moto for AWS and the GitHub fake. Each run
 //! finishes its reconcile before it exits, so nothing here waits on a clock.
 
-mod support;
-
+use crate::support;
+use crate::support::github_fake::{FakePr, GitHubFake, fake_sha};
+use crate::support::payloads::{self, PrPayload};
+use crate::support::{BOT, WRITER, World};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use support::github_fake::{FakePr, GitHubFake, fake_sha};
-use support::payloads::{self, PrPayload};
-use support::{BOT, WRITER, World};
 
 /// One run's files: the config, the event payload and `GITHUB_OUTPUT`.
 struct Step {

@@ -1,11 +1,10 @@
 //! A pull request's preview environment, end to end: webhooks in, the real
 //! AWS SDK against moto and octocrab against the GitHub fake out.
 
-mod support;
-
+use crate::support;
+use crate::support::github_fake::fake_sha;
+use crate::support::{World, eventually};
 use std::time::Duration;
-use support::github_fake::fake_sha;
-use support::{World, eventually};
 
 /// The stack's parameters, read with the SDK directly.
 async fn parameter(world: &World, number: u64, key: &str) -> String {

@@ -4,16 +4,15 @@
 //! `stack` here; the full gate (ECS deployment and target health) is the
 //! default on AWS.
 
-mod support;
-
+use crate::support;
+use crate::support::eventually;
 use pullstack::aws::traffic::Traffic;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::eventually;
 
-use support::production::*;
+use crate::support::production::*;
 
 #[tokio::test]
 async fn a_merge_releases_through_the_canary_and_keeps_the_old_stack() {

@@ -2,9 +2,7 @@
 //! (the installation is looked up from the repository), and every API call
 //! then uses that token.
 
-mod support;
-
-use support::World;
+use crate::support::World;
 
 #[tokio::test]
 async fn a_github_app_gets_an_installation_token_and_deploys() {

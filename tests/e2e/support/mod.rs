@@ -2,7 +2,6 @@
 //! local AWS emulator, through the real AWS SDK) and to a stateful GitHub
 //! fake (through octocrab), with a small DSL to drive pull requests by
 //! posting signed webhook deliveries.
-#![allow(dead_code)]
 
 pub mod github_fake;
 pub mod payloads;

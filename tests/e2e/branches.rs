@@ -1,11 +1,9 @@
 //! Branch environments, end to end: `push` and `delete` webhooks in, the
 //! real AWS SDK against moto and octocrab against the GitHub fake out.
 
-mod support;
-
+use crate::support::{World, eventually};
 use pullstack::aws::stacks::Stack;
 use std::time::Duration;
-use support::{World, eventually};
 
 const BRANCHES: &str = "preview:\n  branches: [\"release/*\"]\n";
 

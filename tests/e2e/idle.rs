@@ -2,10 +2,9 @@
 //! brought back, with the periodic resync applying the rules against moto
 //! and the GitHub fake.
 
-mod support;
-
+use crate::support;
+use crate::support::{WRITER, World, eventually};
 use std::time::Duration;
-use support::{WRITER, World, eventually};
 
 async fn desired_count(world: &World, number: u64) -> Option<String> {
     world

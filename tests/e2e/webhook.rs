@@ -1,10 +1,9 @@
 //! `POST /webhook` end to end: signatures, bad input, redeliveries, every
 //! real fixture payload, and the sticky comment across restarts.
 
-mod support;
-
+use crate::support;
+use crate::support::{World, eventually, payloads};
 use std::time::Duration;
-use support::{World, eventually, payloads};
 
 /// Waits for the start-up resync to finish its GitHub calls, then returns
 /// the fake's request count.

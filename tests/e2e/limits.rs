@@ -7,8 +7,7 @@
 //! on the real ELBv2 and CloudFormation clients answers the quota calls, and
 //! lets every other call pass through to moto.
 
-mod support;
-
+use crate::support::{World, eventually};
 use aws_sdk_cloudformation::operation::describe_account_limits::DescribeAccountLimitsOutput as StackLimits;
 use aws_sdk_cloudformation::types::AccountLimit;
 use aws_sdk_elasticloadbalancingv2::operation::describe_account_limits::DescribeAccountLimitsOutput as ElbLimits;
@@ -18,7 +17,6 @@ use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
 use pullstack::aws::Aws;
 use pullstack::aws::quotas::Quotas;
 use std::time::Duration;
-use support::{World, eventually};
 
 #[tokio::test]
 async fn beyond_the_limit_prs_wait_in_line_and_start_when_a_slot_frees() {

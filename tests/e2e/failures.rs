@@ -8,8 +8,8 @@
 //! operations. So the rest of the flow
 //! (webhook in, ECR, GitHub fake out) is the same as in the other tests.
 
-mod support;
-
+use crate::support;
+use crate::support::{World, eventually};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::operation::continue_update_rollback::ContinueUpdateRollbackOutput;
 use aws_sdk_cloudformation::operation::create_stack::CreateStackError;
@@ -23,7 +23,6 @@ use aws_smithy_types::error::ErrorMetadata;
 use pullstack::aws::Aws;
 use pullstack::aws::stacks::Stacks;
 use std::time::Duration;
-use support::{World, eventually};
 
 /// The world's AWS clients, with CloudFormation answering `rules` first.
 fn mocked(world: &World, rules: &[&Rule]) -> Aws {

@@ -2,7 +2,6 @@
 //! (see tests/fixtures/README.md for where they come from). Each builder loads a fixture,
 //! rewrites the repository / numbers / shas / logins it is asked for (including the URLs that
 //! embed them) and returns compact JSON bytes. Self-contained: include with `#[path]`.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 

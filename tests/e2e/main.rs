@@ -1,0 +1,18 @@
+//! The end-to-end tests, compiled as one crate so that the harness in
+//! `support/` is built once: `pullstack serve` and the `pullstack` binary
+//! driven over HTTP against moto and the GitHub fake.
+
+mod support;
+
+mod branches;
+mod cli;
+mod failures;
+mod github_app;
+mod github_fake_selftest;
+mod handle_event;
+mod idle;
+mod images;
+mod limits;
+mod preview;
+mod production;
+mod webhook;
