@@ -146,29 +146,42 @@ fn serve_shuts_down_gracefully_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let healthy = (0..100).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        std::net::TcpStream::connect(&listen).is_ok()
+    // Its log says when it listens; a reader thread hands the lines over.
+    let stderr = child.stderr.take().unwrap();
+    let (lines, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            if lines.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
     });
-    assert!(healthy, "server did not start");
+    let limit = std::time::Duration::from_secs(15);
+    let mut err = String::new();
+    while !err.contains("pullstack is listening") {
+        let line = log.recv_timeout(limit).expect("server did not start");
+        err.push_str(&line);
+        err.push('\n');
+    }
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+    // The log ends when the process does.
+    loop {
+        match log.recv_timeout(limit) {
+            Ok(line) => {
+                err.push_str(&line);
+                err.push('\n');
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("no exit after SIGTERM: {err}")
+            }
         }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(15),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    }
+    let status = child.wait().unwrap();
     assert!(status.success(), "exit {status:?}: {err}");
     assert!(err.contains("shutting down"), "{err}");
 }

@@ -1,10 +1,14 @@
 //! Idle environments, end to end: scaled to zero, woken, kept, deleted and
 //! brought back, with the periodic resync applying the rules against moto
-//! and the GitHub fake.
+//! and the GitHub fake. The periods are the defaults (a day, a week); the
+//! tests move the server's clock past them instead of waiting.
 
 use crate::support;
-use crate::support::{WRITER, World, eventually};
+use crate::support::{WAIT, WRITER, World, eventually};
 use std::time::Duration;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 async fn desired_count(world: &World, number: u64) -> Option<String> {
     world
@@ -15,7 +19,7 @@ async fn desired_count(world: &World, number: u64) -> Option<String> {
 
 async fn wait_desired_count(world: &World, number: u64, count: &str) {
     let what = format!("PR #{number}'s stack at {count} tasks");
-    eventually(&what, Duration::from_secs(30), || async {
+    eventually(&what, WAIT, || async {
         world.stack(number).await.is_some_and(|s| {
             s.parameters.get("DesiredCount").map(String::as_str) == Some(count)
                 && s.status.as_str().ends_with("_COMPLETE")
@@ -26,15 +30,18 @@ async fn wait_desired_count(world: &World, number: u64, count: &str) {
 
 #[tokio::test]
 async fn an_idle_environment_sleeps_and_wakes_on_command() {
-    let config =
-        "preview:\n  idle:\n    scale_after: 3s\n    delete_after: 1h\nresync:\n  interval: 1s\n";
-    let mut world = World::new("sleep", config).await;
+    let mut world = World::new("sleep", "").await;
     world.start().await;
     world.open_pr(1).await;
     let ready = world.wait_comment(1, "Ready").await;
     assert!(ready.body.contains("Estimated cost: ~$"), "{}", ready.body);
     assert_eq!(desired_count(&world, 1).await.as_deref(), Some("1"));
 
+    // An hour short of the default day: still up.
+    world.advance(DAY - HOUR);
+    world.resync().await;
+    assert_eq!(desired_count(&world, 1).await.as_deref(), Some("1"));
+    world.advance(2 * HOUR);
     let asleep = world.wait_comment(1, "Asleep").await;
     assert!(asleep.body.contains("`/pullstack wake`"), "{}", asleep.body);
     assert!(
@@ -61,11 +68,11 @@ async fn an_idle_environment_sleeps_and_wakes_on_command() {
 
 #[tokio::test]
 async fn a_push_wakes_an_idle_environment() {
-    let config =
-        "preview:\n  idle:\n    scale_after: 2s\n    delete_after: 1h\nresync:\n  interval: 1s\n";
-    let mut world = World::new("pushwake", config).await;
+    let mut world = World::new("pushwake", "").await;
     world.start().await;
     world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.advance(DAY + HOUR);
     world.wait_comment(1, "Asleep").await;
     wait_desired_count(&world, 1, "0").await;
 
@@ -77,8 +84,7 @@ async fn a_push_wakes_an_idle_environment() {
 
 #[tokio::test]
 async fn kept_and_exempt_environments_stay_up() {
-    let config = "preview:\n  idle:\n    scale_after: 2s\n    delete_after: 1h\n    exempt: [feature-3]\n\
-                  resync:\n  interval: 1s\n";
+    let config = "preview:\n  idle:\n    exempt: [feature-3]\n";
     let mut world = World::new("kept", config).await;
     world.start().await;
     world.open_pr(1).await;
@@ -88,10 +94,11 @@ async fn kept_and_exempt_environments_stay_up() {
     for number in 1..=3 {
         world.wait_comment(number, "Ready").await;
     }
-    // PR 1 goes to sleep; the resync passes that did it also saw PRs 2 and 3.
+    world.advance(DAY + HOUR);
+    // PR 1 goes to sleep; the resync that did it also looked at PRs 2 and 3.
     world.wait_comment(1, "Asleep").await;
     wait_desired_count(&world, 1, "0").await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    world.resync().await;
     for number in [2, 3] {
         assert_eq!(desired_count(&world, number).await.as_deref(), Some("1"));
         assert!(world.sticky(number).unwrap().body.contains("Ready"));
@@ -100,12 +107,15 @@ async fn kept_and_exempt_environments_stay_up() {
 
 #[tokio::test]
 async fn a_long_idle_environment_is_deleted_and_a_push_brings_it_back() {
-    let config =
-        "preview:\n  idle:\n    scale_after: 2s\n    delete_after: 4s\nresync:\n  interval: 1s\n";
-    let mut world = World::new("expire", config).await;
+    let mut world = World::new("expire", "").await;
     world.start().await;
     world.open_pr(1).await;
     world.wait_comment(1, "Ready").await;
+    world.advance(DAY + HOUR);
+    world.wait_comment(1, "Asleep").await;
+    wait_desired_count(&world, 1, "0").await;
+    // The default week after it fell asleep.
+    world.advance(7 * DAY);
     let removed = world.wait_comment(1, "Removed").await;
     assert!(
         removed.body.contains("without a push or activity"),
@@ -114,7 +124,8 @@ async fn a_long_idle_environment_is_deleted_and_a_push_brings_it_back() {
     );
     world.wait_stack_gone(1).await;
     // Later resyncs leave it deleted.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    world.resync().await;
+    world.resync().await;
     assert!(world.stack(1).await.is_none());
 
     let sha = world.push(1, "back").await;
@@ -130,15 +141,13 @@ async fn waking_needs_triage_and_says_so() {
     world.open_pr(1).await;
     world.wait_comment(1, "Ready").await;
     world.comment(1, support::READER, "/pullstack wake").await;
-    eventually(
-        "a refusal naming the permission",
-        Duration::from_secs(30),
-        || async {
-            world
-                .bot_comments(1)
-                .iter()
-                .any(|c| c.body.contains("`/pullstack wake` needs triage permission"))
-        },
-    )
-    .await;
+    let refusal = world.next_comment(1).await;
+    assert!(
+        refusal
+            .body
+            .contains("`/pullstack wake` needs triage permission"),
+        "{}",
+        refusal.body
+    );
+    world.assert_no_more_comments(1).await;
 }

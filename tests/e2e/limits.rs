@@ -187,7 +187,7 @@ async fn a_full_stack_quota_refuses_too() {
 
 #[tokio::test]
 async fn a_queued_pr_is_told_once_not_on_every_resync() {
-    let config = "preview:\n  limits:\n    per_repository: 1\nresync:\n  interval: 500ms\n";
+    let config = "preview:\n  limits:\n    per_repository: 1\n";
     let mut world = World::new("toldonce", config).await;
     world.start().await;
     world.open_pr(1).await;
@@ -195,7 +195,9 @@ async fn a_queued_pr_is_told_once_not_on_every_resync() {
     let second = world.open_pr(2).await;
     let queued = world.wait_comment(2, "number 1 in line").await;
     // Several resyncs look at the queued PR again.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    for _ in 0..3 {
+        world.resync().await;
+    }
     let statuses = world.github.statuses(&world.repo, &second);
     assert_eq!(statuses.len(), 1, "{statuses:?}");
     let comment = world.sticky(2).unwrap();

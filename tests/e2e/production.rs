@@ -17,11 +17,20 @@ use crate::support::production::*;
 #[tokio::test]
 async fn a_merge_releases_through_the_canary_and_keeps_the_old_stack() {
     let (mut world, _) = production_world("canary", "").await;
+    // A real bake; the test moves the clock through it step by step.
+    let bake = Duration::from_secs(600);
+    world.config_yaml = world.config_yaml.replace("bake: 300ms", "bake: 10m");
     world.start().await;
     let first = first_release(&world).await;
     let second = merge(&world, 2, "Second").await;
     let (old, new) = (release_name(&world, &first), release_name(&world, &second));
-    wait_weight(&world, &new, 100).await;
+    for (percent, then) in [(10, 50), (50, 100)] {
+        wait_weight(&world, &new, percent).await;
+        world.settle().await;
+        assert_eq!(weights(&world).await[&new], percent, "held for the bake");
+        world.advance(bake);
+        wait_weight(&world, &new, then).await;
+    }
     wait_released(&world, &second).await;
     assert_eq!(steps(&world, &second), CANARY);
     let w = weights(&world).await;
@@ -145,7 +154,8 @@ async fn rollback_from_the_cli_restores_the_weights() {
 
     // The server keeps it rolled back: the rolled-back commit is not released again.
     world.start().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    world.settle().await;
+    world.resync().await;
     assert_eq!(weights(&world).await[&old], 100);
 }
 
@@ -313,7 +323,10 @@ async fn a_second_quick_merge_supersedes_the_first() {
     let names = [&first, &second, &third].map(|sha| release_name(&world, sha));
     // While it settles, traffic only ever points at stacks that exist.
     let watch = async {
+        // A watcher samples the weights as a user's resolver would.
+        let mut sample = tokio::time::interval(Duration::from_millis(100));
         loop {
+            sample.tick().await;
             let w = weights(&world).await;
             let total: u32 = w.values().map(|v| u32::from(*v)).sum();
             assert!(total == 100, "weights sum to {total}: {w:?}");
@@ -328,7 +341,6 @@ async fn a_second_quick_merge_supersedes_the_first() {
             if w.get(&names[2]) == Some(&100) {
                 break w;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
     let w = tokio::time::timeout(LONG, watch)

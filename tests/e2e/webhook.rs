@@ -8,15 +8,7 @@ use std::time::Duration;
 /// Waits for the start-up resync to finish its GitHub calls, then returns
 /// the fake's request count.
 async fn settled_request_count(world: &World) -> usize {
-    eventually("start-up resync", Duration::from_secs(10), || async {
-        world
-            .github
-            .requests()
-            .iter()
-            .any(|r| r.path.contains("/pulls?state=open"))
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    world.settle().await;
     world.github.request_count()
 }
 
@@ -58,7 +50,7 @@ async fn bad_deliveries_are_rejected_without_touching_github() {
         "{reply}"
     );
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    world.settle().await;
     assert_eq!(
         world.github.request_count(),
         before,
@@ -150,7 +142,7 @@ async fn a_redelivery_does_nothing_twice() {
         helps() == 1
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.settle().await;
     assert_eq!(helps(), 1, "the redelivery must not answer again");
 }
 

@@ -16,12 +16,16 @@ use pullstack::aws::stacks::Stack;
 use pullstack::config::Config;
 use pullstack::domain::naming::EnvKey;
 use pullstack::github::client::Auth;
+use pullstack::reconcile::Job;
 use pullstack::server::{self, Options, Running};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+/// The longest any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 pub const SECRET: &str = "test-webhook-secret";
 /// The login the fake answers `GET /user` with: pullstack's own identity.
@@ -70,6 +74,7 @@ where
     Fut: Future<Output = bool>,
 {
     let start = Instant::now();
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
     loop {
         if check().await {
             return;
@@ -78,7 +83,8 @@ where
             start.elapsed() < limit,
             "timed out after {limit:?} waiting for: {what}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // moto has no change feed: what it holds is polled.
+        poll.tick().await;
     }
 }
 
@@ -97,6 +103,9 @@ pub struct World {
     pub clock: pullstack::clock::Clock,
     server: Option<Running>,
     http: reqwest::Client,
+    /// Per PR, how many of pullstack's replies [`World::next_comment`] has
+    /// handed out.
+    consumed: Mutex<HashMap<u64, usize>>,
 }
 
 impl World {
@@ -132,7 +141,11 @@ impl World {
             app_key: None,
             clock: pullstack::clock::Clock::manual(),
             server: None,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .timeout(WAIT)
+                .build()
+                .expect("HTTP client"),
+            consumed: Mutex::default(),
         };
         world.bootstrap().await;
         world
@@ -157,7 +170,7 @@ impl World {
             .await
             .expect("create the shared stack");
         let stacks = self.aws.stacks.clone();
-        eventually("shared stack complete", Duration::from_secs(30), || {
+        eventually("shared stack complete", WAIT, || {
             let stacks = stacks.clone();
             let name = name.clone();
             async move {
@@ -434,10 +447,79 @@ impl World {
             .expect("describe stack")
     }
 
+    /// Fails the test if the server stopped on its own.
+    pub fn assert_alive(&self) {
+        if let Some(server) = &self.server {
+            assert!(!server.is_finished(), "the server crashed");
+        }
+    }
+
+    /// Waits until the server's queue has nothing queued or running: every
+    /// delivery so far has been handled. Polls waiting for a deadline may
+    /// remain.
+    pub async fn settle(&self) {
+        let server = self.server.as_ref().expect("server running");
+        tokio::time::timeout(WAIT, server.queue().idle())
+            .await
+            .expect("the queue settles");
+        self.assert_alive();
+    }
+
+    /// Runs a resync now and waits until everything it woke has run.
+    pub async fn resync(&self) {
+        let server = self.server.as_ref().expect("server running");
+        server.queue().push(Job::Resync, None);
+        self.settle().await;
+    }
+
+    /// Moves the server's clock forward, as if `by` had passed.
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// pullstack's next reply on PR `number` (its comments other than the
+    /// sticky one), in order, waiting for it to be posted. Each reply is
+    /// handed out once, so an unexpected extra one is seen by
+    /// [`World::assert_no_more_comments`].
+    pub async fn next_comment(&self, number: u64) -> FakeComment {
+        let index = *self.consumed.lock().unwrap().get(&number).unwrap_or(&0);
+        let what = format!("reply number {} on PR #{number}", index + 1);
+        eventually(&what, WAIT, || async {
+            self.assert_alive();
+            self.replies(number).len() > index
+        })
+        .await;
+        *self.consumed.lock().unwrap().entry(number).or_default() += 1;
+        self.replies(number).swap_remove(index)
+    }
+
+    /// Fails if PR `number` has replies [`World::next_comment`] did not
+    /// hand out, once the queue has settled.
+    pub async fn assert_no_more_comments(&self, number: u64) {
+        self.settle().await;
+        let index = *self.consumed.lock().unwrap().get(&number).unwrap_or(&0);
+        let extra: Vec<String> = self.replies(number)[index..]
+            .iter()
+            .map(|c| c.body.clone())
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "unexpected replies on PR #{number}: {extra:#?}"
+        );
+    }
+
+    fn replies(&self, number: u64) -> Vec<FakeComment> {
+        let sticky = self.sticky(number).map(|c| c.id);
+        let mut replies = self.bot_comments(number);
+        replies.retain(|c| Some(c.id) != sticky);
+        replies
+    }
+
     /// Waits until the sticky comment of PR `number` contains `text`.
     pub async fn wait_comment(&self, number: u64, text: &str) -> FakeComment {
         let what = format!("PR #{number}'s comment to say {text:?}");
-        eventually(&what, Duration::from_secs(30), || async {
+        eventually(&what, WAIT, || async {
+            self.assert_alive();
             self.sticky(number).is_some_and(|c| c.body.contains(text))
         })
         .await;
@@ -460,7 +542,8 @@ impl World {
                 .expect("describe stack")
         };
         let what = format!("stack {name} complete at {sha}");
-        eventually(&what, Duration::from_secs(30), || async {
+        eventually(&what, WAIT, || async {
+            self.assert_alive();
             describe().await.is_some_and(|s| {
                 s.tag("pullstack:commit") == Some(sha) && s.status.as_str().ends_with("_COMPLETE")
             })
@@ -516,7 +599,8 @@ impl World {
 
     pub async fn wait_named_stack_gone(&self, name: &str) {
         let what = format!("stack {name} gone");
-        eventually(&what, Duration::from_secs(30), || async {
+        eventually(&what, WAIT, || async {
+            self.assert_alive();
             self.aws
                 .stacks
                 .describe(name)
