@@ -142,3 +142,47 @@ async fn branch_names_that_differ_only_in_case_or_punctuation_get_their_own_stac
         assert!(name.len() <= 128 && name.is_ascii(), "{name}");
     }
 }
+
+/// A branch deleted while pullstack was down: the start-up resync removes
+/// its stack, and the Deployment the branch had before the restart is
+/// closed, not left `success` for good.
+#[tokio::test]
+async fn a_restart_keeps_a_branch_environments_deployment() {
+    let mut world = World::new("brmem", BRANCHES).await;
+    world.start().await;
+    let branch = "release/3.0";
+    let sha = world.push_branch(branch, "one").await;
+    wait_branch_at(&world, branch, &sha).await;
+    let last_state = |world: &World| {
+        let deployment = world
+            .github
+            .deployments(&world.repo)
+            .into_iter()
+            .find(|d| d.environment == "branch/release/3.0");
+        deployment.and_then(|d| d.statuses.last().map(|s| s.state.clone()))
+    };
+    eventually(
+        "the branch's Deployment succeeds",
+        Duration::from_secs(30),
+        || async { last_state(&world).as_deref() == Some("success") },
+    )
+    .await;
+    world.settle().await;
+
+    world.kill();
+    world.delete_branch(branch, false).await;
+    world.start().await;
+    wait_branch_gone(&world, branch).await;
+    eventually(
+        "the Deployment is closed",
+        Duration::from_secs(30),
+        || async { last_state(&world).as_deref() == Some("inactive") },
+    )
+    .await;
+    let deployments = world.github.deployments(&world.repo);
+    assert_eq!(
+        deployments.len(),
+        1,
+        "no second Deployment: {deployments:?}"
+    );
+}

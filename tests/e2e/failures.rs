@@ -14,7 +14,9 @@ use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::operation::continue_update_rollback::ContinueUpdateRollbackOutput;
 use aws_sdk_cloudformation::operation::create_stack::CreateStackError;
 use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
-use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+use aws_sdk_cloudformation::operation::describe_stacks::{
+    DescribeStacksError, DescribeStacksOutput,
+};
 use aws_sdk_cloudformation::operation::update_stack::UpdateStackError;
 use aws_sdk_cloudformation::types::{ResourceStatus, Stack, StackEvent, StackStatus, Tag};
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
@@ -22,6 +24,8 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::error::ErrorMetadata;
 use pullstack::aws::Aws;
 use pullstack::aws::stacks::Stacks;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The world's AWS clients, with CloudFormation answering `rules` first.
@@ -273,4 +277,62 @@ async fn throttling_is_retried() {
         throttled.num_calls() >= 2,
         "both throttled answers were consumed, then the call went through"
     );
+}
+
+/// Our own failure that persists (an AWS 500 on every CreateStack, from an
+/// aws-smithy-mocks rule while `failing` is set): after `notice_after`
+/// failed passes the PR's comment says so with a reference for the logs,
+/// and the first good pass clears the notice.
+///
+/// The mock replaces moto's answer, but moto still receives the call and
+/// creates the stack. So while failing, DescribeStacks of that stack is
+/// mocked as not found too: to pullstack, every attempt fails alike.
+#[tokio::test]
+async fn a_persisting_internal_failure_is_noticed_on_the_pr_and_cleared() {
+    let mut world = World::new("notice", "queue:\n  notice_after: 2\n").await;
+    let failing = Arc::new(AtomicBool::new(true));
+    let (flag, name) = (failing.clone(), world.stack_name(6));
+    let hidden = mock!(Client::describe_stacks)
+        .match_requests(move |input| {
+            flag.load(Ordering::SeqCst) && input.stack_name() == Some(name.as_str())
+        })
+        .sequence()
+        .error(|| {
+            DescribeStacksError::generic(
+                ErrorMetadata::builder()
+                    .code("ValidationError")
+                    .message("Stack with id notice does not exist")
+                    .build(),
+            )
+        })
+        .repeatedly()
+        .build();
+    let flag = failing.clone();
+    let broken = mock!(Client::create_stack)
+        .match_requests(move |_| flag.load(Ordering::SeqCst))
+        .sequence()
+        .error(|| {
+            CreateStackError::generic(
+                ErrorMetadata::builder()
+                    .code("InternalFailure")
+                    .message("We encountered an internal error. Please try again.")
+                    .build(),
+            )
+        })
+        .repeatedly()
+        .build();
+    world.start_with(mocked(&world, &[&hidden, &broken])).await;
+    world.open_pr(6).await;
+    let noticed = world.wait_comment(6, "keeps failing on its side").await;
+    assert!(noticed.body.contains("under ref `"), "{}", noticed.body);
+    assert!(
+        broken.num_calls() >= 2,
+        "{} CreateStack calls",
+        broken.num_calls()
+    );
+
+    failing.store(false, Ordering::SeqCst);
+    world.wait_comment(6, "Ready").await;
+    let cleared = world.sticky(6).unwrap();
+    assert!(!cleared.body.contains("keeps failing"), "{}", cleared.body);
 }

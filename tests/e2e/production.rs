@@ -90,7 +90,9 @@ async fn old_stacks_are_removed_after_the_window() {
     );
 }
 
-#[tokio::test]
+// Two worker threads: the CLI runs as a blocking child process while this
+// runtime serves the GitHub fake it records the rollback on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_from_the_cli_restores_the_weights() {
     let (mut world, _) = production_world("clirb", "").await;
     world.start().await;
@@ -111,6 +113,8 @@ async fn rollback_from_the_cli_restores_the_weights() {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("PULLSTACK_GITHUB_API_URL", world.github.url())
+            .env("PULLSTACK_GITHUB_TOKEN", "ghp_test_token")
             .output()
             .unwrap()
     };
@@ -135,6 +139,9 @@ async fn rollback_from_the_cli_restores_the_weights() {
     );
     let w = weights(&world).await;
     assert_eq!((w[&old], w[&new]), (100, 0));
+    // Recorded on GitHub exactly as a `/pullstack rollback` is.
+    let reason = "requested with `pullstack prod rollback`";
+    assert_rollback_recorded(&world, 2, &second, &first, reason);
 
     let status = run(&["prod", "status", "-o", "json"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -236,13 +243,8 @@ async fn a_maintainer_rolls_back_from_a_comment_in_one_change_batch() {
         1,
         "one change batch"
     );
-    let rollback = world
-        .github
-        .deployments(&world.repo)
-        .into_iter()
-        .find(|d| d.description.starts_with("rollback to"))
-        .expect("a Deployment records the rollback");
-    assert_eq!(rollback.sha, first);
+    let by = format!("requested by @{}", support::MAINTAINER);
+    assert_rollback_recorded(&world, 2, &second, &first, &by);
 }
 
 #[tokio::test]

@@ -137,3 +137,47 @@ pub async fn first_release(world: &World) -> String {
     wait_weight(world, &release_name(world, &sha), 100).await;
     sha
 }
+
+/// Asserts that a rollback from `from_sha`'s release to `to_sha`'s was
+/// recorded as every rollback is, whoever gave it: the release fails, the
+/// target gets a `production` Deployment of its own that succeeds, and the
+/// merged PR `pr` is told.
+pub fn assert_rollback_recorded(
+    world: &World,
+    pr: u64,
+    from_sha: &str,
+    to_sha: &str,
+    reason: &str,
+) {
+    let (from, to) = (release_name(world, from_sha), release_name(world, to_sha));
+    let released = statuses(world, from_sha);
+    assert_eq!(
+        released.last().map(String::as_str),
+        Some(format!("failure: rolled back: {reason}").as_str()),
+        "{released:?}"
+    );
+    let rollback = world
+        .github
+        .deployments(&world.repo)
+        .into_iter()
+        .find(|d| d.description == format!("rollback to {to}"))
+        .expect("a Deployment records the rollback");
+    assert_eq!(
+        (rollback.environment.as_str(), rollback.sha.as_str()),
+        ("production", to_sha)
+    );
+    let states: Vec<String> = rollback
+        .statuses
+        .iter()
+        .map(|s| format!("{}: {}", s.state, s.description))
+        .collect();
+    assert_eq!(
+        states,
+        [format!("success: rolled back from {from}: {reason}")]
+    );
+    let told = format!("⏪ **Production rolled back** from `{from}` to `{to}`: {reason}.");
+    assert!(
+        world.bot_comments(pr).iter().any(|c| c.body == told),
+        "{told}"
+    );
+}
