@@ -43,8 +43,7 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// Renders the template and fills in the parameters and tags. A
-    /// placeholder the template cannot take is the config's mistake.
+    /// Renders the template and fills in the parameters and tags.
     pub fn build(config: &Config, shared: &Shared, request: Request<'_>) -> Result<Spec, Error> {
         let preview = &config.preview;
         let body = template::render(
@@ -53,12 +52,7 @@ impl Spec {
             &preview.secrets,
             &request.placeholders,
         )
-        .map_err(|err| {
-            Error::user(format!(
-                "The config's `preview.env` or `preview.secrets` cannot be used: {err:#}. \
-                 Fix it in the config; a push or `/pullstack redeploy` then deploys again."
-            ))
-        })?;
+        .map_err(Error::internal)?;
         let sizing = request.sizing;
         let (dns_name, zone) = request.dns.unwrap_or_default();
         let parameters = BTreeMap::from([
@@ -105,4 +99,19 @@ impl Spec {
 /// A time as stack tags hold it.
 pub fn tag_time(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// What CloudFormation's refusal of a stack means for the config: a
+/// validation error is about the values sent, which come from the config,
+/// so it is the user's to fix and retrying cannot help.
+pub fn refused(err: crate::aws::Error) -> Error {
+    if err.kind() != crate::aws::ErrorKind::Validation {
+        return err.into();
+    }
+    Error::user(format!(
+        "CloudFormation refused the stack: {}. Its values come from the config's `preview` \
+         section (`cpu`, `memory`, `port`, `health_path`, `env`, `secrets`): fix them there, \
+         then push or comment `/pullstack redeploy`.",
+        err.message
+    ))
 }

@@ -336,3 +336,61 @@ async fn a_persisting_internal_failure_is_noticed_on_the_pr_and_cleared() {
     let cleared = world.sticky(6).unwrap();
     assert!(!cleared.body.contains("keeps failing"), "{}", cleared.body);
 }
+
+/// The user's mistake: CloudFormation refuses the stack's values (an
+/// aws-smithy-mocks ValidationError on CreateStack, as AWS answers an
+/// invalid CPU and memory pair). The PR is told once what to fix, and the
+/// create is not retried until the user acts.
+///
+/// As above, moto still receives the call behind the mocked answer, so
+/// DescribeStacks of that stack is mocked as not found.
+#[tokio::test]
+async fn a_refused_config_is_said_once_and_not_retried() {
+    let mut world = World::new("userr", "").await;
+    let name = world.stack_name(3);
+    let hidden = mock!(Client::describe_stacks)
+        .match_requests(move |input| input.stack_name() == Some(name.as_str()))
+        .sequence()
+        .error(|| {
+            DescribeStacksError::generic(
+                ErrorMetadata::builder()
+                    .code("ValidationError")
+                    .message("Stack with id userr does not exist")
+                    .build(),
+            )
+        })
+        .repeatedly()
+        .build();
+    let refused = mock!(Client::create_stack)
+        .match_requests(|_| true)
+        .sequence()
+        .error(|| {
+            CreateStackError::generic(
+                ErrorMetadata::builder()
+                    .code("ValidationError")
+                    .message("Invalid CPU or memory value specified")
+                    .build(),
+            )
+        })
+        .repeatedly()
+        .build();
+    world.start_with(mocked(&world, &[&hidden, &refused])).await;
+    world.open_pr(3).await;
+    let failed = world.wait_comment(3, "Deploy failed").await;
+    assert!(
+        failed
+            .body
+            .contains("Invalid CPU or memory value specified")
+            && failed.body.contains("`preview` section"),
+        "{}",
+        failed.body
+    );
+    world.settle().await;
+    assert_eq!(refused.num_calls(), 1, "not retried");
+
+    // Another event changes nothing: no new create, no new words.
+    world.label(3, "unrelated", support::WRITER).await;
+    world.settle().await;
+    assert_eq!(refused.num_calls(), 1);
+    assert_eq!(world.sticky(3).unwrap().edits, failed.edits);
+}

@@ -28,6 +28,16 @@ async fn wait_desired_count(world: &World, number: u64, count: &str) {
     .await;
 }
 
+/// Opens PR 1, waits until it is ready, then moves the clock past the
+/// default day without activity until it is scaled to zero.
+async fn ready_then_asleep(world: &World) {
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.advance(DAY + HOUR);
+    world.wait_comment(1, "Asleep").await;
+    wait_desired_count(world, 1, "0").await;
+}
+
 #[tokio::test]
 async fn an_idle_environment_sleeps_and_wakes_on_command() {
     let mut world = World::new("sleep", "").await;
@@ -70,11 +80,7 @@ async fn an_idle_environment_sleeps_and_wakes_on_command() {
 async fn a_push_wakes_an_idle_environment() {
     let mut world = World::new("pushwake", "").await;
     world.start().await;
-    world.open_pr(1).await;
-    world.wait_comment(1, "Ready").await;
-    world.advance(DAY + HOUR);
-    world.wait_comment(1, "Asleep").await;
-    wait_desired_count(&world, 1, "0").await;
+    ready_then_asleep(&world).await;
 
     let sha = world.push(1, "wake").await;
     world.wait_stack_at(1, &sha).await;
@@ -109,11 +115,7 @@ async fn kept_and_exempt_environments_stay_up() {
 async fn a_long_idle_environment_is_deleted_and_a_push_brings_it_back() {
     let mut world = World::new("expire", "").await;
     world.start().await;
-    world.open_pr(1).await;
-    world.wait_comment(1, "Ready").await;
-    world.advance(DAY + HOUR);
-    world.wait_comment(1, "Asleep").await;
-    wait_desired_count(&world, 1, "0").await;
+    ready_then_asleep(&world).await;
     // The default week after it fell asleep.
     world.advance(7 * DAY);
     let removed = world.wait_comment(1, "Removed").await;

@@ -13,7 +13,7 @@ use crate::aws::stacks::{Deploy, tag};
 use crate::domain::comment::State;
 use crate::domain::naming::EnvKey;
 use crate::github::client::StatusState;
-use crate::reconcile::{Action, Ctx, Job, Result};
+use crate::reconcile::{Action, Ctx, Job, Result, spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -218,7 +218,7 @@ impl Pass<'_> {
                 return Ok(Some(Action::done()));
             }
         };
-        ctx.aws.stacks.create(deploy).await?;
+        ctx.aws.stacks.create(deploy).await.map_err(spec::refused)?;
         admissions.admitted(&self.env.key);
         Ok(None)
     }

@@ -53,7 +53,8 @@ impl Pass<'_> {
                 }
             }
             Some(existing) => {
-                if ctx.aws.stacks.update(&deploy).await? == Started::NoChange {
+                let started = ctx.aws.stacks.update(&deploy).await;
+                if started.map_err(spec::refused)? == Started::NoChange {
                     // Same template and parameters: restart the tasks instead.
                     if let (Some(cluster), Some(service)) = (
                         existing.output("ClusterName"),

@@ -249,9 +249,18 @@ impl<'a> Pass<'a> {
                 Ok(action)
             }
             Err(err) => {
-                if let Some(message) = err.user_message() {
-                    let sha = self.target.clone().unwrap_or_default();
-                    self.fail(&sha, message, Vec::new()).await?;
+                if let Some(reason) = err.user_message() {
+                    // Said once: the same words again change nothing on the PR.
+                    match self.target.clone() {
+                        Some(sha) => self.fail(&sha, reason, Vec::new()).await?,
+                        None => {
+                            let state = State::Failed {
+                                reason,
+                                events: Vec::new(),
+                            };
+                            self.report(None, state).await?;
+                        }
+                    }
                     return Ok(Action::done());
                 }
                 if err.kind() == Kind::Internal
