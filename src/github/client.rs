@@ -16,6 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
+/// The media type of GitHub's REST API.
+const GITHUB_JSON: &str = "application/vnd.github+json";
+
+/// The REST API version pullstack is written against.
+const API_VERSION: &str = "2022-11-28";
+
 /// How long the default branch is trusted once read.
 const DEFAULT_BRANCH_TTL: Duration = Duration::from_secs(600);
 
@@ -210,9 +216,16 @@ impl Forge {
         writes_per_minute: u32,
     ) -> anyhow::Result<Forge> {
         use anyhow::Context;
+        // The media type and API version GitHub asks every client to send,
+        // the App's token exchange included.
         let builder = octocrab::Octocrab::builder()
             .base_uri(base_url)
-            .context("invalid GitHub API URL")?;
+            .context("invalid GitHub API URL")?
+            .add_header(reqwest::header::ACCEPT, GITHUB_JSON.to_owned())
+            .add_header(
+                reqwest::header::HeaderName::from_static("x-github-api-version"),
+                API_VERSION.to_owned(),
+            );
         let (crab, app_crab) = match auth {
             Auth::Token(token) => (builder.personal_token(token).build()?, None),
             Auth::App {

@@ -43,3 +43,35 @@ async fn a_github_app_gets_an_installation_token_and_deploys() {
         "installation token used for API calls: {auth}"
     );
 }
+
+/// Every request, the token exchange included, carries the media type and
+/// API version GitHub asks clients to send.
+#[tokio::test]
+async fn every_request_sends_githubs_media_type_and_api_version() {
+    let mut world = World::new("apphdr", "").await;
+    world.app_key = Some(
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/test-app-key.pem"
+        ))
+        .unwrap(),
+    );
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    let requests = world.github.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.starts_with("/app/installations/"))
+    );
+    for r in &requests {
+        assert_eq!(
+            (r.accept.as_deref(), r.api_version.as_deref()),
+            (Some("application/vnd.github+json"), Some("2022-11-28")),
+            "{} {}",
+            r.method,
+            r.path
+        );
+    }
+}

@@ -150,6 +150,9 @@ pub struct RecordedRequest {
     pub path: String,
     pub status: u16,
     pub authorization: Option<String>,
+    pub accept: Option<String>,
+    /// `X-GitHub-Api-Version`.
+    pub api_version: Option<String>,
 }
 
 struct StoredPr {

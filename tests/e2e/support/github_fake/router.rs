@@ -88,11 +88,15 @@ async fn gate(State(sh): Sh, req: Request, next: Next) -> Response {
         .uri()
         .path_and_query()
         .map_or_else(|| req.uri().path().to_string(), |pq| pq.to_string());
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let [authorization, accept, api_version] = [
+        header::AUTHORIZATION.as_str(),
+        header::ACCEPT.as_str(),
+        "x-github-api-version",
+    ]
+    .map(|name| {
+        let value = req.headers().get(name)?;
+        value.to_str().ok().map(str::to_string)
+    });
     let rejection = if authorization.is_none() && req.uri().path() != "/rate_limit" {
         Some(ApiError::new(401, "Requires authentication"))
     } else {
@@ -113,6 +117,8 @@ async fn gate(State(sh): Sh, req: Request, next: Next) -> Response {
             path,
             status: resp.status().as_u16(),
             authorization,
+            accept,
+            api_version,
         });
         db.requests.len().min(5000)
     };
