@@ -278,10 +278,14 @@ fn next_steps(state: &State) -> String {
         .join(" · ")
 }
 
-/// The reply to `/pullstack help`.
-pub fn help() -> String {
+/// The reply to `/pullstack help`: the commands that apply here, so the
+/// production ones only where production releases are enabled.
+pub fn help(production: bool) -> String {
     let mut out = String::from("pullstack commands (comment on the pull request):\n\n");
-    for c in Command::ALL {
+    for c in Command::ALL
+        .into_iter()
+        .filter(|c| production || !c.is_production())
+    {
         let _ = writeln!(out, "- `/pullstack {}`: {}", c.name(), c.summary());
     }
     out

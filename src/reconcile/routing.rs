@@ -69,7 +69,9 @@ impl Router {
                 .into_iter()
                 .map(|parsed| {
                     let job = match parsed {
-                        Parsed::Command(command) if command.is_production() => Job::Production,
+                        Parsed::Command(command) if command.is_production() && self.production => {
+                            Job::Production
+                        }
                         _ => Job::Env(EnvKey::Pr(comment.issue)),
                     };
                     let intent = match parsed {
@@ -226,5 +228,23 @@ mod tests {
                 }))
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn production_commands_are_answered_on_the_pr_when_production_is_off() {
+        let off = Router {
+            production: false,
+            ..router()
+        };
+        let event = Event::Comment(CommentEvent {
+            repo: RepoName::parse("octo/app").unwrap(),
+            issue: 9,
+            comment_id: 78,
+            body: "/pullstack rollback".into(),
+            author: "bob".into(),
+            author_association: "MEMBER".into(),
+        });
+        assert_eq!(off.jobs(&event)[0].0, Job::Env(EnvKey::Pr(9)));
+        assert_eq!(router().jobs(&event)[0].0, Job::Production);
     }
 }

@@ -420,3 +420,32 @@ async fn resync_looks_closer_only_at_environments_whose_listing_changed() {
     assert_eq!(reads(&one), 0, "PR 1 is unchanged in the listing");
     assert!(reads(&two) >= 3, "PR 2's head moved three times");
 }
+
+/// With production releases off (the default), `/pullstack rollback` is
+/// answered rather than ignored, and help lists only what applies.
+#[tokio::test]
+async fn production_commands_are_answered_when_production_is_off() {
+    let mut world = World::new("noprod", "").await;
+    world.start().await;
+    world.open_pr(4).await;
+    world.wait_comment(4, "Ready").await;
+    world
+        .comment(4, support::MAINTAINER, "/pullstack rollback")
+        .await;
+    let reply = world.next_comment(4).await;
+    assert!(
+        reply
+            .body
+            .contains("production releases, which are not enabled"),
+        "{}",
+        reply.body
+    );
+    world.comment(4, support::WRITER, "/pullstack help").await;
+    let help = world.next_comment(4).await;
+    assert!(
+        help.body.contains("/pullstack redeploy") && !help.body.contains("/pullstack promote"),
+        "{}",
+        help.body
+    );
+    world.assert_no_more_comments(4).await;
+}

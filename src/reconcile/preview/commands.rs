@@ -31,7 +31,10 @@ impl Pass<'_> {
                 let hint = suggestion
                     .map(|c| format!(" Did you mean `/pullstack {}`?", c.name()))
                     .unwrap_or_default();
-                let body = format!("Unknown command `{word}`.{hint}\n\n{}", comment::help());
+                let body = format!(
+                    "Unknown command `{word}`.{hint}\n\n{}",
+                    comment::help(ctx.config.production.enabled)
+                );
                 ctx.forge.react(*comment_id, "confused").await?;
                 ctx.forge.create_comment(issue, &body).await?;
                 ctx.acknowledged.put(*comment_id, Verdict::Done);
@@ -45,7 +48,27 @@ impl Pass<'_> {
                     return Ok(());
                 }
                 ctx.forge.react(*comment_id, "eyes").await?;
-                ctx.forge.create_comment(issue, &comment::help()).await?;
+                ctx.forge
+                    .create_comment(issue, &comment::help(ctx.config.production.enabled))
+                    .await?;
+                ctx.acknowledged.put(*comment_id, Verdict::Done);
+            }
+            // Routed here only when production releases are off.
+            Intent::Command {
+                command: command @ (Command::Promote | Command::Rollback),
+                comment_id,
+                ..
+            } => {
+                if ctx.acknowledged.get(*comment_id).is_some() {
+                    return Ok(());
+                }
+                let body = format!(
+                    "`/pullstack {}` acts on production releases, which are not enabled for \
+                     this repository (`production.enabled` in pullstack's config).",
+                    command.name()
+                );
+                ctx.forge.react(*comment_id, "confused").await?;
+                ctx.forge.create_comment(issue, &body).await?;
                 ctx.acknowledged.put(*comment_id, Verdict::Done);
             }
             Intent::Command {
