@@ -17,6 +17,7 @@ use crate::reconcile::{Action, Ctx, Job, Result, spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long quotas read from AWS are trusted.
@@ -31,6 +32,10 @@ pub struct Admissions {
     waiting: Mutex<BTreeMap<EnvKey, DateTime<Utc>>>,
     quotas: tokio::sync::Mutex<Option<Limits>>,
     count: Mutex<Option<Count>>,
+    /// Moves whenever an environment gets or frees a slot: a count read
+    /// before a move is never cached after it, however late its listing
+    /// returns.
+    generation: AtomicU64,
 }
 
 /// How long a count of preview stacks is trusted. Stacks other processes
@@ -40,6 +45,7 @@ const COUNT_TTL: Duration = Duration::from_secs(30);
 #[derive(Clone, Copy)]
 struct Count {
     at: Instant,
+    generation: u64,
     mine: usize,
     total: usize,
 }
@@ -107,7 +113,9 @@ impl Admissions {
     /// The environment has its stack (or gave up on one): out of the line.
     fn admitted(&self, key: &EnvKey) {
         self.waiting.lock().expect("waiting lock").remove(key);
-        *self.count.lock().expect("count lock") = None;
+        let mut count = self.count.lock().expect("count lock");
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *count = None;
     }
 
     /// A slot may have freed: everyone waiting looks again, and the oldest
@@ -122,8 +130,10 @@ impl Admissions {
     /// [`COUNT_TTL`] unless this process created or deleted one since: PRs
     /// waiting in line look again on every resync.
     async fn count(&self, ctx: &Ctx) -> Result<Count> {
+        let generation = self.generation.load(Ordering::SeqCst);
         if let Some(count) = *self.count.lock().expect("count lock")
             && count.at.elapsed() < COUNT_TTL
+            && count.generation == generation
         {
             return Ok(count);
         }
@@ -135,13 +145,17 @@ impl Admissions {
         let repo = ctx.config.repository.as_str();
         let count = Count {
             at: Instant::now(),
+            generation,
             mine: managed
                 .iter()
                 .filter(|s| s.tag(tag::REPO) == Some(repo))
                 .count(),
             total: managed.len(),
         };
-        *self.count.lock().expect("count lock") = Some(count);
+        let mut cached = self.count.lock().expect("count lock");
+        if self.generation.load(Ordering::SeqCst) == generation {
+            *cached = Some(count);
+        }
         Ok(count)
     }
 
