@@ -4,16 +4,19 @@
 
 use crate::support::World;
 
+/// The test App's private key.
+fn app_key() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test-app-key.pem"
+    ))
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_github_app_gets_an_installation_token_and_deploys() {
     let mut world = World::new("app", "").await;
-    world.app_key = Some(
-        std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/test-app-key.pem"
-        ))
-        .unwrap(),
-    );
+    world.app_key = Some(app_key());
     world.start().await;
     let sha = world.open_pr(1).await;
     world.wait_stack_at(1, &sha).await;
@@ -49,13 +52,7 @@ async fn a_github_app_gets_an_installation_token_and_deploys() {
 #[tokio::test]
 async fn every_request_sends_githubs_media_type_and_api_version() {
     let mut world = World::new("apphdr", "").await;
-    world.app_key = Some(
-        std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/test-app-key.pem"
-        ))
-        .unwrap(),
-    );
+    world.app_key = Some(app_key());
     world.start().await;
     world.open_pr(1).await;
     world.wait_comment(1, "Ready").await;

@@ -30,7 +30,7 @@ async fn wait_desired_count(world: &World, number: u64, count: &str) {
 
 /// Opens PR 1, waits until it is ready, then moves the clock past the
 /// default day without activity until it is scaled to zero.
-async fn ready_then_asleep(world: &World) {
+async fn put_to_sleep_once_ready(world: &World) {
     world.open_pr(1).await;
     world.wait_comment(1, "Ready").await;
     world.advance(DAY + HOUR);
@@ -80,7 +80,7 @@ async fn an_idle_environment_sleeps_and_wakes_on_command() {
 async fn a_push_wakes_an_idle_environment() {
     let mut world = World::new("pushwake", "").await;
     world.start().await;
-    ready_then_asleep(&world).await;
+    put_to_sleep_once_ready(&world).await;
 
     let sha = world.push(1, "wake").await;
     world.wait_stack_at(1, &sha).await;
@@ -115,7 +115,7 @@ async fn kept_and_exempt_environments_stay_up() {
 async fn a_long_idle_environment_is_deleted_and_a_push_brings_it_back() {
     let mut world = World::new("expire", "").await;
     world.start().await;
-    ready_then_asleep(&world).await;
+    put_to_sleep_once_ready(&world).await;
     // The default week after it fell asleep.
     world.advance(7 * DAY);
     let removed = world.wait_comment(1, "Removed").await;
