@@ -2,15 +2,19 @@
 //!
 //! octocrab carries authentication (token or GitHub App installation tokens,
 //! refreshed before they expire), the configurable base URL and transport
-//! retries. Responses are read into pullstack's own small types, so a field
-//! GitHub adds or an enum value octocrab does not know (`write`, `maintain`)
-//! never breaks parsing.
+//! retries. Responses are read into pullstack's own small types (in
+//! `types.rs`), and errors into [`ForgeError`] (in `error.rs`).
 
+pub use super::error::ForgeError;
+use super::types::{App, Created, Permission};
+pub use super::types::{
+    Comment, DeploymentState, Label, PullRequest, Ref, RepoRef, StatusState, User,
+};
 use crate::domain::commands::Role;
 use crate::domain::naming::RepoName;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,154 +38,7 @@ const PATH_SEGMENTS: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// An error from GitHub, split by what the caller does about it.
-#[derive(Debug, thiserror::Error)]
-pub enum ForgeError {
-    #[error("not found on GitHub")]
-    NotFound,
-    #[error("GitHub refused the request ({status}): {message}")]
-    Refused { status: u16, message: String },
-    #[error("GitHub request failed: {0}")]
-    Transport(String),
-}
-
-impl ForgeError {
-    /// Whether waiting and asking again may help: a rate limit, GitHub
-    /// being unavailable, or the connection failing.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ForgeError::NotFound => false,
-            ForgeError::Refused { status, message } => {
-                *status == 429
-                    || *status >= 500
-                    || (*status == 403 && message.to_ascii_lowercase().contains("rate limit"))
-            }
-            ForgeError::Transport(_) => true,
-        }
-    }
-
-    fn from_octocrab(err: octocrab::Error) -> ForgeError {
-        match err {
-            octocrab::Error::GitHub { source, .. } if source.status_code == 404 => {
-                ForgeError::NotFound
-            }
-            octocrab::Error::GitHub { source, .. } => ForgeError::Refused {
-                status: source.status_code.as_u16(),
-                message: source.message.chars().take(200).collect(),
-            },
-            // Display only: octocrab's Debug output carries backtraces.
-            other => ForgeError::Transport(other.to_string()),
-        }
-    }
-}
-
 type Result<T> = std::result::Result<T, ForgeError>;
-
-/// A pull request, as pullstack needs it.
-#[derive(Clone, Debug, Deserialize)]
-pub struct PullRequest {
-    pub number: u64,
-    pub state: String,
-    pub title: String,
-    #[serde(default)]
-    pub merged: bool,
-    pub head: Ref,
-    pub base: Ref,
-    #[serde(default)]
-    pub labels: Vec<Label>,
-    #[serde(default)]
-    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Moves on pushes, comments, labels and reviews: pullstack's measure
-    /// of activity on the PR.
-    #[serde(default)]
-    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl PullRequest {
-    pub fn is_open(&self) -> bool {
-        self.state == "open"
-    }
-
-    /// Whether the head branch lives outside `repo` (or its repository is gone).
-    pub fn is_fork_of(&self, repo: &RepoName) -> bool {
-        self.head
-            .repo
-            .as_ref()
-            .is_none_or(|head| head.full_name != repo.to_string())
-    }
-
-    pub fn has_label(&self, name: &str) -> bool {
-        self.labels.iter().any(|l| l.name == name)
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct Ref {
-    pub r#ref: String,
-    pub sha: String,
-    pub repo: Option<RepoRef>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct RepoRef {
-    pub full_name: String,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct Label {
-    pub name: String,
-}
-
-/// An issue comment.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Comment {
-    pub id: u64,
-    #[serde(default)]
-    pub body: String,
-    pub user: User,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct User {
-    pub login: String,
-}
-
-#[derive(Deserialize)]
-struct Created {
-    id: u64,
-}
-
-#[derive(Deserialize)]
-struct Permission {
-    permission: String,
-    role_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct App {
-    slug: String,
-}
-
-/// A GitHub Deployment status state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeploymentState {
-    InProgress,
-    Success,
-    Failure,
-    Error,
-    Inactive,
-}
-
-/// A commit status state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusState {
-    Pending,
-    Success,
-    Failure,
-    Error,
-}
 
 /// How pullstack authenticates to GitHub.
 pub enum Auth {

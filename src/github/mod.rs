@@ -1,4 +1,6 @@
 //! GitHub: webhook events as pullstack's own types, and the forge client.
 
 pub mod client;
+mod error;
 pub mod events;
+mod types;
