@@ -1,0 +1,143 @@
+//! The comment's rendering and its marker's memory.
+
+use super::*;
+
+fn memory() -> Memory {
+    Memory {
+        deployment: Some((7, "a".repeat(40))),
+        ..Memory::new("pr-42")
+    }
+}
+
+fn view(state: State, memory: &Memory) -> String {
+    costed(state, memory, None)
+}
+
+fn costed(state: State, memory: &Memory, cost: Option<&str>) -> String {
+    render(&View {
+        title: "PR #42",
+        stack: "demo-pr-42",
+        sha: Some("0123456789abcdef0123456789abcdef01234567"),
+        state,
+        memory,
+        cost,
+    })
+}
+
+const COST: Option<&str> = Some("~$0.0492/hour (~$35.92/month): …");
+
+#[test]
+fn memory_round_trips_through_the_body() {
+    let m = Memory {
+        approved: Some("b".repeat(40)),
+        ..memory()
+    };
+    let body = view(State::Removing, &m);
+    assert_eq!(Memory::from_body(&body, "pr-42"), Some(m));
+    assert_eq!(Memory::from_body(&body, "pr-43"), None);
+}
+
+#[test]
+fn hostile_strings_cannot_close_the_marker() {
+    let m = Memory {
+        env: "br-x".into(),
+        removing: vec!["--> <script>".into(), "a -- b".into()],
+        ..Memory::default()
+    };
+    let body = view(State::Removing, &m);
+    let first = body.lines().next().unwrap();
+    assert_eq!(first.matches("-->").count(), 1, "{first}");
+    assert_eq!(Memory::from_body(&body, "br-x"), Some(m));
+}
+
+#[test]
+fn foreign_comments_are_not_ours() {
+    assert_eq!(Memory::from_body("hello", "pr-42"), None);
+    assert_eq!(
+        Memory::from_body("<!-- pullstack:state {bad -->", "pr-42"),
+        None
+    );
+}
+
+#[test]
+fn ready_comment() {
+    insta::assert_snapshot!(costed(
+        State::Ready {
+            url: "http://pr-42.preview.example.com".into(),
+            took: Duration::from_secs(95)
+        },
+        &memory(),
+        COST
+    ));
+}
+
+#[test]
+fn failed_comment_lists_events() {
+    insta::assert_snapshot!(view(
+        State::Failed {
+            reason: "The stack rolled back.".into(),
+            events: vec![FailureEvent {
+                logical_id: "Service".into(),
+                resource_type: "AWS::ECS::Service".into(),
+                reason: "Circuit breaker | tripped\nsecond line".into(),
+            }],
+        },
+        &memory()
+    ));
+}
+
+#[test]
+fn awaiting_approval_comment() {
+    insta::assert_snapshot!(view(
+        State::AwaitingApproval {
+            label: "pullstack:approved".into()
+        },
+        &memory()
+    ));
+}
+
+#[test]
+fn removed_comment_lists_resources() {
+    let m = Memory {
+        removing: vec!["AWS::ElasticLoadBalancingV2::LoadBalancer LoadBalancer".into()],
+        ..memory()
+    };
+    insta::assert_snapshot!(view(
+        State::Removed {
+            why: "the pull request was closed".into(),
+            reversible: false,
+        },
+        &m
+    ));
+}
+
+#[test]
+fn asleep_comment_says_how_to_wake() {
+    let deletes_at = "2026-12-01T10:00:00Z".parse().unwrap();
+    insta::assert_snapshot!(costed(
+        State::Asleep {
+            idle_for: Duration::from_secs(86_400),
+            deletes_at: Some(deletes_at),
+        },
+        &memory(),
+        COST
+    ));
+}
+
+#[test]
+fn queued_comment_says_what_frees_a_slot() {
+    insta::assert_snapshot!(view(
+        State::Queued {
+            position: 2,
+            limit: "20 of 20 preview environments for this repository are in use".into(),
+        },
+        &memory()
+    ));
+}
+
+#[test]
+fn durations() {
+    assert_eq!(human(Duration::from_secs(5)), "5s");
+    assert_eq!(human(Duration::from_secs(65)), "1m 05s");
+    assert_eq!(human(Duration::from_secs(3720)), "1h 02m");
+}
