@@ -93,6 +93,31 @@ async fn old_stacks_are_removed_after_the_window() {
 // Two worker threads: the CLI runs as a blocking child process while this
 // runtime serves the GitHub fake it records the rollback on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_from_the_cli_finishes_the_release_and_records_it() {
+    let (mut world, _) = production_world("clipr", "").await;
+    // A bake long enough that the release waits at its first step.
+    world.config_yaml = world.config_yaml.replace("bake: 300ms", "bake: 1h");
+    world.start().await;
+    first_release(&world).await;
+    let second = merge(&world, 2, "Second").await;
+    let new = release_name(&world, &second);
+    wait_weight(&world, &new, 10).await;
+    world.stop().await;
+
+    let promoted = Cli::new(&world).run(&["prod", "promote", "--yes"]);
+    assert!(
+        promoted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&promoted.stderr)
+    );
+    assert_eq!(weights(&world).await[&new], 100);
+    assert_eq!(
+        statuses(&world, &second).last().map(String::as_str),
+        Some("success: promoted by `pullstack prod promote`")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_from_the_cli_restores_the_weights() {
     let (mut world, _) = production_world("clirb", "").await;
     world.start().await;
@@ -102,22 +127,8 @@ async fn rollback_from_the_cli_restores_the_weights() {
     wait_weight(&world, &new, 100).await;
     world.stop().await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pullstack.yaml");
-    std::fs::write(&config, &world.config_yaml).unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_pullstack"))
-            .args(args)
-            .args(["--config", config.to_str().unwrap()])
-            .env("AWS_ENDPOINT_URL", support::moto_endpoint())
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("PULLSTACK_GITHUB_API_URL", world.github.url())
-            .env("PULLSTACK_GITHUB_TOKEN", "ghp_test_token")
-            .output()
-            .unwrap()
-    };
+    let cli = Cli::new(&world);
+    let run = |args: &[&str]| cli.run(args);
     let refused = run(&["prod", "rollback"]);
     assert!(
         !refused.status.success(),

@@ -181,3 +181,38 @@ pub fn assert_rollback_recorded(
         "{told}"
     );
 }
+
+/// `pullstack prod` as a release manager runs it: the world's config, moto,
+/// and credentials for the GitHub fake, where it records what it did.
+pub struct Cli {
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    github: String,
+}
+
+impl Cli {
+    pub fn new(world: &World) -> Cli {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("pullstack.yaml");
+        std::fs::write(&config, &world.config_yaml).unwrap();
+        Cli {
+            _dir: dir,
+            config,
+            github: world.github.url(),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pullstack"))
+            .args(args)
+            .args(["--config", self.config.to_str().unwrap()])
+            .env("AWS_ENDPOINT_URL", super::moto_endpoint())
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("PULLSTACK_GITHUB_API_URL", &self.github)
+            .env("PULLSTACK_GITHUB_TOKEN", "ghp_test_token")
+            .output()
+            .unwrap()
+    }
+}
