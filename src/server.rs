@@ -4,6 +4,7 @@
 use crate::aws::Aws;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::seal::Seal;
 use crate::github::client::{Auth, Forge};
 use crate::http::{AppState, app};
 use crate::reconcile::queue::{self, Limits, Queue};
@@ -11,7 +12,7 @@ use crate::reconcile::routing::Router;
 use crate::reconcile::{Ctx, Intent, Job, Mode};
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -146,6 +147,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         aws,
         options.clock.clone(),
         Mode::Serve,
+        Seal::new(options.webhook_secrets.iter().map(|s| s.expose_secret())),
     ));
     let shutdown = CancellationToken::new();
     let (queue, queue_task) = queue::start(

@@ -1,6 +1,7 @@
 //! Process settings that are secrets: read only from the environment (or from
 //! files the environment names), typed so they cannot be printed.
 
+use crate::domain::seal::Seal;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::Path;
 
@@ -14,6 +15,9 @@ pub mod vars {
     pub const GITHUB_APP_ID: &str = "PULLSTACK_GITHUB_APP_ID";
     pub const GITHUB_APP_KEY: &str = "PULLSTACK_GITHUB_APP_KEY";
     pub const GITHUB_INSTALLATION_ID: &str = "PULLSTACK_GITHUB_INSTALLATION_ID";
+    /// The key sticky comments' memories are sealed with, where there is
+    /// no webhook secret (a GitHub Action).
+    pub const SEAL_KEY: &str = "PULLSTACK_SEAL_KEY";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +71,23 @@ pub fn webhook_secrets() -> Result<Vec<SecretString>, SecretError> {
         });
     }
     Ok(secrets)
+}
+
+/// The seal on sticky comments' memories: `PULLSTACK_SEAL_KEY` (empty is
+/// unset), else the
+/// webhook secrets (so `serve` and `handle-event` read each other's
+/// memories), else none, in which case no approval recorded in a comment is
+/// trusted.
+pub fn seal() -> Result<Seal, SecretError> {
+    // Empty counts as unset: an Action passes an empty input along.
+    if let Some(key) = secret(vars::SEAL_KEY)?.filter(|key| !key.expose_secret().is_empty()) {
+        return Ok(Seal::new([key.expose_secret()]));
+    }
+    match webhook_secrets() {
+        Ok(secrets) => Ok(Seal::new(secrets.iter().map(|s| s.expose_secret()))),
+        Err(SecretError::Missing(_)) => Ok(Seal::none()),
+        Err(err) => Err(err),
+    }
 }
 
 /// GitHub credentials: a token, or a GitHub App id and private key.

@@ -107,6 +107,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         aws,
         clock.clone(),
         Mode::OneShot,
+        crate::settings::seal()?,
     ));
     let primary = jobs.iter().find_map(|(job, _)| match job {
         Job::Env(key) => Some(key.clone()),

@@ -2,7 +2,7 @@
 //!
 //! Only lines that start with `/pullstack` count. Fenced code blocks, indented
 //! code and `>` quotes are skipped, so quoting an earlier command or pasting a
-//! log never runs anything.
+//! log never runs anything. Only the first command line of a comment counts.
 
 /// A command a user can give in a PR comment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -11,7 +11,7 @@ pub enum Command {
     Redeploy,
     /// Tear the environment down (a later push or `redeploy` brings it back).
     Destroy,
-    /// Approve a fork PR's current head commit for deployment.
+    /// Approve a fork PR's head commit for deployment.
     Deploy,
     /// Scale an idle environment back up (or recreate one deleted as idle).
     Wake,
@@ -73,7 +73,10 @@ impl Command {
         match self {
             Command::Redeploy => "redeploy this PR's environment at its head commit",
             Command::Destroy => "tear the environment down; a push or `redeploy` brings it back",
-            Command::Deploy => "approve a fork PR's current head commit for deployment",
+            Command::Deploy => {
+                "approve a fork PR's head commit for deployment; name the commit to be exact \
+                 (`/pullstack deploy <sha>`)"
+            }
             Command::Wake => "bring back an environment scaled down or deleted for being idle",
             Command::Help => "list these commands",
             Command::Promote => "finish the production release in flight now (maintainers)",
@@ -104,24 +107,32 @@ impl Command {
     }
 }
 
-/// One `/pullstack` line, understood or not.
+/// The first `/pullstack` line of a comment, understood or not.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Parsed {
-    Command(Command),
-    /// An unknown word, with the closest command if one is near.
-    Unknown {
-        word: String,
-        suggestion: Option<Command>,
+    /// A command; `sha` is the commit a `deploy` names, lowercased.
+    Command {
+        command: Command,
+        sha: Option<String>,
     },
+    /// Not a command pullstack knows, or a command with an argument it cannot
+    /// take. `reply` says so in plain words, echoing nothing the commenter
+    /// could use for markup or mentions.
+    Unclear { reply: String },
 }
 
 /// The prefix every command line starts with.
 pub const PREFIX: &str = "/pullstack";
 
-/// Finds the commands in a comment body, in order, at most one per line.
-pub fn parse(body: &str) -> Vec<Parsed> {
+/// The longest commenter's word echoed back, in characters.
+const ECHO_MAX: usize = 40;
+
+/// Finds the command in a comment body: the first `/pullstack` line only.
+///
+/// One comment acts once. A comment of thousands of command lines would
+/// otherwise make pullstack write thousands of times.
+pub fn parse(body: &str) -> Option<Parsed> {
     let mut in_fence = false;
-    let mut found = Vec::new();
     for line in body.lines() {
         let trimmed = line.trim_start();
         if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
@@ -139,20 +150,62 @@ pub fn parse(body: &str) -> Vec<Parsed> {
         if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
             continue;
         }
-        let word = rest
-            .split_whitespace()
-            .next()
-            .unwrap_or("help")
-            .to_ascii_lowercase();
-        found.push(match Command::from_name(&word) {
-            Some(command) => Parsed::Command(command),
-            None => Parsed::Unknown {
-                suggestion: closest(&word),
-                word: word.chars().take(40).collect(),
-            },
-        });
+        let mut words = rest.split_whitespace();
+        let word = words.next().unwrap_or("help").to_ascii_lowercase();
+        return Some(understand(&word, words.next()));
     }
-    found
+    None
+}
+
+fn understand(word: &str, argument: Option<&str>) -> Parsed {
+    let Some(command) = Command::from_name(word) else {
+        let hint = closest(word)
+            .map(|c| format!(" Did you mean `/pullstack {}`?", c.name()))
+            .unwrap_or_default();
+        return Parsed::Unclear {
+            reply: format!("Unknown command `{}`.{hint}", echo(word)),
+        };
+    };
+    if command != Command::Deploy {
+        return Parsed::Command { command, sha: None };
+    }
+    match argument {
+        None => Parsed::Command { command, sha: None },
+        Some(sha) if is_sha(sha) => Parsed::Command {
+            command,
+            sha: Some(sha.to_ascii_lowercase()),
+        },
+        Some(other) => Parsed::Unclear {
+            reply: format!(
+                "`/pullstack deploy` takes a commit SHA (7 to 40 hexadecimal characters), and \
+                 `{}` is not one.",
+                echo(other)
+            ),
+        },
+    }
+}
+
+/// Whether `text` can be a (possibly abbreviated) commit SHA.
+fn is_sha(text: &str) -> bool {
+    (7..=40).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A commenter's word, safe inside a code span: letters, digits, `.`, `_`
+/// and `-` are kept, anything else (a backtick closing the span, an `@`
+/// mention, markup) becomes `?`, and it is cut at [`ECHO_MAX`] characters.
+pub fn echo(word: &str) -> String {
+    let mut out: String = word
+        .chars()
+        .take(ECHO_MAX)
+        .map(|c| match c {
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') => c,
+            _ => '?',
+        })
+        .collect();
+    if word.chars().nth(ECHO_MAX).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 fn closest(word: &str) -> Option<Command> {
@@ -168,55 +221,102 @@ fn closest(word: &str) -> Option<Command> {
 mod tests {
     use super::*;
 
+    fn command(command: Command) -> Option<Parsed> {
+        Some(Parsed::Command { command, sha: None })
+    }
+
     #[test]
     fn finds_commands() {
-        assert_eq!(
-            parse("/pullstack redeploy"),
-            vec![Parsed::Command(Command::Redeploy)]
-        );
+        assert_eq!(parse("/pullstack redeploy"), command(Command::Redeploy));
         assert_eq!(
             parse("please\n  /pullstack   Destroy now"),
-            vec![Parsed::Command(Command::Destroy)]
+            command(Command::Destroy)
         );
-        assert_eq!(parse("/pullstack"), vec![Parsed::Command(Command::Help)]);
+        assert_eq!(parse("/pullstack"), command(Command::Help));
     }
 
     #[test]
     fn ignores_code_and_quotes() {
         let body = "```\n/pullstack destroy\n```\n> /pullstack destroy\n    /pullstack destroy\nsee `/pullstack destroy`";
-        assert_eq!(parse(body), vec![]);
+        assert_eq!(parse(body), None);
     }
 
     #[test]
     fn ignores_other_prefixes() {
-        assert_eq!(parse("/pullstacks redeploy\n/pullstack-bot help"), vec![]);
+        assert_eq!(parse("/pullstacks redeploy\n/pullstack-bot help"), None);
+    }
+
+    // Attack: one comment of thousands of `/pullstack` lines made the bot
+    // answer each line.
+    #[test]
+    fn only_the_first_command_of_a_comment_counts() {
+        let flood = "/pullstack rollback\n".repeat(3_000);
+        assert_eq!(
+            parse(&format!("/pullstack wake\n{flood}")),
+            command(Command::Wake)
+        );
+    }
+
+    #[test]
+    fn deploy_may_name_its_commit() {
+        assert_eq!(
+            parse("/pullstack deploy ABCDEF1"),
+            Some(Parsed::Command {
+                command: Command::Deploy,
+                sha: Some("abcdef1".into())
+            })
+        );
+        let Some(Parsed::Unclear { reply }) = parse("/pullstack deploy main") else {
+            panic!("a branch name is not a commit");
+        };
+        assert!(reply.contains("`main` is not one"), "{reply}");
+        assert!(matches!(
+            parse("/pullstack deploy abc"),
+            Some(Parsed::Unclear { .. })
+        ));
     }
 
     #[test]
     fn near_miss_suggests() {
+        let Some(Parsed::Unclear { reply }) = parse("/pullstack redeply") else {
+            panic!("not a command");
+        };
         assert_eq!(
-            parse("/pullstack redeply"),
-            vec![Parsed::Unknown {
-                word: "redeply".into(),
-                suggestion: Some(Command::Redeploy)
-            }]
+            reply,
+            "Unknown command `redeply`. Did you mean `/pullstack redeploy`?"
         );
-        assert_eq!(
-            parse("/pullstack launch-missiles"),
-            vec![Parsed::Unknown {
-                word: "launch-missiles".into(),
-                suggestion: None
-            }]
-        );
+        let Some(Parsed::Unclear { reply }) = parse("/pullstack launch-missiles") else {
+            panic!("not a command");
+        };
+        assert_eq!(reply, "Unknown command `launch-missiles`.");
+    }
+
+    // Attack: `/pullstack x`@acme/security-team` closed the code span and
+    // made the bot post a live team mention.
+    #[test]
+    fn echoed_words_carry_no_markup_or_mentions() {
+        for body in [
+            "/pullstack x`@acme/security-team`",
+            "/pullstack deploy `@acme/security-team`",
+            "/pullstack <img/src=x>@everyone",
+        ] {
+            let Some(Parsed::Unclear { reply }) = parse(body) else {
+                panic!("{body} is not a command");
+            };
+            assert!(!reply.contains('@'), "{reply}");
+            assert_eq!(reply.matches('`').count() % 2, 0, "{reply}");
+            assert!(!reply.contains('<'), "{reply}");
+        }
     }
 
     #[test]
     fn long_unknown_word_is_truncated() {
         let body = format!("/pullstack {}", "x".repeat(10_000));
-        match parse(&body).as_slice() {
-            [Parsed::Unknown { word, .. }] => assert_eq!(word.len(), 40),
-            other => panic!("unexpected {other:?}"),
-        }
+        let Some(Parsed::Unclear { reply }) = parse(&body) else {
+            panic!("not a command");
+        };
+        assert!(reply.len() < 100, "{reply}");
+        assert!(reply.contains(&format!("`{}…`", "x".repeat(ECHO_MAX))));
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! Each environment has one comment, found again by the hidden marker on its
 //! first line and edited in place. The marker also carries the little memory
 //! an environment needs across restarts (its Deployment id, a fork approval,
-//! a destroy command), so GitHub itself holds it.
+//! a destroy command), so GitHub itself holds it, under a [`Seal`].
 
 use crate::domain::commands::Command;
 use crate::domain::naming::short_sha;
+use crate::domain::seal::{Seal, Verified};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 const MARKER: &str = "<!-- pullstack:state ";
 const MARKER_END: &str = " -->";
+/// Between the memory's JSON and its seal, in the marker.
+const SEALED_BY: &str = " sealed=";
 
 /// What the comment remembers for its environment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +30,10 @@ pub struct Memory {
     /// A fork PR's head commit that a writer approved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approved: Option<String>,
+    /// The fork PR's head commit the comment asks a maintainer to approve;
+    /// a bare `/pullstack deploy` approves this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting: Option<String>,
     /// The head commit at which a `/pullstack destroy` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destroyed: Option<String>,
@@ -57,18 +64,38 @@ impl Memory {
     }
 
     /// Reads the memory from a comment body, if it is one of ours for `env`.
-    pub fn from_body(body: &str, env: &str) -> Option<Memory> {
+    ///
+    /// A memory sealed by no key of `seal` is not ours. An unsealed one (from
+    /// a version that did not seal, or a run without a key) is read, but its
+    /// approval is not trusted.
+    pub fn from_body(body: &str, env: &str, seal: &Seal) -> Option<Memory> {
         let first = body.lines().next()?;
-        let json = first.strip_prefix(MARKER)?.strip_suffix(MARKER_END)?;
-        let memory: Memory = serde_json::from_str(json).ok()?;
+        let inner = first.strip_prefix(MARKER)?.strip_suffix(MARKER_END)?;
+        let (json, sealed) = match inner.rsplit_once(SEALED_BY) {
+            Some((json, sealed)) => (json, Some(sealed)),
+            None => (inner, None),
+        };
+        let mut memory: Memory = serde_json::from_str(json).ok()?;
+        match seal.verify(json, sealed) {
+            Verified::Sealed => {}
+            Verified::Unsealed => {
+                memory.approved = None;
+                memory.awaiting = None;
+            }
+            Verified::Forged => return None,
+        }
         (memory.env == env).then_some(memory)
     }
 
-    fn marker(&self) -> String {
+    fn marker(&self, seal: &Seal) -> String {
         let json = serde_json::to_string(self).expect("memory serialises");
         // `--` may only appear inside JSON strings; escaping it keeps the
         // HTML comment closed exactly where we close it.
-        format!("{MARKER}{}{MARKER_END}", json.replace("--", "-\\u002d"))
+        let json = json.replace("--", "-\\u002d");
+        match seal.sign(&json) {
+            Some(sealed) => format!("{MARKER}{json}{SEALED_BY}{sealed}{MARKER_END}"),
+            None => format!("{MARKER}{json}{MARKER_END}"),
+        }
     }
 }
 
@@ -78,6 +105,8 @@ pub enum State {
     /// A fork PR waits for a maintainer.
     AwaitingApproval {
         label: String,
+        /// The commit to approve.
+        sha: String,
     },
     /// The commit's image is not in the registry yet.
     WaitingForImage {
@@ -147,8 +176,8 @@ pub struct View<'a> {
 }
 
 /// Renders the whole comment body, marker first.
-pub fn render(view: &View<'_>) -> String {
-    let mut out = view.memory.marker();
+pub fn render(view: &View<'_>, seal: &Seal) -> String {
+    let mut out = view.memory.marker(seal);
     out.push('\n');
     let commit = view
         .sha
@@ -202,10 +231,11 @@ pub fn render(view: &View<'_>) -> String {
 
 fn headline(state: &State) -> String {
     match state {
-        State::AwaitingApproval { label } => format!(
+        State::AwaitingApproval { label, sha } => format!(
             "⏸️ **Waiting for approval.** This pull request comes from a fork, so it is not deployed \
-             on its own. A maintainer can approve this commit with `/pullstack deploy` or the \
-             `{label}` label. A new push needs a new approval."
+             on its own. A maintainer can approve commit `{short}` with `/pullstack deploy {short}` \
+             or the `{label}` label. A new push needs a new approval.",
+            short = short_sha(sha)
         ),
         State::WaitingForImage { image, waited } => format!(
             "⏳ **Waiting for the image** `{image}` to be pushed ({} so far). The deploy starts as \

@@ -9,4 +9,5 @@ pub mod idle;
 pub mod naming;
 pub mod release;
 pub mod rollout;
+pub mod seal;
 pub mod template;

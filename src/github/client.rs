@@ -6,7 +6,7 @@
 //! `types.rs`), and errors into [`ForgeError`] (in `error.rs`).
 
 pub use super::error::ForgeError;
-use super::types::{App, Created, Permission};
+use super::types::{App, Created, Permission, Reaction};
 pub use super::types::{
     Comment, DeploymentState, Label, PullRequest, Ref, RepoRef, StatusState, User,
 };
@@ -225,28 +225,42 @@ impl Forge {
             .await
     }
 
-    pub async fn create_comment(&self, issue: u64, body: &str) -> Result<u64> {
-        let created: Created = self
-            .write_post(
-                format!("/repos/{}/issues/{issue}/comments", self.repo),
-                &serde_json::json!({ "body": body }),
-            )
-            .await?;
-        Ok(created.id)
+    /// Posts a comment; GitHub's answer says when it was written.
+    pub async fn create_comment(&self, issue: u64, body: &str) -> Result<Comment> {
+        self.write_post(
+            format!("/repos/{}/issues/{issue}/comments", self.repo),
+            &serde_json::json!({ "body": body }),
+        )
+        .await
     }
 
-    pub async fn update_comment(&self, id: u64, body: &str) -> Result<()> {
+    /// Replaces a comment's text; GitHub's answer says when.
+    pub async fn update_comment(&self, id: u64, body: &str) -> Result<Comment> {
         self.writes.until_ready().await;
         metrics::counter!("pullstack_github_requests_total", "kind" => "write").increment(1);
-        let _: serde_json::Value = self
-            .crab
+        self.crab
             .patch(
                 format!("/repos/{}/issues/comments/{id}", self.repo),
                 Some(&serde_json::json!({ "body": body })),
             )
             .await
-            .map_err(ForgeError::from_octocrab)?;
-        Ok(())
+            .map_err(ForgeError::from_octocrab)
+    }
+
+    /// Whether pullstack already reacted to a comment: the durable record
+    /// that its command was answered, kept on GitHub across restarts.
+    /// `None` when the comment is gone.
+    pub async fn reacted(&self, comment_id: u64) -> Result<Option<bool>> {
+        let me = self.identity().await?;
+        let route = format!(
+            "/repos/{}/issues/comments/{comment_id}/reactions",
+            self.repo
+        );
+        match self.get_all::<Reaction>(route).await {
+            Ok(reactions) => Ok(Some(reactions.iter().any(|r| r.user.login == me))),
+            Err(ForgeError::NotFound) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// Adds a reaction (e.g. `eyes`) to acknowledge a command.

@@ -83,6 +83,8 @@ pub struct CommentEvent {
     pub body: String,
     pub author: String,
     pub author_association: String,
+    /// When the comment was made, by GitHub's clock.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Why a payload was rejected: it is not what its `X-GitHub-Event` claims.
@@ -148,6 +150,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
                 body: raw.comment.body.unwrap_or_default(),
                 author: raw.comment.user.login,
                 author_association: raw.comment.author_association,
+                created_at: raw.comment.created_at,
             }))
         }
         "workflow_run" | "check_suite" => {
@@ -328,6 +331,8 @@ mod wire {
         pub body: Option<String>,
         pub user: User,
         pub author_association: String,
+        #[serde(default)]
+        pub created_at: Option<chrono::DateTime<chrono::Utc>>,
     }
 
     #[derive(Deserialize)]

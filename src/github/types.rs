@@ -67,6 +67,15 @@ pub struct Comment {
     #[serde(default)]
     pub body: String,
     pub user: User,
+    /// When the text last changed, by GitHub's clock.
+    #[serde(default)]
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A reaction on a comment.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Reaction {
+    pub user: User,
 }
 
 #[derive(Clone, Debug, Deserialize)]

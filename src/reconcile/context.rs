@@ -3,13 +3,14 @@
 //! Each service owns its state and says what happens when it is lost.
 
 use super::Abandoned;
-use super::gate::Acknowledged;
+use super::gate::{Acknowledged, Replies};
 use super::preview::{Admissions, DeleteAttempts, ImageWaits, Statuses};
 use super::sticky::StickyComments;
 use crate::aws::Aws;
 use crate::aws::shared::Shared;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::seal::Seal;
 use crate::github::client::Forge;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,26 +46,38 @@ pub struct Ctx {
     /// DELETE_FAILED attempts per environment.
     pub delete_attempts: DeleteAttempts,
     /// PR commands already answered, so a retried pass does not answer twice.
+    /// Lost on restart: pullstack's reaction on each comment says it again.
     pub acknowledged: Acknowledged,
+    /// Answers left per commenter and per PR. Lost on restart: budgets start
+    /// full again.
+    pub replies: Replies,
     /// Jobs a one-shot run gave up on.
     pub abandoned: Abandoned,
     shared: tokio::sync::Mutex<Option<(tokio::time::Instant, Shared)>>,
 }
 
 impl Ctx {
-    pub fn new(config: Arc<Config>, forge: Forge, aws: Aws, clock: Clock, mode: Mode) -> Ctx {
+    pub fn new(
+        config: Arc<Config>,
+        forge: Forge,
+        aws: Aws,
+        clock: Clock,
+        mode: Mode,
+        seal: Seal,
+    ) -> Ctx {
         Ctx {
             config,
             forge,
             aws,
             clock,
             mode,
-            sticky: StickyComments::default(),
+            sticky: StickyComments::new(seal),
             statuses: Statuses::default(),
             admissions: Admissions::default(),
             image_waits: ImageWaits::default(),
             delete_attempts: DeleteAttempts::default(),
             acknowledged: Acknowledged::default(),
+            replies: Replies::default(),
             abandoned: Abandoned::default(),
             shared: tokio::sync::Mutex::new(None),
         }

@@ -34,6 +34,7 @@ pub use error::{Error, Result};
 
 use crate::domain::commands::Command;
 use crate::domain::naming::EnvKey;
+use chrono::{DateTime, Utc};
 use queue::OnError;
 use std::fmt;
 use std::sync::Mutex;
@@ -67,18 +68,26 @@ impl fmt::Display for Job {
 pub enum Intent {
     Command {
         command: Command,
-        author: String,
-        comment_id: u64,
-        /// The PR the command was given on, for the reply.
-        issue: u64,
+        /// The commit a `/pullstack deploy <sha>` names.
+        sha: Option<String>,
+        comment: Given,
     },
-    Unknown {
-        word: String,
-        suggestion: Option<Command>,
-        comment_id: u64,
-    },
-    /// The approval label was added to a fork PR.
-    ApproveLabel { by: String },
+    /// A `/pullstack` line that is not a command pullstack can run, with the
+    /// reply that says why.
+    Unclear { reply: String, comment: Given },
+    /// The approval label was added to a fork PR whose head was `sha`.
+    ApproveLabel { by: String, sha: String },
+}
+
+/// The comment a command came in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Given {
+    pub author: String,
+    pub comment_id: u64,
+    /// The PR the comment is on, for the reply.
+    pub issue: u64,
+    /// When GitHub says the comment was made.
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// Failed passes in a row after which a one-shot run gives a job up.

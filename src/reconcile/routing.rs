@@ -4,7 +4,7 @@
 //! `handle-event` alike; the reconcilers read state and never trust an
 //! event's payload beyond "look again" and the commands it carries.
 
-use super::{Intent, Job};
+use super::{Given, Intent, Job};
 use crate::domain::commands::{self, Parsed};
 use crate::domain::globs::Globs;
 use crate::domain::naming::{EnvKey, RepoName};
@@ -59,37 +59,44 @@ impl Router {
                     (PrAction::Labeled, Some(label)) if *label == self.approve_label => {
                         Some(Intent::ApproveLabel {
                             by: pr.sender.clone(),
+                            sha: pr.head_sha.clone(),
                         })
                     }
                     _ => None,
                 };
                 vec![(job, intent)]
             }
-            Event::Comment(comment) if comment.repo == self.repo => commands::parse(&comment.body)
-                .into_iter()
-                .map(|parsed| {
-                    let job = match parsed {
-                        Parsed::Command(command) if command.is_production() && self.production => {
-                            Job::Production
-                        }
-                        _ => Job::Env(EnvKey::Pr(comment.issue)),
-                    };
-                    let intent = match parsed {
-                        Parsed::Command(command) => Intent::Command {
-                            command,
-                            author: comment.author.clone(),
-                            comment_id: comment.comment_id,
-                            issue: comment.issue,
-                        },
-                        Parsed::Unknown { word, suggestion } => Intent::Unknown {
-                            word,
-                            suggestion,
-                            comment_id: comment.comment_id,
-                        },
-                    };
-                    (job, Some(intent))
-                })
-                .collect(),
+            Event::Comment(comment) if comment.repo == self.repo => {
+                let Some(parsed) = commands::parse(&comment.body) else {
+                    return Vec::new();
+                };
+                let given = Given {
+                    author: comment.author.clone(),
+                    comment_id: comment.comment_id,
+                    issue: comment.issue,
+                    at: comment.created_at,
+                };
+                let job = match &parsed {
+                    Parsed::Command { command, .. }
+                        if command.is_production() && self.production =>
+                    {
+                        Job::Production
+                    }
+                    _ => Job::Env(EnvKey::Pr(comment.issue)),
+                };
+                let intent = match parsed {
+                    Parsed::Command { command, sha } => Intent::Command {
+                        command,
+                        sha,
+                        comment: given,
+                    },
+                    Parsed::Unclear { reply } => Intent::Unclear {
+                        reply,
+                        comment: given,
+                    },
+                };
+                vec![(job, Some(intent))]
+            }
             Event::CiCompleted { repo, .. } if *repo == self.repo => vec![(Job::Resync, None)],
             Event::Push(push) if push.repo == self.repo => {
                 let mut jobs = Vec::new();
@@ -183,7 +190,13 @@ mod tests {
             Some("pullstack:approved"),
             "octo/app",
         ));
-        assert_eq!(jobs[0].1, Some(Intent::ApproveLabel { by: "alice".into() }));
+        assert_eq!(
+            jobs[0].1,
+            Some(Intent::ApproveLabel {
+                by: "alice".into(),
+                sha: "a".repeat(40)
+            })
+        );
     }
 
     #[test]
@@ -195,39 +208,40 @@ mod tests {
         );
     }
 
-    #[test]
-    fn comments_become_command_intents() {
-        let event = Event::Comment(CommentEvent {
+    fn comment(body: &str) -> Event {
+        Event::Comment(CommentEvent {
             repo: RepoName::parse("octo/app").unwrap(),
             issue: 9,
             comment_id: 77,
-            body: "/pullstack redeploy\n/pullstack frobnicate".into(),
+            body: body.into(),
             author: "bob".into(),
             author_association: "MEMBER".into(),
-        });
-        let jobs = router().jobs(&event);
-        assert_eq!(jobs.len(), 2);
+            created_at: None,
+        })
+    }
+
+    #[test]
+    fn a_comment_becomes_one_command_intent() {
+        let jobs = router().jobs(&comment("/pullstack redeploy\n/pullstack frobnicate"));
         assert_eq!(
-            jobs[0].1,
-            Some(Intent::Command {
-                command: Command::Redeploy,
-                author: "bob".into(),
-                comment_id: 77,
-                issue: 9,
-            })
+            jobs,
+            vec![(
+                Job::Env(EnvKey::Pr(9)),
+                Some(Intent::Command {
+                    command: Command::Redeploy,
+                    sha: None,
+                    comment: Given {
+                        author: "bob".into(),
+                        comment_id: 77,
+                        issue: 9,
+                        at: None,
+                    },
+                })
+            )]
         );
-        assert!(matches!(jobs[1].1, Some(Intent::Unknown { .. })));
-        assert!(
-            router()
-                .jobs(&Event::Comment(CommentEvent {
-                    body: "lgtm".into(),
-                    ..match event {
-                        Event::Comment(c) => c,
-                        _ => unreachable!(),
-                    }
-                }))
-                .is_empty()
-        );
+        let jobs = router().jobs(&comment("/pullstack frobnicate"));
+        assert!(matches!(jobs[0].1, Some(Intent::Unclear { .. })));
+        assert!(router().jobs(&comment("lgtm")).is_empty());
     }
 
     #[test]
@@ -236,14 +250,7 @@ mod tests {
             production: false,
             ..router()
         };
-        let event = Event::Comment(CommentEvent {
-            repo: RepoName::parse("octo/app").unwrap(),
-            issue: 9,
-            comment_id: 78,
-            body: "/pullstack rollback".into(),
-            author: "bob".into(),
-            author_association: "MEMBER".into(),
-        });
+        let event = comment("/pullstack rollback");
         assert_eq!(off.jobs(&event)[0].0, Job::Env(EnvKey::Pr(9)));
         assert_eq!(router().jobs(&event)[0].0, Job::Production);
     }

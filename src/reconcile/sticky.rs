@@ -7,7 +7,9 @@
 
 use crate::domain::comment::{self, Memory, State, View};
 use crate::domain::naming::EnvKey;
+use crate::domain::seal::Seal;
 use crate::github::client::{Forge, ForgeError};
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::mem::discriminant;
 use std::sync::Mutex;
@@ -27,17 +29,27 @@ pub struct Sticky {
     pub comment_id: Option<u64>,
     pub body: String,
     pub memory: Memory,
+    /// When GitHub says the comment last changed.
+    pub shown_at: Option<DateTime<Utc>>,
     last_state: Option<State>,
     written_at: Option<Instant>,
 }
 
-/// A cache of sticky comments, keyed by environment slug.
-#[derive(Default)]
+/// A cache of sticky comments, keyed by environment slug, and the seal
+/// their memories are signed with.
 pub struct StickyComments {
     cache: Mutex<HashMap<String, Sticky>>,
+    seal: Seal,
 }
 
 impl StickyComments {
+    pub fn new(seal: Seal) -> StickyComments {
+        StickyComments {
+            cache: Mutex::default(),
+            seal,
+        }
+    }
+
     /// The environment's comment (from cache, or found by its marker among
     /// the comments pullstack wrote), or a fresh one not yet posted.
     pub async fn load(&self, forge: &Forge, issue: u64, env: &str) -> Result<Sticky, ForgeError> {
@@ -50,11 +62,12 @@ impl StickyComments {
             .await?
             .into_iter()
             .filter(|c| c.user.login == me)
-            .find_map(|c| Memory::from_body(&c.body, env).map(|m| (c, m)));
+            .find_map(|c| Memory::from_body(&c.body, env, &self.seal).map(|m| (c, m)));
         let sticky = match found {
             Some((c, memory)) => Sticky {
                 issue: Some(issue),
                 comment_id: Some(c.id),
+                shown_at: c.updated_at,
                 body: c.body,
                 memory,
                 last_state: None,
@@ -112,15 +125,15 @@ impl StickyComments {
             self.remember(sticky, view.memory);
             return Ok(());
         };
-        let body = comment::render(&view);
+        let body = comment::render(&view, &self.seal);
         if body == sticky.body {
             return Ok(());
         }
         let same_kind = sticky.last_state.as_ref().is_some_and(|last| {
             discriminant(last) == discriminant(&view.state) && progress_only(last, &view.state)
         });
-        let same_memory =
-            Memory::from_body(&sticky.body, &view.memory.env).as_ref() == Some(view.memory);
+        let same_memory = Memory::from_body(&sticky.body, &view.memory.env, &self.seal).as_ref()
+            == Some(view.memory);
         let same_kind = same_kind && same_memory;
         if same_kind
             && sticky
@@ -129,7 +142,7 @@ impl StickyComments {
         {
             return Ok(());
         }
-        match sticky.comment_id {
+        let written = match sticky.comment_id {
             Some(id) => match forge.update_comment(id, &body).await {
                 Err(ForgeError::NotFound) => {
                     // Someone deleted it: forget it, and post again next time.
@@ -138,9 +151,11 @@ impl StickyComments {
                 }
                 other => other?,
             },
-            None if create => sticky.comment_id = Some(forge.create_comment(issue, &body).await?),
+            None if create => forge.create_comment(issue, &body).await?,
             None => return Ok(()),
-        }
+        };
+        sticky.comment_id = Some(written.id);
+        sticky.shown_at = written.updated_at;
         sticky.body = body;
         sticky.last_state = Some(view.state);
         sticky.written_at = Some(Instant::now());
@@ -175,6 +190,7 @@ impl Sticky {
             comment_id: None,
             body: String::new(),
             memory: Memory::new(env),
+            shown_at: None,
             last_state: None,
             written_at: None,
         }

@@ -136,20 +136,21 @@ async fn a_long_idle_environment_is_deleted_and_a_push_brings_it_back() {
 }
 
 #[tokio::test]
-async fn waking_needs_triage_and_says_so() {
+async fn waking_needs_triage() {
     let config = "preview:\n  idle:\n    scale_after: 1h\n";
     let mut world = World::new("wakerole", config).await;
     world.start().await;
     world.open_pr(1).await;
     world.wait_comment(1, "Ready").await;
-    world.comment(1, support::READER, "/pullstack wake").await;
-    let refusal = world.next_comment(1).await;
-    assert!(
-        refusal
-            .body
-            .contains("`/pullstack wake` needs triage permission"),
-        "{}",
-        refusal.body
-    );
+    // A reader is refused with a reaction; anyone can comment on a public
+    // repository, so refusals to readers cost no comment.
+    let refused = world.comment(1, support::READER, "/pullstack wake").await;
+    world.settle().await;
+    assert_eq!(world.github.reactions(&world.repo, refused), ["-1"]);
+    world.assert_no_more_comments(1).await;
+
+    let allowed = world.comment(1, support::TRIAGER, "/pullstack wake").await;
+    world.settle().await;
+    assert_eq!(world.github.reactions(&world.repo, allowed), ["eyes"]);
     world.assert_no_more_comments(1).await;
 }

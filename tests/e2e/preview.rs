@@ -265,15 +265,20 @@ async fn a_fork_waits_for_a_writer_and_each_commit_needs_approval() {
     assert!(comment.body.contains("/pullstack deploy"));
     assert!(world.stack(7).await.is_none());
 
-    // A reader cannot approve.
-    world.comment(7, support::READER, "/pullstack deploy").await;
-    eventually("refusal", Duration::from_secs(10), || async {
-        world
-            .bot_comments(7)
-            .iter()
-            .any(|c| c.body.contains("needs write permission"))
-    })
-    .await;
+    // A reader cannot approve, and a triager neither; only the triager
+    // is told why in a comment.
+    let by_reader = world.comment(7, support::READER, "/pullstack deploy").await;
+    world.settle().await;
+    assert_eq!(world.github.reactions(&world.repo, by_reader), ["-1"]);
+    world
+        .comment(7, support::TRIAGER, "/pullstack deploy")
+        .await;
+    let refusal = world.next_comment(7).await;
+    assert!(
+        refusal.body.contains("needs write permission"),
+        "{}",
+        refusal.body
+    );
     assert!(world.stack(7).await.is_none());
 
     world.comment(7, support::WRITER, "/pullstack deploy").await;

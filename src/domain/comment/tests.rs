@@ -2,6 +2,10 @@
 
 use super::*;
 
+fn seal() -> Seal {
+    Seal::new(["test key"])
+}
+
 fn memory() -> Memory {
     Memory {
         deployment: Some((7, "a".repeat(40))),
@@ -14,14 +18,17 @@ fn view(state: State, memory: &Memory) -> String {
 }
 
 fn costed(state: State, memory: &Memory, cost: Option<&str>) -> String {
-    render(&View {
-        title: "PR #42",
-        stack: "demo-pr-42",
-        sha: Some("0123456789abcdef0123456789abcdef01234567"),
-        state,
-        memory,
-        cost,
-    })
+    render(
+        &View {
+            title: "PR #42",
+            stack: "demo-pr-42",
+            sha: Some("0123456789abcdef0123456789abcdef01234567"),
+            state,
+            memory,
+            cost,
+        },
+        &seal(),
+    )
 }
 
 const COST: Option<&str> = Some("~$0.0492/hour (~$35.92/month): …");
@@ -33,8 +40,58 @@ fn memory_round_trips_through_the_body() {
         ..memory()
     };
     let body = view(State::Removing, &m);
-    assert_eq!(Memory::from_body(&body, "pr-42"), Some(m));
-    assert_eq!(Memory::from_body(&body, "pr-43"), None);
+    assert_eq!(Memory::from_body(&body, "pr-42", &seal()), Some(m));
+    assert_eq!(Memory::from_body(&body, "pr-43", &seal()), None);
+}
+
+// Attack: in a GitHub Action every workflow of the repository comments as
+// `github-actions[bot]`, so a workflow could write a marker approving its
+// own fork commit.
+#[test]
+fn a_memory_sealed_by_another_key_is_not_ours() {
+    let m = Memory {
+        approved: Some("b".repeat(40)),
+        ..memory()
+    };
+    let forged = render(
+        &View {
+            title: "PR #42",
+            stack: "demo-pr-42",
+            sha: None,
+            state: State::Removing,
+            memory: &m,
+            cost: None,
+        },
+        &Seal::new(["the attacker's key"]),
+    );
+    assert_eq!(Memory::from_body(&forged, "pr-42", &seal()), None);
+    let tampered = view(State::Removing, &m).replacen("bbbb", "cccc", 1);
+    assert_eq!(Memory::from_body(&tampered, "pr-42", &seal()), None);
+}
+
+#[test]
+fn an_unsealed_memory_is_read_but_its_approval_is_not_trusted() {
+    let m = Memory {
+        approved: Some("b".repeat(40)),
+        awaiting: Some("b".repeat(40)),
+        destroyed: Some("c".repeat(40)),
+        ..memory()
+    };
+    let unsealed = render(
+        &View {
+            title: "PR #42",
+            stack: "demo-pr-42",
+            sha: None,
+            state: State::Removing,
+            memory: &m,
+            cost: None,
+        },
+        &Seal::none(),
+    );
+    let read = Memory::from_body(&unsealed, "pr-42", &seal()).expect("still ours");
+    assert_eq!(read.approved, None);
+    assert_eq!(read.awaiting, None);
+    assert_eq!(read.destroyed, m.destroyed);
 }
 
 #[test]
@@ -47,14 +104,14 @@ fn hostile_strings_cannot_close_the_marker() {
     let body = view(State::Removing, &m);
     let first = body.lines().next().unwrap();
     assert_eq!(first.matches("-->").count(), 1, "{first}");
-    assert_eq!(Memory::from_body(&body, "br-x"), Some(m));
+    assert_eq!(Memory::from_body(&body, "br-x", &seal()), Some(m));
 }
 
 #[test]
 fn foreign_comments_are_not_ours() {
-    assert_eq!(Memory::from_body("hello", "pr-42"), None);
+    assert_eq!(Memory::from_body("hello", "pr-42", &seal()), None);
     assert_eq!(
-        Memory::from_body("<!-- pullstack:state {bad -->", "pr-42"),
+        Memory::from_body("<!-- pullstack:state {bad -->", "pr-42", &seal()),
         None
     );
 }
@@ -90,7 +147,8 @@ fn failed_comment_lists_events() {
 fn awaiting_approval_comment() {
     insta::assert_snapshot!(view(
         State::AwaitingApproval {
-            label: "pullstack:approved".into()
+            label: "pullstack:approved".into(),
+            sha: "0123456789abcdef0123456789abcdef01234567".into(),
         },
         &memory()
     ));

@@ -133,9 +133,7 @@ pub async fn pull_request(
         pr,
     };
     let mut pass = Pass::new(ctx, env, sticky);
-    for intent in intents {
-        pass.handle(intent).await?;
-    }
+    pass.handle(intents).await?;
     let head = pass.env.pr.as_ref().map(|p| p.head.sha.clone());
     forgive_destroy(&mut pass.sticky.memory, head.as_deref());
     let desired = desired(
@@ -284,8 +282,12 @@ impl<'a> Pass<'a> {
             Desired::AwaitingApproval => {
                 let sha = self.head().unwrap_or_default();
                 let label = self.ctx.config.preview.approve_label.clone();
-                self.report(Some(&sha), State::AwaitingApproval { label })
-                    .await?;
+                self.sticky.memory.awaiting = Some(sha.clone());
+                let state = State::AwaitingApproval {
+                    label,
+                    sha: sha.clone(),
+                };
+                self.report(Some(&sha), state).await?;
                 let why = "waiting for a maintainer's approval";
                 self.status(&sha, StatusState::Pending, None, why).await?;
                 Ok(Action::done())

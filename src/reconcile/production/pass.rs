@@ -9,9 +9,9 @@ use crate::domain::release::TOTAL;
 use crate::domain::release::{Schedule, directive};
 use crate::domain::rollout::{self, Action as Step, Policy};
 use crate::domain::template::Placeholders;
-use crate::reconcile::gate::{self, Verdict};
+use crate::reconcile::gate::{self, Roles, Ruling, Verdict};
 use crate::reconcile::spec::{self, Request, Sizing, Spec};
-use crate::reconcile::{Action, Ctx, Error, Intent, Result};
+use crate::reconcile::{Action, Ctx, Error, Given, Intent, Result};
 use std::time::Duration;
 
 pub async fn pass(ctx: &Ctx, intents: &[Intent]) -> Result<Action> {
@@ -31,14 +31,45 @@ pub async fn pass(ctx: &Ctx, intents: &[Intent]) -> Result<Action> {
     };
     let head = ctx.forge.branch_head(&branch).await?;
     let mut observed = prod.observe(head.clone()).await?;
-    if !intents.is_empty() {
-        for intent in intents {
-            command(ctx, &prod, &observed, intent).await?;
+    // Commands that act go first, then the alarm watch and the plan; the
+    // answers to refused commands wait until all of that is done, so no
+    // number of commenters can delay a rollback.
+    let mut roles = Roles::default();
+    let mut refused = Vec::new();
+    for intent in intents {
+        let Intent::Command {
+            command, comment, ..
+        } = intent
+        else {
+            continue;
+        };
+        let accepted = match gate::judge(ctx, command.required_role(), comment, &mut roles).await? {
+            Ruling::Refuse(role) => {
+                refused.push((*command, comment, role));
+                false
+            }
+            Ruling::Answered(verdict) => verdict == Verdict::Allowed,
+            Ruling::Allow(_) => {
+                gate::accept(ctx, comment).await?;
+                true
+            }
+        };
+        if accepted && run(ctx, &prod, &observed, *command, comment).await? {
+            // Commands change state: observe again before the next.
+            observed = prod.observe(head.clone()).await?;
         }
-        // Commands change state: observe again before planning.
-        observed = prod.observe(head).await?;
     }
-    if let Some(next) = watch_alarms(ctx, &prod, &observed).await? {
+    let next = plan(ctx, &prod, &observed).await?;
+    for (command, comment, role) in refused {
+        gate::refuse(ctx, command, comment, role).await?;
+    }
+    Ok(next)
+}
+
+/// The alarm watch, then the planner's next step.
+async fn plan(ctx: &Ctx, prod: &Production<'_>, observed: &Observed) -> Result<Action> {
+    let config = &ctx.config.production;
+    if let Some(next) = watch_alarms(ctx, prod, observed).await? {
         return Ok(next);
     }
     let policy = Policy {
@@ -50,7 +81,7 @@ pub async fn pass(ctx: &Ctx, intents: &[Intent]) -> Result<Action> {
         .map_err(|err| Error::user(format!("`production.steps` cannot be used: {err}")))?;
     let step = rollout::plan(&observed.view, &policy, &schedule);
     tracing::debug!(?step, "production");
-    carry_out(ctx, &prod, &observed, step).await
+    carry_out(ctx, prod, observed, step).await
 }
 
 async fn carry_out(
@@ -182,29 +213,20 @@ async fn watch_alarms(
     Ok(Some(Action::after(ctx.config.queue.poll_max)))
 }
 
-/// `/pullstack promote` or `/pullstack rollback`, through the permission gate.
-async fn command(
+/// Carries out an accepted `/pullstack promote` or `/pullstack rollback`,
+/// and says what it did. False when the command was already carried out.
+async fn run(
     ctx: &Ctx,
     prod: &Production<'_>,
     observed: &Observed,
-    intent: &Intent,
-) -> Result<()> {
-    let Intent::Command {
-        command,
-        author,
-        comment_id,
-        issue,
-    } = intent
-    else {
-        return Ok(());
-    };
-    // Applied once: a retry of this pass must not roll back twice.
-    if ctx.acknowledged.get(*comment_id) == Some(Verdict::Done)
-        || !gate::allowed(ctx, *command, author, *comment_id, *issue).await?
-    {
-        return Ok(());
+    command: Command,
+    given: &Given,
+) -> Result<bool> {
+    // Carried out once: a retry of this pass must not roll back twice.
+    if ctx.acknowledged.get(given.comment_id) == Some(Verdict::Done) {
+        return Ok(false);
     }
-    let by = format!("@{author}");
+    let by = format!("@{}", given.author);
     let reply = match command {
         Command::Rollback => match prod.rollback_plan(observed, None) {
             Ok(plan) => {
@@ -223,9 +245,9 @@ async fn command(
             }
             Err(_) => "Nothing to promote: no healthy release is in flight.".to_owned(),
         },
-        _ => return Ok(()),
+        _ => return Ok(false),
     };
-    ctx.acknowledged.put(*comment_id, Verdict::Done);
-    ctx.forge.create_comment(*issue, &reply).await?;
-    Ok(())
+    ctx.acknowledged.put(given.comment_id, Verdict::Done);
+    ctx.forge.create_comment(given.issue, &reply).await?;
+    Ok(true)
 }

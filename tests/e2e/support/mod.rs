@@ -33,6 +33,8 @@ pub const BOT: &str = "pullstack[bot]";
 pub const WRITER: &str = "alice";
 pub const READER: &str = "mallory";
 pub const MAINTAINER: &str = "rel-manager";
+/// Has triage permission: may wake environments, and gets replies.
+pub const TRIAGER: &str = "qa-lead";
 
 /// The moto endpoint: `PULLSTACK_TEST_MOTO` (set by scripts/test.sh), or a
 /// server started here on port 5055 and left running for the next run.
@@ -121,6 +123,7 @@ impl World {
         github.set_permission(&repo, WRITER, "write");
         github.set_permission(&repo, READER, "read");
         github.set_permission(&repo, MAINTAINER, "maintain");
+        github.set_permission(&repo, TRIAGER, "triage");
         let sdk = moto_config().await;
         let aws = Aws::from_config(&sdk);
         let defaults = format!(
@@ -398,11 +401,19 @@ impl World {
 
     /// Adds `label` to PR `number`, as `sender`.
     pub async fn label(&self, number: u64, label: &str, sender: &str) {
+        let head = self.pr(number).head_sha;
+        self.label_at(number, label, sender, &head).await;
+    }
+
+    /// Adds `label` to PR `number`, as `sender`, with a delivery that says
+    /// the head was `sha` when it was added.
+    pub async fn label_at(&self, number: u64, label: &str, sender: &str, sha: &str) {
         let mut pr = self.pr(number);
         pr.labels.push(label.to_owned());
         self.github.upsert_pr(&self.repo, pr.clone());
         let sent = FakePr {
             user: sender.to_owned(),
+            head_sha: sha.to_owned(),
             ..pr
         };
         let (status, _) = self.send_pr("labeled", &sent, Some(label)).await;
@@ -412,10 +423,36 @@ impl World {
     /// `login` comments `body` on PR `number`; returns the comment id.
     pub async fn comment(&self, number: u64, login: &str, body: &str) -> u64 {
         let id = self.github.add_comment(&self.repo, number, login, body);
-        let payload =
-            payloads::issue_comment(&self.repo, number, id, login, "CONTRIBUTOR", body, true);
-        self.deliver("issue_comment", payload).await;
+        self.deliver("issue_comment", self.comment_payload(number, id))
+            .await;
         id
+    }
+
+    /// The `issue_comment` delivery for comment `id`, as GitHub sends it:
+    /// its author, body and time are the fake's.
+    pub fn comment_payload(&self, number: u64, id: u64) -> Vec<u8> {
+        let comment = self
+            .github
+            .comments(&self.repo, number)
+            .into_iter()
+            .find(|c| c.id == id)
+            .expect("the comment exists");
+        let payload = payloads::issue_comment(
+            &self.repo,
+            number,
+            id,
+            &comment.user,
+            "CONTRIBUTOR",
+            &comment.body,
+            true,
+        );
+        let mut v: serde_json::Value = serde_json::from_slice(&payload).expect("JSON");
+        let at = comment
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        v["comment"]["created_at"] = serde_json::json!(at);
+        v["comment"]["updated_at"] = serde_json::json!(at);
+        serde_json::to_vec(&v).expect("JSON")
     }
 
     /// pullstack's own comments on PR `number`.

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::api::{
     ApiError, ApiResult, Params, Sh, created, invalid, not_found, ok, paginate, parse,
 };
-use super::json::{comment_json, ts, user_json};
+use super::json::{comment_json, stable_id, ts, user_json};
 use super::{BOT_LOGIN, FakeComment, REACTIONS, Shared};
 
 pub(super) fn new_comment(
@@ -144,4 +144,30 @@ pub(super) async fn add_reaction(
     let v = json!({ "id": rid, "node_id": format!("REA_lADO{rid}"), "user": user_json(&sh.base, BOT_LOGIN),
         "content": content, "created_at": ts(&Utc::now()) });
     if fresh { created(v) } else { ok(v) }
+}
+
+/// The reactions on a comment, oldest first; 404 once the comment is gone.
+pub(super) async fn list_reactions(
+    State(sh): Sh,
+    Path((o, r, id)): Path<(String, String, u64)>,
+    Query(q): Params,
+    uri: Uri,
+) -> ApiResult {
+    let items = sh.with_repo(&o, &r, |repo| {
+        repo.comments
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or_else(not_found)?;
+        let on_comment = repo.reactions.iter().filter(|x| x.0 == id);
+        Ok(on_comment
+            .enumerate()
+            .map(|(n, (_, content, login))| {
+                let rid = stable_id(&format!("{id}/{n}"));
+                json!({ "id": rid, "node_id": format!("REA_lADO{rid}"),
+                    "user": user_json(&sh.base, login), "content": content,
+                    "created_at": ts(&Utc::now()) })
+            })
+            .collect::<Vec<_>>())
+    })?;
+    paginate(&sh.base, &uri, &q, items)
 }

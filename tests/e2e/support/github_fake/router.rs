@@ -13,7 +13,9 @@ use chrono::Utc;
 
 use super::api::{ApiError, Sh, not_found};
 use super::apps::{create_token, get_app, get_installation, get_user, rate_limit};
-use super::comments::{add_reaction, create_comment, edit_comment, get_comment, list_comments};
+use super::comments::{
+    add_reaction, create_comment, edit_comment, get_comment, list_comments, list_reactions,
+};
 use super::control::{fake_comments, fake_deployments, fake_post_pr, fake_requests};
 use super::deployments::{
     create_deployment, create_deployment_status, get_deployment, list_deployment_statuses,
@@ -41,7 +43,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             &format!("{repo}/issues/comments/{{id}}/reactions"),
-            post(add_reaction),
+            get(list_reactions).post(add_reaction),
         )
         .route(
             &format!("{repo}/deployments"),
