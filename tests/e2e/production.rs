@@ -223,7 +223,7 @@ async fn a_maintainer_rolls_back_from_a_comment_in_one_change_batch() {
     })
     .await;
 
-    // A writer is not enough.
+    // A writer is not enough, and is told so.
     world
         .comment(2, support::WRITER, "/pullstack rollback")
         .await;
@@ -256,6 +256,52 @@ async fn a_maintainer_rolls_back_from_a_comment_in_one_change_batch() {
     );
     let by = format!("requested by @{}", support::MAINTAINER);
     assert_rollback_recorded(&world, 2, &second, &first, &by);
+}
+
+// Attack: a read-only user's flood of `/pullstack rollback` comments queued
+// a refusal for each ahead of a maintainer's real rollback, delaying it by
+// as many paced writes.
+#[tokio::test]
+async fn a_readers_flood_costs_few_writes_and_cannot_hold_back_a_rollback() {
+    let (mut world, _) = production_world("rbflood", "").await;
+    world.start().await;
+    let first = first_release(&world).await;
+    let second = merge(&world, 2, "[hotfix] second").await;
+    let (old, new) = (release_name(&world, &first), release_name(&world, &second));
+    wait_weight(&world, &new, 100).await;
+    world.settle().await;
+
+    let mut flood = Vec::new();
+    for _ in 0..40 {
+        let id = world
+            .comment(2, support::READER, "/pullstack rollback")
+            .await;
+        flood.push(id);
+    }
+    world
+        .comment(2, support::MAINTAINER, "/pullstack rollback")
+        .await;
+    wait_weight(&world, &old, 100).await;
+    assert_eq!(weights(&world).await[&new], 0);
+    world.settle().await;
+    let answered = flood
+        .iter()
+        .filter(|id| !world.github.reactions(&world.repo, **id).is_empty())
+        .count();
+    assert!(
+        answered <= pullstack::reconcile::gate::PER_AUTHOR_HOURLY as usize,
+        "{answered} answers to the flood"
+    );
+    let replies = world.bot_comments(2);
+    assert!(
+        !replies.iter().any(|c| c.body.contains("needs maintain")),
+        "a reader gets no reply"
+    );
+    assert!(
+        replies
+            .iter()
+            .any(|c| c.body.contains("Rolled production back"))
+    );
 }
 
 #[tokio::test]
