@@ -137,6 +137,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let config = Arc::new(options.config);
     let router = router(&config)?;
     let forge = forge(&config, &options.github_api_url, options.auth).await?;
+    forge.introduce().await?;
     let aws = match options.aws {
         Some(aws) => aws,
         None => Aws::from_env().await,

@@ -39,6 +39,12 @@ pub enum SecretError {
         vars::GITHUB_APP_KEY
     )]
     NoGitHubAuth,
+    #[error(
+        "both {token} and {} are set, so pullstack cannot tell which GitHub identity to act \
+         as; unset one of them",
+        vars::GITHUB_APP_ID
+    )]
+    AmbiguousGitHubAuth { token: &'static str },
 }
 
 /// Reads `VAR`, or the file named by `VAR_FILE`. Surrounding whitespace
@@ -93,12 +99,26 @@ pub fn seal() -> Result<Seal, SecretError> {
 /// GitHub credentials: a token, or a GitHub App id and private key.
 pub fn github_auth() -> Result<crate::github::client::Auth, SecretError> {
     use crate::github::client::Auth;
-    if let Some(token) = secret(vars::GITHUB_TOKEN)?.or(secret(vars::GITHUB_TOKEN_FALLBACK)?) {
+    let app_id = std::env::var(vars::GITHUB_APP_ID).ok();
+    for var in [vars::GITHUB_TOKEN, vars::GITHUB_TOKEN_FALLBACK] {
+        let Some(token) = secret(var)? else {
+            continue;
+        };
+        // A stray token next to App credentials must not silently win.
+        if app_id.is_some() {
+            return Err(SecretError::AmbiguousGitHubAuth { token: var });
+        }
+        tracing::info!("GitHub identity: the token in {var}");
         return Ok(Auth::Token(token));
     }
-    let Ok(app_id) = std::env::var(vars::GITHUB_APP_ID) else {
+    let Some(app_id) = app_id else {
         return Err(SecretError::NoGitHubAuth);
     };
+    tracing::info!(
+        "GitHub identity: the GitHub App in {} and {}",
+        vars::GITHUB_APP_ID,
+        vars::GITHUB_APP_KEY
+    );
     let app_id = app_id.trim().parse().map_err(|_| SecretError::Invalid {
         var: vars::GITHUB_APP_ID,
         reason: "not a number".into(),

@@ -207,6 +207,7 @@ async fn identify(forge: Forge, login: Option<String>, actions: bool) -> anyhow:
         return Ok(forge.with_identity(login));
     }
     if !actions {
+        forge.introduce().await?;
         return Ok(forge);
     }
     match forge.identity().await {

@@ -54,6 +54,8 @@ pub enum Auth {
 #[derive(Clone)]
 pub struct Forge {
     crab: octocrab::Octocrab,
+    /// The API's base URL, for messages.
+    api: String,
     repo: RepoName,
     identity: Arc<OnceCell<String>>,
     /// The default branch and when it was read: it is asked for on every
@@ -108,6 +110,7 @@ impl Forge {
         let per_minute = NonZeroU32::new(writes_per_minute.max(1)).expect("max(1) is non-zero");
         Ok(Forge {
             crab,
+            api: base_url.trim_end_matches('/').to_owned(),
             repo,
             identity: Arc::new(OnceCell::new()),
             default_branch: Arc::default(),
@@ -145,6 +148,35 @@ impl Forge {
             })
             .await
             .cloned()
+    }
+
+    /// Asks GitHub which login pullstack writes as, once at start, so that a
+    /// wrong API URL or bad credentials stop the start with a message that
+    /// says what to check, instead of failing every pass. A transient
+    /// failure only warns: each pass asks again.
+    pub async fn introduce(&self) -> anyhow::Result<()> {
+        let api = &self.api;
+        let request = if self.app_crab.is_some() {
+            "GET /app"
+        } else {
+            "GET /user"
+        };
+        match self.identity().await {
+            Ok(login) => {
+                tracing::info!(login, api, "pullstack writes to GitHub as {login}");
+                Ok(())
+            }
+            Err(err) if err.is_transient() => {
+                tracing::warn!(error = %err, api, "{request} failed; every pass asks again");
+                Ok(())
+            }
+            Err(err) => Err(anyhow::anyhow!(
+                "asking GitHub which login pullstack writes as ({request} on {api}): {err}. \
+                 Check that {api} is GitHub's API (https://api.github.com, or \
+                 https://HOST/api/v3 on GitHub Enterprise Server) and that the credentials \
+                 are valid"
+            )),
+        }
     }
 
     pub async fn pull_request(&self, number: u64) -> Result<Option<PullRequest>> {

@@ -115,6 +115,55 @@ fn a_bad_app_key_is_reported_without_its_contents() {
     );
 }
 
+#[test]
+fn a_token_beside_app_credentials_is_refused_at_start() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/pullstack.example.yaml");
+    for var in ["PULLSTACK_GITHUB_TOKEN", "GITHUB_TOKEN"] {
+        let output = pullstack(
+            &["serve", "--config", example],
+            &[
+                ("PULLSTACK_WEBHOOK_SECRET", "s3cr3t-hook"),
+                ("PULLSTACK_GITHUB_APP_ID", "42"),
+                (var, "ghp_straytoken123"),
+            ],
+        );
+        assert_eq!(output.status.code(), Some(1));
+        let err = stderr(&output);
+        assert!(
+            err.contains(&format!("both {var} and PULLSTACK_GITHUB_APP_ID are set")),
+            "{err}"
+        );
+        assert!(!err.contains("ghp_straytoken123"), "{err}");
+    }
+}
+
+/// A wrong API URL answers 404 to `GET /user`: said once at start, with the
+/// URL and what to check, rather than by every pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_that_cannot_be_read_stops_the_start() {
+    let github = crate::support::github_fake::GitHubFake::start().await;
+    let api = format!("{}not-the-api", github.url());
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/pullstack.example.yaml");
+    let output = tokio::task::spawn_blocking(move || {
+        pullstack(
+            &["serve", "--config", example, "--listen", "127.0.0.1:0"],
+            &[
+                ("PULLSTACK_WEBHOOK_SECRET", "s3cr3t-hook"),
+                ("PULLSTACK_GITHUB_TOKEN", "ghp_token123"),
+                ("PULLSTACK_GITHUB_API_URL", &api),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("GET /user on http://"), "{err}");
+    assert!(err.contains("not-the-api"), "{err}");
+    assert!(err.contains("https://HOST/api/v3"), "{err}");
+    assert!(!err.contains("ghp_token123"), "{err}");
+}
+
 /// SIGTERM stops accepting, lets work in flight finish, and exits cleanly.
 #[test]
 fn serve_shuts_down_gracefully_on_sigterm() {
