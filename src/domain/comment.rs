@@ -111,7 +111,9 @@ pub enum State {
     /// The commit's image is not in the registry yet.
     WaitingForImage {
         image: String,
-        waited: Duration,
+        /// When the wait began. A time, not a duration, so the comment is
+        /// not edited while nothing happens.
+        since: DateTime<Utc>,
     },
     /// The image never appeared.
     ImageTimeout {
@@ -121,7 +123,8 @@ pub enum State {
     /// A stack operation is under way.
     Deploying {
         status: String,
-        elapsed: Duration,
+        /// When the stack operation began, if known.
+        since: Option<DateTime<Utc>>,
     },
     Ready {
         url: String,
@@ -237,21 +240,22 @@ fn headline(state: &State) -> String {
              or the `{label}` label. A new push needs a new approval.",
             short = short_sha(sha)
         ),
-        State::WaitingForImage { image, waited } => format!(
-            "⏳ **Waiting for the image** `{image}` to be pushed ({} so far). The deploy starts as \
+        State::WaitingForImage { image, since } => format!(
+            "⏳ **Waiting for the image** `{image}` to be pushed (since {}). The deploy starts as \
              soon as it appears.",
-            human(*waited)
+            clock_time(since)
         ),
         State::ImageTimeout { image, waited } => format!(
             "❌ **No image.** `{image}` did not appear within {}. Check that the workflow that builds \
              and pushes it ran for this commit.",
             human(*waited)
         ),
-        State::Deploying { status, elapsed } => format!(
-            "🚧 **Deploying** ({}, {} so far). The link appears here when it is ready.",
-            status,
-            human(*elapsed)
-        ),
+        State::Deploying { status, since } => {
+            let since = since
+                .map(|at| format!(", since {}", clock_time(&at)))
+                .unwrap_or_default();
+            format!("🚧 **Deploying** ({status}{since}). The link appears here when it is ready.")
+        }
         State::Ready { url, took } => {
             format!("✅ **Ready** at {url} (deployed in {}).", human(*took))
         }
@@ -286,6 +290,11 @@ fn headline(state: &State) -> String {
             )
         }
     }
+}
+
+/// A time of day as the comment shows it, e.g. `14:03 UTC`.
+fn clock_time(at: &DateTime<Utc>) -> String {
+    at.format("%H:%M UTC").to_string()
 }
 
 fn next_steps(state: &State) -> String {

@@ -1,9 +1,7 @@
 //! The sticky comment of each environment: found once by its marker, then
-//! cached, and edited in place only when its text changes.
-//!
-//! Progress updates (elapsed time while deploying) are coalesced: the same
-//! state is re-rendered at most every [`PROGRESS_EVERY`], while a change of
-//! state is written at once.
+//! cached, and edited in place only when its text changes. The text shows
+//! when a wait or an operation began, never how long it has run, so a
+//! comment is not edited while nothing happens.
 
 use crate::domain::comment::{self, Memory, State, View};
 use crate::domain::naming::EnvKey;
@@ -11,12 +9,7 @@ use crate::domain::seal::Seal;
 use crate::github::client::{Forge, ForgeError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::mem::discriminant;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// The least time between two edits that only refresh progress.
-pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// One environment's comment as last seen or written.
 ///
@@ -32,7 +25,6 @@ pub struct Sticky {
     /// When GitHub says the comment last changed.
     pub shown_at: Option<DateTime<Utc>>,
     last_state: Option<State>,
-    written_at: Option<Instant>,
 }
 
 /// A cache of sticky comments, keyed by environment slug, and the seal
@@ -71,7 +63,6 @@ impl StickyComments {
                 body: c.body,
                 memory,
                 last_state: None,
-                written_at: None,
             },
             None => Sticky::new(Some(issue), env),
         };
@@ -129,19 +120,6 @@ impl StickyComments {
         if body == sticky.body {
             return Ok(());
         }
-        let same_kind = sticky.last_state.as_ref().is_some_and(|last| {
-            discriminant(last) == discriminant(&view.state) && progress_only(last, &view.state)
-        });
-        let same_memory = Memory::from_body(&sticky.body, &view.memory.env, &self.seal).as_ref()
-            == Some(view.memory);
-        let same_kind = same_kind && same_memory;
-        if same_kind
-            && sticky
-                .written_at
-                .is_some_and(|at| at.elapsed() < PROGRESS_EVERY)
-        {
-            return Ok(());
-        }
         let written = match sticky.comment_id {
             Some(id) => match forge.update_comment(id, &body).await {
                 Err(ForgeError::NotFound) => {
@@ -158,7 +136,6 @@ impl StickyComments {
         sticky.shown_at = written.updated_at;
         sticky.body = body;
         sticky.last_state = Some(view.state);
-        sticky.written_at = Some(Instant::now());
         self.remember(sticky, view.memory);
         Ok(())
     }
@@ -192,18 +169,6 @@ impl Sticky {
             memory: Memory::new(env),
             shown_at: None,
             last_state: None,
-            written_at: None,
         }
-    }
-}
-
-/// Whether two states of the same kind differ only in elapsed time.
-fn progress_only(a: &State, b: &State) -> bool {
-    match (a, b) {
-        (State::Deploying { status: x, .. }, State::Deploying { status: y, .. }) => x == y,
-        (State::WaitingForImage { image: x, .. }, State::WaitingForImage { image: y, .. }) => {
-            x == y
-        }
-        _ => false,
     }
 }

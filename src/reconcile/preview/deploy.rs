@@ -70,7 +70,7 @@ impl Pass<'_> {
         if scale == Scale::Zero {
             let state = State::Deploying {
                 status: "UPDATE_IN_PROGRESS, scaling to zero".into(),
-                elapsed: Duration::ZERO,
+                since: Some(ctx.clock.now()),
             };
             self.report(Some(sha), state).await?;
             return Ok(poll);
@@ -87,7 +87,7 @@ impl Pass<'_> {
         };
         let state = State::Deploying {
             status: status.into(),
-            elapsed: Duration::ZERO,
+            since: Some(ctx.clock.now()),
         };
         self.report(Some(sha), state).await?;
         Ok(poll)
@@ -111,7 +111,7 @@ impl Pass<'_> {
             self.status(sha, StatusState::Failure, None, why).await?;
             return Ok(Action::done());
         }
-        self.report(Some(sha), State::WaitingForImage { image, waited })
+        self.report(Some(sha), State::WaitingForImage { image, since })
             .await?;
         self.status(sha, StatusState::Pending, None, "waiting for the image")
             .await?;
@@ -145,7 +145,7 @@ impl Pass<'_> {
             }
             let state = State::Deploying {
                 status: "waiting for the app to answer".into(),
-                elapsed: took,
+                since: stack.operation_started,
             };
             self.report(Some(sha), state).await?;
             return Ok(Action::after(ctx.poll_delay(took)));

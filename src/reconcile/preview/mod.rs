@@ -317,7 +317,8 @@ impl<'a> Pass<'a> {
                 if stack.tag(tag::IDLE_SINCE).is_some() {
                     status.push_str(", scaling to zero");
                 }
-                self.report(Some(sha), State::Deploying { status, elapsed })
+                let since = stack.operation_started;
+                self.report(Some(sha), State::Deploying { status, since })
                     .await?;
                 Ok(Action::after(self.ctx.poll_delay(elapsed)))
             }

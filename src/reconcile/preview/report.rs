@@ -11,7 +11,6 @@ use crate::github::client::{DeploymentState, StatusState};
 use crate::reconcile::Result;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
-use std::time::Duration;
 
 const STATUS_PREFIX: &str = "pullstack/";
 
@@ -147,7 +146,7 @@ impl Pass<'_> {
             .cloned()
             .unwrap_or(State::Deploying {
                 status: "starting".into(),
-                elapsed: Duration::ZERO,
+                since: None,
             });
         let sha = self.target.clone().or_else(|| self.head());
         self.report(sha.as_deref(), state).await
