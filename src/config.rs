@@ -350,7 +350,11 @@ pub struct QueueConfig {
     /// Longest retry delay. Default: 5m.
     #[serde(with = "humantime_serde")]
     pub retry_max: Duration,
-    /// First delay between polls of a stack or image in progress. Default: 2s.
+    /// Delay before the first poll of a stack operation or image wait. Each
+    /// later poll comes at three times the age of the last, up to every 2s,
+    /// then after 40% of the time
+    /// the operation has run so far, up to `poll_max`: a fast stack is seen
+    /// fast, and a slow one is not polled more often. Default: 50ms.
     #[serde(with = "humantime_serde")]
     pub poll_initial: Duration,
     /// Longest delay between polls. Default: 30s.
@@ -367,7 +371,7 @@ impl Default for QueueConfig {
             workers: 16,
             retry_initial: Duration::from_secs(2),
             retry_max: Duration::from_secs(300),
-            poll_initial: Duration::from_secs(2),
+            poll_initial: Duration::from_millis(50),
             poll_max: Duration::from_secs(30),
             notice_after: 3,
         }

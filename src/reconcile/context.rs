@@ -96,10 +96,81 @@ impl Ctx {
         Ok(shared)
     }
 
-    /// The delay before polling an operation that started `elapsed` ago:
-    /// quick at first, then backing off to the configured maximum.
+    /// The delay before polling an operation that started `elapsed` ago.
     pub fn poll_delay(&self, elapsed: Duration) -> Duration {
         let q = &self.config.queue;
-        (elapsed / 4).clamp(q.poll_initial, q.poll_max.max(q.poll_initial))
+        poll_delay(elapsed, q.poll_initial, q.poll_max)
+    }
+}
+
+/// Polls of an operation are spaced at 40% of its age once past the first
+/// seconds, and at least this far apart.
+pub const STEADY_POLL: Duration = Duration::from_secs(2);
+
+/// The delay before polling an operation that started `elapsed` ago: `first`
+/// at once, then twice the age (polls at 3× the last) up to
+/// [`STEADY_POLL`], then 40% of `elapsed`, never over
+/// `max`. A stack that completes in a blink is seen in a blink; over a
+/// five-minute stack this polls no more often than a fixed 2 s start
+/// followed by a quarter of the age did.
+pub fn poll_delay(elapsed: Duration, first: Duration, max: Duration) -> Duration {
+    let steady = (elapsed * 2 / 5).max(STEADY_POLL);
+    (elapsed * 2).min(steady).clamp(first, max.max(first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn polls_until(done: Duration) -> (u32, Duration) {
+        let (first, max) = (Duration::from_millis(50), Duration::from_secs(30));
+        let (mut at, mut polls) = (Duration::ZERO, 0);
+        while at < done {
+            at += poll_delay(at, first, max);
+            polls += 1;
+        }
+        (polls, at)
+    }
+
+    #[test]
+    fn a_fast_operation_is_seen_at_once() {
+        assert_eq!(
+            polls_until(Duration::from_millis(40)),
+            (1, Duration::from_millis(50))
+        );
+        let (_, seen) = polls_until(Duration::from_millis(300));
+        assert!(seen < Duration::from_millis(500), "{seen:?}");
+    }
+
+    #[test]
+    fn a_slow_operation_is_not_polled_more_often_than_before() {
+        // Before: the first poll after 2 s, then a quarter of the age.
+        let before = |done: Duration| {
+            let (mut at, mut polls) = (Duration::ZERO, 0u32);
+            while at < done {
+                at += (at / 4).clamp(Duration::from_secs(2), Duration::from_secs(30));
+                polls += 1;
+            }
+            f64::from(polls) / at.as_secs_f64()
+        };
+        for minutes in [5, 10, 30] {
+            let done = Duration::from_secs(60 * minutes);
+            let (polls, at) = polls_until(done);
+            let now = f64::from(polls) / at.as_secs_f64();
+            assert!(
+                now <= before(done),
+                "{minutes} min: {now} > {}",
+                before(done)
+            );
+        }
+    }
+
+    #[test]
+    fn polls_never_exceed_the_maximum() {
+        let max = Duration::from_millis(500);
+        for secs in [0, 1, 10, 1000] {
+            let delay = poll_delay(Duration::from_secs(secs), Duration::from_millis(100), max);
+            assert!(delay <= max, "{delay:?}");
+        }
     }
 }

@@ -38,7 +38,7 @@ impl Pass<'_> {
                 Ok(Action::after(self.ctx.poll_delay(self.elapsed(&stack))))
             }
             // Another operation is running; CloudFormation allows no second one.
-            Phase::InProgress => Ok(Action::after(self.ctx.poll_delay(Duration::ZERO))),
+            Phase::InProgress => Ok(Action::after(self.ctx.poll_delay(self.elapsed(&stack)))),
             _ => self.delete(&stack).await,
         }
     }

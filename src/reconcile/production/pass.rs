@@ -9,6 +9,7 @@ use crate::domain::release::TOTAL;
 use crate::domain::release::{Schedule, directive};
 use crate::domain::rollout::{self, Action as Step, Policy};
 use crate::domain::template::Placeholders;
+use crate::reconcile::context::STEADY_POLL;
 use crate::reconcile::gate::{self, Roles, Ruling, Verdict};
 use crate::reconcile::spec::{self, Request, Sizing, Spec};
 use crate::reconcile::{Action, Ctx, Error, Given, Intent, Result};
@@ -90,7 +91,9 @@ async fn carry_out(
     observed: &Observed,
     step: Step,
 ) -> Result<Action> {
-    let poll = Action::after(ctx.poll_delay(Duration::ZERO));
+    // Production waits on health gates and bakes, not on one operation's
+    // start: it polls at the steady pace.
+    let poll = Action::after(ctx.poll_delay(STEADY_POLL));
     match step {
         Step::Create { sha, stack } => create_release(ctx, &sha, &stack).await,
         Step::Track { mut log, stack } => {
