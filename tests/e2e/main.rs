@@ -15,4 +15,5 @@ mod images;
 mod limits;
 mod preview;
 mod production;
+mod service_role;
 mod webhook;
