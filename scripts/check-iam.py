@@ -401,7 +401,9 @@ def lint() -> None:
     used = set()
     for path in sorted(IAM.rglob("*.json")):
         relative = str(path.relative_to(ROOT))
-        result = analyze_policy_string(path.read_text(), relative, include_community_auditors=True)
+        result = analyze_policy_string(
+            path.read_text(), relative, include_community_auditors=True, config=parliament.config
+        )
         for finding in result.findings:
             finding = enhance_finding(finding)
             location = dict(finding.location)
