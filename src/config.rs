@@ -177,7 +177,7 @@ pub struct SharedConfig {
     pub log_retention_days: u32,
     /// An IAM role that CloudFormation assumes to create, update and delete
     /// every stack pullstack manages, the shared stack included (sent as
-    /// `RoleARN`), e.g. `arn:aws:iam::123456789012:role/pullstack-cloudformation`.
+    /// `RoleARN`), e.g. `arn:aws:iam::123456789012:role/pullstack-<app>-cloudformation`.
     /// pullstack's own credentials then need `iam:PassRole` on it instead
     /// of the rights to build what the templates hold (`iam/README.md`).
     /// Default: none (CloudFormation acts with pullstack's credentials).
