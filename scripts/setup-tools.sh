@@ -2,7 +2,8 @@
 # Create (or reuse) the project virtualenv and install the pinned tool set from
 # scripts/requirements-tools.txt: moto's server (local AWS emulator), cfn-lint,
 # hadolint, awscli, actionlint and shellcheck (which actionlint runs on `run:`
-# scripts).
+# scripts), zizmor (GitHub Actions security lint) and parliament (IAM policy
+# lint).
 #
 # Idempotent: a stamp file inside the venv records the hash of the requirement
 # list (and the Python version); when it matches, nothing is reinstalled.
@@ -43,7 +44,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 "${venv}/bin/python" -m pip install -q -r "${requirements}"
 
 # Fail now, not later, if a tool did not install an executable.
-for tool in moto_server cfn-lint hadolint aws actionlint shellcheck; do
+for tool in moto_server cfn-lint hadolint aws actionlint shellcheck zizmor parliament; do
   if [[ ! -x "${venv}/bin/${tool}" ]]; then
     echo "setup-tools: ${tool} missing from ${venv}/bin after install" >&2
     exit 1

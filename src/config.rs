@@ -175,6 +175,13 @@ pub struct SharedConfig {
     pub replicate_to: Vec<String>,
     /// Days the container logs are kept. Default: 14.
     pub log_retention_days: u32,
+    /// An IAM role that CloudFormation assumes to create, update and delete
+    /// every stack pullstack manages, the shared stack included (sent as
+    /// `RoleARN`), e.g. `arn:aws:iam::123456789012:role/pullstack-<app>-cloudformation`.
+    /// pullstack's own credentials then need `iam:PassRole` on it instead
+    /// of the rights to build what the templates hold (`iam/README.md`).
+    /// Default: none (CloudFormation acts with pullstack's credentials).
+    pub cloudformation_role_arn: Option<String>,
 }
 
 impl Default for SharedConfig {
@@ -184,6 +191,7 @@ impl Default for SharedConfig {
             hosted_zone: String::new(),
             replicate_to: Vec::new(),
             log_retention_days: 14,
+            cloudformation_role_arn: None,
         }
     }
 }
@@ -510,6 +518,16 @@ impl Config {
         {
             return Err(("steps", err));
         }
+        if let Some(role) = &self.shared.cloudformation_role_arn
+            && !is_role_arn(role)
+        {
+            return Err((
+                "cloudformation_role_arn",
+                format!(
+                    "{role:?} must be an IAM role ARN, like arn:aws:iam::123456789012:role/NAME"
+                ),
+            ));
+        }
         for (name, reference) in &self.preview.secrets {
             if !reference.starts_with("arn:") {
                 // The value itself must never be echoed: it may be the secret.
@@ -523,6 +541,37 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether `arn` names an IAM role: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`
+/// with a 12-digit account and the characters IAM allows in role names.
+fn is_role_arn(arn: &str) -> bool {
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    let name = resource
+        .strip_prefix("role/")
+        .and_then(|path| path.rsplit('/').next())
+        .unwrap_or_default();
+    partition.starts_with("aws")
+        && partition
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-')
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && (1..=64).contains(&name.len())
+        && resource.len() <= "role/".len() + 512 + 64
+        && resource
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
 }
 
 /// Finds where `field` is first written as a YAML key, for errors found after

@@ -49,6 +49,17 @@ impl Aws {
         Aws::from_config(&config)
     }
 
+    /// These clients, with every stack created, updated and deleted through
+    /// the CloudFormation service role `role_arn` (the config's
+    /// `shared.cloudformation_role_arn`), or with the caller's own
+    /// credentials when `None`.
+    pub fn with_cloudformation_role(self, role_arn: Option<String>) -> Aws {
+        Aws {
+            stacks: self.stacks.with_role(role_arn),
+            ..self
+        }
+    }
+
     pub fn from_config(config: &aws_config::SdkConfig) -> Aws {
         use metered::Metered;
         let cloudformation = aws_sdk_cloudformation::config::Builder::from(config)

@@ -150,11 +150,24 @@ impl Deploy<'_> {
 #[derive(Clone)]
 pub struct Stacks {
     client: Client,
+    /// The service role CloudFormation acts as for every create, update,
+    /// delete and rollback; `None` lets it act with pullstack's credentials.
+    role_arn: Option<String>,
 }
 
 impl Stacks {
     pub fn new(client: Client) -> Stacks {
-        Stacks { client }
+        Stacks {
+            client,
+            role_arn: None,
+        }
+    }
+
+    /// These stacks, changed through the CloudFormation service role
+    /// `role_arn` (sent as `RoleARN`), or with the caller's own credentials
+    /// when `None`.
+    pub fn with_role(self, role_arn: Option<String>) -> Stacks {
+        Stacks { role_arn, ..self }
     }
 
     /// The stack named `name`, or `None` if it does not exist (or is deleted).
@@ -197,6 +210,7 @@ impl Stacks {
             .set_parameters(Some(parameters(deploy.parameters)))
             .set_tags(Some(deploy.tags_with_digest()))
             .capabilities(Capability::CapabilityIam)
+            .set_role_arn(self.role_arn.clone())
             .send()
             .await
             .map_err(|e| api("CreateStack", deploy.name, &e))?;
@@ -212,6 +226,7 @@ impl Stacks {
             .set_parameters(Some(parameters(deploy.parameters)))
             .set_tags(Some(deploy.tags_with_digest()))
             .capabilities(Capability::CapabilityIam)
+            .set_role_arn(self.role_arn.clone())
             .send()
             .await
         {
@@ -240,6 +255,7 @@ impl Stacks {
         self.client
             .delete_stack()
             .stack_name(name)
+            .set_role_arn(self.role_arn.clone())
             .send()
             .await
             .map_err(|e| api("DeleteStack", name, &e))?;
@@ -251,6 +267,7 @@ impl Stacks {
         self.client
             .continue_update_rollback()
             .stack_name(name)
+            .set_role_arn(self.role_arn.clone())
             .send()
             .await
             .map_err(|e| api("ContinueUpdateRollback", name, &e))?;

@@ -20,7 +20,9 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
-    let aws = Aws::from_env().await;
+    let aws = Aws::from_env()
+        .await
+        .with_cloudformation_role(config.shared.cloudformation_role_arn.clone());
     let name = config.shared_stack_name();
     let shared = &config.shared;
     let parameters = BTreeMap::from([

@@ -86,7 +86,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.config.config.display()
         );
     }
-    let aws = Aws::from_env().await;
+    let aws = Aws::from_env()
+        .await
+        .with_cloudformation_role(config.shared.cloudformation_role_arn.clone());
     let clock = Clock::system();
     let forge = forge(&config, &args.github_api_url, &args.command).await?;
     let reporter = match &forge {

@@ -103,3 +103,46 @@ fn missing_required_field() {
     let err = parse("app: demo\n").unwrap_err().to_string();
     assert!(err.contains("missing field `repository`"), "{err}");
 }
+
+#[test]
+fn cloudformation_role_is_optional_and_taken_as_written() {
+    assert_eq!(
+        parse("app: demo\nrepository: octo/app\n")
+            .unwrap()
+            .shared
+            .cloudformation_role_arn,
+        None
+    );
+    for arn in [
+        "arn:aws:iam::123456789012:role/pullstack-cloudformation",
+        "arn:aws-us-gov:iam::123456789012:role/service/pullstack+cfn@x",
+    ] {
+        let text =
+            format!("app: demo\nrepository: octo/app\nshared:\n  cloudformation_role_arn: {arn}\n");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.shared.cloudformation_role_arn.as_deref(), Some(arn));
+    }
+}
+
+#[test]
+fn a_cloudformation_role_that_is_not_a_role_arn_names_the_field() {
+    for bad in [
+        "pullstack-cloudformation",
+        "arn:aws:iam::123456789012:user/pullstack",
+        "arn:aws:iam::1234:role/pullstack",
+        "arn:aws:iam:us-east-1:123456789012:role/pullstack",
+        "arn:aws:sts::123456789012:assumed-role/pullstack/x",
+        "arn:aws:iam::123456789012:role/",
+        "arn:aws:iam::123456789012:role/has space",
+    ] {
+        let text = format!(
+            "app: demo\nrepository: octo/app\nshared:\n  hosted_zone: \"\"\n  cloudformation_role_arn: \"{bad}\"\n"
+        );
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("pullstack.yaml:5:3: cloudformation_role_arn: ")
+                && err.contains("must be an IAM role ARN"),
+            "{bad}: {err}"
+        );
+    }
+}

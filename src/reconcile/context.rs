@@ -57,6 +57,8 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The context for `config`; every stack `aws` changes goes through
+    /// the config's CloudFormation service role, if it names one.
     pub fn new(
         config: Arc<Config>,
         forge: Forge,
@@ -65,6 +67,7 @@ impl Ctx {
         mode: Mode,
         seal: Seal,
     ) -> Ctx {
+        let aws = aws.with_cloudformation_role(config.shared.cloudformation_role_arn.clone());
         Ctx {
             config,
             forge,

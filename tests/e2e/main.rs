@@ -16,4 +16,5 @@ mod images;
 mod limits;
 mod preview;
 mod production;
+mod service_role;
 mod webhook;
