@@ -247,10 +247,11 @@ async fn comments_paginate_with_link_header() {
 #[tokio::test]
 async fn deployments_statuses_and_auto_inactive() {
     let fake = fake_with_pr().await;
-    let new_deployment = |git_ref: &str| {
-        json!({"ref": git_ref, "environment": "pr-7", "transient_environment": true,
+    let deployment_of = |git_ref: &str, transient: bool| {
+        json!({"ref": git_ref, "environment": "pr-7", "transient_environment": transient,
         "production_environment": false, "auto_merge": false, "required_contexts": [], "payload": {"pr": 7}})
     };
+    let new_deployment = |git_ref: &str| deployment_of(git_ref, false);
     let (status, _, d1) = call(
         &fake,
         Method::POST,
@@ -308,7 +309,7 @@ async fn deployments_statuses_and_auto_inactive() {
     };
     assert_eq!(states(0), ["in_progress", "success", "inactive"]);
     assert_eq!(states(1), ["success"]);
-    assert!(deployments[0].transient && !deployments[0].production);
+    assert!(!deployments[0].transient && !deployments[0].production);
 
     let (_, _, listed) = call(
         &fake,
@@ -341,6 +342,27 @@ async fn deployments_statuses_and_auto_inactive() {
         fake.deployments(REPO)[1].statuses.last().unwrap().state,
         "success"
     );
+
+    // Nor does GitHub deactivate transient deployments: only prior
+    // non-transient, non-production ones.
+    for sha in ["c".repeat(40), "d".repeat(40)] {
+        let (_, _, d) = call(
+            &fake,
+            Method::POST,
+            "/repos/octo/app/deployments",
+            Some(deployment_of(&sha, true)),
+        )
+        .await;
+        call(
+            &fake,
+            Method::POST,
+            &path(d["id"].as_u64().unwrap()),
+            Some(ok.clone()),
+        )
+        .await;
+    }
+    let transient = fake.deployments(REPO);
+    assert_eq!(transient[3].statuses.last().unwrap().state, "success");
 
     // Commit statuses gate deployments unless required_contexts says otherwise.
     let sha = "c".repeat(40);

@@ -1,5 +1,5 @@
 //! Deployments and their statuses, with GitHub's commit-status check on create and the
-//! `auto_inactive` of older deployments on success.
+//! `auto_inactive` of older non-transient, non-production deployments on success.
 
 use std::collections::BTreeMap;
 
@@ -177,14 +177,15 @@ pub(super) async fn create_deployment_status(
         };
         d.statuses.push(status.clone());
         let env = d.environment.clone();
-        // auto_inactive (default true): older deployments of the same environment whose latest
-        // status is `success` get an `inactive` status. (GitHub's docs say "prior non-transient,
-        // non-production" deployments; production ones are deactivated too nowadays.)
+        // auto_inactive (default true), as GitHub documents it: "Adds a new inactive status to
+        // all prior non-transient, non-production environment deployments with the same
+        // repository and environment name as the created status's deployment. An inactive
+        // status is only added to deployments that had a success state."
         if ns.state == "success" && ns.auto_inactive.unwrap_or(true) {
             for old in repo
                 .deployments
                 .iter_mut()
-                .filter(|x| x.id < id && x.environment == env)
+                .filter(|x| x.id < id && x.environment == env && !x.transient && !x.production)
             {
                 if old.statuses.last().is_some_and(|s| s.state == "success") {
                     let s = FakeDeploymentStatus {
