@@ -335,22 +335,51 @@ impl Forge {
         Ok(created.id)
     }
 
-    /// The newest Deployment to `environment`: (id, sha). GitHub lists
-    /// Deployments newest first.
+    /// The newest Deployment to `environment`: (id, sha).
     pub async fn latest_deployment(&self, environment: &str) -> Result<Option<(u64, String)>> {
+        let newest = self.deployments(environment, None, 1).await?;
+        Ok(newest.into_iter().next())
+    }
+
+    /// Deployments to `environment` (of `sha` only, if given), newest first,
+    /// at most `limit` (up to 100): (id, sha).
+    pub async fn deployments(
+        &self,
+        environment: &str,
+        sha: Option<&str>,
+        limit: u8,
+    ) -> Result<Vec<(u64, String)>> {
         #[derive(Deserialize)]
         struct Deployment {
             id: u64,
             sha: String,
         }
         let environment = utf8_percent_encode(environment, NON_ALPHANUMERIC);
+        let sha = sha.map(|sha| format!("&sha={sha}")).unwrap_or_default();
         let found: Vec<Deployment> = self
             .get(format!(
-                "/repos/{}/deployments?environment={environment}&per_page=1",
+                "/repos/{}/deployments?environment={environment}{sha}&per_page={}",
+                self.repo,
+                limit.min(100)
+            ))
+            .await?;
+        Ok(found.into_iter().map(|d| (d.id, d.sha)).collect())
+    }
+
+    /// The state of a Deployment's newest status (`success`, `inactive`…),
+    /// or `None` if it has none yet.
+    pub async fn deployment_state(&self, deployment: u64) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct Status {
+            state: String,
+        }
+        let newest: Vec<Status> = self
+            .get(format!(
+                "/repos/{}/deployments/{deployment}/statuses?per_page=1",
                 self.repo
             ))
             .await?;
-        Ok(found.into_iter().next().map(|d| (d.id, d.sha)))
+        Ok(newest.into_iter().next().map(|s| s.state))
     }
 
     pub async fn deployment_status(

@@ -4,7 +4,7 @@
 
 use super::Abandoned;
 use super::gate::{Acknowledged, Replies};
-use super::preview::{Admissions, DeleteAttempts, ImageWaits, Statuses};
+use super::preview::{Admissions, DeleteAttempts, ImageWaits, Retired, Statuses};
 use super::sticky::StickyComments;
 use crate::aws::Aws;
 use crate::aws::shared::Shared;
@@ -39,6 +39,8 @@ pub struct Ctx {
     pub sticky: StickyComments,
     /// Commit statuses last posted, so unchanged ones are not posted again.
     pub statuses: Statuses,
+    /// Deployments known to be done with, so sweeps skip them.
+    pub retired: Retired,
     /// The preview limits' line and the account quotas.
     pub admissions: Admissions,
     /// When each environment's commit started waiting for its image.
@@ -76,6 +78,7 @@ impl Ctx {
             mode,
             sticky: StickyComments::new(seal),
             statuses: Statuses::default(),
+            retired: Retired::default(),
             admissions: Admissions::default(),
             image_waits: ImageWaits::default(),
             delete_attempts: DeleteAttempts::default(),

@@ -149,6 +149,12 @@ impl StickyComments {
             .insert(memory.env.clone(), sticky);
     }
 
+    /// Keeps what a pass learned without showing it yet (say, what a quiet
+    /// delete removes), so the next pass of this process has it.
+    pub fn keep(&self, sticky: &Sticky) {
+        self.remember(sticky, &sticky.memory);
+    }
+
     /// Drops a cached comment, so the next load looks on GitHub again.
     pub fn forget(&self, env: &str) {
         self.cache.lock().expect("sticky lock").remove(env);

@@ -135,8 +135,9 @@ async fn rollback_complete_is_reported_then_deleted_and_recreated() {
         comment.body.contains("/pullstack redeploy"),
         "says what to do next"
     );
-    let status = world.github.statuses(&world.repo, &first).pop().unwrap();
-    assert_eq!(status.state, "failure");
+    let deployment = world.github.deployments(&world.repo).pop().unwrap();
+    assert_eq!(deployment.sha, first);
+    assert_eq!(deployment.statuses.last().unwrap().state, "failure");
 
     // A new commit deletes the dead stack and creates a new one.
     let second = world.push(1, "fix").await;
@@ -230,23 +231,15 @@ async fn no_updates_to_perform_counts_as_success() {
         update.num_calls() >= 1
     })
     .await;
-    // The comment said Ready before the redeploy too: wait for the status.
+    // The comment said Ready before the redeploy too: wait for the
+    // Deployment's second success.
     eventually(
-        "success status after the redeploy",
+        "a second success after the redeploy",
         Duration::from_secs(10),
         || async {
-            world
-                .github
-                .statuses(&world.repo, &sha)
-                .last()
-                .is_some_and(|s| s.state == "success")
-                && world
-                    .github
-                    .statuses(&world.repo, &sha)
-                    .iter()
-                    .filter(|s| s.state == "pending")
-                    .count()
-                    >= 2
+            world.github.deployments(&world.repo).iter().any(|d| {
+                d.sha == sha && d.statuses.iter().filter(|s| s.state == "success").count() >= 2
+            })
         },
     )
     .await;

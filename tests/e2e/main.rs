@@ -7,6 +7,7 @@ mod support;
 mod branches;
 mod cli;
 mod commenters;
+mod convergence;
 mod failures;
 mod github_app;
 mod github_fake_selftest;

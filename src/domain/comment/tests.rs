@@ -199,3 +199,29 @@ fn durations() {
     assert_eq!(human(Duration::from_secs(65)), "1m 05s");
     assert_eq!(human(Duration::from_secs(3720)), "1h 02m");
 }
+
+// A waiting or deploying comment reads the same however long it has run, so
+// it is not edited while nothing happens.
+#[test]
+fn in_progress_comments_do_not_change_with_time() {
+    let since = "2026-11-30T10:00:00Z".parse().unwrap();
+    let waiting = view(
+        State::WaitingForImage {
+            image: "repo:abc".into(),
+            since,
+        },
+        &memory(),
+    );
+    assert!(waiting.contains("since 10:00 UTC"), "{waiting}");
+    let deploying = view(
+        State::Deploying {
+            status: "CREATE_IN_PROGRESS".into(),
+            since: Some(since),
+        },
+        &memory(),
+    );
+    assert!(
+        deploying.contains("(CREATE_IN_PROGRESS, since 10:00 UTC)"),
+        "{deploying}"
+    );
+}

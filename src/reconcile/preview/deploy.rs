@@ -76,10 +76,6 @@ impl Pass<'_> {
             return Ok(poll);
         }
         tracing::info!(stack = name, commit = short_sha(sha), "deploy started");
-        self.deployment(sha, DeploymentState::InProgress, None, "deploying")
-            .await?;
-        self.status(sha, StatusState::Pending, None, "deploying")
-            .await?;
         let status = if stack.is_some() {
             "UPDATE_IN_PROGRESS"
         } else {
@@ -89,7 +85,10 @@ impl Pass<'_> {
             status: status.into(),
             since: Some(ctx.clock.now()),
         };
+        // The comment first: it is what a person watches. The Deployment
+        // gets its status when the outcome is known.
         self.report(Some(sha), state).await?;
+        self.ensure_deployment(sha).await?;
         Ok(poll)
     }
 
@@ -112,8 +111,6 @@ impl Pass<'_> {
             return Ok(Action::done());
         }
         self.report(Some(sha), State::WaitingForImage { image, since })
-            .await?;
-        self.status(sha, StatusState::Pending, None, "waiting for the image")
             .await?;
         Ok(Action::after(ctx.poll_delay(waited)))
     }
@@ -151,11 +148,19 @@ impl Pass<'_> {
             return Ok(Action::after(ctx.poll_delay(took)));
         }
         self.sticky.memory.ready = Some(sha.to_owned());
+        // Ready is a good outcome: a notice of failures in a row is over.
+        self.sticky.memory.notice = None;
+        // The URL reaches the comment first: it is what a person waits for.
+        self.report(
+            Some(sha),
+            State::Ready {
+                url: url.clone(),
+                took,
+            },
+        )
+        .await?;
         self.deployment(sha, DeploymentState::Success, Some(&url), "ready")
             .await?;
-        self.status(sha, StatusState::Success, Some(&url), "ready")
-            .await?;
-        self.report(Some(sha), State::Ready { url, took }).await?;
         let name = &self.env.stack_name;
         tracing::info!(stack = name, commit = short_sha(sha), took = ?took, "environment ready");
         Ok(Action::done())

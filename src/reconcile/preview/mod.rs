@@ -21,7 +21,7 @@ mod teardown;
 
 pub use admission::Admissions;
 pub use deploy::ImageWaits;
-pub use report::Statuses;
+pub use report::{Retired, Statuses};
 pub use teardown::DeleteAttempts;
 
 use super::error::Kind;
@@ -328,7 +328,7 @@ impl<'a> Pass<'a> {
                 self.ctx.aws.stacks.continue_rollback(name).await?;
                 Ok(Action::after(self.ctx.poll_delay(Duration::ZERO)))
             }
-            Phase::DeleteFailed => self.delete(&stack).await,
+            Phase::DeleteFailed => self.delete(&stack, true).await,
             Phase::Dead => {
                 let unreported = memory.failed.as_deref() != Some(deployed.as_str())
                     && memory.ready.is_none()
@@ -343,7 +343,7 @@ impl<'a> Pass<'a> {
                     return Ok(Action::done());
                 }
                 // A failed create cannot be updated: delete, then create anew.
-                self.delete(&stack).await
+                self.delete(&stack, true).await
             }
             Phase::UpdateRolledBack => {
                 let attempted = memory.deployment.as_ref().map(|(_, s)| s.as_str());

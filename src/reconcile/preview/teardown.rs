@@ -8,7 +8,7 @@ use super::report::failure_events;
 use crate::aws::stacks::{Phase, Stack};
 use crate::domain::comment::State;
 use crate::domain::naming::EnvKey;
-use crate::github::client::{DeploymentState, StatusState};
+use crate::github::client::DeploymentState;
 use crate::reconcile::{Action, Result};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,18 +32,24 @@ impl Pass<'_> {
         let Some(stack) = stack else {
             return self.removed(why, reversible).await;
         };
+        // Someone who destroyed it, or woke it in vain, is told it is
+        // going; a closed PR is told once, when it is gone.
+        let announce = reversible;
         match stack.phase() {
             Phase::Deleting => {
-                self.report(None, State::Removing).await?;
+                if announce {
+                    self.report(None, State::Removing).await?;
+                }
                 Ok(Action::after(self.ctx.poll_delay(self.elapsed(&stack))))
             }
             // Another operation is running; CloudFormation allows no second one.
             Phase::InProgress => Ok(Action::after(self.ctx.poll_delay(self.elapsed(&stack)))),
-            _ => self.delete(&stack).await,
+            _ => self.delete(&stack, announce).await,
         }
     }
 
-    pub(super) async fn delete(&mut self, stack: &Stack) -> Result<Action> {
+    /// Deletes the stack; `announce` shows "Removing" on the comment.
+    pub(super) async fn delete(&mut self, stack: &Stack, announce: bool) -> Result<Action> {
         let ctx = self.ctx;
         let name = self.env.stack_name.clone();
         let attempts = {
@@ -71,7 +77,11 @@ impl Pass<'_> {
         }
         ctx.aws.stacks.delete(&name).await?;
         tracing::info!(stack = name, "delete started");
-        self.report(None, State::Removing).await?;
+        if announce {
+            self.report(None, State::Removing).await?;
+        } else {
+            ctx.sticky.keep(&self.sticky);
+        }
         Ok(Action::after(ctx.poll_delay(Duration::ZERO)))
     }
 
@@ -91,21 +101,23 @@ impl Pass<'_> {
             return Ok(freed);
         }
         let sha = memory.deployment.as_ref().map(|(_, sha)| sha.clone());
-        if let Some((id, _)) = memory.deployment.take() {
-            ctx.forge
-                .deployment_status(id, DeploymentState::Inactive, None, "environment removed")
-                .await?;
-        }
-        if let Some(sha) = &sha {
-            self.status(sha, StatusState::Success, None, "environment removed")
-                .await?;
-        }
+        let deployment = memory.deployment.take();
         self.sticky.memory.ready = None;
         let state = State::Removed {
             why: why.to_owned(),
             reversible,
         };
         self.report(sha.as_deref(), state).await?;
+        if let Some((id, sha)) = deployment {
+            let why = "environment removed";
+            ctx.forge
+                .deployment_status(id, DeploymentState::Inactive, None, why)
+                .await?;
+            ctx.retired.insert(id);
+            self.resolve_status(&sha, None, why).await?;
+        }
+        // Any other Deployment a stopped pass left live.
+        self.retire_deployments(None).await?;
         Ok(freed)
     }
 }
