@@ -7,6 +7,7 @@ mod support;
 mod branches;
 mod cli;
 mod failures;
+mod front_door;
 mod github_app;
 mod github_fake_selftest;
 mod handle_event;
