@@ -31,7 +31,8 @@ pub struct Args {
     /// are dropped.
     #[arg(long, env = "PULLSTACK_SHUTDOWN_DRAIN", default_value = "10s", value_parser = positive_duration)]
     shutdown_drain: Duration,
-    /// HTTP connections open at once; more are answered 503 and closed.
+    /// HTTP connections open at once; more are answered 503 and closed. Keep
+    /// it well under the descriptor limit (`ulimit -n`).
     #[arg(long, env = "PULLSTACK_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,
     /// How long a client may take to send a request's headers, from when it
