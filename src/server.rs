@@ -6,6 +6,8 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::seal::Seal;
 use crate::github::client::{Auth, Forge};
+use crate::http::body::BodyBudget;
+use crate::http::serve::HttpLimits;
 use crate::http::{AppState, app};
 use crate::reconcile::queue::{self, Limits, Queue};
 use crate::reconcile::routing::Router;
@@ -29,6 +31,9 @@ pub struct Options {
     pub webhook_secrets: Vec<SecretString>,
     /// How long running reconciles may finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Limits on HTTP clients, including how long open connections may
+    /// finish after a shutdown signal.
+    pub http: HttpLimits,
     /// AWS clients to use; `None` loads the SDK's standard configuration.
     pub aws: Option<Aws>,
     /// The clock every timer reads; tests move a manual one.
@@ -47,8 +52,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets work in flight finish (or abandons it after the
-    /// grace period), and waits until everything has stopped.
+    /// Stops accepting, lets requests and work in flight finish (dropping
+    /// connections after the drain and abandoning work after the grace
+    /// period), and waits until everything has stopped.
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.http.await;
@@ -165,17 +171,19 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         router,
         queue.clone(),
         metrics_handle(),
+        BodyBudget::new(options.http.body_memory),
     ));
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let addr = listener.local_addr()?;
     let stop = shutdown.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app(state))
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
+    let http = tokio::spawn(crate::http::serve::serve(
+        listener,
+        app(state),
+        options.http,
+        stop,
+    ));
     let prune = crate::prune::spawn(ctx.aws.clone(), config.images.clone(), shutdown.clone());
     tracing::info!(%addr, "pullstack is listening");
     Ok(Running {

@@ -3,15 +3,18 @@
 //! Handlers only verify, parse and enqueue; all work happens in the
 //! reconcile workers, so GitHub gets its answer in milliseconds.
 
+pub mod body;
 pub mod delivery;
+pub mod serve;
 pub mod signature;
 pub mod webhook;
 
 use crate::reconcile::queue::Queue;
 use crate::reconcile::{Intent, Job};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::routing::{get, post};
+use body::BodyBudget;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
 use std::num::NonZeroUsize;
@@ -29,6 +32,8 @@ pub struct AppState {
     pub router: crate::reconcile::routing::Router,
     pub queue: Queue<Job, Intent>,
     pub metrics: PrometheusHandle,
+    /// Memory for request bodies in flight, shared by all connections.
+    pub budget: BodyBudget,
     seen: Mutex<lru::LruCache<String, ()>>,
 }
 
@@ -38,6 +43,7 @@ impl AppState {
         router: crate::reconcile::routing::Router,
         queue: Queue<Job, Intent>,
         metrics: PrometheusHandle,
+        budget: BodyBudget,
     ) -> AppState {
         let capacity = NonZeroUsize::new(SEEN_DELIVERIES).expect("non-zero");
         AppState {
@@ -45,6 +51,7 @@ impl AppState {
             router,
             queue,
             metrics,
+            budget,
             seen: Mutex::new(lru::LruCache::new(capacity)),
         }
     }
@@ -62,7 +69,6 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/webhook", post(webhook::receive))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 

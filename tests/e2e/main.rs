@@ -9,6 +9,7 @@ mod cli;
 mod commenters;
 mod convergence;
 mod failures;
+mod front_door;
 mod github_app;
 mod github_fake_selftest;
 mod handle_event;

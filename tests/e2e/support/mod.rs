@@ -16,6 +16,7 @@ use pullstack::aws::stacks::Stack;
 use pullstack::config::Config;
 use pullstack::domain::naming::EnvKey;
 use pullstack::github::client::Auth;
+use pullstack::http::serve::HttpLimits;
 use pullstack::reconcile::Job;
 use pullstack::server::{self, Options, Running};
 use std::collections::{BTreeMap, HashMap};
@@ -103,6 +104,8 @@ pub struct World {
     pub app_key: Option<String>,
     /// The server's clock: real time that a test can move forward.
     pub clock: pullstack::clock::Clock,
+    /// Limits on HTTP clients the server starts with.
+    pub http_limits: HttpLimits,
     server: Option<Running>,
     http: reqwest::Client,
     /// Per PR, how many of pullstack's replies [`World::next_comment`] has
@@ -143,6 +146,7 @@ impl World {
             config_yaml,
             app_key: None,
             clock: pullstack::clock::Clock::manual(),
+            http_limits: HttpLimits::default(),
             server: None,
             http: reqwest::Client::builder()
                 .timeout(WAIT)
@@ -213,6 +217,7 @@ impl World {
             },
             webhook_secrets: vec![SECRET.to_owned().into()],
             shutdown_grace: Duration::from_secs(2),
+            http: self.http_limits.clone(),
             aws: Some(aws),
             clock: self.clock.clone(),
         })
@@ -257,8 +262,12 @@ impl World {
     }
 
     pub fn url(&self) -> String {
-        let server = self.server.as_ref().expect("server running");
-        format!("http://{}", server.addr)
+        format!("http://{}", self.addr())
+    }
+
+    /// Where the server listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().expect("server running").addr
     }
 
     /// Posts a signed delivery; returns the status and the JSON answer.
