@@ -4,6 +4,7 @@
 use super::{Env, Pass, Scale};
 use crate::aws::shared::Shared;
 use crate::aws::stacks::{Stack, Started, tag};
+use crate::config::StackRole;
 use crate::domain::comment::{self, State};
 use crate::domain::naming::{EnvKey, short_sha};
 use crate::domain::template::Placeholders;
@@ -186,7 +187,7 @@ impl Pass<'_> {
         let request = Request {
             slug: env.key.slug(),
             sha,
-            role: "preview",
+            role: StackRole::Preview,
             env_tag: env.key.tag_value(),
             sizing: Sizing {
                 cpu: &preview.cpu,

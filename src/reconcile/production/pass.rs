@@ -3,10 +3,10 @@
 //! action and carry it out.
 
 use super::{Observed, Production, Reporter};
+use crate::config::StackRole;
 use crate::domain::commands::Command;
 use crate::domain::naming::{release_slug, short_sha};
-use crate::domain::release::TOTAL;
-use crate::domain::release::{Schedule, directive};
+use crate::domain::release::{Schedule, TOTAL, directive};
 use crate::domain::rollout::{self, Action as Step, Policy};
 use crate::domain::template::Placeholders;
 use crate::reconcile::gate::{self, Verdict};
@@ -134,7 +134,7 @@ async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
     let request = Request {
         slug: release_slug(sha),
         sha,
-        role: "production",
+        role: StackRole::Production,
         env_tag: "production".to_owned(),
         sizing: Sizing {
             cpu: &config.cpu,

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 pub const LONG: Duration = Duration::from_secs(45);
 
-/// A world with production enabled on a fresh hosted zone.
+/// A world with production enabled on a fresh hosted zone. Releases get no
+/// environment variables of their own (the previews' are for previews).
 pub async fn production_world(prefix: &str, extra: &str) -> (World, String) {
     let mut world = World::new(prefix, "").await;
     let route53 = aws_sdk_route53::Client::new(&world.sdk);
@@ -34,7 +35,7 @@ pub async fn production_world(prefix: &str, extra: &str) -> (World, String) {
         .to_owned();
     let domain = format!("www.{}.example.com", world.app);
     world.config_yaml.push_str(&format!(
-        "production:\n  enabled: true\n  domain: {domain}\n  hosted_zone_id: {zone_id}\n  gate: stack\n  bake: 300ms\n{extra}"
+        "production:\n  enabled: true\n  domain: {domain}\n  hosted_zone_id: {zone_id}\n  gate: stack\n  bake: 300ms\n  env: {{}}\n{extra}"
     ));
     (world, zone_id)
 }
