@@ -101,6 +101,8 @@ expect_eq "RepositoryName" "$(output demo-shared RepositoryName)" demo
 expect_eq "LogGroupName" "$(output demo-shared LogGroupName)" /pullstack/demo
 expect_eq "HostedZoneName" "$(output demo-shared HostedZoneName)" preview.example.com
 zone_id="$(output demo-shared HostedZoneId)"
+expect_eq "ECR tags immutable by default" \
+  "$(aws ecr describe-repositories --repository-names demo --query 'repositories[0].imageTagMutability')" IMMUTABLE
 preview_role="$(output demo-shared PreviewExecutionRoleArn)"
 production_role="$(output demo-shared ProductionExecutionRoleArn)"
 if [[ "${preview_role}" != "${production_role}" ]]; then pass "previews and production have an execution role each"; else fail "one execution role for previews and production"; fi
@@ -163,7 +165,8 @@ expect_eq "alias record target" \
     --query "ResourceRecordSets[?(Name=='pr-2.preview.example.com.' || Name=='pr-2.preview.example.com') && Type=='A'].AliasTarget.DNSName | [0]")" \
   "$(output demo-pr-2 LoadBalancerDnsName)"
 
-# ---------------------------------------------------------------- production: its own role and a task role
+# ---------------------------------------------------------------- production: its own role, a task role, an image by digest
+image_digest="123456789012.dkr.ecr.us-east-1.amazonaws.com/demo@sha256:$(printf 'a%.0s' $(seq 1 64))"
 task_role="arn:aws:iam::123456789012:role/demo-task"
 aws cloudformation create-stack --stack-name demo-prod-1 \
   --template-body file://templates/preview.yaml \
@@ -171,10 +174,12 @@ aws cloudformation create-stack --stack-name demo-prod-1 \
   ParameterKey=EnvironmentName,ParameterValue=prod-1111111 \
   ParameterKey=EnvironmentRole,ParameterValue=production \
   ParameterKey=TaskRoleArn,ParameterValue="${task_role}" \
-  ParameterKey=Image,ParameterValue="${image1}" >/dev/null
+  ParameterKey=Image,ParameterValue="${image_digest}" >/dev/null
 wait_status demo-prod-1 CREATE_COMPLETE
 expect_eq "demo-prod-1 runs with the production execution role" "$(output demo-prod-1 ExecutionRoleArn)" "${production_role}"
 expect_eq "demo-prod-1 task role" "$(output demo-prod-1 TaskRoleArn)" "${task_role}"
+expect_eq "task definition image by digest" \
+  "$(aws ecs describe-task-definition --task-definition "$(output demo-prod-1 TaskDefinitionArn)" --query 'taskDefinition.containerDefinitions[0].image')" "${image_digest}"
 
 # ---------------------------------------------------------------- delete
 for stack in demo-pr-1 demo-pr-2 demo-prod-1; do
@@ -198,8 +203,11 @@ to_json templates/preview.yaml "${work}/preview-filled.json" fill
 aws cloudformation create-stack --stack-name other-shared \
   --template-body "file://${work}/shared.json" \
   --parameters ParameterKey=AppName,ParameterValue=other-app \
-  ParameterKey=LogRetentionDays,ParameterValue=30 >/dev/null
+  ParameterKey=LogRetentionDays,ParameterValue=30 \
+  ParameterKey=ImageTagMutability,ParameterValue=MUTABLE >/dev/null
 wait_status other-shared CREATE_COMPLETE
+expect_eq "ECR tags mutable when asked" \
+  "$(aws ecr describe-repositories --repository-names other-app --query 'repositories[0].imageTagMutability')" MUTABLE
 expect_eq "other-shared RepositoryName" "$(output other-shared RepositoryName)" other-app
 expect_eq "other-shared has no HostedZoneId" "$(output other-shared HostedZoneId)" None
 expect_eq "log retention" \

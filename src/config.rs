@@ -84,6 +84,11 @@ pub struct ImagesConfig {
     /// interval after start; 0s turns them off. Default: 1h.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Whether `pullstack bootstrap` lets a tag of the app's ECR repository
+    /// be pushed again with another image. Immutable tags mean the image of
+    /// an approved or released commit cannot be replaced; production is
+    /// deployed by digest either way. Default: false.
+    pub mutable_tags: bool,
 }
 
 impl Default for ImagesConfig {
@@ -92,6 +97,7 @@ impl Default for ImagesConfig {
             prune: false,
             prune_after: Duration::from_secs(24 * 3600),
             interval: Duration::from_secs(3600),
+            mutable_tags: false,
         }
     }
 }

@@ -20,6 +20,7 @@ fn shipped_example_is_valid() {
     assert_eq!(config.images.prune, images.prune);
     assert_eq!(config.images.prune_after, images.prune_after);
     assert_eq!(config.images.interval, images.interval);
+    assert_eq!(config.images.mutable_tags, images.mutable_tags);
     assert_eq!(config.preview.task_role_arn, None);
     assert_eq!(config.production.task_role_arn, None);
 }

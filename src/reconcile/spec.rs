@@ -23,6 +23,8 @@ pub struct Request<'a> {
     /// The environment's slug (`pr-42`, `prod-0123abc`): its resources' names.
     pub slug: String,
     pub sha: &'a str,
+    /// The container image: by tag for a preview, by digest for a release.
+    pub image: String,
     /// Picks the container's env, secrets, task role and execution role.
     pub role: StackRole,
     /// The tag value naming the environment.
@@ -63,7 +65,7 @@ impl Spec {
                 "EnvironmentRole".to_owned(),
                 request.role.as_str().to_owned(),
             ),
-            ("Image".to_owned(), shared.image(request.sha)),
+            ("Image".to_owned(), request.image),
             (
                 "TaskRoleArn".to_owned(),
                 container.task_role_arn.unwrap_or_default().to_owned(),

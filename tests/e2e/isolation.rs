@@ -1,5 +1,6 @@
 //! Production kept apart from previews, end to end: each kind of stack gets
-//! its own secrets, environment, execution role and task role.
+//! its own secrets, environment, execution role and task role; and images
+//! cannot be swapped under a released commit.
 //!
 //! What moto does not do, and how these tests live with it:
 //! - a task definition CloudFormation creates keeps no execution or task
@@ -7,10 +8,15 @@
 //!   outputs, which a unit test (`domain::template`) holds equal to the task
 //!   definition's; the roles' policies are read from IAM on moto, which
 //!   answers GetRolePolicy for a role CloudFormation made with the Python
-//!   form of the policy (read here as YAML, as JSON also reads).
+//!   form of the policy (read here as YAML, as JSON also reads);
+//! - moto, like ECR, refuses to push a tag of an IMMUTABLE repository again,
+//!   so to show what pinning by digest guards against where tags can move
+//!   (`images.mutable_tags`, or a repository changed by hand) one test makes
+//!   the repository MUTABLE with PutImageTagMutability before pushing again.
 
 use crate::support::production::*;
-use crate::support::{World, merge_yaml};
+use crate::support::{MAINTAINER, World, merge_yaml};
+use aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability};
 use aws_sdk_ecs::types::ContainerDefinition;
 use std::collections::BTreeMap;
 
@@ -222,4 +228,109 @@ async fn previews_and_production_run_with_their_own_secrets_env_and_roles() {
     let old_name = secret_arn(&format!("pullstack/{app}/db-AbCdEf"));
     assert!(may_read(&world, &legacy, &old_name).await);
     assert!(!may_read(&world, &legacy, &production_secret).await);
+}
+
+/// The digest of the image tagged `tag` in the world's repository.
+async fn digest(world: &World, tag: &str) -> String {
+    let ecr = aws_sdk_ecr::Client::new(&world.sdk);
+    let images = ecr
+        .describe_images()
+        .repository_name(&world.app)
+        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+        .send()
+        .await
+        .unwrap();
+    images.image_details()[0].image_digest().unwrap().to_owned()
+}
+
+/// Pushes another image under an existing tag.
+async fn push_again(world: &World, tag: &str) -> Result<(), String> {
+    let ecr = aws_sdk_ecr::Client::new(&world.sdk);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 1000,
+            "digest": format!("sha256:{}", "d".repeat(64)),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            "size": 666,
+            "digest": format!("sha256:{}", "e".repeat(64)),
+        }],
+    });
+    ecr.put_image()
+        .repository_name(&world.app)
+        .image_tag(tag)
+        .image_manifest(manifest.to_string())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|err| format!("{}", aws_sdk_ecr::error::DisplayErrorContext(err)))
+}
+
+// Attack: whoever can push to the ECR repository pushes another image under
+// an approved or released commit's tag; the next task that starts (a
+// scale-out, a replaced task, a rollback) runs it.
+#[tokio::test]
+async fn tags_are_immutable_and_releases_are_pinned_by_digest() {
+    let (mut world, _) = production_world("pinned", "").await;
+    world.start().await;
+    let ecr = aws_sdk_ecr::Client::new(&world.sdk);
+    let repositories = ecr
+        .describe_repositories()
+        .repository_names(&world.app)
+        .send()
+        .await
+        .unwrap();
+    let repository = &repositories.repositories()[0];
+    assert_eq!(
+        repository.image_tag_mutability(),
+        Some(&ImageTagMutability::Immutable)
+    );
+    let uri = repository.repository_uri().unwrap().to_owned();
+
+    let first = first_release(&world).await;
+    let pushed = digest(&world, &first).await;
+    let refused = push_again(&world, &first).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("AlreadyExists")),
+        "{refused:?}"
+    );
+    assert_eq!(digest(&world, &first).await, pushed, "the tag did not move");
+
+    let old = release_name(&world, &first);
+    let pinned = format!("{uri}@{pushed}");
+    assert_eq!(container(&world, &old).await.image(), Some(pinned.as_str()));
+    let stack = world.aws.stacks.describe(&old).await.unwrap().unwrap();
+    assert_eq!(stack.parameters["Image"], pinned);
+    let recorded = world
+        .github
+        .deployments(&world.repo)
+        .into_iter()
+        .find(|d| d.sha == first && d.description.starts_with("release "))
+        .expect("the release's Deployment");
+    assert_eq!(recorded.description, format!("release {old} of {pushed}"));
+
+    let second = merge(&world, 2, "[hotfix] second").await;
+    wait_weight(&world, &release_name(&world, &second), 100).await;
+    // Where tags can move, the released commit's tag now names another image.
+    ecr.put_image_tag_mutability()
+        .repository_name(&world.app)
+        .image_tag_mutability(ImageTagMutability::Mutable)
+        .send()
+        .await
+        .unwrap();
+    push_again(&world, &first).await.unwrap();
+    assert_ne!(digest(&world, &first).await, pushed);
+
+    world.comment(2, MAINTAINER, "/pullstack rollback").await;
+    wait_weight(&world, &old, 100).await;
+    world.settle().await;
+    assert_eq!(
+        container(&world, &old).await.image(),
+        Some(pinned.as_str()),
+        "the rollback runs the image released, not what the tag names now"
+    );
 }

@@ -32,7 +32,13 @@ impl Pass<'_> {
     ) -> Result<Action> {
         let ctx = self.ctx;
         let shared = ctx.shared().await?;
-        if !ctx.aws.images.exists(&shared.repository_name, sha).await? {
+        if ctx
+            .aws
+            .images
+            .digest(&shared.repository_name, sha)
+            .await?
+            .is_none()
+        {
             return self.wait_for_image(sha, &shared.image(sha)).await;
         }
         let waits = &ctx.image_waits.0;
@@ -187,6 +193,7 @@ impl Pass<'_> {
         let request = Request {
             slug: env.key.slug(),
             sha,
+            image: shared.image(sha),
             role: StackRole::Preview,
             env_tag: env.key.tag_value(),
             sizing: Sizing {

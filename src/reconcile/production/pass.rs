@@ -81,9 +81,15 @@ async fn carry_out(
                     Err(err) => tracing::warn!(err, "ignoring the title's schedule"),
                 }
             }
-            log.deployment = prod.reporter.started(&sha, &stack).await?;
+            let image = observed
+                .stacks
+                .iter()
+                .find(|s| s.name == stack)
+                .and_then(|s| s.parameters.get("Image"))
+                .map(String::as_str);
+            log.deployment = prod.reporter.started(&sha, &stack, image).await?;
             prod.apply(observed, &observed.view.weights, &log).await?;
-            tracing::info!(stack, "release started");
+            tracing::info!(stack, image, "release started");
             Ok(poll)
         }
         Step::Shift {
@@ -126,14 +132,17 @@ async fn carry_out(
 
 async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
     let shared = ctx.shared().await?;
-    if !ctx.aws.images.exists(&shared.repository_name, sha).await? {
+    // Pinned to the digest the tag names now: a tag pushed again later
+    // changes neither this release nor a rollback to it.
+    let Some(digest) = ctx.aws.images.digest(&shared.repository_name, sha).await? else {
         tracing::info!(commit = short_sha(sha), "waiting for the release image");
         return Ok(Action::after(ctx.config.queue.poll_max));
-    }
+    };
     let config = &ctx.config.production;
     let request = Request {
         slug: release_slug(sha),
         sha,
+        image: shared.image_at(&digest),
         role: StackRole::Production,
         env_tag: "production".to_owned(),
         sizing: Sizing {
@@ -153,7 +162,7 @@ async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
     };
     let spec = Spec::build(&ctx.config, &shared, request)?;
     ctx.aws.stacks.create(&spec.deploy(stack)).await?;
-    tracing::info!(stack, "production stack created");
+    tracing::info!(stack, digest, "production stack created");
     Ok(Action::after(ctx.poll_delay(Duration::ZERO)))
 }
 

@@ -40,13 +40,23 @@ impl<'a> Reporter<'a> {
         self.forge
     }
 
-    /// A new release: its Deployment, waiting for the health gate.
-    pub async fn started(&self, sha: &str, stack: &str) -> anyhow::Result<Option<u64>> {
+    /// A new release of `image`: its Deployment, waiting for the health
+    /// gate, saying which image.
+    pub async fn started(
+        &self,
+        sha: &str,
+        stack: &str,
+        image: Option<&str>,
+    ) -> anyhow::Result<Option<u64>> {
         let Some(forge) = self.forge() else {
             return Ok(None);
         };
+        let mut description = format!("release {stack}");
+        if let Some((_, digest)) = image.and_then(|i| i.split_once('@')) {
+            description.push_str(&format!(" of {digest}"));
+        }
         let id = forge
-            .create_deployment(sha, "production", false, true, &format!("release {stack}"))
+            .create_deployment(sha, "production", false, true, &description)
             .await?;
         let why = "waiting for the health gate";
         forge
