@@ -1,6 +1,7 @@
 //! Production kept apart from previews, end to end: each kind of stack gets
-//! its own secrets, environment, execution role and task role; and images
-//! cannot be swapped under a released commit.
+//! its own secrets, environment, execution role and task role; images
+//! cannot be swapped under a released commit; and only maintainers may
+//! change how a release reaches production.
 //!
 //! What moto does not do, and how these tests live with it:
 //! - a task definition CloudFormation creates keeps no execution or task
@@ -15,7 +16,7 @@
 //!   the repository MUTABLE with PutImageTagMutability before pushing again.
 
 use crate::support::production::*;
-use crate::support::{MAINTAINER, World, merge_yaml};
+use crate::support::{self, MAINTAINER, WRITER, World, merge_yaml};
 use aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability};
 use aws_sdk_ecs::types::ContainerDefinition;
 use std::collections::BTreeMap;
@@ -332,5 +333,65 @@ async fn tags_are_immutable_and_releases_are_pinned_by_digest() {
         container(&world, &old).await.image(),
         Some(pinned.as_str()),
         "the rollback runs the image released, not what the tag names now"
+    );
+}
+
+/// The `production` Deployment of `sha`.
+fn release_deployment(world: &World, sha: &str) -> support::github_fake::FakeDeployment {
+    world
+        .github
+        .deployments(&world.repo)
+        .into_iter()
+        .find(|d| d.environment == "production" && d.sha == sha)
+        .expect("a production Deployment")
+}
+
+// Attack: anyone who can get a PR merged (a writer, or a fork contributor
+// whose PR a writer merges) writes `[hotfix]` in its title and skips the
+// canary steps that guard production's traffic.
+#[tokio::test]
+async fn a_writers_hotfix_still_gets_the_canary_and_a_maintainers_skips_it() {
+    let (mut world, _) = production_world("direct", "").await;
+    world.start().await;
+    first_release(&world).await;
+
+    let by_writer = merge_by(&world, 2, "[hotfix] skip the checks", WRITER).await;
+    wait_released(&world, &by_writer).await;
+    assert_eq!(steps(&world, &by_writer), CANARY);
+    let note = format!(
+        "[hotfix] ignored: merged by @{WRITER}, who has write permission, not maintain or admin"
+    );
+    let deployment = release_deployment(&world, &by_writer);
+    assert!(
+        deployment
+            .description
+            .contains(&format!("; {note}; the configured steps apply")),
+        "{}",
+        deployment.description
+    );
+    assert_eq!(
+        deployment.statuses[0].description,
+        format!("{note}; waiting for the health gate")
+    );
+
+    let history = Cli::new(&world).run(&["prod", "history"]);
+    let history = String::from_utf8_lossy(&history.stdout);
+    let line = history
+        .lines()
+        .find(|l| l.starts_with(&release_name(&world, &by_writer)))
+        .unwrap_or_else(|| panic!("{history}"));
+    assert!(line.contains("promoted") && line.ends_with(&note), "{line}");
+
+    let by_maintainer = merge_by(&world, 3, "[hotfix] stop the bleeding", MAINTAINER).await;
+    wait_released(&world, &by_maintainer).await;
+    assert_eq!(
+        steps(&world, &by_maintainer),
+        ["in_progress: 0% of traffic", "success: 100% of traffic"]
+    );
+    let deployment = release_deployment(&world, &by_maintainer);
+    assert!(
+        !deployment.description.contains("ignored"),
+        "{}",
+        deployment.description
     );
 }

@@ -6,8 +6,8 @@ use super::{Observed, Production, Reporter};
 use crate::config::StackRole;
 use crate::domain::commands::Command;
 use crate::domain::naming::{release_slug, short_sha};
-use crate::domain::release::{Schedule, TOTAL, directive};
-use crate::domain::rollout::{self, Action as Step, Policy};
+use crate::domain::release::{Ignored, Schedule, TOTAL, written_directive};
+use crate::domain::rollout::{self, Action as Step, Log, Policy};
 use crate::domain::template::Placeholders;
 use crate::reconcile::gate::{self, Verdict};
 use crate::reconcile::spec::{self, Request, Sizing, Spec};
@@ -69,25 +69,17 @@ async fn carry_out(
                 .as_ref()
                 .map(|(sha, _)| sha.clone())
                 .unwrap_or_default();
-            let title = ctx
-                .forge
-                .pulls_for_commit(&sha)
-                .await?
-                .first()
-                .map(|pr| pr.title.clone());
-            if let Some(directive) = title.as_deref().and_then(directive) {
-                match directive.schedule(ctx.config.production.bake) {
-                    Ok(schedule) => log.schedule = schedule.steps,
-                    Err(err) => tracing::warn!(err, "ignoring the title's schedule"),
-                }
-            }
+            let ignored = follow_directive(ctx, &sha, &stack, &mut log).await?;
             let image = observed
                 .stacks
                 .iter()
                 .find(|s| s.name == stack)
                 .and_then(|s| s.parameters.get("Image"))
                 .map(String::as_str);
-            log.deployment = prod.reporter.started(&sha, &stack, image).await?;
+            log.deployment = prod
+                .reporter
+                .started(&sha, &stack, image, ignored.as_ref())
+                .await?;
             prod.apply(observed, &observed.view.weights, &log).await?;
             tracing::info!(stack, image, "release started");
             Ok(poll)
@@ -128,6 +120,48 @@ async fn carry_out(
         Step::Wait(delay) => Ok(Action::after(delay)),
         Step::Idle => Ok(Action::done()),
     }
+}
+
+/// Sets the release's schedule from its merged PR's title directive, when
+/// whoever merged the PR may change it; otherwise records that it was
+/// ignored and returns why.
+async fn follow_directive(
+    ctx: &Ctx,
+    sha: &str,
+    stack: &str,
+    log: &mut Log,
+) -> Result<Option<Ignored>> {
+    let Some(pr) = ctx.forge.pulls_for_commit(sha).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let Some((written, directive)) = written_directive(&pr.title) else {
+        return Ok(None);
+    };
+    // The commit's PR list does not say who merged: the PR itself does.
+    let merger = ctx
+        .forge
+        .pull_request(pr.number)
+        .await?
+        .and_then(|pr| pr.merged_by)
+        .map(|user| user.login);
+    let role = match &merger {
+        Some(login) => ctx.forge.role(login).await?,
+        None => None,
+    };
+    if let Some(ignored) = Ignored::rule(stack, written, merger.as_deref(), role) {
+        tracing::warn!(
+            stack,
+            pr = pr.number,
+            "{ignored}; the configured steps apply"
+        );
+        log.ignore(ignored.clone());
+        return Ok(Some(ignored));
+    }
+    match directive.schedule(ctx.config.production.bake) {
+        Ok(schedule) => log.schedule = schedule.steps,
+        Err(err) => tracing::warn!(err, "ignoring the title's schedule"),
+    }
+    Ok(None)
 }
 
 async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {

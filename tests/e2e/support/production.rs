@@ -54,8 +54,14 @@ pub fn release_name(world: &World, sha: &str) -> String {
     format!("{}-prod-{}", world.app, &sha[..7])
 }
 
-/// Merges PR `number` (fast-forward: main moves to its head) with `title`.
+/// A maintainer merges PR `number` (fast-forward: main moves to its head)
+/// with `title`.
 pub async fn merge(world: &World, number: u64, title: &str) -> String {
+    merge_by(world, number, title, super::MAINTAINER).await
+}
+
+/// `merger` merges PR `number`, written by a writer, with `title`.
+pub async fn merge_by(world: &World, number: u64, title: &str, merger: &str) -> String {
     let sha = fake_sha(&format!("{}-merge-{number}", world.app));
     world.push_image(&sha).await;
     let pr = FakePr {
@@ -66,6 +72,7 @@ pub async fn merge(world: &World, number: u64, title: &str) -> String {
         head_sha: sha.clone(),
         head_ref: format!("feature-{number}"),
         user: super::WRITER.into(),
+        merged_by: merger.into(),
         ..FakePr::default()
     };
     world.github.upsert_pr(&world.repo, pr);
