@@ -77,7 +77,7 @@ with open(src) as f:
 if fill:
     c = t["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
     c["Environment"] = [{"Name": "PULLSTACK_ENV", "Value": "pr-7"}]
-    c["Secrets"] = [{"Name": "DB_PASSWORD", "ValueFrom": {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/pullstack/demo/DB_PASSWORD"}}]
+    c["Secrets"] = [{"Name": "DB_PASSWORD", "ValueFrom": {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/pullstack/demo/preview/DB_PASSWORD"}}]
 with open(dst, "w") as f:
     json.dump(t, f)
 PY
@@ -90,7 +90,7 @@ aws cloudformation create-stack --stack-name demo-shared \
   ParameterKey=HostedZoneName,ParameterValue=preview.example.com >/dev/null
 wait_status demo-shared CREATE_COMPLETE
 
-shared_outputs="VpcId SubnetA SubnetB ClusterName ClusterArn RepositoryUri RepositoryName ExecutionRoleArn LogGroupName HostedZoneId HostedZoneName"
+shared_outputs="VpcId SubnetA SubnetB ClusterName ClusterArn RepositoryUri RepositoryName PreviewExecutionRoleArn ProductionExecutionRoleArn ExecutionRoleArn LogGroupName HostedZoneId HostedZoneName"
 for name in ${shared_outputs}; do
   value="$(output demo-shared "${name}")"
   if [[ -n "${value}" && "${value}" != "None" ]]; then pass "demo-shared output ${name} = ${value}"; else fail "demo-shared output ${name} missing"; fi
@@ -101,6 +101,11 @@ expect_eq "RepositoryName" "$(output demo-shared RepositoryName)" demo
 expect_eq "LogGroupName" "$(output demo-shared LogGroupName)" /pullstack/demo
 expect_eq "HostedZoneName" "$(output demo-shared HostedZoneName)" preview.example.com
 zone_id="$(output demo-shared HostedZoneId)"
+expect_eq "ECR tags immutable by default" \
+  "$(aws ecr describe-repositories --repository-names demo --query 'repositories[0].imageTagMutability')" IMMUTABLE
+preview_role="$(output demo-shared PreviewExecutionRoleArn)"
+production_role="$(output demo-shared ProductionExecutionRoleArn)"
+if [[ "${preview_role}" != "${production_role}" ]]; then pass "previews and production have an execution role each"; else fail "one execution role for previews and production"; fi
 
 # ---------------------------------------------------------------- preview, required parameters only
 image1="123456789012.dkr.ecr.us-east-1.amazonaws.com/demo:1111111"
@@ -119,6 +124,8 @@ for name in LoadBalancerArn LoadBalancerDnsName LoadBalancerHostedZoneId TargetG
   if [[ -n "${value}" && "${value}" != "None" ]]; then pass "demo-pr-1 output ${name} = ${value}"; else fail "demo-pr-1 output ${name} missing"; fi
 done
 expect_eq "demo-pr-1 ClusterName" "$(output demo-pr-1 ClusterName)" "$(output demo-shared ClusterName)"
+expect_eq "demo-pr-1 runs with the preview execution role" "$(output demo-pr-1 ExecutionRoleArn)" "${preview_role}"
+expect_eq "demo-pr-1 has no task role" "$(output demo-pr-1 TaskRoleArn)" None
 cluster="$(output demo-pr-1 ClusterName)"
 service="$(output demo-pr-1 ServiceName)"
 expect_eq "ECS service exists" \
@@ -158,8 +165,24 @@ expect_eq "alias record target" \
     --query "ResourceRecordSets[?(Name=='pr-2.preview.example.com.' || Name=='pr-2.preview.example.com') && Type=='A'].AliasTarget.DNSName | [0]")" \
   "$(output demo-pr-2 LoadBalancerDnsName)"
 
+# ---------------------------------------------------------------- production: its own role, a task role, an image by digest
+image_digest="123456789012.dkr.ecr.us-east-1.amazonaws.com/demo@sha256:$(printf 'a%.0s' $(seq 1 64))"
+task_role="arn:aws:iam::123456789012:role/demo-task"
+aws cloudformation create-stack --stack-name demo-prod-1 \
+  --template-body file://templates/preview.yaml \
+  --parameters ParameterKey=SharedStackName,ParameterValue=demo-shared \
+  ParameterKey=EnvironmentName,ParameterValue=prod-1111111 \
+  ParameterKey=EnvironmentRole,ParameterValue=production \
+  ParameterKey=TaskRoleArn,ParameterValue="${task_role}" \
+  ParameterKey=Image,ParameterValue="${image_digest}" >/dev/null
+wait_status demo-prod-1 CREATE_COMPLETE
+expect_eq "demo-prod-1 runs with the production execution role" "$(output demo-prod-1 ExecutionRoleArn)" "${production_role}"
+expect_eq "demo-prod-1 task role" "$(output demo-prod-1 TaskRoleArn)" "${task_role}"
+expect_eq "task definition image by digest" \
+  "$(aws ecs describe-task-definition --task-definition "$(output demo-prod-1 TaskDefinitionArn)" --query 'taskDefinition.containerDefinitions[0].image')" "${image_digest}"
+
 # ---------------------------------------------------------------- delete
-for stack in demo-pr-1 demo-pr-2; do
+for stack in demo-pr-1 demo-pr-2 demo-prod-1; do
   aws cloudformation delete-stack --stack-name "${stack}"
   status="$(aws cloudformation describe-stacks --stack-name "${stack}" --query 'Stacks[0].StackStatus' 2>&1 || true)"
   for _ in $(seq 1 120); do
@@ -180,8 +203,11 @@ to_json templates/preview.yaml "${work}/preview-filled.json" fill
 aws cloudformation create-stack --stack-name other-shared \
   --template-body "file://${work}/shared.json" \
   --parameters ParameterKey=AppName,ParameterValue=other-app \
-  ParameterKey=LogRetentionDays,ParameterValue=30 >/dev/null
+  ParameterKey=LogRetentionDays,ParameterValue=30 \
+  ParameterKey=ImageTagMutability,ParameterValue=MUTABLE >/dev/null
 wait_status other-shared CREATE_COMPLETE
+expect_eq "ECR tags mutable when asked" \
+  "$(aws ecr describe-repositories --repository-names other-app --query 'repositories[0].imageTagMutability')" MUTABLE
 expect_eq "other-shared RepositoryName" "$(output other-shared RepositoryName)" other-app
 expect_eq "other-shared has no HostedZoneId" "$(output other-shared HostedZoneId)" None
 expect_eq "log retention" \
@@ -205,7 +231,7 @@ expect_eq "filled-in environment" \
 expect_eq "filled-in secret" \
   "$(aws ecs describe-task-definition --task-definition "${taskdef7}" \
     --query 'taskDefinition.containerDefinitions[0].secrets[0].valueFrom')" \
-  "arn:aws:ssm:us-east-1:123456789012:parameter/pullstack/demo/DB_PASSWORD"
+  "arn:aws:ssm:us-east-1:123456789012:parameter/pullstack/demo/preview/DB_PASSWORD"
 expect_eq "container port" \
   "$(aws ecs describe-task-definition --task-definition "${taskdef7}" \
     --query 'taskDefinition.containerDefinitions[0].portMappings[0].containerPort')" 3000

@@ -12,6 +12,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod container;
+mod locate;
+pub use container::{Container, StackRole, secrets_prefix};
+
 /// A config file that could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -80,6 +84,11 @@ pub struct ImagesConfig {
     /// interval after start; 0s turns them off. Default: 1h.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Whether `pullstack bootstrap` lets a tag of the app's ECR repository
+    /// be pushed again with another image. Immutable tags mean the image of
+    /// an approved or released commit cannot be replaced; production is
+    /// deployed by digest either way. Default: false.
+    pub mutable_tags: bool,
 }
 
 impl Default for ImagesConfig {
@@ -88,6 +97,7 @@ impl Default for ImagesConfig {
             prune: false,
             prune_after: Duration::from_secs(24 * 3600),
             interval: Duration::from_secs(3600),
+            mutable_tags: false,
         }
     }
 }
@@ -130,6 +140,20 @@ pub struct ProductionConfig {
     /// How long previous stacks are kept at most. Default: 7d.
     #[serde(with = "humantime_serde")]
     pub window: Duration,
+    /// Environment variables for the production container. Values may use
+    /// `{sha}`, `{sha7}`, `{url}` (the production URL) and `{env}`
+    /// (`production`). Releases never take `preview.env`. Default: none;
+    /// when `preview.env` is set, it must be given (`{}` for none), since
+    /// releases once took `preview.env`.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Secrets for the production container: name to the ARN of a Secrets
+    /// Manager secret or SSM parameter under `pullstack/<app>/production/`,
+    /// the only secrets the production execution role may read. Default:
+    /// none; when `preview.secrets` is set, it must be given (`{}` for none).
+    pub secrets: Option<BTreeMap<String, String>>,
+    /// The IAM role production tasks run as (the task definition's
+    /// `TaskRoleArn`). Default: none.
+    pub task_role_arn: Option<String>,
 }
 
 /// What "healthy" means before a new production stack gets traffic.
@@ -159,6 +183,9 @@ impl Default for ProductionConfig {
             alarms: Vec::new(),
             keep: 2,
             window: Duration::from_secs(7 * 86_400),
+            env: None,
+            secrets: None,
+            task_role_arn: None,
         }
     }
 }
@@ -220,11 +247,17 @@ pub struct PreviewConfig {
     /// Route53 hosted zone id of `dns_zone`. Default: "".
     pub hosted_zone_id: String,
     /// Environment variables for the container. Values may use `{pr}`,
-    /// `{branch}`, `{sha}`, `{sha7}`, `{url}` and `{env}`. Default: none.
+    /// `{branch}`, `{sha}`, `{sha7}`, `{url}` and `{env}`. Previews only;
+    /// production has `production.env`. Default: none.
     pub env: BTreeMap<String, String>,
-    /// Secrets for the container: name to Secrets Manager or SSM Parameter
-    /// Store ARN. Only the reference is passed, never the value. Default: none.
+    /// Secrets for the container: name to the ARN of a Secrets Manager
+    /// secret or SSM parameter under `pullstack/<app>/preview/`, the only
+    /// secrets the preview execution role may read. Only the reference is
+    /// passed, never the value. Default: none.
     pub secrets: BTreeMap<String, String>,
+    /// The IAM role preview tasks run as (the task definition's
+    /// `TaskRoleArn`). Default: none.
+    pub task_role_arn: Option<String>,
     /// How long to wait for the commit's image to appear in ECR. Default: 30m.
     #[serde(with = "humantime_serde")]
     pub image_timeout: Duration,
@@ -334,6 +367,7 @@ impl Default for PreviewConfig {
             hosted_zone_id: String::new(),
             env: BTreeMap::new(),
             secrets: BTreeMap::new(),
+            task_role_arn: None,
             image_timeout: Duration::from_secs(30 * 60),
             ready_check: true,
             ready_timeout: Duration::from_secs(5 * 60),
@@ -444,11 +478,40 @@ impl Config {
                 .map_or((1, 1), |loc| (loc.line(), loc.column()));
             invalid(line, column, err.to_string())
         })?;
-        config.validate().map_err(|(field, message)| {
-            let (line, column) = locate_field(text, field);
-            invalid(line, column, format!("{field}: {message}"))
-        })?;
+        config
+            .validate()
+            .map_err(|(field, message)| Problem {
+                field: field.to_owned(),
+                at: field.to_owned(),
+                message,
+            })
+            .and_then(|()| config.validate_containers())
+            .map_err(|problem| {
+                let (line, column) = locate::locate(text, &problem.at);
+                invalid(
+                    line,
+                    column,
+                    format!("{}: {}", problem.field, problem.message),
+                )
+            })?;
         Ok(config)
+    }
+
+    /// What `role`'s containers get.
+    pub fn container(&self, role: StackRole) -> Container<'_> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        match role {
+            StackRole::Preview => Container {
+                env: &self.preview.env,
+                secrets: &self.preview.secrets,
+                task_role_arn: self.preview.task_role_arn.as_deref(),
+            },
+            StackRole::Production => Container {
+                env: self.production.env.as_ref().unwrap_or(&NONE),
+                secrets: self.production.secrets.as_ref().unwrap_or(&NONE),
+                task_role_arn: self.production.task_role_arn.as_deref(),
+            },
+        }
     }
 
     /// The shared stack's name.
@@ -518,75 +581,68 @@ impl Config {
         {
             return Err(("steps", err));
         }
-        if let Some(role) = &self.shared.cloudformation_role_arn
-            && !is_role_arn(role)
-        {
-            return Err((
-                "cloudformation_role_arn",
-                format!(
-                    "{role:?} must be an IAM role ARN, like arn:aws:iam::123456789012:role/NAME"
-                ),
-            ));
+        if let Some(role) = &self.shared.cloudformation_role_arn {
+            container::check_role_arn(role).map_err(|err| ("cloudformation_role_arn", err))?;
         }
-        for (name, reference) in &self.preview.secrets {
-            if !reference.starts_with("arn:") {
-                // The value itself must never be echoed: it may be the secret.
-                return Err((
-                    "secrets",
-                    format!(
-                        "{name}: must be a Secrets Manager or SSM parameter ARN (the value is not shown)"
-                    ),
-                ));
+        Ok(())
+    }
+
+    /// Each kind of stack's secrets under its own prefix, its task role an
+    /// IAM role, and production's settings its own.
+    fn validate_containers(&self) -> Result<(), Problem> {
+        for role in [StackRole::Preview, StackRole::Production] {
+            // Each kind's settings live in the config section of its name.
+            let section = role.as_str();
+            let container = self.container(role);
+            for (name, reference) in container.secrets {
+                container::check_secret(&self.app, role, name, reference).map_err(|message| {
+                    Problem {
+                        field: format!("{section}.secrets"),
+                        at: format!("{section}.secrets.{name}"),
+                        message,
+                    }
+                })?;
             }
+            if let Some(arn) = container.task_role_arn {
+                let field = format!("{section}.task_role_arn");
+                container::check_role_arn(arn).map_err(|message| Problem {
+                    field: field.clone(),
+                    at: field.clone(),
+                    message,
+                })?;
+            }
+        }
+        // Releases used to take the preview's settings: a config written
+        // then must say what production gets now, not lose it silently.
+        let production = &self.production;
+        let inherited = |field: &str, own: String| Problem {
+            field: format!("production.{field}"),
+            at: "production".to_owned(),
+            message: format!(
+                "production releases no longer take preview.{field}: {own} \
+                 (`{field}: {{}}` for none)"
+            ),
+        };
+        if production.enabled && production.env.is_none() && !self.preview.env.is_empty() {
+            return Err(inherited("env", "give production its own".to_owned()));
+        }
+        if production.enabled && production.secrets.is_none() && !self.preview.secrets.is_empty() {
+            let prefix = secrets_prefix(&self.app, StackRole::Production);
+            return Err(inherited(
+                "secrets",
+                format!("list production's own, under {prefix}"),
+            ));
         }
         Ok(())
     }
 }
 
-/// Whether `arn` names an IAM role: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`
-/// with a 12-digit account and the characters IAM allows in role names.
-fn is_role_arn(arn: &str) -> bool {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return false;
-    };
-    let name = resource
-        .strip_prefix("role/")
-        .and_then(|path| path.rsplit('/').next())
-        .unwrap_or_default();
-    partition.starts_with("aws")
-        && partition
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b == b'-')
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && (1..=64).contains(&name.len())
-        && resource.len() <= "role/".len() + 512 + 64
-        && resource
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c))
-}
-
-/// Finds where `field` is first written as a YAML key, for errors found after
-/// parsing. Falls back to the top of the file.
-fn locate_field(text: &str, field: &str) -> (usize, usize) {
-    text.lines()
-        .enumerate()
-        .find_map(|(index, line)| {
-            let trimmed = line.trim_start();
-            let key = trimmed.strip_prefix("- ").unwrap_or(trimmed);
-            key.strip_prefix(field)
-                .filter(|rest| rest.trim_start().starts_with(':'))
-                .map(|_| (index + 1, line.len() - key.len() + 1))
-        })
-        .unwrap_or((1, 1))
+/// A value the config cannot take: the field to name, the dotted path of
+/// the key to point at, and why.
+struct Problem {
+    field: String,
+    at: String,
+    message: String,
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! ECR: whether a commit's image has been pushed yet.
+//! ECR: whether a commit's image has been pushed yet, and which image
+//! (by digest) its tag names.
 
 use super::error::{Error, Result};
 use aws_sdk_ecr::Client;
@@ -14,8 +15,9 @@ impl Images {
         Images { client }
     }
 
-    /// Whether `repository` holds an image tagged `tag`.
-    pub async fn exists(&self, repository: &str, tag: &str) -> Result<bool> {
+    /// The digest (`sha256:…`) of the image tagged `tag` in `repository`,
+    /// or `None` while no image has that tag.
+    pub async fn digest(&self, repository: &str, tag: &str) -> Result<Option<String>> {
         let result = self
             .client
             .describe_images()
@@ -24,14 +26,18 @@ impl Images {
             .send()
             .await;
         match result {
-            Ok(out) => Ok(!out.image_details().is_empty()),
+            Ok(out) => Ok(out
+                .image_details()
+                .iter()
+                .find_map(|image| image.image_digest())
+                .map(str::to_owned)),
             Err(err) => {
                 let err =
                     Error::from_sdk("ECR", "DescribeImages", format!("{repository}:{tag}"), &err);
                 // Only the image: a missing repository is a setup error to
                 // report, not an image still to be pushed.
                 if err.code == "ImageNotFoundException" {
-                    Ok(false)
+                    Ok(None)
                 } else {
                     Err(err)
                 }

@@ -30,8 +30,13 @@ impl Shared {
         })
     }
 
-    /// The image for a commit.
+    /// The image for a commit, by its tag.
     pub fn image(&self, sha: &str) -> String {
         format!("{}:{sha}", self.repository_uri)
+    }
+
+    /// The image with this digest, whatever its tags name later.
+    pub fn image_at(&self, digest: &str) -> String {
+        format!("{}@{digest}", self.repository_uri)
     }
 }

@@ -37,6 +37,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             shared.log_retention_days.to_string(),
         ),
         ("PruneImages".to_owned(), config.images.prune.to_string()),
+        (
+            "ImageTagMutability".to_owned(),
+            if config.images.mutable_tags {
+                "MUTABLE"
+            } else {
+                "IMMUTABLE"
+            }
+            .to_owned(),
+        ),
     ]);
     let tags = BTreeMap::from([
         (tag::MANAGED.to_owned(), "true".to_owned()),

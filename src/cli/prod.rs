@@ -221,14 +221,40 @@ fn history(observed: &Observed, output: Output) -> anyhow::Result<ExitCode> {
     let log = &observed.view.log;
     let mut events: Vec<(&str, &String)> = log.promoted.iter().map(|s| ("promoted", s)).collect();
     events.extend(log.failed.iter().map(|s| ("rolled back or failed", s)));
+    let in_flight = log
+        .release
+        .as_ref()
+        .filter(|r| !log.promoted.contains(r) && !log.is_failed(r));
+    events.extend(in_flight.map(|s| ("in flight", s)));
     match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({ "promoted": log.promoted, "rolled_back": log.failed })
-        ),
+        Output::Json => {
+            let ignored: Vec<_> = log
+                .ignored
+                .iter()
+                .map(|i| {
+                    serde_json::json!({
+                        "stack": i.stack,
+                        "directive": i.directive,
+                        "merged_by": i.by,
+                        "role": i.role,
+                        "note": i.to_string(),
+                    })
+                })
+                .collect();
+            let history = serde_json::json!({
+                "promoted": log.promoted,
+                "rolled_back": log.failed,
+                "in_flight": in_flight,
+                "ignored_directives": ignored,
+            });
+            println!("{history}");
+        }
         Output::Human => {
             for (what, stack) in events.iter().rev() {
-                println!("{stack:<32} {what}");
+                match log.ignored(stack) {
+                    Some(ignored) => println!("{stack:<32} {what:<22} {ignored}"),
+                    None => println!("{stack:<32} {what}"),
+                }
             }
         }
     }

@@ -1,11 +1,14 @@
-//! Production releases: canary schedules, title directives, and the weight
-//! plan that moves traffic from the old stack to the new one.
+//! Production releases: canary schedules, title directives (and who may
+//! give them), and the weight plan that moves traffic from the old stack to
+//! the new one.
 //!
 //! Weights are Route53 weights out of [`TOTAL`]; every plan keeps the pair
 //! consistent (old + new = TOTAL), so traffic is never split over more or
 //! less than all of it.
 
+use super::commands::Role;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::time::Duration;
 
 /// The sum of the weights of the live pair. Route53 allows 0-255.
@@ -102,14 +105,20 @@ pub enum Directive {
 /// Finds a schedule directive in a PR title; the first one wins. Unknown
 /// or malformed brackets are ignored (titles are free text).
 pub fn directive(title: &str) -> Option<Directive> {
+    written_directive(title).map(|(_, directive)| directive)
+}
+
+/// [`directive`], with the directive as written (`[hotfix]`).
+pub fn written_directive(title: &str) -> Option<(&str, Directive)> {
     let mut rest = title;
     while let Some(start) = rest.find('[') {
         let after = &rest[start + 1..];
         let Some(end) = after.find(']') else { break };
+        let written = &rest[start..start + end + 2];
         let inner = after[..end].trim().to_ascii_lowercase();
         rest = &after[end + 1..];
         if inner == "hotfix" || inner == "revert" {
-            return Some(Directive::Immediate);
+            return Some((written, Directive::Immediate));
         }
         let Some((key, values)) = inner.split_once(':') else {
             continue;
@@ -120,15 +129,16 @@ pub fn directive(title: &str) -> Option<Directive> {
         };
         match key.trim() {
             "interval" | "intervals" if numbers.iter().all(|n| *n <= 86_400) => {
-                return Some(Directive::Intervals(
-                    numbers.into_iter().map(Duration::from_secs).collect(),
+                return Some((
+                    written,
+                    Directive::Intervals(numbers.into_iter().map(Duration::from_secs).collect()),
                 ));
             }
             "canary" | "steps" => {
                 let percents: Option<Vec<u8>> =
                     numbers.iter().map(|n| u8::try_from(*n).ok()).collect();
                 if let Some(percents) = percents {
-                    return Some(Directive::Percents(percents));
+                    return Some((written, Directive::Percents(percents)));
                 }
             }
             _ => {}
@@ -156,6 +166,73 @@ impl Directive {
                     .collect();
                 Ok(Schedule { steps })
             }
+        }
+    }
+}
+
+/// The permission that lets a merge change how its release reaches
+/// production: a directive skips the canary that guards everyone's traffic.
+pub const DIRECTING_ROLE: Role = Role::Maintain;
+
+/// A title directive a release did not follow, because whoever merged its
+/// PR may not change the schedule. Kept in the release log, so compact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ignored {
+    /// The release's stack.
+    pub stack: String,
+    /// The directive as written, e.g. `[hotfix]`.
+    pub directive: String,
+    /// Who merged, when GitHub says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Their permission on the repository then (GitHub's name), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+impl Ignored {
+    /// Rules on the directive `written` in the title of the PR merged by
+    /// `by`, whose role is `role`: `None` when it is to be followed.
+    pub fn rule(
+        stack: &str,
+        written: &str,
+        by: Option<&str>,
+        role: Option<Role>,
+    ) -> Option<Ignored> {
+        if by.is_some() && role >= Some(DIRECTING_ROLE) {
+            return None;
+        }
+        // A directive may be long; the log keeps what identifies it.
+        let directive: String = written.chars().take(40).collect();
+        Some(Ignored {
+            stack: stack.to_owned(),
+            directive,
+            by: by.map(str::to_owned),
+            role: role.map(|r| r.name().to_owned()),
+        })
+    }
+}
+
+/// In plain words, for the Deployment, the log and `prod history`.
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let needed = DIRECTING_ROLE.name();
+        match (&self.by, &self.role) {
+            (Some(by), Some(role)) => write!(
+                f,
+                "{} ignored: merged by @{by}, who has {role} permission, not {needed} or admin",
+                self.directive
+            ),
+            (Some(by), None) => write!(
+                f,
+                "{} ignored: merged by @{by}, who has no permission on the repository",
+                self.directive
+            ),
+            (None, _) => write!(
+                f,
+                "{} ignored: GitHub does not say who merged it, and only {needed} or admin may change the steps",
+                self.directive
+            ),
         }
     }
 }
@@ -206,6 +283,49 @@ mod tests {
         assert_eq!(directive("[interval: soon]"), None);
         assert_eq!(directive("[interval: 999999999999999999999]"), None);
         assert_eq!(directive("unclosed [hotfix"), None);
+    }
+
+    #[test]
+    fn directives_as_written() {
+        assert_eq!(
+            written_directive("Fix [wip] then [HotFix] it"),
+            Some(("[HotFix]", Directive::Immediate))
+        );
+        assert_eq!(
+            written_directive("[canary: 5, 25, 100] go").map(|(w, _)| w),
+            Some("[canary: 5, 25, 100]")
+        );
+        assert_eq!(written_directive("no directive"), None);
+    }
+
+    #[test]
+    fn only_maintain_or_admin_direct_a_release() {
+        let rule = |by, role| Ignored::rule("app-prod-1", "[hotfix]", by, role);
+        assert_eq!(rule(Some("lead"), Some(Role::Maintain)), None);
+        assert_eq!(rule(Some("owner"), Some(Role::Admin)), None);
+        let writer = rule(Some("alice"), Some(Role::Write)).unwrap();
+        assert_eq!(
+            writer.to_string(),
+            "[hotfix] ignored: merged by @alice, who has write permission, not maintain or admin"
+        );
+        assert_eq!(
+            rule(Some("mallory"), None).unwrap().to_string(),
+            "[hotfix] ignored: merged by @mallory, who has no permission on the repository"
+        );
+        // An unknown merger is never trusted, whatever role is passed.
+        assert!(
+            rule(None, Some(Role::Admin))
+                .unwrap()
+                .to_string()
+                .contains("GitHub does not say who merged it")
+        );
+    }
+
+    #[test]
+    fn ignored_directives_are_kept_short() {
+        let long = format!("[interval: {}]", ["1"; 20].join(", "));
+        let ignored = Ignored::rule("s", &long, Some("a"), Some(Role::Read)).unwrap();
+        assert_eq!(ignored.directive.chars().count(), 40);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! and change together in one batch, so a restarted planner sees exactly
 //! how far a release got and never jumps ahead.
 
-use super::release::{Schedule, Step, TOTAL};
+use super::release::{Ignored, Schedule, Step, TOTAL};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -48,9 +48,15 @@ pub struct Log {
     pub paused: bool,
     /// The GitHub Deployment of the release in flight.
     pub deployment: Option<u64>,
+    /// Title directives recent releases did not follow, oldest first. Left
+    /// out when empty: the log shares one Route53 TXT record.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<Ignored>,
 }
 
 const MEMORY: usize = 20;
+/// How many ignored directives the log keeps.
+const IGNORED_MEMORY: usize = 5;
 
 impl Log {
     fn remember(list: &mut Vec<String>, name: &str) {
@@ -63,6 +69,20 @@ impl Log {
 
     pub fn is_failed(&self, name: &str) -> bool {
         self.failed.iter().any(|n| n == name)
+    }
+
+    /// Records that a release did not follow its title's directive.
+    pub fn ignore(&mut self, ignored: Ignored) {
+        self.ignored.retain(|i| i.stack != ignored.stack);
+        self.ignored.push(ignored);
+        if self.ignored.len() > IGNORED_MEMORY {
+            self.ignored.remove(0);
+        }
+    }
+
+    /// The directive `stack` did not follow, if any.
+    pub fn ignored(&self, stack: &str) -> Option<&Ignored> {
+        self.ignored.iter().find(|i| i.stack == stack)
     }
 }
 

@@ -151,6 +151,29 @@ mod tests {
     }
 
     #[test]
+    fn the_execution_role_output_is_the_task_definitions_role() {
+        // moto keeps no roles on the task definitions CloudFormation makes,
+        // so the end-to-end tests read the role from this output: it must
+        // be the very expression the task definition uses.
+        let doc: serde_json::Value = serde_yaml::from_str(PREVIEW).unwrap();
+        let task = &doc["Resources"]["TaskDefinition"]["Properties"];
+        let outputs = &doc["Outputs"];
+        assert_eq!(
+            task["ExecutionRoleArn"],
+            outputs["ExecutionRoleArn"]["Value"]
+        );
+        let role = task["ExecutionRoleArn"].to_string();
+        assert!(
+            role.contains("-ProductionExecutionRoleArn")
+                && role.contains("-PreviewExecutionRoleArn")
+        );
+        assert_eq!(
+            task["TaskRoleArn"]["Fn::If"][1],
+            outputs["TaskRoleArn"]["Value"]
+        );
+    }
+
+    #[test]
     fn template_without_task_definition_is_rejected() {
         let err = render(
             "Resources: {}",

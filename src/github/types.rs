@@ -13,6 +13,9 @@ pub struct PullRequest {
     pub title: String,
     #[serde(default)]
     pub merged: bool,
+    /// Who merged it; only in a single PR's answer, not in lists.
+    #[serde(default)]
+    pub merged_by: Option<User>,
     pub head: Ref,
     pub base: Ref,
     #[serde(default)]

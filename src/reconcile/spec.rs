@@ -5,7 +5,7 @@
 use super::Error;
 use crate::aws::shared::Shared;
 use crate::aws::stacks::{Deploy, tag};
-use crate::config::{Capacity, Config};
+use crate::config::{Capacity, Config, StackRole};
 use crate::domain::template::{self, Placeholders};
 use std::collections::BTreeMap;
 
@@ -23,8 +23,10 @@ pub struct Request<'a> {
     /// The environment's slug (`pr-42`, `prod-0123abc`): its resources' names.
     pub slug: String,
     pub sha: &'a str,
-    /// `preview` or `production`.
-    pub role: &'static str,
+    /// The container image: by tag for a preview, by digest for a release.
+    pub image: String,
+    /// Picks the container's env, secrets, task role and execution role.
+    pub role: StackRole,
     /// The tag value naming the environment.
     pub env_tag: String,
     pub sizing: Sizing<'a>,
@@ -46,10 +48,11 @@ impl Spec {
     /// Renders the template and fills in the parameters and tags.
     pub fn build(config: &Config, shared: &Shared, request: Request<'_>) -> Result<Spec, Error> {
         let preview = &config.preview;
+        let container = config.container(request.role);
         let body = template::render(
             template::PREVIEW,
-            &preview.env,
-            &preview.secrets,
+            container.env,
+            container.secrets,
             &request.placeholders,
         )
         .map_err(Error::internal)?;
@@ -58,7 +61,15 @@ impl Spec {
         let parameters = BTreeMap::from([
             ("SharedStackName".to_owned(), shared.stack_name.clone()),
             ("EnvironmentName".to_owned(), request.slug),
-            ("Image".to_owned(), shared.image(request.sha)),
+            (
+                "EnvironmentRole".to_owned(),
+                request.role.as_str().to_owned(),
+            ),
+            ("Image".to_owned(), request.image),
+            (
+                "TaskRoleArn".to_owned(),
+                container.task_role_arn.unwrap_or_default().to_owned(),
+            ),
             ("ContainerPort".to_owned(), preview.port.to_string()),
             ("Cpu".to_owned(), sizing.cpu.to_owned()),
             ("Memory".to_owned(), sizing.memory.to_owned()),
@@ -76,7 +87,7 @@ impl Spec {
             (tag::REPO.to_owned(), config.repository.clone()),
             (tag::ENV.to_owned(), request.env_tag),
             (tag::COMMIT.to_owned(), request.sha.to_owned()),
-            (tag::ROLE.to_owned(), request.role.to_owned()),
+            (tag::ROLE.to_owned(), request.role.as_str().to_owned()),
             (tag::CREATED_AT.to_owned(), request.created_at),
         ]);
         Ok(Spec {
@@ -110,7 +121,8 @@ pub fn refused(err: crate::aws::Error) -> Error {
     }
     Error::user(format!(
         "CloudFormation refused the stack: {}. Its values come from the config's `preview` \
-         section (`cpu`, `memory`, `port`, `health_path`, `env`, `secrets`): fix them there, \
+         section (`cpu`, `memory`, `port`, `health_path`, `env`, `secrets`, \
+         `task_role_arn`): fix them there, \
          then push or comment `/pullstack redeploy`.",
         err.message
     ))

@@ -684,6 +684,16 @@ async fn octocrab_parses_the_shapes() {
         (pr.head.sha.as_str(), pr.merged),
         (&*"a".repeat(40), Some(false))
     );
+    assert!(pr.merged_by.is_none());
+    let mut merged = fake.pr(REPO, 7).unwrap();
+    (merged.state, merged.merged, merged.merged_by) = ("closed".into(), true, "lead".into());
+    fake.upsert_pr(REPO, merged);
+    let pr = gh
+        .pulls("octo", "app")
+        .get(7)
+        .await
+        .expect("merged pull request");
+    assert_eq!(pr.merged_by.map(|u| u.login).as_deref(), Some("lead"));
     let prs = gh
         .pulls("octo", "app")
         .list()

@@ -15,6 +15,7 @@ mod github_fake_selftest;
 mod handle_event;
 mod idle;
 mod images;
+mod isolation;
 mod limits;
 mod preview;
 mod production;

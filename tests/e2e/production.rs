@@ -51,6 +51,8 @@ async fn a_hotfix_title_goes_straight_to_100() {
     first_release(&world).await;
     let sha = merge(&world, 2, "[hotfix] stop the bleeding").await;
     wait_weight(&world, &release_name(&world, &sha), 100).await;
+    // The weights move before the Deployment is told.
+    wait_released(&world, &sha).await;
     assert_eq!(
         steps(&world, &sha),
         ["in_progress: 0% of traffic", "success: 100% of traffic"]

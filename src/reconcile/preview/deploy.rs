@@ -4,6 +4,7 @@
 use super::{Env, Pass, Scale};
 use crate::aws::shared::Shared;
 use crate::aws::stacks::{Stack, Started, tag};
+use crate::config::StackRole;
 use crate::domain::comment::{self, State};
 use crate::domain::naming::{EnvKey, short_sha};
 use crate::domain::template::Placeholders;
@@ -31,7 +32,13 @@ impl Pass<'_> {
     ) -> Result<Action> {
         let ctx = self.ctx;
         let shared = ctx.shared().await?;
-        if !ctx.aws.images.exists(&shared.repository_name, sha).await? {
+        if ctx
+            .aws
+            .images
+            .digest(&shared.repository_name, sha)
+            .await?
+            .is_none()
+        {
             return self.wait_for_image(sha, &shared.image(sha)).await;
         }
         let waits = &ctx.image_waits.0;
@@ -191,7 +198,8 @@ impl Pass<'_> {
         let request = Request {
             slug: env.key.slug(),
             sha,
-            role: "preview",
+            image: shared.image(sha),
+            role: StackRole::Preview,
             env_tag: env.key.tag_value(),
             sizing: Sizing {
                 cpu: &preview.cpu,

@@ -3,11 +3,11 @@
 //! action and carry it out.
 
 use super::{Observed, Production, Reporter};
+use crate::config::StackRole;
 use crate::domain::commands::Command;
 use crate::domain::naming::{release_slug, short_sha};
-use crate::domain::release::TOTAL;
-use crate::domain::release::{Schedule, directive};
-use crate::domain::rollout::{self, Action as Step, Policy};
+use crate::domain::release::{Ignored, Schedule, TOTAL, written_directive};
+use crate::domain::rollout::{self, Action as Step, Log, Policy};
 use crate::domain::template::Placeholders;
 use crate::reconcile::context::STEADY_POLL;
 use crate::reconcile::gate::{self, Roles, Ruling, Verdict};
@@ -103,21 +103,19 @@ async fn carry_out(
                 .as_ref()
                 .map(|(sha, _)| sha.clone())
                 .unwrap_or_default();
-            let title = ctx
-                .forge
-                .pulls_for_commit(&sha)
-                .await?
-                .first()
-                .map(|pr| pr.title.clone());
-            if let Some(directive) = title.as_deref().and_then(directive) {
-                match directive.schedule(ctx.config.production.bake) {
-                    Ok(schedule) => log.schedule = schedule.steps,
-                    Err(err) => tracing::warn!(err, "ignoring the title's schedule"),
-                }
-            }
-            log.deployment = prod.reporter.started(&sha, &stack).await?;
+            let ignored = follow_directive(ctx, &sha, &stack, &mut log).await?;
+            let image = observed
+                .stacks
+                .iter()
+                .find(|s| s.name == stack)
+                .and_then(|s| s.parameters.get("Image"))
+                .map(String::as_str);
+            log.deployment = prod
+                .reporter
+                .started(&sha, &stack, image, ignored.as_ref())
+                .await?;
             prod.apply(observed, &observed.view.weights, &log).await?;
-            tracing::info!(stack, "release started");
+            tracing::info!(stack, image, "release started");
             Ok(poll)
         }
         Step::Shift {
@@ -158,17 +156,62 @@ async fn carry_out(
     }
 }
 
+/// Sets the release's schedule from its merged PR's title directive, when
+/// whoever merged the PR may change it; otherwise records that it was
+/// ignored and returns why.
+async fn follow_directive(
+    ctx: &Ctx,
+    sha: &str,
+    stack: &str,
+    log: &mut Log,
+) -> Result<Option<Ignored>> {
+    let Some(pr) = ctx.forge.pulls_for_commit(sha).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let Some((written, directive)) = written_directive(&pr.title) else {
+        return Ok(None);
+    };
+    // The commit's PR list does not say who merged: the PR itself does.
+    let merger = ctx
+        .forge
+        .pull_request(pr.number)
+        .await?
+        .and_then(|pr| pr.merged_by)
+        .map(|user| user.login);
+    let role = match &merger {
+        Some(login) => ctx.forge.role(login).await?,
+        None => None,
+    };
+    if let Some(ignored) = Ignored::rule(stack, written, merger.as_deref(), role) {
+        tracing::warn!(
+            stack,
+            pr = pr.number,
+            "{ignored}; the configured steps apply"
+        );
+        log.ignore(ignored.clone());
+        return Ok(Some(ignored));
+    }
+    match directive.schedule(ctx.config.production.bake) {
+        Ok(schedule) => log.schedule = schedule.steps,
+        Err(err) => tracing::warn!(err, "ignoring the title's schedule"),
+    }
+    Ok(None)
+}
+
 async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
     let shared = ctx.shared().await?;
-    if !ctx.aws.images.exists(&shared.repository_name, sha).await? {
+    // Pinned to the digest the tag names now: a tag pushed again later
+    // changes neither this release nor a rollback to it.
+    let Some(digest) = ctx.aws.images.digest(&shared.repository_name, sha).await? else {
         tracing::info!(commit = short_sha(sha), "waiting for the release image");
         return Ok(Action::after(ctx.config.queue.poll_max));
-    }
+    };
     let config = &ctx.config.production;
     let request = Request {
         slug: release_slug(sha),
         sha,
-        role: "production",
+        image: shared.image_at(&digest),
+        role: StackRole::Production,
         env_tag: "production".to_owned(),
         sizing: Sizing {
             cpu: &config.cpu,
@@ -187,7 +230,7 @@ async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
     };
     let spec = Spec::build(&ctx.config, &shared, request)?;
     ctx.aws.stacks.create(&spec.deploy(stack)).await?;
-    tracing::info!(stack, "production stack created");
+    tracing::info!(stack, digest, "production stack created");
     Ok(Action::after(ctx.poll_delay(Duration::ZERO)))
 }
 

@@ -3,7 +3,7 @@
 //! comment on the merged PR when its release is rolled back.
 
 use crate::config::Config;
-use crate::domain::release::TOTAL;
+use crate::domain::release::{Ignored, TOTAL};
 use crate::domain::rollout::{Log, View};
 use crate::github::client::{DeploymentState, Forge};
 
@@ -40,17 +40,32 @@ impl<'a> Reporter<'a> {
         self.forge
     }
 
-    /// A new release: its Deployment, waiting for the health gate.
-    pub async fn started(&self, sha: &str, stack: &str) -> anyhow::Result<Option<u64>> {
+    /// A new release of `image`: its Deployment, waiting for the health
+    /// gate, saying which image and any title directive it did not follow.
+    pub async fn started(
+        &self,
+        sha: &str,
+        stack: &str,
+        image: Option<&str>,
+        ignored: Option<&Ignored>,
+    ) -> anyhow::Result<Option<u64>> {
         let Some(forge) = self.forge() else {
             return Ok(None);
         };
+        let mut description = format!("release {stack}");
+        if let Some((_, digest)) = image.and_then(|i| i.split_once('@')) {
+            description.push_str(&format!(" of {digest}"));
+        }
+        let mut why = "waiting for the health gate".to_owned();
+        if let Some(ignored) = ignored {
+            description.push_str(&format!("; {ignored}; the configured steps apply"));
+            why = format!("{ignored}; waiting for the health gate");
+        }
         let id = forge
-            .create_deployment(sha, "production", false, true, &format!("release {stack}"))
+            .create_deployment(sha, "production", false, true, &description)
             .await?;
-        let why = "waiting for the health gate";
         forge
-            .deployment_status(id, DeploymentState::InProgress, None, why)
+            .deployment_status(id, DeploymentState::InProgress, None, &why)
             .await?;
         Ok(Some(id))
     }

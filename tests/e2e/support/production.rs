@@ -10,7 +10,8 @@ use std::time::Duration;
 
 pub const LONG: Duration = Duration::from_secs(45);
 
-/// A world with production enabled on a fresh hosted zone.
+/// A world with production enabled on a fresh hosted zone. Releases get no
+/// environment variables of their own (the previews' are for previews).
 pub async fn production_world(prefix: &str, extra: &str) -> (World, String) {
     let mut world = World::new(prefix, "").await;
     let route53 = aws_sdk_route53::Client::new(&world.sdk);
@@ -34,7 +35,7 @@ pub async fn production_world(prefix: &str, extra: &str) -> (World, String) {
         .to_owned();
     let domain = format!("www.{}.example.com", world.app);
     world.config_yaml.push_str(&format!(
-        "production:\n  enabled: true\n  domain: {domain}\n  hosted_zone_id: {zone_id}\n  gate: stack\n  bake: 300ms\n{extra}"
+        "production:\n  enabled: true\n  domain: {domain}\n  hosted_zone_id: {zone_id}\n  gate: stack\n  bake: 300ms\n  env: {{}}\n{extra}"
     ));
     (world, zone_id)
 }
@@ -53,8 +54,14 @@ pub fn release_name(world: &World, sha: &str) -> String {
     format!("{}-prod-{}", world.app, &sha[..7])
 }
 
-/// Merges PR `number` (fast-forward: main moves to its head) with `title`.
+/// A maintainer merges PR `number` (fast-forward: main moves to its head)
+/// with `title`.
 pub async fn merge(world: &World, number: u64, title: &str) -> String {
+    merge_by(world, number, title, super::MAINTAINER).await
+}
+
+/// `merger` merges PR `number`, written by a writer, with `title`.
+pub async fn merge_by(world: &World, number: u64, title: &str, merger: &str) -> String {
     let sha = fake_sha(&format!("{}-merge-{number}", world.app));
     world.push_image(&sha).await;
     let pr = FakePr {
@@ -65,6 +72,7 @@ pub async fn merge(world: &World, number: u64, title: &str) -> String {
         head_sha: sha.clone(),
         head_ref: format!("feature-{number}"),
         user: super::WRITER.into(),
+        merged_by: merger.into(),
         ..FakePr::default()
     };
     world.github.upsert_pr(&world.repo, pr);

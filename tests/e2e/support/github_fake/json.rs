@@ -92,8 +92,12 @@ pub(super) fn pr_json(base: &str, repo: &Repo, sp: &StoredPr, full: bool) -> Val
         "author_association": if fork { "CONTRIBUTOR" } else { "MEMBER" }, "auto_merge": null,
     });
     if full {
+        let merged_by = match pr.merged_by.as_str() {
+            "" => Value::Null,
+            login => user_json(base, login),
+        };
         let extra = json!({ "merged": pr.merged, "mergeable": null, "rebaseable": null, "mergeable_state": "unknown",
-            "merged_by": null, "comments": repo.comments.iter().filter(|c| c.issue == pr.number).count(),
+            "merged_by": merged_by, "comments": repo.comments.iter().filter(|c| c.issue == pr.number).count(),
             "review_comments": 0, "maintainer_can_modify": false, "commits": 1, "additions": 1, "deletions": 0, "changed_files": 1 });
         v.as_object_mut()
             .expect("object")

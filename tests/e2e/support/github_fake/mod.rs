@@ -73,6 +73,8 @@ pub struct FakePr {
     pub labels: Vec<String>,
     pub user: String,
     pub draft: bool,
+    /// Who merged it; empty for nobody (GitHub's `merged_by: null`).
+    pub merged_by: String,
 }
 
 impl Default for FakePr {
@@ -89,6 +91,7 @@ impl Default for FakePr {
             labels: vec![],
             user: "octocat".into(),
             draft: false,
+            merged_by: String::new(),
         }
     }
 }
