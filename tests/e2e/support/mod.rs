@@ -203,6 +203,9 @@ impl World {
     /// Starts the server with other AWS clients (e.g. with mocked responses).
     pub async fn start_with(&mut self, aws: Aws) {
         assert!(self.server.is_none(), "server already running");
+        // A killed server's last GitHub requests land before the new one
+        // looks, as they would have long before a real restart.
+        self.github.quiesce().await;
         let running = server::start(Options {
             listen: "127.0.0.1:0".parse().unwrap(),
             config: self.config(),

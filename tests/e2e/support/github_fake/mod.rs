@@ -204,6 +204,8 @@ struct Shared {
     base: String,
     next_id: AtomicU64,
     db: Mutex<Db>,
+    /// API requests being handled right now.
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -266,6 +268,7 @@ impl GitHubFake {
             base: format!("http://{addr}/"),
             next_id: AtomicU64::new(1000),
             db: Mutex::default(),
+            in_flight: Default::default(),
         });
         let app = router(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -399,6 +402,13 @@ impl GitHubFake {
     /// Every API request received (including rejected ones), oldest first. `/_fake/` excluded.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
+    }
+    /// Waits until no API request is being handled: the requests of a
+    /// server that was just killed have landed, or never will.
+    pub async fn quiesce(&self) {
+        while self.shared.in_flight.load(Ordering::SeqCst) > 0 {
+            tokio::task::yield_now().await;
+        }
     }
     pub fn request_count(&self) -> usize {
         self.shared.lock().requests.len()

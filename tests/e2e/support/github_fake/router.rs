@@ -2,6 +2,7 @@
 //! failures, request recording and rate-limit headers.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -85,6 +86,15 @@ async fn gate(State(sh): Sh, req: Request, next: Next) -> Response {
     if req.uri().path().starts_with("/_fake/") {
         return next.run(req).await;
     }
+    // Counted until the answer is made, even if the client is gone.
+    struct InFlight<'a>(&'a AtomicUsize);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    sh.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _in_flight = InFlight(&sh.in_flight);
     let method = req.method().to_string();
     let path = req
         .uri()
