@@ -46,6 +46,8 @@ IAM_PREFIX = {
     "aws-sdk-ecr": "ecr",
     "aws-sdk-ecs": "ecs",
     "aws-sdk-elasticloadbalancingv2": "elasticloadbalancing",
+    # A dev-dependency: the tests read roles' policies back from moto.
+    "aws-sdk-iam": "iam",
     "aws-sdk-route53": "route53",
 }
 
@@ -230,7 +232,7 @@ def code_needs(crates) -> tuple[set[str], set[str], set[str]]:
 
     bootstrap_text = (ROOT / "src/cli/bootstrap.rs").read_text()
     used = {}
-    for client, method in re.findall(r"aws\.(\w+)\.(\w+)\(", bootstrap_text):
+    for client, method in re.findall(r"aws\s*\.\s*(\w+)\s*\.\s*(\w+)\(", bootstrap_text):
         used.setdefault(client, set()).add(method)
     if used != BOOTSTRAP_METHODS:
         fail(
@@ -246,7 +248,7 @@ def code_needs(crates) -> tuple[set[str], set[str], set[str]]:
         paths = [ROOT / pattern] if not any(ch in pattern for ch in "*") else ROOT.glob(pattern)
         for path in paths:
             for file in [path] if path.is_file() else sorted(path.rglob("*.rs")):
-                preview_clients |= set(re.findall(r"\baws\.(\w+)\b", without_tests(file.read_text())))
+                preview_clients |= set(re.findall(r"\baws\s*\.\s*(\w+)\b", without_tests(file.read_text())))
     preview_clients -= {"with_cloudformation_role"}
     unknown = preview_clients - set(files)
     if unknown:

@@ -427,12 +427,19 @@ pub struct ResyncConfig {
     /// Time between resyncs; the first runs at start. Default: 5m.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// How far back the first resync after a start looks for PR stacks
+    /// that were deleted, so a PR closed while pullstack was down, or just
+    /// before it stopped, still gets its final comment and its Deployments
+    /// closed. Default: 7d.
+    #[serde(with = "humantime_serde")]
+    pub deleted_within: Duration,
 }
 
 impl Default for ResyncConfig {
     fn default() -> Self {
         ResyncConfig {
             interval: Duration::from_secs(300),
+            deleted_within: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -202,6 +202,30 @@ impl Stacks {
         Ok(stacks)
     }
 
+    /// The names of stacks deleted since `since`, across all pages.
+    pub async fn deleted_since(&self, since: DateTime<Utc>) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut pages = self
+            .client
+            .list_stacks()
+            .stack_status_filter(StackStatus::DeleteComplete)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| api("ListStacks", "*", &e))?;
+            names.extend(page.stack_summaries().iter().filter_map(|summary| {
+                let deleted = summary
+                    .deletion_time()
+                    .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+                // AWS always says when; an emulator may not (moto does
+                // not), and then the stack counts as recent.
+                let recent = deleted.is_none_or(|deleted| deleted >= since);
+                recent.then(|| summary.stack_name().unwrap_or_default().to_owned())
+            }));
+        }
+        Ok(names)
+    }
+
     pub async fn create(&self, deploy: &Deploy<'_>) -> Result<()> {
         self.client
             .create_stack()

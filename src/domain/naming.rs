@@ -74,6 +74,14 @@ impl EnvKey {
         format!("{app}-{}", self.slug())
     }
 
+    /// The PR whose environment of `app` a stack name is, if any: the
+    /// inverse of [`EnvKey::stack_name`] for PRs.
+    pub fn pr_of_stack(app: &str, stack: &str) -> Option<u64> {
+        let number = stack.strip_prefix(app)?.strip_prefix("-pr-")?;
+        let valid = !number.starts_with('0') && number.bytes().all(|b| b.is_ascii_digit());
+        valid.then(|| number.parse().ok()).flatten()
+    }
+
     /// The GitHub Deployment environment name, shown in the PR's timeline.
     pub fn deployment_environment(&self) -> String {
         match self {
@@ -209,6 +217,22 @@ pub fn is_commit_sha(sha: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pr_stack_name_gives_back_its_pr() {
+        let name = EnvKey::Pr(42).stack_name("demo");
+        assert_eq!(EnvKey::pr_of_stack("demo", &name), Some(42));
+        for other in [
+            "demo-pr-",
+            "demo-pr-04",
+            "demo-pr-4x",
+            "demo-br-x-1234",
+            "dem-pr-4",
+            "demo-prod-abc",
+        ] {
+            assert_eq!(EnvKey::pr_of_stack("demo", other), None, "{other}");
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

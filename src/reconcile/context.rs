@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::domain::seal::Seal;
 use crate::github::client::Forge;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// How long the shared stack's outputs are trusted before reading them again.
@@ -55,6 +56,9 @@ pub struct Ctx {
     pub replies: Replies,
     /// Jobs a one-shot run gave up on.
     pub abandoned: Abandoned,
+    /// Whether a resync has looked for lately deleted stacks since the
+    /// start (the first does).
+    pub deleted_looked: AtomicBool,
     shared: tokio::sync::Mutex<Option<(tokio::time::Instant, Shared)>>,
 }
 
@@ -85,6 +89,9 @@ impl Ctx {
             acknowledged: Acknowledged::default(),
             replies: Replies::default(),
             abandoned: Abandoned::default(),
+            // A one-shot run is woken by the event that closed the PR, and
+            // waits for its environment to converge.
+            deleted_looked: AtomicBool::new(mode == Mode::OneShot),
             shared: tokio::sync::Mutex::new(None),
         }
     }

@@ -10,6 +10,7 @@ use crate::domain::idle::Verdict;
 use crate::domain::naming::{EnvKey, Tagged};
 use crate::github::client::PullRequest;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
 
 pub async fn pass(ctx: &Ctx) -> Result<Action> {
     let prs = if ctx.config.preview.enabled {
@@ -48,6 +49,10 @@ pub async fn pass(ctx: &Ctx) -> Result<Action> {
     }
     let open: BTreeSet<EnvKey> = prs.iter().map(|pr| EnvKey::Pr(pr.number)).collect();
     keys.extend(stacks.into_keys().filter(|key| !open.contains(key)));
+    if !ctx.deleted_looked.load(Ordering::SeqCst) {
+        keys.extend(deleted(ctx).await?.filter(|key| !open.contains(key)));
+        ctx.deleted_looked.store(true, Ordering::SeqCst);
+    }
     if !slugs.is_empty() {
         keys.extend(branches_by_slug(ctx, slugs).await?);
     }
@@ -90,6 +95,27 @@ fn is_unchanged(ctx: &Ctx, key: &EnvKey, pr: &PullRequest, stack: Option<&Stack>
         ) => deletes_at == shown,
         _ => false,
     }
+}
+
+/// PR environments whose stacks were deleted lately. Once, after a start:
+/// a stop between DELETE_COMPLETE and the final comment, or a PR closed
+/// while pullstack was down, would otherwise leave the PR saying "Ready"
+/// with its Deployment live for good. Within a process, the pass that
+/// polls the delete says it.
+async fn deleted(ctx: &Ctx) -> Result<impl Iterator<Item = EnvKey>> {
+    let within = chrono::Duration::from_std(ctx.config.resync.deleted_within)
+        .unwrap_or(chrono::Duration::MAX);
+    let since = ctx
+        .clock
+        .now()
+        .checked_sub_signed(within)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let app = ctx.config.app.clone();
+    let names = ctx.aws.stacks.deleted_since(since).await?;
+    Ok(names
+        .into_iter()
+        .filter_map(move |name| EnvKey::pr_of_stack(&app, &name))
+        .map(EnvKey::Pr))
 }
 
 /// The branches of stacks tagged by slug (their names could not be tag

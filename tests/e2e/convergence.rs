@@ -156,3 +156,34 @@ async fn waiting_for_an_image_costs_no_writes() {
     world.resync().await;
     world.wait_comment(1, "Ready").await;
 }
+
+// Found in a chaos run: a stop between DELETE_COMPLETE and the final
+// comment (or a close while pullstack was down) left the PR saying "Ready"
+// with its Deployment live through every later resync, which lists only
+// open PRs and live stacks. (moto's ListStacks gives no DeletionTime, which
+// pullstack then takes as recent.)
+#[tokio::test]
+async fn a_pr_closed_while_pullstack_was_down_still_gets_its_final_word() {
+    let mut world = World::new("healed", "").await;
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle().await;
+    world.kill();
+
+    // While it is down, the PR closes and its stack goes.
+    world.close(1, false).await;
+    let cloudformation = aws_sdk_cloudformation::Client::new(&world.sdk);
+    cloudformation
+        .delete_stack()
+        .stack_name(world.stack_name(1))
+        .send()
+        .await
+        .expect("DeleteStack");
+    world.wait_stack_gone(1).await;
+
+    world.start().await;
+    world.wait_comment(1, "Removed").await;
+    world.settle().await;
+    assert_eq!(live_deployments(&world, 1), []);
+}
