@@ -220,7 +220,11 @@ fn status(observed: &Observed, output: Output) -> anyhow::Result<ExitCode> {
 fn history(observed: &Observed, output: Output) -> anyhow::Result<ExitCode> {
     let log = &observed.view.log;
     let mut events: Vec<(&str, &String)> = log.promoted.iter().map(|s| ("promoted", s)).collect();
-    events.extend(log.failed.iter().map(|s| ("rolled back or failed", s)));
+    events.extend(
+        log.failed
+            .iter()
+            .map(|s| ("rolled back, failed or replaced", s)),
+    );
     let in_flight = log
         .release
         .as_ref()

@@ -190,6 +190,14 @@ pub fn plan(view: &View, policy: &Policy, schedule: &Schedule) -> Action {
         && !view.log.promoted.contains(stack)
     {
         let mut log = view.log.clone();
+        // A release replaced before it reached 100% is never given traffic
+        // again: a rollback goes to the last release that held it all.
+        if let Some(replaced) = view.log.release.as_ref()
+            && !view.log.promoted.contains(replaced)
+            && !view.log.is_failed(replaced)
+        {
+            Log::remember(&mut log.failed, replaced);
+        }
         log.release = Some(stack.clone());
         log.shifted_at = None;
         log.schedule.clear();
@@ -357,9 +365,12 @@ pub fn promote(view: &View) -> Option<(BTreeMap<String, u8>, Log, String)> {
     Some((view.all_on(&release), log, release))
 }
 
-/// A stack past retention, if any: beyond the newest `keep` previous
-/// stacks, or older than the window. Never one with traffic, the release in
-/// flight, the head's stack, or the rollback target.
+/// A stack past retention, if any. Never one with traffic, the release in
+/// flight, the head's stack, or the rollback target (the last release that
+/// held all the traffic). Releases that held it all and releases that never
+/// did (replaced, rolled back, failed) are counted apart: of each, the
+/// newest `keep` stay for the window. So a release that never held the
+/// traffic, and never will, cannot push out one a rollback could go to.
 fn retention(view: &View, policy: &Policy) -> Action {
     let live = view.live();
     let target = live.as_deref().and_then(|l| view.stable(l));
@@ -374,12 +385,19 @@ fn retention(view: &View, policy: &Policy) -> Action {
         .collect();
     previous.sort_by_key(|s| std::cmp::Reverse(s.created));
     let window = chrono::Duration::from_std(policy.window).unwrap_or(chrono::Duration::MAX);
-    previous
+    let promoted = |s: &&ProdStack| view.log.promoted.contains(&s.name);
+    let (held, never): (Vec<&ProdStack>, Vec<&ProdStack>) =
+        previous.into_iter().partition(promoted);
+    [held, never]
         .iter()
-        .enumerate()
-        .filter(|(_, s)| view.weight(&s.name) == 0 && Some(&s.name) != target.as_ref())
-        .find(|(index, s)| *index >= policy.keep || view.now - s.created > window)
-        .map_or(Action::Idle, |(_, s)| Action::Delete {
+        .flat_map(|kind| {
+            kind.iter()
+                .enumerate()
+                .filter(|(index, s)| *index >= policy.keep || view.now - s.created > window)
+                .map(|(_, s)| *s)
+        })
+        .find(|s| view.weight(&s.name) == 0 && Some(&s.name) != target.as_ref())
+        .map_or(Action::Idle, |s| Action::Delete {
             stack: s.name.clone(),
         })
 }

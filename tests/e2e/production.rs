@@ -409,4 +409,23 @@ async fn a_second_quick_merge_supersedes_the_first() {
         .expect("the last merge is released");
     assert_eq!(w.get(&names[1]).copied().unwrap_or(0), 0);
     assert_eq!(w[&names[0]], 0);
+
+    // GitHub shows one live production release, and none left in progress.
+    world.settle().await;
+    let live: Vec<(String, String)> = world
+        .github
+        .deployments(&world.repo)
+        .into_iter()
+        .filter(|d| d.environment == "production")
+        .filter_map(|d| {
+            let state = d
+                .statuses
+                .last()
+                .map(|s| s.state.clone())
+                .unwrap_or_default();
+            matches!(state.as_str(), "" | "success" | "in_progress" | "queued")
+                .then(|| (d.sha.clone(), state))
+        })
+        .collect();
+    assert_eq!(live, [(third.clone(), "success".to_owned())]);
 }

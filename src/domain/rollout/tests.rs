@@ -256,6 +256,50 @@ fn retention_keeps_the_rollback_target_and_deletes_the_rest() {
     assert_eq!(names, vec!["app-prod-3", "app-prod-4", "app-prod-5"]);
 }
 
+/// Steps the planner, settling stacks healthy, a minute apart.
+fn run(sim: &mut Sim, steps: usize) {
+    for _ in 0..steps {
+        sim.step();
+        sim.settle(true, true);
+        sim.view.now += chrono::Duration::seconds(61);
+    }
+}
+
+// Found in a chaos run: a release replaced mid-shift counted toward `keep`,
+// so retention deleted the last fully promoted release and kept the
+// never-promoted one.
+#[test]
+fn a_release_replaced_mid_shift_never_pushes_out_a_rollback_target() {
+    let mut sim = Sim::new();
+    for n in 1..=2 {
+        sim.merge(n);
+        run(&mut sim, 12);
+    }
+    // Release 3 starts its canary, and release 4 replaces it mid-shift.
+    sim.merge(3);
+    sim.step();
+    sim.settle(true, true);
+    assert_eq!(sim.until_shift(), 10);
+    sim.merge(4);
+    run(&mut sim, 12);
+    assert!(
+        sim.view.log.is_failed("app-prod-3"),
+        "recorded as never again"
+    );
+    assert_eq!(sim.view.weight("app-prod-4"), TOTAL);
+    // Release 5 takes it all: 4 is the rollback target, 2 the one before.
+    sim.merge(5);
+    run(&mut sim, 12);
+    sim.check();
+    let names: Vec<&str> = sim.view.stacks.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"app-prod-4") && names.contains(&"app-prod-2"),
+        "{names:?}"
+    );
+    let (_, _, from, to) = rollback(&sim.view, None).expect("a rollback target");
+    assert_eq!((from.as_str(), to.as_str()), ("app-prod-5", "app-prod-4"));
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Merge,

@@ -103,6 +103,16 @@ async fn carry_out(
                 .as_ref()
                 .map(|(sha, _)| sha.clone())
                 .unwrap_or_default();
+            let before = &observed.view.log;
+            let replaced = before
+                .release
+                .as_ref()
+                .filter(|old| log.is_failed(old) && !before.is_failed(old));
+            if let Some(replaced) = replaced {
+                prod.reporter
+                    .replaced(&observed.view, replaced, &stack)
+                    .await?;
+            }
             let ignored = follow_directive(ctx, &sha, &stack, &mut log).await?;
             let image = observed
                 .stacks

@@ -84,6 +84,9 @@ impl<'a> Reporter<'a> {
         forge
             .deployment_status(id, state, Some(&self.url), &description)
             .await?;
+        if state == DeploymentState::Success {
+            retire_others(forge, id).await?;
+        }
         Ok(())
     }
 
@@ -144,6 +147,19 @@ impl<'a> Reporter<'a> {
             let body = format!("⏪ **Production rolled back** from `{from}` to `{to}`: {reason}.");
             forge.create_comment(pr.number, &body).await?;
         }
+        retire_others(forge, id).await
+    }
+
+    /// A release was replaced by `by` before it held all the traffic: its
+    /// Deployment is closed, not left in progress.
+    pub async fn replaced(&self, view: &View, replaced: &str, by: &str) -> anyhow::Result<()> {
+        let (Some(forge), Some(id)) = (self.forge(), release_deployment(view, replaced)) else {
+            return Ok(());
+        };
+        let why = format!("replaced by {by} before it held all the traffic");
+        forge
+            .deployment_status(id, DeploymentState::Inactive, None, &why)
+            .await?;
         Ok(())
     }
 
@@ -156,8 +172,34 @@ impl<'a> Reporter<'a> {
         forge
             .deployment_status(id, DeploymentState::Success, Some(&self.url), &why)
             .await?;
-        Ok(())
+        retire_others(forge, id).await
     }
+}
+
+/// Marks every other production Deployment still shown as live inactive:
+/// GitHub deactivates none of them on its own, since they are production
+/// environments.
+async fn retire_others(forge: &Forge, current: u64) -> anyhow::Result<()> {
+    for (id, _) in forge.deployments("production", None, 100).await? {
+        if id == current {
+            continue;
+        }
+        let state = forge.deployment_state(id).await?;
+        if matches!(
+            state.as_deref(),
+            None | Some("success" | "in_progress" | "queued" | "pending")
+        ) {
+            forge
+                .deployment_status(
+                    id,
+                    DeploymentState::Inactive,
+                    None,
+                    "a newer release holds the traffic",
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The Deployment of `stack`, when it is the release the log tracks.
