@@ -5,12 +5,13 @@
 //!   scripts/moto.sh start 5055 && PULLSTACK_TEST_MOTO=http://127.0.0.1:5055 cargo bench --bench lifecycle
 //!
 //! Against real GitHub, 50 PRs at once are paced by the 80 content-creating
-//! requests a minute (about 7 per PR: comment, Deployment and its statuses,
-//! commit statuses), so about 4.5 minutes; this measures pullstack itself.
+//! requests a minute (4 per PR up to "Ready": comment, Deployment, comment
+//! with the URL, the Deployment's outcome); this measures pullstack itself.
 //!
-//! pullstack runs with its default polling (first poll after 2s) unless
-//! BENCH_POLL is set (e.g. `BENCH_POLL=100ms`). AWS calls are read from
-//! pullstack's own `/metrics` counter; the script's from `aws --debug`.
+//! pullstack runs with its default polling (first poll after 50ms) unless
+//! BENCH_POLL is set (e.g. `BENCH_POLL=2s`, the default before). AWS calls
+//! are read from pullstack's own `/metrics` counter; the script's from `aws
+//! --debug`. The floor is the same five calls from boto3 in one process.
 
 // The end-to-end harness, of which a benchmark uses a part.
 #[path = "../tests/e2e/support/mod.rs"]
@@ -165,6 +166,60 @@ fn script_lifecycles(world: &World) {
     println!("  AWS calls per lifecycle: {calls:?}");
 }
 
+/// The five calls of a lifecycle (create, describe until complete, read
+/// the outputs, delete, describe until gone) from boto3 in one process, the
+/// least any tool can take on this moto.
+fn boto3_floor(world: &World) {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let template = pullstack::domain::template::render(
+        pullstack::domain::template::PREVIEW,
+        &Default::default(),
+        &Default::default(),
+        &Default::default(),
+    )
+    .unwrap();
+    let script = r#"
+import json, statistics, sys, time, boto3
+endpoint, app, template = sys.argv[1], sys.argv[2], sys.stdin.read()
+cf = boto3.client("cloudformation", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+took = []
+for n in range(10):
+    name = f"{app}-floor-{n}"
+    params = [{"ParameterKey": "SharedStackName", "ParameterValue": f"{app}-shared"},
+              {"ParameterKey": "EnvironmentName", "ParameterValue": f"floor-{n}"},
+              {"ParameterKey": "Image", "ParameterValue": f"example/app:{n}"}]
+    start = time.perf_counter()
+    cf.create_stack(StackName=name, TemplateBody=template, Parameters=params)
+    while cf.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"].endswith("IN_PROGRESS"):
+        pass
+    cf.describe_stacks(StackName=name)["Stacks"][0].get("Outputs")
+    cf.delete_stack(StackName=name)
+    try:
+        while cf.describe_stacks(StackName=name)["Stacks"]:
+            pass
+    except cf.exceptions.ClientError:
+        pass
+    took.append(time.perf_counter() - start)
+print(f"boto3, 10 lifecycles of five calls: median {statistics.median(took):.3f}s")
+"#;
+    let mut child = Command::new(python)
+        .args(["-c", script, &support::moto_endpoint(), &world.app])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run python");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(template.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+}
+
 async fn many_at_once(world: &World) {
     let first = 1000;
     let before = aws_calls(world).await;
@@ -189,13 +244,13 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut world = World::new("bench", "").await;
-        let poll = std::env::var("BENCH_POLL").unwrap_or_else(|_| "2s".into());
+        let poll = std::env::var("BENCH_POLL").unwrap_or_else(|_| "50ms".into());
         world.config_yaml = world
             .config_yaml
             .replace("poll_initial: 100ms", &format!("poll_initial: {poll}"))
             .replace("poll_max: 500ms", "poll_max: 30s");
-        // GitHub's 80 writes a minute would dominate 50 PRs at once (about 7
-        // writes each): the fake has no such limit, so measure pullstack itself.
+        // GitHub's 80 writes a minute would dominate 50 PRs at once: the fake
+        // has no such limit, so measure pullstack itself.
         world
             .config_yaml
             .push_str("github:\n  writes_per_minute: 100000\n");
@@ -203,6 +258,7 @@ fn main() {
         println!("pullstack poll_initial: {poll}");
         pullstack_lifecycles(&world).await;
         script_lifecycles(&world);
+        boto3_floor(&world);
         many_at_once(&world).await;
     });
 }

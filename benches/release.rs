@@ -1,6 +1,8 @@
 //! Production release benchmark against moto: Route53 calls per canary
 //! release (0% → 10% → 50% → 100%), and the time from a rollback command to
-//! restored weights, from a PR comment and from `pullstack prod rollback`.
+//! restored weights, from a PR comment and from `pullstack prod rollback`,
+//! and from a comment given while a read-only user floods the PR with
+//! `/pullstack rollback` comments (at GitHub's default 80 writes a minute).
 //!
 //!   scripts/moto.sh start 5055 && PULLSTACK_TEST_MOTO=http://127.0.0.1:5055 cargo bench --bench release
 
@@ -86,7 +88,26 @@ fn main() {
             sha = merge(&world, 100 + round, "[hotfix] and again").await;
             wait_released(&world, &sha).await;
         }
+        // A read-only user floods the merged PR with refused rollbacks, then
+        // a maintainer rolls back for real.
+        let mut under_flood = Vec::new();
+        for round in 0..ROUNDS {
+            let flood = 60;
+            for _ in 0..flood {
+                world.comment(2, support::READER, "/pullstack rollback").await;
+            }
+            let start = Instant::now();
+            world.comment(2, support::MAINTAINER, "/pullstack rollback").await;
+            under_flood.push(until_all_on(&world, &target).await - start);
+            sha = merge(&world, 200 + round, "[hotfix] after the flood").await;
+            wait_released(&world, &sha).await;
+        }
         println!("rollback, {ROUNDS} rounds:");
+        println!(
+            "  /pullstack rollback after 60 refused ones from a reader -> weights restored: median {:?} (all {:?})",
+            median(under_flood.clone()),
+            under_flood
+        );
         println!("  /pullstack rollback comment delivered -> weights restored: median {:?} (all {:?})", median(by_comment.clone()), by_comment);
         println!("  pullstack prod rollback --yes (whole process, incl. AWS config load): median {:?} (all {:?})", median(by_cli.clone()), by_cli);
     });
