@@ -126,12 +126,15 @@ impl World {
         github.set_permission(&repo, TRIAGER, "triage");
         let sdk = moto_config().await;
         let aws = Aws::from_config(&sdk);
+        // Compressed timings: polls and retries in milliseconds, and GitHub
+        // writes paced 10 ms apart instead of GitHub's 80 a minute.
         let defaults = format!(
             "app: {app}\nrepository: {repo}\n\
              preview:\n  ready_check: false\n  env:\n    PR: \"{{pr}}\"\n\
              \x20 limits:\n    check_quotas: false\n\
              queue:\n  poll_initial: 100ms\n  poll_max: 500ms\n  retry_initial: 100ms\n  retry_max: 1s\n\
-             resync:\n  interval: 1h\n"
+             resync:\n  interval: 1h\n\
+             github:\n  writes_per_minute: 6000\n"
         );
         let config_yaml = merge_yaml(&defaults, extra_yaml);
         let world = World {
