@@ -5,11 +5,13 @@
 mod support;
 
 mod branches;
+mod chaos;
 mod cli;
 mod commenters;
 mod failures;
 mod github_app;
 mod github_fake_selftest;
+mod github_limits;
 mod handle_event;
 mod idle;
 mod images;
