@@ -220,7 +220,23 @@ async fn quotas_are_read_off_the_critical_path_and_an_unreadable_one_is_remember
     let proxy = FaultProxy::start(&moto_endpoint()).await;
     proxy.hold("DescribeAccountLimits");
     let sdk = proxy.sdk_config(&world.sdk, 2, Duration::from_millis(10));
-    world.start_with(Aws::from_config(&sdk)).await;
+    // moto's load balancer quota is shared by every test running on it:
+    // plenty here, so that only the CloudFormation quota is in question.
+    let plenty = elb_limit("100000");
+    let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
+        .interceptor(
+            MockResponseInterceptor::new()
+                .rule_mode(RuleMode::MatchAny)
+                .allow_passthrough()
+                .with_rule(&plenty),
+        )
+        .build();
+    let mut aws = Aws::from_config(&sdk);
+    aws.quotas = Quotas::new(
+        aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
+        aws_sdk_cloudformation::Client::new(&sdk),
+    );
+    world.start_with(aws).await;
 
     // The quota read hangs; the first PR is created all the same.
     world.open_pr(1).await;
