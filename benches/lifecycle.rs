@@ -251,9 +251,8 @@ fn main() {
             .replace("poll_max: 500ms", "poll_max: 30s");
         // GitHub's 80 writes a minute would dominate 50 PRs at once: the fake
         // has no such limit, so measure pullstack itself.
-        world
-            .config_yaml
-            .push_str("github:\n  writes_per_minute: 100000\n");
+        world.config_yaml =
+            support::merge_yaml(&world.config_yaml, "github:\n  writes_per_minute: 100000\n");
         world.start().await;
         println!("pullstack poll_initial: {poll}");
         pullstack_lifecycles(&world).await;

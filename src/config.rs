@@ -448,8 +448,10 @@ impl Default for ResyncConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GitHubConfig {
-    /// Content-creating requests (comments, deployments, statuses) per minute.
-    /// GitHub's secondary limit is 80. Default: 80.
+    /// Content-creating requests (comments, reactions, deployments, statuses)
+    /// in any 60-second window, restarts included: they are spaced evenly,
+    /// and a new process starts with none in hand. GitHub's secondary limit
+    /// is 80. Default: 80.
     pub writes_per_minute: u32,
 }
 

@@ -49,6 +49,7 @@ pub struct Running {
     queue: JoinHandle<()>,
     /// The periodic ECR image clean-up.
     prune: JoinHandle<()>,
+    quota_reads: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Running {
@@ -81,6 +82,11 @@ impl Running {
     /// The server's work queue.
     pub fn queue(&self) -> &Queue<Job, Intent> {
         &self.work
+    }
+
+    /// How many reads of the account quotas have finished, as it changes.
+    pub fn quota_reads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.quota_reads.clone()
     }
 
     /// Whether the server stopped on its own (it crashed).
@@ -156,6 +162,8 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         Mode::Serve,
         Seal::new(options.webhook_secrets.iter().map(|s| s.expose_secret())),
     ));
+    // Read before the first PR needs them, and never while it waits.
+    ctx.admissions.refresh_quotas(&ctx);
     let shutdown = CancellationToken::new();
     let (queue, queue_task) = queue::start(
         ctx.clone(),
@@ -193,5 +201,6 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         http,
         queue: queue_task,
         prune,
+        quota_reads: ctx.admissions.quota_reads(),
     })
 }

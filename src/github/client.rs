@@ -1,21 +1,22 @@
 //! The forge port: the GitHub REST calls pullstack makes, over octocrab.
 //!
 //! octocrab carries authentication (token or GitHub App installation tokens,
-//! refreshed before they expire), the configurable base URL and transport
-//! retries. Responses are read into pullstack's own small types (in
-//! `types.rs`), and errors into [`ForgeError`] (in `error.rs`).
+//! refreshed before they expire) and the configurable base URL. Every
+//! request goes through one `send`, which keeps GitHub's limits for the
+//! whole client (`pacing.rs`) and asks again at once after a server error
+//! or a failed connection. Responses are read into pullstack's own small
+//! types (in `types.rs`), and errors into [`ForgeError`] (in `error.rs`).
 
 pub use super::error::ForgeError;
+use super::pacing::{Limits, SECONDARY_WAIT};
 use super::types::{App, Created, Permission, Reaction};
 pub use super::types::{
     Comment, DeploymentState, Label, PullRequest, Ref, RepoRef, StatusState, User,
 };
 use crate::domain::commands::Role;
 use crate::domain::naming::RepoName;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
@@ -25,6 +26,10 @@ const GITHUB_JSON: &str = "application/vnd.github+json";
 
 /// The REST API version pullstack is written against.
 const API_VERSION: &str = "2022-11-28";
+
+/// How many times a request that met a server error or a failed connection
+/// is sent again at once, before the error goes to the caller.
+const RETRIES_AT_ONCE: u32 = 3;
 
 /// How long the default branch is trusted once read.
 const DEFAULT_BRANCH_TTL: Duration = Duration::from_secs(600);
@@ -62,7 +67,16 @@ pub struct Forge {
     /// production poll and changes almost never.
     default_branch: Arc<Mutex<Option<(Instant, String)>>>,
     app_crab: Option<octocrab::Octocrab>,
-    writes: Arc<DefaultDirectRateLimiter>,
+    /// GitHub's limits, kept for every clone of this client.
+    limits: Arc<Limits>,
+}
+
+/// The HTTP methods pullstack sends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Patch,
 }
 
 impl Forge {
@@ -84,7 +98,11 @@ impl Forge {
             .add_header(
                 reqwest::header::HeaderName::from_static("x-github-api-version"),
                 API_VERSION.to_owned(),
-            );
+            )
+            // Retries are `send`'s: octocrab's would repeat a 429 at once,
+            // before anyone read its Retry-After.
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None);
+        let limits = Arc::new(Limits::new(writes_per_minute));
         let (crab, app_crab) = match auth {
             Auth::Token(token) => (builder.personal_token(token).build()?, None),
             Auth::App {
@@ -96,10 +114,9 @@ impl Forge {
                 let installation = match installation_id {
                     Some(id) => id,
                     None => {
-                        let found: Created = app
-                            .get(format!("/repos/{repo}/installation"), None::<&()>)
+                        let route = format!("/repos/{repo}/installation");
+                        let found: Created = send(&limits, &app, Method::Get, &route, None)
                             .await
-                            .map_err(ForgeError::from_octocrab)
                             .context("finding the GitHub App installation")?;
                         found.id
                     }
@@ -107,7 +124,6 @@ impl Forge {
                 (app.installation(installation.into())?, Some(app))
             }
         };
-        let per_minute = NonZeroU32::new(writes_per_minute.max(1)).expect("max(1) is non-zero");
         Ok(Forge {
             crab,
             api: base_url.trim_end_matches('/').to_owned(),
@@ -115,7 +131,7 @@ impl Forge {
             identity: Arc::new(OnceCell::new()),
             default_branch: Arc::default(),
             app_crab,
-            writes: Arc::new(RateLimiter::direct(Quota::per_minute(per_minute))),
+            limits,
         })
     }
 
@@ -137,10 +153,7 @@ impl Forge {
             .get_or_try_init(|| async {
                 match &self.app_crab {
                     Some(app) => {
-                        let app: App = app
-                            .get("/app", None::<&()>)
-                            .await
-                            .map_err(ForgeError::from_octocrab)?;
+                        let app: App = send(&self.limits, app, Method::Get, "/app", None).await?;
                         Ok(format!("{}[bot]", app.slug))
                     }
                     None => Ok(self.get::<User>("/user".into()).await?.login),
@@ -268,15 +281,9 @@ impl Forge {
 
     /// Replaces a comment's text; GitHub's answer says when.
     pub async fn update_comment(&self, id: u64, body: &str) -> Result<Comment> {
-        self.writes.until_ready().await;
-        metrics::counter!("pullstack_github_requests_total", "kind" => "write").increment(1);
-        self.crab
-            .patch(
-                format!("/repos/{}/issues/comments/{id}", self.repo),
-                Some(&serde_json::json!({ "body": body })),
-            )
-            .await
-            .map_err(ForgeError::from_octocrab)
+        let route = format!("/repos/{}/issues/comments/{id}", self.repo);
+        let body = serde_json::json!({ "body": body });
+        send(&self.limits, &self.crab, Method::Patch, &route, Some(&body)).await
     }
 
     /// Whether pullstack already reacted to a comment: the durable record
@@ -453,11 +460,7 @@ impl Forge {
     }
 
     async fn get<T: serde::de::DeserializeOwned>(&self, route: String) -> Result<T> {
-        metrics::counter!("pullstack_github_requests_total", "kind" => "read").increment(1);
-        self.crab
-            .get(route, None::<&()>)
-            .await
-            .map_err(ForgeError::from_octocrab)
+        send(&self.limits, &self.crab, Method::Get, &route, None).await
     }
 
     /// Follows `page=` until a short page; GitHub's maximum page size is 100.
@@ -483,12 +486,60 @@ impl Forge {
         route: String,
         body: &serde_json::Value,
     ) -> Result<T> {
-        self.writes.until_ready().await;
-        metrics::counter!("pullstack_github_requests_total", "kind" => "write").increment(1);
-        self.crab
-            .post(route, Some(body))
-            .await
-            .map_err(ForgeError::from_octocrab)
+        send(&self.limits, &self.crab, Method::Post, &route, Some(body)).await
+    }
+}
+
+/// Sends one request to GitHub within its limits: after any pause GitHub
+/// asked for and, for a write, in its turn. A pause GitHub asks for in the
+/// answer holds every later request of the client. A server error or a
+/// failed connection is sent again at once a few times; a rate limit is
+/// not (the pause holds the retry), and goes to the caller as a transient
+/// [`ForgeError`].
+async fn send<T: serde::de::DeserializeOwned>(
+    limits: &Limits,
+    crab: &octocrab::Octocrab,
+    method: Method,
+    route: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<T> {
+    use octocrab::FromResponse;
+    let write = method != Method::Get;
+    let kind = if write { "write" } else { "read" };
+    let mut attempt = 0;
+    loop {
+        limits.ready(write).await;
+        metrics::counter!("pullstack_github_requests_total", "kind" => kind).increment(1);
+        let answer = match method {
+            Method::Get => crab._get(route).await,
+            Method::Post => crab._post(route, body).await,
+            Method::Patch => crab._patch(route, body).await,
+        };
+        let err = match answer {
+            Ok(response) => {
+                let paused = limits.observe(response.status().as_u16(), response.headers());
+                match octocrab::map_github_error(response).await {
+                    Ok(response) => {
+                        return T::from_response(response)
+                            .await
+                            .map_err(ForgeError::from_octocrab);
+                    }
+                    Err(err) => {
+                        let err = ForgeError::from_octocrab(err);
+                        if err.is_rate_limit() && !paused {
+                            limits.pause(SECONDARY_WAIT);
+                        }
+                        err
+                    }
+                }
+            }
+            Err(err) => ForgeError::from_octocrab(err),
+        };
+        if attempt < RETRIES_AT_ONCE && err.is_transient() && !err.is_rate_limit() {
+            attempt += 1;
+            continue;
+        }
+        return Err(err);
     }
 }
 

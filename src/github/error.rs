@@ -17,12 +17,19 @@ impl ForgeError {
     pub fn is_transient(&self) -> bool {
         match self {
             ForgeError::NotFound => false,
+            ForgeError::Refused { status, .. } => *status >= 500 || self.is_rate_limit(),
+            ForgeError::Transport(_) => true,
+        }
+    }
+
+    /// Whether GitHub refused for a rate limit: a 429, or a 403 that says so.
+    pub fn is_rate_limit(&self) -> bool {
+        match self {
             ForgeError::Refused { status, message } => {
                 *status == 429
-                    || *status >= 500
                     || (*status == 403 && message.to_ascii_lowercase().contains("rate limit"))
             }
-            ForgeError::Transport(_) => true,
+            _ => false,
         }
     }
 

@@ -3,4 +3,5 @@
 pub mod client;
 mod error;
 pub mod events;
+mod pacing;
 mod types;

@@ -1,7 +1,7 @@
 //! Self-test of the GitHub fake (tests/e2e/support/github_fake/): raw HTTP through reqwest, plus
 //! a check that octocrab's models parse the fake's JSON shapes.
 
-use crate::support::github_fake::{BOT_LOGIN, FakePr, GitHubFake};
+use crate::support::github_fake::{BOT_LOGIN, Chaos, FakePr, GitHubFake};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -575,6 +575,64 @@ async fn fail_next_auth_and_recording() {
     assert_eq!(requests[0].path, "/repos/octo/app/pulls/7");
     assert_eq!(requests[0].authorization.as_deref(), Some("token ghs_test"));
     assert_eq!(requests[4].authorization, None);
+}
+
+#[tokio::test]
+async fn secondary_limits_and_chaos_on_demand() {
+    let fake = fake_with_pr().await;
+    let pull = "/repos/octo/app/pulls/7";
+    fake.secondary_limit_next(1, 7);
+    let (status, headers, body) = call(&fake, Method::GET, pull, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(headers["retry-after"], "7");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("secondary rate limit")),
+        "{body}"
+    );
+
+    // At a rate of 1, every request fails, in each of the ways.
+    fake.set_chaos(Some(Chaos {
+        seed: 7,
+        rate: 1.0,
+        retry_after: 2,
+    }));
+    let url = format!("{}{}", fake.url(), pull.trim_start_matches('/'));
+    let client = reqwest::Client::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let sent = client
+            .get(&url)
+            .header("authorization", "token ghs_test")
+            .send()
+            .await;
+        let kind = match sent {
+            Err(_) => "dropped",
+            Ok(answer) => match answer.status().as_u16() {
+                403 => {
+                    assert_eq!(answer.headers()["retry-after"], "2");
+                    "secondary limit"
+                }
+                500 | 502 | 503 => "server error",
+                status => {
+                    assert!(answer.bytes().await.is_err(), "{status} with a body");
+                    "dropped"
+                }
+            },
+        };
+        kinds.insert(kind);
+    }
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["dropped", "secondary limit", "server error"]
+    );
+    fake.set_chaos(None);
+    let (status, _, _) = call(&fake, Method::GET, pull, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 42);
+    assert!(requests.windows(2).all(|w| w[0].at <= w[1].at));
 }
 
 #[tokio::test]

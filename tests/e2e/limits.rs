@@ -5,9 +5,12 @@
 //! reports a fixed load balancer quota, shared by every test running on it,
 //! and has no CloudFormation DescribeAccountLimits. A `MockResponseInterceptor`
 //! on the real ELBv2 and CloudFormation clients answers the quota calls, and
-//! lets every other call pass through to moto.
+//! lets every other call pass through to moto. Quotas are read in the
+//! background, so a test waits for the read before opening a PR. How the
+//! reads stay off a PR's way runs through the fault proxy in front of moto.
 
-use crate::support::{World, eventually};
+use crate::support::fault_proxy::{FaultProxy, Outcome};
+use crate::support::{WAIT, World, eventually, moto_endpoint};
 use aws_sdk_cloudformation::operation::describe_account_limits::DescribeAccountLimitsOutput as StackLimits;
 use aws_sdk_cloudformation::types::AccountLimit;
 use aws_sdk_elasticloadbalancingv2::operation::describe_account_limits::DescribeAccountLimitsOutput as ElbLimits;
@@ -128,6 +131,7 @@ async fn a_full_load_balancer_quota_refuses_before_creating_anything() {
     world
         .start_with(with_quotas(&world, &[&limit, &in_use], &[]))
         .await;
+    world.quota_reads(1).await;
     let sha = world.open_pr(1).await;
 
     let refused = world.wait_comment(1, "Not created").await;
@@ -174,6 +178,7 @@ async fn a_full_stack_quota_refuses_too() {
     world
         .start_with(with_quotas(&world, &[&plenty], &[&stacks]))
         .await;
+    world.quota_reads(1).await;
     world.open_pr(1).await;
 
     let refused = world.wait_comment(1, "Not created").await;
@@ -202,4 +207,78 @@ async fn a_queued_pr_is_told_once_not_on_every_resync() {
     assert_eq!(statuses.len(), 1, "{statuses:?}");
     let comment = world.sticky(2).unwrap();
     assert_eq!(comment.edits, queued.edits, "the comment is not rewritten");
+}
+
+/// Attack: reading the quotas is slow, or fails (moto has no CloudFormation
+/// DescribeAccountLimits: a 500 the SDK retries), and the first PR after
+/// each start waits for the read before its stack is created; then the
+/// unreadable quota is asked for again on the next create.
+#[tokio::test]
+async fn quotas_are_read_off_the_critical_path_and_an_unreadable_one_is_remembered() {
+    let config = "preview:\n  limits:\n    check_quotas: true\n";
+    let mut world = World::new("quotaread", config).await;
+    let proxy = FaultProxy::start(&moto_endpoint()).await;
+    proxy.hold("DescribeAccountLimits");
+    let sdk = proxy.sdk_config(&world.sdk, 2, Duration::from_millis(10));
+    // moto's load balancer quota is shared by every test running on it:
+    // plenty here, so that only the CloudFormation quota is in question.
+    let plenty = elb_limit("100000");
+    let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk)
+        .interceptor(
+            MockResponseInterceptor::new()
+                .rule_mode(RuleMode::MatchAny)
+                .allow_passthrough()
+                .with_rule(&plenty),
+        )
+        .build();
+    let mut aws = Aws::from_config(&sdk);
+    aws.quotas = Quotas::new(
+        aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
+        aws_sdk_cloudformation::Client::new(&sdk),
+    );
+    world.start_with(aws).await;
+
+    // The quota read hangs; the first PR is created all the same.
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    eventually("a quota read under way", WAIT, || async {
+        proxy
+            .calls()
+            .iter()
+            .any(|c| c.operation == "DescribeAccountLimits")
+    })
+    .await;
+    let calls = proxy.calls();
+    let reads: Vec<_> = calls
+        .iter()
+        .filter(|c| c.operation == "DescribeAccountLimits")
+        .collect();
+    assert!(
+        reads.iter().all(|c| c.outcome.is_none()),
+        "the read is still held: {reads:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.operation == "CreateStack" && c.outcome == Some(Outcome::Forwarded(200))),
+        "the stack was created while the quota read hung"
+    );
+
+    // moto answers the CloudFormation quota with a 500: unknown, and not
+    // asked for again on the next create.
+    proxy.release();
+    world.quota_reads(1).await;
+    let cloudformation = || proxy.count("cloudformation", "DescribeAccountLimits");
+    let asked = cloudformation();
+    assert!(asked > 0);
+    world.open_pr(2).await;
+    world.wait_comment(2, "Ready").await;
+    assert_eq!(cloudformation(), asked, "an unreadable quota is remembered");
+
+    // Ten minutes on, it is asked for again, still in the background.
+    world.advance(pullstack::reconcile::preview::UNREADABLE_TTL + Duration::from_secs(60));
+    world.open_pr(3).await;
+    world.wait_comment(3, "Ready").await;
+    world.quota_reads(2).await;
+    assert!(cloudformation() > asked, "read again once stale");
 }

@@ -5,6 +5,7 @@
 mod support;
 
 mod branches;
+mod chaos;
 mod cli;
 mod commenters;
 mod convergence;
@@ -12,6 +13,7 @@ mod failures;
 mod front_door;
 mod github_app;
 mod github_fake_selftest;
+mod github_limits;
 mod handle_event;
 mod idle;
 mod images;

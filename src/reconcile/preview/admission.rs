@@ -6,6 +6,13 @@
 //! CreateStack call returns, so two environments never take the last slot.
 //! The line lives in this process: after a restart, the resync rebuilds it
 //! from the open PRs that have no stack, in the order they were opened.
+//!
+//! The quotas are read in the background (from the start of `serve`, then
+//! again once stale), never while an environment waits to be created: an
+//! admission uses the quotas last read, and one not known yet does not
+//! block. A quota that cannot be read is not asked for again for
+//! [`UNREADABLE_TTL`]. A one-shot run, which has no later pass to benefit,
+//! reads them when it first needs them.
 
 use super::Pass;
 use crate::aws::quotas::Usage;
@@ -13,15 +20,19 @@ use crate::aws::stacks::{Deploy, tag};
 use crate::domain::comment::State;
 use crate::domain::naming::EnvKey;
 use crate::github::client::StatusState;
-use crate::reconcile::{Action, Ctx, Job, Result, spec};
+use crate::reconcile::{Action, Ctx, Job, Mode, Result, spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long quotas read from AWS are trusted.
 const QUOTA_TTL: Duration = Duration::from_secs(3600);
+
+/// How long a quota that could not be read (no permission, or an emulator
+/// without the call) is taken as unknown before it is asked for again.
+pub const UNREADABLE_TTL: Duration = Duration::from_secs(600);
 
 /// The admission state shared by all workers.
 #[derive(Default)]
@@ -30,7 +41,9 @@ pub struct Admissions {
     slot: tokio::sync::Mutex<()>,
     /// Environments waiting for a slot, and since when.
     waiting: Mutex<BTreeMap<EnvKey, DateTime<Utc>>>,
-    quotas: tokio::sync::Mutex<Option<Limits>>,
+    quotas: Arc<Mutex<Quotas>>,
+    /// Counts the quota reads finished.
+    quota_reads: Arc<tokio::sync::watch::Sender<u64>>,
     count: Mutex<Option<Count>>,
     /// Moves whenever an environment gets or frees a slot: a count read
     /// before a move is never cached after it, however late its listing
@@ -53,9 +66,28 @@ struct Count {
 /// The account quotas as last read; `None` where they cannot be read.
 #[derive(Clone, Copy)]
 struct Limits {
-    read_at: Instant,
+    read_at: DateTime<Utc>,
     load_balancers: Option<u32>,
     stacks: Option<u32>,
+}
+
+impl Limits {
+    /// Whether these quotas are recent enough to use without reading again.
+    fn fresh(&self, now: DateTime<Utc>) -> bool {
+        let ttl = if self.load_balancers.is_some() && self.stacks.is_some() {
+            QUOTA_TTL
+        } else {
+            UNREADABLE_TTL
+        };
+        (now - self.read_at).to_std().unwrap_or_default() < ttl
+    }
+}
+
+/// The quotas last read, and whether a read is under way.
+#[derive(Default)]
+struct Quotas {
+    last: Option<Limits>,
+    reading: bool,
 }
 
 /// Whether an environment may create its stack now.
@@ -110,6 +142,57 @@ impl Admissions {
         Ok(Admission::Go(slot))
     }
 
+    /// Starts reading the account quotas in the background, unless they are
+    /// not checked, a read is under way, or the last one is still fresh.
+    pub fn refresh_quotas(&self, ctx: &Ctx) {
+        if !ctx.config.preview.limits.check_quotas {
+            return;
+        }
+        {
+            let mut quotas = self.quotas.lock().expect("quotas lock");
+            if quotas.reading || quotas.last.is_some_and(|l| l.fresh(ctx.clock.now())) {
+                return;
+            }
+            quotas.reading = true;
+        }
+        let (aws, clock, cache) = (
+            ctx.aws.quotas.clone(),
+            ctx.clock.clone(),
+            self.quotas.clone(),
+        );
+        let reads = self.quota_reads.clone();
+        tokio::spawn(async move {
+            let limits = read_quotas(&aws, &clock).await;
+            {
+                let mut quotas = cache.lock().expect("quotas lock");
+                quotas.last = Some(limits);
+                quotas.reading = false;
+            }
+            reads.send_modify(|n| *n += 1);
+        });
+    }
+
+    /// How many quota reads have finished, as it changes.
+    pub fn quota_reads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.quota_reads.subscribe()
+    }
+
+    /// The quotas to admit by: the last read, read again in the background
+    /// when stale. A one-shot run reads them here the first time.
+    async fn known_quotas(&self, ctx: &Ctx) -> Option<Limits> {
+        if ctx.mode == Mode::OneShot {
+            let last = self.quotas.lock().expect("quotas lock").last;
+            if last.is_none() {
+                let limits = read_quotas(&ctx.aws.quotas, &ctx.clock).await;
+                self.quotas.lock().expect("quotas lock").last = Some(limits);
+                self.quota_reads.send_modify(|n| *n += 1);
+                return Some(limits);
+            }
+        }
+        self.refresh_quotas(ctx);
+        self.quotas.lock().expect("quotas lock").last
+    }
+
     /// The environment has its stack (or gave up on one): out of the line.
     fn admitted(&self, key: &EnvKey) {
         self.waiting.lock().expect("waiting lock").remove(key);
@@ -162,24 +245,13 @@ impl Admissions {
     /// Why the account cannot take another environment, if it cannot.
     async fn quota_reached(&self, ctx: &Ctx) -> Result<Option<String>> {
         let quotas = &ctx.aws.quotas;
-        let Limits {
+        let Some(Limits {
             load_balancers: albs,
             stacks,
             ..
-        } = {
-            let mut cached = self.quotas.lock().await;
-            match *cached {
-                Some(limits) if limits.read_at.elapsed() < QUOTA_TTL => limits,
-                _ => {
-                    let limits = Limits {
-                        read_at: Instant::now(),
-                        load_balancers: quotas.load_balancer_limit().await,
-                        stacks: quotas.stack_limit().await,
-                    };
-                    *cached = Some(limits);
-                    limits
-                }
-            }
+        }) = self.known_quotas(ctx).await
+        else {
+            return Ok(None);
         };
         if let Some(limit) = albs {
             let used = quotas.load_balancers().await?;
@@ -235,6 +307,15 @@ impl Pass<'_> {
         ctx.aws.stacks.create(deploy).await.map_err(spec::refused)?;
         admissions.admitted(&self.env.key);
         Ok(None)
+    }
+}
+
+/// Reads both account quotas; `None` for one that cannot be read.
+async fn read_quotas(quotas: &crate::aws::quotas::Quotas, clock: &crate::clock::Clock) -> Limits {
+    Limits {
+        load_balancers: quotas.load_balancer_limit().await,
+        stacks: quotas.stack_limit().await,
+        read_at: clock.now(),
     }
 }
 

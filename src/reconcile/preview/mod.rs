@@ -19,7 +19,7 @@ pub mod idle;
 mod report;
 mod teardown;
 
-pub use admission::Admissions;
+pub use admission::{Admissions, UNREADABLE_TTL};
 pub use deploy::ImageWaits;
 pub use report::{Retired, Statuses};
 pub use teardown::DeleteAttempts;

@@ -3,6 +3,7 @@
 //! fake (through octocrab), with a small DSL to drive pull requests by
 //! posting signed webhook deliveries.
 
+pub mod fault_proxy;
 pub mod github_fake;
 pub mod payloads;
 pub mod production;
@@ -129,12 +130,15 @@ impl World {
         github.set_permission(&repo, TRIAGER, "triage");
         let sdk = moto_config().await;
         let aws = Aws::from_config(&sdk);
+        // Compressed timings: polls and retries in milliseconds, and GitHub
+        // writes paced 10 ms apart instead of GitHub's 80 a minute.
         let defaults = format!(
             "app: {app}\nrepository: {repo}\n\
              preview:\n  ready_check: false\n  env:\n    PR: \"{{pr}}\"\n\
              \x20 limits:\n    check_quotas: false\n\
              queue:\n  poll_initial: 100ms\n  poll_max: 500ms\n  retry_initial: 100ms\n  retry_max: 1s\n\
-             resync:\n  interval: 1h\n"
+             resync:\n  interval: 1h\n\
+             github:\n  writes_per_minute: 6000\n"
         );
         let config_yaml = merge_yaml(&defaults, extra_yaml);
         let world = World {
@@ -507,8 +511,13 @@ impl World {
     /// delivery so far has been handled. Polls waiting for a deadline may
     /// remain.
     pub async fn settle(&self) {
+        self.settle_within(WAIT).await;
+    }
+
+    /// [`World::settle`], for work that may take up to `limit`.
+    pub async fn settle_within(&self, limit: Duration) {
         let server = self.server.as_ref().expect("server running");
-        tokio::time::timeout(WAIT, server.queue().idle())
+        tokio::time::timeout(limit, server.queue().idle())
             .await
             .expect("the queue settles");
         self.assert_alive();
@@ -516,9 +525,25 @@ impl World {
 
     /// Runs a resync now and waits until everything it woke has run.
     pub async fn resync(&self) {
+        self.resync_within(WAIT).await;
+    }
+
+    /// [`World::resync`], for work that may take up to `limit`.
+    pub async fn resync_within(&self, limit: Duration) {
         let server = self.server.as_ref().expect("server running");
         server.queue().push(Job::Resync, None);
-        self.settle().await;
+        self.settle_within(limit).await;
+    }
+
+    /// Waits until the server has finished `n` reads of the account quotas
+    /// (they are read in the background).
+    pub async fn quota_reads(&self, n: u64) {
+        let server = self.server.as_ref().expect("server running");
+        let mut reads = server.quota_reads();
+        tokio::time::timeout(WAIT, reads.wait_for(|read| *read >= n))
+            .await
+            .expect("the quotas are read")
+            .expect("the server is running");
     }
 
     /// Moves the server's clock forward, as if `by` had passed.

@@ -16,7 +16,10 @@
 //! * the permission endpoint answers 404 for logins never given to `set_permission`. Note that
 //!   octocrab 0.54's `get_contributor_permission` cannot parse real answers other than "admin"
 //!   (its enum expects pull/push/...), so parse that body yourself;
-//! * `/_fake/...` control routes (no auth, not recorded) let scripts seed state over HTTP.
+//! * `/_fake/...` control routes (no auth, not recorded) let scripts seed state over HTTP;
+//! * failures on demand: the next `n` requests (`fail_next`, `secondary_limit_next`), or a
+//!   seeded share of all of them (`set_chaos`): server errors, secondary rate limits with
+//!   `Retry-After`, and connections dropped before the request is handled.
 //!
 //! Here: the handle tests drive (`GitHubFake`) and the state behind it. `router` sends each
 //! request through the gate to a handler, one file per resource, and the handlers answer
@@ -156,6 +159,29 @@ pub struct RecordedRequest {
     pub accept: Option<String>,
     /// `X-GitHub-Api-Version`.
     pub api_version: Option<String>,
+    /// When the request arrived.
+    pub at: DateTime<Utc>,
+}
+
+/// Failures the fake answers a seeded share of API requests with (see `set_chaos`).
+#[derive(Clone, Debug)]
+pub struct Chaos {
+    pub seed: u64,
+    /// Share of requests that fail, from 0 to 1.
+    pub rate: f64,
+    /// The `Retry-After` of the secondary rate limits among them, in seconds.
+    pub retry_after: u64,
+}
+
+/// The failure one request gets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// A GitHub-style error with this status.
+    Status(u16),
+    /// 403, "You have exceeded a secondary rate limit", with `Retry-After` (seconds).
+    SecondaryLimit(u64),
+    /// The connection is dropped before the request is handled.
+    Drop,
 }
 
 struct StoredPr {
@@ -196,8 +222,33 @@ impl Repo {
 struct Db {
     repos: BTreeMap<String, Repo>,
     requests: Vec<RecordedRequest>,
-    failures: (usize, u16),
+    /// The next `.0` requests fail with `.1`.
+    failures: Option<(usize, Fault)>,
+    chaos: Option<(Chaos, rand::rngs::StdRng)>,
     tokens_issued: usize,
+}
+
+impl Db {
+    /// The failure the next API request gets, if any.
+    fn next_fault(&mut self) -> Option<Fault> {
+        use rand::Rng;
+        if let Some((left, fault)) = &mut self.failures
+            && *left > 0
+        {
+            *left -= 1;
+            return Some(*fault);
+        }
+        let (chaos, rng) = self.chaos.as_mut()?;
+        if !rng.random_bool(chaos.rate) {
+            return None;
+        }
+        Some(match rng.random_range(0..4) {
+            0 => Fault::Status([500, 502, 503][rng.random_range(0..3)]),
+            1 => Fault::SecondaryLimit(chaos.retry_after),
+            2 => Fault::Drop,
+            _ => Fault::Status(502),
+        })
+    }
 }
 
 struct Shared {
@@ -415,7 +466,21 @@ impl GitHubFake {
     }
     /// The next `n` authenticated API requests answer `status` with a GitHub-style error body.
     pub fn fail_next(&self, n: usize, status: u16) {
-        self.shared.lock().failures = (n, status);
+        self.shared.lock().failures = Some((n, Fault::Status(status)));
+    }
+    /// The next `n` authenticated API requests meet GitHub's secondary rate limit: 403 with
+    /// `Retry-After: retry_after` (seconds).
+    pub fn secondary_limit_next(&self, n: usize, retry_after: u64) {
+        self.shared.lock().failures = Some((n, Fault::SecondaryLimit(retry_after)));
+    }
+    /// From now on, a seeded share of authenticated API requests fail (server errors,
+    /// secondary rate limits, dropped connections); `None` stops it.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        use rand::SeedableRng;
+        self.shared.lock().chaos = chaos.map(|c| {
+            let rng = rand::rngs::StdRng::seed_from_u64(c.seed);
+            (c, rng)
+        });
     }
     pub fn installation_tokens_issued(&self) -> usize {
         self.shared.lock().tokens_issued

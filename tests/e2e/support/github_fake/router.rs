@@ -25,7 +25,7 @@ use super::deployments::{
 use super::pulls::{get_pull, list_pulls};
 use super::repos::{commit_pulls, get_branch, get_permission, get_repo, list_branches};
 use super::statuses::{create_status, list_statuses};
-use super::{RecordedRequest, Shared};
+use super::{Fault, RecordedRequest, Shared};
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     let repo = "/repos/{o}/{r}";
@@ -95,6 +95,7 @@ async fn gate(State(sh): Sh, req: Request, next: Next) -> Response {
     }
     sh.in_flight.fetch_add(1, Ordering::SeqCst);
     let _in_flight = InFlight(&sh.in_flight);
+    let at = Utc::now();
     let method = req.method().to_string();
     let path = req
         .uri()
@@ -110,16 +111,17 @@ async fn gate(State(sh): Sh, req: Request, next: Next) -> Response {
         value.to_str().ok().map(str::to_string)
     });
     let rejection = if authorization.is_none() && req.uri().path() != "/rate_limit" {
-        Some(ApiError::new(401, "Requires authentication"))
+        Some(Err(ApiError::new(401, "Requires authentication")))
     } else {
-        let mut db = sh.lock();
-        (db.failures.0 > 0).then(|| {
-            db.failures.0 -= 1;
-            injected_failure(db.failures.1)
+        sh.lock().next_fault().map(|fault| match fault {
+            Fault::Status(status) => Err(injected_failure(status)),
+            Fault::SecondaryLimit(retry_after) => Err(secondary_limit(retry_after)),
+            Fault::Drop => Ok(dropped()),
         })
     };
     let mut resp = match rejection {
-        Some(e) => e.into_response(),
+        Some(Err(e)) => e.into_response(),
+        Some(Ok(dropped)) => dropped,
         None => next.run(req).await,
     };
     let used = {
@@ -131,6 +133,7 @@ async fn gate(State(sh): Sh, req: Request, next: Next) -> Response {
             authorization,
             accept,
             api_version,
+            at,
         });
         db.requests.len().min(5000)
     };
@@ -152,6 +155,35 @@ async fn gate(State(sh): Sh, req: Request, next: Next) -> Response {
             .or_insert(HeaderValue::from_str(&value).expect("header"));
     }
     resp
+}
+
+/// GitHub's secondary rate limit: 403, with how long to wait.
+fn secondary_limit(retry_after: u64) -> ApiError {
+    let mut e = ApiError::new(
+        403,
+        "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+    );
+    e.headers = vec![("retry-after", retry_after.to_string())];
+    e
+}
+
+/// A response whose body fails at once: the server drops the connection
+/// before the client has an answer.
+fn dropped() -> Response {
+    /// A reader whose every read fails.
+    struct Broken;
+    impl tokio::io::AsyncRead for Broken {
+        fn poll_read(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let reset = std::io::ErrorKind::ConnectionReset;
+            std::task::Poll::Ready(Err(std::io::Error::new(reset, "connection dropped")))
+        }
+    }
+    let body = tokio_util::io::ReaderStream::new(Broken);
+    Response::new(axum::body::Body::from_stream(body))
 }
 
 /// The body `fail_next` answers with, per status code.
