@@ -39,18 +39,6 @@ const GITHUB_FAULTS: f64 = 0.1;
 /// are paced at `WRITES_PER_MINUTE`.
 const DRAIN: Duration = Duration::from_secs(180);
 
-// Invariants that rest on reconcile behaviour still being built. Each
-// switch turns its check on; while off, a breach is printed, not failed.
-/// A Deployment of a commit a push replaced is retired (not left
-/// `in_progress` or `success`).
-const CHECK_REPLACED_DEPLOYMENTS_RETIRED: bool = false;
-/// A Deployment is found again before one is created, so one (commit,
-/// environment) never gets two.
-const CHECK_ONE_DEPLOYMENT_PER_COMMIT: bool = false;
-/// A closed PR whose stack is already gone is still healed by the resync:
-/// its comment says Removed and its Deployments are inactive.
-const CHECK_CLOSED_WITHOUT_STACK_HEALED: bool = false;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Life {
     Unopened,
@@ -164,11 +152,8 @@ async fn seeded_lifecycles_under_faults_and_crashes_keep_the_invariants() {
         world.advance(Duration::from_secs(5));
         world.resync_within(DRAIN).await;
         // What the resync started (a stack update, say) ends through polls.
-        let (problems, skipped) = settled_breaches(&world, &lives).await;
+        let problems = settled_breaches(&world, &lives).await;
         if problems.is_empty() {
-            if !skipped.is_empty() {
-                println!("breaches of checks switched off:\n{}", skipped.join("\n"));
-            }
             break;
         }
         assert!(
@@ -274,34 +259,23 @@ async fn reopen(world: &World, n: u64, up: bool) {
 /// The breaches of the invariants once they stop changing for the better:
 /// none of the checks switched on, or the same ones for `WAIT`. Returns
 /// those of the checks switched on, and of those switched off.
-async fn settled_breaches(
-    world: &World,
-    lives: &BTreeMap<u64, Life>,
-) -> (Vec<String>, Vec<String>) {
+async fn settled_breaches(world: &World, lives: &BTreeMap<u64, Life>) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut poll = tokio::time::interval(Duration::from_millis(100));
     loop {
         poll.tick().await;
         world.assert_alive();
-        let (problems, skipped) = breaches(world, lives).await;
+        let problems = breaches(world, lives).await;
         if problems.is_empty() || tokio::time::Instant::now() > deadline {
-            return (problems, skipped);
+            return problems;
         }
     }
 }
 
-/// Every invariant that does not hold, in words: those of the checks
-/// switched on, and of those switched off.
-async fn breaches(world: &World, lives: &BTreeMap<u64, Life>) -> (Vec<String>, Vec<String>) {
+/// Every invariant that does not hold, in words.
+async fn breaches(world: &World, lives: &BTreeMap<u64, Life>) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut skipped = Vec::new();
-    let mut report = |check: bool, problem: String| {
-        if check {
-            problems.push(problem);
-        } else {
-            skipped.push(problem);
-        }
-    };
+    let mut report = |problem: String| problems.push(problem);
     let stacks = world
         .aws
         .stacks
@@ -323,7 +297,7 @@ async fn breaches(world: &World, lives: &BTreeMap<u64, Life>) -> (Vec<String>, V
             })
             .collect();
         if stickies.len() > 1 {
-            report(true, format!("PR #{n}: {} sticky comments", stickies.len()));
+            report(format!("PR #{n}: {} sticky comments", stickies.len()));
         }
         let sticky = stickies.first().map(|c| c.body.as_str()).unwrap_or("");
         let environment = format!("pr-{n}");
@@ -336,67 +310,55 @@ async fn breaches(world: &World, lives: &BTreeMap<u64, Life>) -> (Vec<String>, V
             (Life::Open, Some(head)) => {
                 expected_stacks.insert(name.clone());
                 match by_name.get(name.as_str()) {
-                    None => report(true, format!("PR #{n} is open but has no stack")),
+                    None => report(format!("PR #{n} is open but has no stack")),
                     Some(stack) => {
                         let status = stack.status.as_str();
                         if !status.ends_with("_COMPLETE") || status.contains("ROLLBACK") {
-                            report(true, format!("PR #{n}: stack {name} is {status}"));
+                            report(format!("PR #{n}: stack {name} is {status}"));
                         }
                         if stack.tag(tag::COMMIT) != Some(head.as_str()) {
-                            report(true, format!("PR #{n}: stack not at the head {head}"));
+                            report(format!("PR #{n}: stack not at the head {head}"));
                         }
                     }
                 }
                 let short = &head[..7];
                 if !(sticky.contains("**Ready**") && sticky.contains(&format!("`{short}`"))) {
-                    report(
-                        true,
-                        format!(
-                            "PR #{n} is open at {short} but its comment says: {}",
-                            headline(sticky)
-                        ),
-                    );
+                    report(format!(
+                        "PR #{n} is open at {short} but its comment says: {}",
+                        headline(sticky)
+                    ));
                 }
                 for d in own.iter().filter(|d| d.sha != head) {
                     if let Some(state) = d.statuses.last().map(|s| s.state.as_str())
                         && live(state)
                     {
-                        report(
-                            CHECK_REPLACED_DEPLOYMENTS_RETIRED,
-                            format!(
-                                "PR #{n}: Deployment {} of replaced {} is {state}",
-                                d.id,
-                                &d.sha[..7]
-                            ),
-                        );
+                        report(format!(
+                            "PR #{n}: Deployment {} of replaced {} is {state}",
+                            d.id,
+                            &d.sha[..7]
+                        ));
                     }
                 }
             }
             (Life::Closed | Life::Merged, _) => {
                 let had_stack = by_name.contains_key(name.as_str());
                 if had_stack {
-                    report(
-                        true,
-                        format!("PR #{n} is closed but its stack {name} is left"),
-                    );
+                    report(format!("PR #{n} is closed but its stack {name} is left"));
                 }
                 if !sticky.is_empty() && !sticky.contains("**Removed**") {
-                    report(
-                        CHECK_CLOSED_WITHOUT_STACK_HEALED,
-                        format!(
-                            "PR #{n} is closed but its comment says: {}",
-                            headline(sticky)
-                        ),
-                    );
+                    report(format!(
+                        "PR #{n} is closed but its comment says: {}",
+                        headline(sticky)
+                    ));
                 }
                 for d in &own {
                     if let Some(state) = d.statuses.last().map(|s| s.state.as_str())
                         && live(state)
                     {
-                        report(
-                            CHECK_CLOSED_WITHOUT_STACK_HEALED,
-                            format!("PR #{n} is closed but Deployment {} is {state}", d.id),
-                        );
+                        report(format!(
+                            "PR #{n} is closed but Deployment {} is {state}",
+                            d.id
+                        ));
                     }
                 }
             }
@@ -405,24 +367,21 @@ async fn breaches(world: &World, lives: &BTreeMap<u64, Life>) -> (Vec<String>, V
     }
     for stack in &stacks {
         if stack.tag(tag::ROLE) == Some("preview") && !expected_stacks.contains(&stack.name) {
-            report(true, format!("stack {} is leaked", stack.name));
+            report(format!("stack {} is leaked", stack.name));
         }
     }
     let mut seen: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for d in &deployments {
         if let Some(first) = seen.insert((d.sha.as_str(), d.environment.as_str()), d.id) {
-            report(
-                CHECK_ONE_DEPLOYMENT_PER_COMMIT,
-                format!(
-                    "Deployments {first} and {} are both of {} to {}",
-                    d.id,
-                    &d.sha[..7],
-                    d.environment
-                ),
-            );
+            report(format!(
+                "Deployments {first} and {} are both of {} to {}",
+                d.id,
+                &d.sha[..7],
+                d.environment
+            ));
         }
     }
-    (problems, skipped)
+    problems
 }
 
 /// The state line of a sticky comment.
