@@ -135,6 +135,8 @@ async fn rollback_complete_is_reported_then_deleted_and_recreated() {
         comment.body.contains("/pullstack redeploy"),
         "says what to do next"
     );
+    // The comment is written first; the Deployment's outcome in the same pass.
+    world.settle().await;
     let deployment = world.github.deployments(&world.repo).pop().unwrap();
     assert_eq!(deployment.sha, first);
     assert_eq!(deployment.statuses.last().unwrap().state, "failure");

@@ -90,6 +90,8 @@ async fn open_creates_a_stack_and_reports_it() {
     assert!(comment.body.contains(&sha[..7]));
     assert_eq!(world.bot_comments(1).len(), 1);
 
+    // The comment is written first; the Deployment's outcome in the same pass.
+    world.settle().await;
     let deployments = world.github.deployments(&world.repo);
     assert_eq!(deployments.len(), 1);
     let deployment = &deployments[0];
@@ -200,6 +202,8 @@ async fn close_removes_everything_and_reopen_recreates() {
         "lists what was removed: {}",
         comment.body
     );
+    // The comment is written first; the Deployment closed in the same pass.
+    world.settle().await;
     let deployment = world.github.deployments(&world.repo).pop().unwrap();
     assert_eq!(deployment.statuses.last().unwrap().state, "inactive");
 
@@ -242,6 +246,7 @@ async fn a_server_killed_mid_create_converges_after_restart() {
         1,
         "one comment after the crash"
     );
+    world.settle().await;
     let deployments = world.github.deployments(&world.repo);
     assert!(
         deployments
