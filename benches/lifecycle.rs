@@ -60,15 +60,20 @@ async fn pullstack_lifecycles(world: &World) {
     println!("  AWS calls per lifecycle: {calls:?} (includes the image check per deploy)");
 }
 
-fn script_lifecycles(world: &World) {
-    let aws = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/aws");
-    let template = pullstack::domain::template::render(
+/// The preview template with no optional parts, as the scripts send it.
+fn preview_template() -> String {
+    pullstack::domain::template::render(
         pullstack::domain::template::PREVIEW,
         &Default::default(),
         &Default::default(),
         &Default::default(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn script_lifecycles(world: &World) {
+    let aws = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/aws");
+    let template = preview_template();
     let dir = tempfile::tempdir().unwrap();
     let template_path = dir.path().join("preview.json");
     std::fs::write(&template_path, template).unwrap();
@@ -171,13 +176,7 @@ fn script_lifecycles(world: &World) {
 /// least any tool can take on this moto.
 fn boto3_floor(world: &World) {
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    let template = pullstack::domain::template::render(
-        pullstack::domain::template::PREVIEW,
-        &Default::default(),
-        &Default::default(),
-        &Default::default(),
-    )
-    .unwrap();
+    let template = preview_template();
     let script = r#"
 import json, statistics, sys, time, boto3
 endpoint, app, template = sys.argv[1], sys.argv[2], sys.stdin.read()

@@ -246,29 +246,7 @@ async fn digest(world: &World, tag: &str) -> String {
 
 /// Pushes another image under an existing tag.
 async fn push_again(world: &World, tag: &str) -> Result<(), String> {
-    let ecr = aws_sdk_ecr::Client::new(&world.sdk);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {
-            "mediaType": "application/vnd.docker.container.image.v1+json",
-            "size": 1000,
-            "digest": format!("sha256:{}", "d".repeat(64)),
-        },
-        "layers": [{
-            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            "size": 666,
-            "digest": format!("sha256:{}", "e".repeat(64)),
-        }],
-    });
-    ecr.put_image()
-        .repository_name(&world.app)
-        .image_tag(tag)
-        .image_manifest(manifest.to_string())
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|err| format!("{}", aws_sdk_ecr::error::DisplayErrorContext(err)))
+    world.put_image(tag, &"e".repeat(64)).await
 }
 
 // Attack: whoever can push to the ECR repository pushes another image under

@@ -31,6 +31,19 @@ fn costed(state: State, memory: &Memory, cost: Option<&str>) -> String {
     )
 }
 
+/// The comment for `memory`, its marker sealed by `seal`.
+fn sealed_with(memory: &Memory, seal: &Seal) -> String {
+    let view = View {
+        title: "PR #42",
+        stack: "demo-pr-42",
+        sha: None,
+        state: State::Removing,
+        memory,
+        cost: None,
+    };
+    render(&view, seal)
+}
+
 const COST: Option<&str> = Some("~$0.0492/hour (~$35.92/month): …");
 
 #[test]
@@ -53,17 +66,7 @@ fn a_memory_sealed_by_another_key_is_not_ours() {
         approved: Some("b".repeat(40)),
         ..memory()
     };
-    let forged = render(
-        &View {
-            title: "PR #42",
-            stack: "demo-pr-42",
-            sha: None,
-            state: State::Removing,
-            memory: &m,
-            cost: None,
-        },
-        &Seal::new(["the attacker's key"]),
-    );
+    let forged = sealed_with(&m, &Seal::new(["the attacker's key"]));
     assert_eq!(Memory::from_body(&forged, "pr-42", &seal()), None);
     let tampered = view(State::Removing, &m).replacen("bbbb", "cccc", 1);
     assert_eq!(Memory::from_body(&tampered, "pr-42", &seal()), None);
@@ -77,17 +80,7 @@ fn an_unsealed_memory_is_read_but_its_approval_is_not_trusted() {
         destroyed: Some("c".repeat(40)),
         ..memory()
     };
-    let unsealed = render(
-        &View {
-            title: "PR #42",
-            stack: "demo-pr-42",
-            sha: None,
-            state: State::Removing,
-            memory: &m,
-            cost: None,
-        },
-        &Seal::none(),
-    );
+    let unsealed = sealed_with(&m, &Seal::none());
     let read = Memory::from_body(&unsealed, "pr-42", &seal()).expect("still ours");
     assert_eq!(read.approved, None);
     assert_eq!(read.awaiting, None);

@@ -6,6 +6,8 @@
 //! fault is drawn for it, and is recorded by service and operation. An
 //! operation can also be held (its calls wait, unanswered) until released.
 
+use super::github_fake::router::dropped;
+use super::github_fake::serve;
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use axum::Router;
@@ -119,18 +121,10 @@ impl FaultProxy {
             released: watch::Sender::new(0),
         });
         let app = Router::new().fallback(proxy).with_state(shared.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    rx.await.ok();
-                })
-                .await;
-        });
         FaultProxy {
+            shutdown: Some(serve(listener, app)),
             shared,
             addr,
-            shutdown: Some(tx),
         }
     }
 
@@ -385,22 +379,4 @@ fn aws_error(protocol: Protocol, status: u16, code: &str, message: &str) -> Resp
         HeaderValue::from_str(&request_id).expect("request id"),
     );
     response
-}
-
-/// A response whose body fails at once: the connection is dropped before
-/// the SDK has an answer.
-fn dropped() -> Response {
-    /// A reader whose every read fails.
-    struct Broken;
-    impl tokio::io::AsyncRead for Broken {
-        fn poll_read(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            _: &mut tokio::io::ReadBuf<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            let reset = std::io::ErrorKind::ConnectionReset;
-            std::task::Poll::Ready(Err(std::io::Error::new(reset, "connection dropped")))
-        }
-    }
-    Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(Broken)))
 }

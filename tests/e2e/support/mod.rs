@@ -301,6 +301,13 @@ impl World {
 
     /// Pushes an image for `sha` to the app's ECR repository on moto.
     pub async fn push_image(&self, sha: &str) {
+        let layer = format!("{sha}{}", "0".repeat(24));
+        self.put_image(sha, &layer).await.expect("put image");
+    }
+
+    /// Pushes an image whose one layer has digest `sha256:<layer>` under
+    /// `tag`; ECR's refusal, if any, in words.
+    pub async fn put_image(&self, tag: &str, layer: &str) -> Result<(), String> {
         let ecr = aws_sdk_ecr::Client::new(&self.sdk);
         let manifest = serde_json::json!({
             "schemaVersion": 2,
@@ -313,16 +320,17 @@ impl World {
             "layers": [{
                 "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
                 "size": 2000,
-                "digest": format!("sha256:{}{}", sha, "0".repeat(24)),
+                "digest": format!("sha256:{layer}"),
             }],
         });
         ecr.put_image()
             .repository_name(&self.app)
-            .image_tag(sha)
+            .image_tag(tag)
             .image_manifest(manifest.to_string())
             .send()
             .await
-            .expect("put image");
+            .map(|_| ())
+            .map_err(|err| format!("{}", aws_sdk_ecr::error::DisplayErrorContext(err)))
     }
 
     pub fn pr(&self, number: u64) -> FakePr {
@@ -331,7 +339,8 @@ impl World {
             .expect("PR exists in the fake")
     }
 
-    async fn send_pr(
+    /// Delivers `pull_request` `action` for `pr` as the fake has it.
+    pub async fn send_pr(
         &self,
         action: &str,
         pr: &FakePr,

@@ -33,7 +33,7 @@ mod deployments;
 mod json;
 mod pulls;
 mod repos;
-mod router;
+pub(crate) mod router;
 mod statuses;
 
 use std::collections::{BTreeMap, HashMap};
@@ -287,6 +287,20 @@ impl Shared {
 }
 
 /// Handle to a running fake; the server shuts down when this is dropped.
+/// Serves `app` on `listener` in the background until the returned sender
+/// is used or dropped.
+pub(crate) fn serve(listener: tokio::net::TcpListener, app: axum::Router) -> oneshot::Sender<()> {
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                rx.await.ok();
+            })
+            .await;
+    });
+    tx
+}
+
 pub struct GitHubFake {
     shared: Arc<Shared>,
     addr: SocketAddr,
@@ -321,19 +335,10 @@ impl GitHubFake {
             db: Mutex::default(),
             in_flight: Default::default(),
         });
-        let app = router(shared.clone());
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    rx.await.ok();
-                })
-                .await;
-        });
         GitHubFake {
+            shutdown: Some(serve(listener, router(shared.clone()))),
             shared,
             addr,
-            shutdown: Some(tx),
         }
     }
 

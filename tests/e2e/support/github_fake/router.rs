@@ -169,7 +169,7 @@ fn secondary_limit(retry_after: u64) -> ApiError {
 
 /// A response whose body fails at once: the server drops the connection
 /// before the client has an answer.
-fn dropped() -> Response {
+pub(crate) fn dropped() -> Response {
     /// A reader whose every read fails.
     struct Broken;
     impl tokio::io::AsyncRead for Broken {
