@@ -12,8 +12,7 @@
 
 use crate::support::fault_proxy::FaultProxy;
 use crate::support::github_fake::{Chaos, FakePr, fake_sha};
-use crate::support::payloads::{self, PrPayload};
-use crate::support::{WAIT, WRITER, World, moto_endpoint};
+use crate::support::{WAIT, WRITER, World, eventually, moto_endpoint};
 use chrono::{DateTime, Utc};
 use pullstack::aws::Aws;
 use pullstack::aws::stacks::tag;
@@ -134,10 +133,17 @@ async fn seeded_lifecycles_under_faults_and_crashes_keep_the_invariants() {
             if up { "" } else { " (webhook lost)" }
         );
         lives.insert(n, next);
-        // Shapes the run, synchronises nothing: sometimes a pause lets
-        // operations start, so that the next crash or event lands mid-way.
-        if rng.random_bool(0.5) {
-            tokio::time::sleep(Duration::from_millis(rng.random_range(200..2500))).await;
+        // Sometimes the server gets a few more AWS calls in (or runs out of
+        // work) first, so that the next crash or event lands mid-way
+        // through an operation rather than always at its start.
+        if up && rng.random_bool(0.5) {
+            let target = proxy.calls().len() + rng.random_range(1..6);
+            tokio::select! {
+                () = world.settle() => {}
+                () = eventually("more AWS calls", WAIT, || async {
+                    proxy.calls().len() >= target
+                }) => {}
+            }
         }
     }
 
@@ -195,21 +201,7 @@ async fn update(world: &World, pr: FakePr, action: &str, up: bool) {
     if !up {
         return;
     }
-    let body = payloads::pull_request(&PrPayload {
-        action,
-        repo: &world.repo,
-        number: pr.number,
-        head_sha: &pr.head_sha,
-        head_ref: &pr.head_ref,
-        head_repo: &pr.head_repo,
-        base_ref: &pr.base_ref,
-        title: &pr.title,
-        merged: pr.merged,
-        labels: &[],
-        sender: &pr.user,
-        label: None,
-    });
-    let (status, _) = world.deliver("pull_request", body).await;
+    let (status, _) = world.send_pr(action, &pr, None).await;
     assert_eq!(status, 202, "{action} on PR #{}", pr.number);
 }
 
