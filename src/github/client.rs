@@ -43,7 +43,7 @@ const PATH_SEGMENTS: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-type Result<T> = std::result::Result<T, ForgeError>;
+pub(super) type Result<T> = std::result::Result<T, ForgeError>;
 
 /// How pullstack authenticates to GitHub.
 pub enum Auth {
@@ -316,125 +316,6 @@ impl Forge {
         Ok(())
     }
 
-    /// Creates a Deployment of `sha` to `environment`; returns its id.
-    pub async fn create_deployment(
-        &self,
-        sha: &str,
-        environment: &str,
-        transient: bool,
-        production: bool,
-        description: &str,
-    ) -> Result<u64> {
-        let created: Created = self
-            .write_post(
-                format!("/repos/{}/deployments", self.repo),
-                &serde_json::json!({
-                    "ref": sha,
-                    "environment": environment,
-                    "description": description,
-                    "transient_environment": transient,
-                    "production_environment": production,
-                    "auto_merge": false,
-                    "required_contexts": [],
-                }),
-            )
-            .await?;
-        Ok(created.id)
-    }
-
-    /// The newest Deployment to `environment`: (id, sha).
-    pub async fn latest_deployment(&self, environment: &str) -> Result<Option<(u64, String)>> {
-        let newest = self.deployments(environment, None, 1).await?;
-        Ok(newest.into_iter().next())
-    }
-
-    /// Deployments to `environment` (of `sha` only, if given), newest first,
-    /// at most `limit` (up to 100): (id, sha).
-    pub async fn deployments(
-        &self,
-        environment: &str,
-        sha: Option<&str>,
-        limit: u8,
-    ) -> Result<Vec<(u64, String)>> {
-        #[derive(Deserialize)]
-        struct Deployment {
-            id: u64,
-            sha: String,
-        }
-        let environment = utf8_percent_encode(environment, NON_ALPHANUMERIC);
-        let sha = sha.map(|sha| format!("&sha={sha}")).unwrap_or_default();
-        let found: Vec<Deployment> = self
-            .get(format!(
-                "/repos/{}/deployments?environment={environment}{sha}&per_page={}",
-                self.repo,
-                limit.min(100)
-            ))
-            .await?;
-        Ok(found.into_iter().map(|d| (d.id, d.sha)).collect())
-    }
-
-    /// The state of a Deployment's newest status (`success`, `inactive`…),
-    /// or `None` if it has none yet.
-    pub async fn deployment_state(&self, deployment: u64) -> Result<Option<String>> {
-        #[derive(Deserialize)]
-        struct Status {
-            state: String,
-        }
-        let newest: Vec<Status> = self
-            .get(format!(
-                "/repos/{}/deployments/{deployment}/statuses?per_page=1",
-                self.repo
-            ))
-            .await?;
-        Ok(newest.into_iter().next().map(|s| s.state))
-    }
-
-    pub async fn deployment_status(
-        &self,
-        deployment: u64,
-        state: DeploymentState,
-        environment_url: Option<&str>,
-        description: &str,
-    ) -> Result<()> {
-        let mut body = serde_json::json!({
-            "state": state,
-            "description": truncate(description, 140),
-            "auto_inactive": true,
-        });
-        if let Some(url) = environment_url {
-            body["environment_url"] = url.into();
-        }
-        let _: serde_json::Value = self
-            .write_post(
-                format!("/repos/{}/deployments/{deployment}/statuses", self.repo),
-                &body,
-            )
-            .await?;
-        Ok(())
-    }
-
-    pub async fn commit_status(
-        &self,
-        sha: &str,
-        context: &str,
-        state: StatusState,
-        target_url: Option<&str>,
-        description: &str,
-    ) -> Result<()> {
-        let mut body = serde_json::json!({
-            "state": state,
-            "context": context,
-            "description": truncate(description, 140),
-        });
-        if let Some(url) = target_url {
-            body["target_url"] = url.into();
-        }
-        let _: serde_json::Value = self
-            .write_post(format!("/repos/{}/statuses/{sha}", self.repo), &body)
-            .await?;
-        Ok(())
-    }
-
     /// The user's role on the repository. GitHub's `permission` field only
     /// has the legacy values (admin/write/read/none); `role_name` tells
     /// maintain and triage apart. A non-collaborator (404) has no role.
@@ -459,12 +340,15 @@ impl Forge {
         })
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, route: String) -> Result<T> {
+    pub(super) async fn get<T: serde::de::DeserializeOwned>(&self, route: String) -> Result<T> {
         send(&self.limits, &self.crab, Method::Get, &route, None).await
     }
 
     /// Follows `page=` until a short page; GitHub's maximum page size is 100.
-    async fn get_all<T: serde::de::DeserializeOwned>(&self, route: String) -> Result<Vec<T>> {
+    pub(super) async fn get_all<T: serde::de::DeserializeOwned>(
+        &self,
+        route: String,
+    ) -> Result<Vec<T>> {
         let separator = if route.contains('?') { '&' } else { '?' };
         let mut all = Vec::new();
         for page in 1.. {
@@ -481,7 +365,7 @@ impl Forge {
     }
 
     /// A content-creating request, paced under GitHub's secondary limit.
-    async fn write_post<T: serde::de::DeserializeOwned>(
+    pub(super) async fn write_post<T: serde::de::DeserializeOwned>(
         &self,
         route: String,
         body: &serde_json::Value,
@@ -541,8 +425,4 @@ async fn send<T: serde::de::DeserializeOwned>(
         }
         return Err(err);
     }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    text.chars().take(max).collect()
 }

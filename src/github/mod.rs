@@ -1,6 +1,7 @@
 //! GitHub: webhook events as pullstack's own types, and the forge client.
 
 pub mod client;
+mod deployments;
 mod error;
 pub mod events;
 mod pacing;
