@@ -405,6 +405,60 @@ pub struct QueueConfig {
     /// Failed passes in a row, on pullstack's side, after which the PR's
     /// comment gets a short notice (cleared by the next good pass). Default: 3.
     pub notice_after: u32,
+    /// Where work waits: `memory` (in this process; what a stop loses, the
+    /// next resync finds again) or `sqs` (an SQS FIFO queue that several
+    /// replicas share, with periodic work under a DynamoDB lease).
+    /// Default: memory.
+    pub backend: Backend,
+    /// The SQS queue and the DynamoDB lease table, used when `backend` is
+    /// `sqs`.
+    pub sqs: SqsConfig,
+}
+
+/// Where work waits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// In this process.
+    #[default]
+    Memory,
+    /// In an SQS FIFO queue shared by replicas.
+    Sqs,
+}
+
+/// The durable queue shared by replicas (`queue.backend: sqs`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqsConfig {
+    /// The SQS FIFO queue, by name or URL (`pullstack bootstrap` creates
+    /// it, with a dead-letter queue `<name>-dlq.fifo`). Default:
+    /// `<app>-pullstack.fifo`.
+    pub queue: Option<String>,
+    /// The DynamoDB table holding the lease on periodic work (`pullstack
+    /// bootstrap` creates it). Default: `<app>-pullstack`.
+    pub table: Option<String>,
+    /// How long a replica that stops answering keeps the lease on periodic
+    /// work (resync, image prune) and the messages it is working on; then
+    /// another replica takes them. Between 2s and 12h. Default: 30s.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// How long a receive waits for a message (SQS long polling), at most
+    /// 20s. 0s asks without waiting, and again 100ms after an empty answer:
+    /// for emulators whose long polls may hand out a message of a group
+    /// already in flight (moto does). Default: 20s.
+    #[serde(with = "humantime_serde")]
+    pub receive_wait: Duration,
+}
+
+impl Default for SqsConfig {
+    fn default() -> Self {
+        SqsConfig {
+            queue: None,
+            table: None,
+            lease_ttl: Duration::from_secs(30),
+            receive_wait: Duration::from_secs(20),
+        }
+    }
 }
 
 impl Default for QueueConfig {
@@ -416,6 +470,8 @@ impl Default for QueueConfig {
             poll_initial: Duration::from_millis(50),
             poll_max: Duration::from_secs(30),
             notice_after: 3,
+            backend: Backend::Memory,
+            sqs: SqsConfig::default(),
         }
     }
 }
@@ -523,6 +579,16 @@ impl Config {
         }
     }
 
+    /// The SQS queue's name or URL (`queue.sqs.queue`).
+    pub fn sqs_queue(&self) -> String {
+        (self.queue.sqs.queue.clone()).unwrap_or_else(|| format!("{}-pullstack.fifo", self.app))
+    }
+
+    /// The DynamoDB lease table's name (`queue.sqs.table`).
+    pub fn lease_table(&self) -> String {
+        (self.queue.sqs.table.clone()).unwrap_or_else(|| format!("{}-pullstack", self.app))
+    }
+
     /// The shared stack's name.
     pub fn shared_stack_name(&self) -> String {
         self.shared
@@ -569,6 +635,22 @@ impl Config {
         }
         if self.queue.workers == 0 {
             return Err(("workers", "must be at least 1".into()));
+        }
+        let lease_ttl = self.queue.sqs.lease_ttl;
+        if lease_ttl < Duration::from_secs(2) || lease_ttl > Duration::from_secs(12 * 3600) {
+            return Err(("lease_ttl", "must be between 2s and 12h".into()));
+        }
+        if self.queue.sqs.receive_wait > Duration::from_secs(20) {
+            return Err(("receive_wait", "must be at most 20s".into()));
+        }
+        if !self.sqs_queue().ends_with(".fifo") {
+            return Err((
+                "queue.sqs.queue",
+                format!(
+                    "{:?} must be a FIFO queue (its name ends in .fifo)",
+                    self.sqs_queue()
+                ),
+            ));
         }
         if self.github.writes_per_minute == 0 {
             return Err(("writes_per_minute", "must be at least 1".into()));

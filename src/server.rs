@@ -3,15 +3,18 @@
 
 use crate::aws::Aws;
 use crate::clock::Clock;
+use crate::config::Backend;
 use crate::config::Config;
 use crate::domain::seal::Seal;
 use crate::github::client::{Auth, Forge};
 use crate::http::body::BodyBudget;
 use crate::http::serve::HttpLimits;
-use crate::http::{AppState, app};
+use crate::http::{Admit, AppState, app};
+use crate::reconcile::durable::{self, Carried, Durable};
+use crate::reconcile::lease::{self, Claim};
 use crate::reconcile::queue::{self, Limits, Queue};
 use crate::reconcile::routing::Router;
-use crate::reconcile::{Ctx, Intent, Job, Mode};
+use crate::reconcile::{Ctx, Job, Mode};
 use anyhow::Context;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::{ExposeSecret, SecretString};
@@ -43,12 +46,16 @@ pub struct Options {
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
-    work: Queue<Job, Intent>,
+    work: Queue<Job, Carried>,
     shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     queue: JoinHandle<()>,
     /// The periodic ECR image clean-up.
     prune: JoinHandle<()>,
+    /// With the SQS backend: receiving, keeping messages hidden, the lease.
+    shared: Vec<JoinHandle<()>>,
+    /// Whether this process holds the periodic work, as it changes.
+    lease: tokio::sync::watch::Receiver<bool>,
     quota_reads: tokio::sync::watch::Receiver<u64>,
 }
 
@@ -61,6 +68,9 @@ impl Running {
         let _ = self.http.await;
         let _ = self.queue.await;
         let _ = self.prune.await;
+        for task in self.shared {
+            let _ = task.await;
+        }
     }
 
     /// Ends the server at once, as a crash would: nothing finishes.
@@ -68,6 +78,9 @@ impl Running {
         self.http.abort();
         self.queue.abort();
         self.prune.abort();
+        for task in &self.shared {
+            task.abort();
+        }
     }
 
     /// Waits until a shutdown is requested from outside and completes.
@@ -76,12 +89,20 @@ impl Running {
         self.shutdown.cancel();
         let _ = self.queue.await;
         let _ = self.prune.await;
+        for task in self.shared {
+            let _ = task.await;
+        }
         result.context("HTTP server task")?.context("HTTP server")
     }
 
-    /// The server's work queue.
-    pub fn queue(&self) -> &Queue<Job, Intent> {
+    /// The server's work queue (in this process).
+    pub fn queue(&self) -> &Queue<Job, Carried> {
         &self.work
+    }
+
+    /// Whether this process holds the periodic work, as it changes.
+    pub fn lease(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.lease.clone()
     }
 
     /// How many reads of the account quotas have finished, as it changes.
@@ -165,19 +186,71 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     // Read before the first PR needs them, and never while it waits.
     ctx.admissions.refresh_quotas(&ctx);
     let shutdown = CancellationToken::new();
+    let shared = match config.queue.backend {
+        Backend::Memory => None,
+        Backend::Sqs => {
+            let work = (ctx.aws.sqs.open(&config.sqs_queue()).await)
+                .with_context(|| format!("opening the SQS queue {}", config.sqs_queue()))?;
+            let sqs = &config.queue.sqs;
+            Some(Arc::new(durable::Shared::new(
+                work,
+                sqs.lease_ttl,
+                sqs.receive_wait,
+            )))
+        }
+    };
+    let reconciler = match &shared {
+        None => Durable::memory(ctx.clone()),
+        Some(shared) => Durable::sqs(ctx.clone(), shared.clone()),
+    };
     let (queue, queue_task) = queue::start(
-        ctx.clone(),
+        Arc::new(reconciler),
         limits(&config),
-        options.clock,
+        options.clock.clone(),
         shutdown.clone(),
         options.shutdown_grace,
     );
-    queue.push(Job::Resync, None);
+    let mut shared_tasks = Vec::new();
+    let (admit, held) = match &shared {
+        None => {
+            queue.push(Job::Resync, None);
+            (Admit::Local(queue.clone()), lease::always())
+        }
+        Some(shared) => {
+            let claim = Claim {
+                leases: ctx.aws.leases.clone(),
+                table: config.lease_table(),
+                key: Claim::key_for(&config.repository),
+                holder: Claim::replica_name(),
+                ttl: config.queue.sqs.lease_ttl,
+            };
+            let (task, held) = lease::spawn(
+                claim.clone(),
+                queue.clone(),
+                config.resync.interval,
+                options.clock.clone(),
+                shutdown.clone(),
+            );
+            shared_tasks.push(task);
+            shared_tasks.extend(durable::spawn(
+                shared.clone(),
+                queue.clone(),
+                config.queue.workers,
+                shutdown.clone(),
+            ));
+            let admit = Admit::Shared {
+                queue: shared.queue.clone(),
+                claim,
+                clock: options.clock.clone(),
+            };
+            (admit, held)
+        }
+    };
 
     let state = Arc::new(AppState::new(
         options.webhook_secrets,
         router,
-        queue.clone(),
+        admit,
         metrics_handle(),
         BodyBudget::new(options.http.body_memory),
     ));
@@ -192,7 +265,12 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         options.http,
         stop,
     ));
-    let prune = crate::prune::spawn(ctx.aws.clone(), config.images.clone(), shutdown.clone());
+    let prune = crate::prune::spawn(
+        ctx.aws.clone(),
+        config.images.clone(),
+        held.clone(),
+        shutdown.clone(),
+    );
     tracing::info!(%addr, "pullstack is listening");
     Ok(Running {
         addr,
@@ -201,6 +279,8 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         http,
         queue: queue_task,
         prune,
+        shared: shared_tasks,
+        lease: held,
         quota_reads: ctx.admissions.quota_reads(),
     })
 }

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod health;
 pub mod images;
+pub mod lease;
 pub mod metered;
 pub mod quotas;
 pub mod registry;
@@ -13,6 +14,7 @@ pub mod shared;
 pub mod stacks;
 pub mod traffic;
 pub mod usage;
+pub mod work_queue;
 
 pub use error::{Error, ErrorKind};
 
@@ -31,6 +33,10 @@ pub struct Aws {
     pub registry: registry::Registry,
     pub usage: usage::Usage,
     pub quotas: quotas::Quotas,
+    /// The shared work queue (`queue.backend: sqs`).
+    pub sqs: work_queue::Sqs,
+    /// The lease on periodic work (`queue.backend: sqs`).
+    pub leases: lease::Leases,
 }
 
 impl Aws {
@@ -81,6 +87,12 @@ impl Aws {
         let cloudwatch = aws_sdk_cloudwatch::config::Builder::from(config)
             .interceptor(Metered)
             .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
         let cloudformation = aws_sdk_cloudformation::Client::from_conf(cloudformation);
         let elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(elb);
         let registry = registry::Registry::new(aws_sdk_ecr::Client::from_conf(ecr.clone()));
@@ -92,6 +104,8 @@ impl Aws {
             stacks: stacks::Stacks::new(cloudformation),
             images: images::Images::new(aws_sdk_ecr::Client::from_conf(ecr)),
             services: services::Services::new(ecs.clone()),
+            sqs: work_queue::Sqs::new(aws_sdk_sqs::Client::from_conf(sqs)),
+            leases: lease::Leases::new(aws_sdk_dynamodb::Client::from_conf(dynamodb)),
             traffic: traffic::Traffic::new(aws_sdk_route53::Client::from_conf(route53)),
             health: health::Health::new(
                 ecs,

@@ -1,8 +1,11 @@
 //! `pullstack bootstrap`: create or update the shared stack, with live
-//! progress, and say so plainly when nothing changed.
+//! progress, and say so plainly when nothing changed. With
+//! `queue.backend: sqs`, also the SQS FIFO queue, its dead-letter queue and
+//! the DynamoDB lease table.
 
 use crate::aws::Aws;
 use crate::aws::stacks::{Deploy, Phase, Stacks, Started, tag};
+use crate::config::{Backend, Config};
 use crate::domain::template;
 use anyhow::{Context, bail};
 use std::collections::{BTreeMap, HashSet};
@@ -23,6 +26,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let aws = Aws::from_env()
         .await
         .with_cloudformation_role(config.shared.cloudformation_role_arn.clone());
+    for line in shared_queue(&aws, &config).await? {
+        println!("{line}");
+    }
     let name = config.shared_stack_name();
     let shared = &config.shared;
     let parameters = BTreeMap::from([
@@ -100,6 +106,30 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ),
     }
     follow(&aws, &name, seen, args.timeout).await
+}
+
+/// Creates the SQS FIFO queue, its dead-letter queue and the lease table
+/// when `config` uses the SQS backend, keeping any that exist; says what
+/// there is, a line each.
+pub async fn shared_queue(aws: &Aws, config: &Config) -> anyhow::Result<Vec<String>> {
+    if config.queue.backend != Backend::Sqs {
+        return Ok(Vec::new());
+    }
+    let queue = config.sqs_queue();
+    // A URL names the queue by its last segment.
+    let name = queue.rsplit('/').next().unwrap_or(&queue);
+    let (url, dlq) = (aws.sqs)
+        .create(name, config.queue.sqs.lease_ttl)
+        .await
+        .with_context(|| format!("creating the SQS queue {name}"))?;
+    let table = config.lease_table();
+    (aws.leases.create_table(&table).await)
+        .with_context(|| format!("creating the DynamoDB table {table}"))?;
+    Ok(vec![
+        format!("Work queue:        {url}"),
+        format!("Dead-letter queue: {dlq}"),
+        format!("Lease table:       {table}"),
+    ])
 }
 
 /// Prints resource events as they happen until the stack settles.

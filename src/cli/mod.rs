@@ -1,6 +1,6 @@
 //! The command line: one file per subcommand.
 
-mod bootstrap;
+pub mod bootstrap;
 mod config;
 mod handle_event;
 mod healthcheck;

@@ -23,6 +23,58 @@ fn shipped_example_is_valid() {
     assert_eq!(config.images.mutable_tags, images.mutable_tags);
     assert_eq!(config.preview.task_role_arn, None);
     assert_eq!(config.production.task_role_arn, None);
+    let sqs = SqsConfig::default();
+    assert_eq!(config.queue.backend, Backend::Memory);
+    assert_eq!(config.queue.sqs.lease_ttl, sqs.lease_ttl);
+    assert_eq!(config.queue.sqs.receive_wait, sqs.receive_wait);
+    assert_eq!(config.sqs_queue(), "demo-pullstack.fifo");
+    assert_eq!(config.lease_table(), "demo-pullstack");
+}
+
+#[test]
+fn the_queue_stays_in_memory_unless_sqs_is_asked_for() {
+    let config = parse("app: demo\nrepository: octo/app\n").unwrap();
+    assert_eq!(config.queue.backend, Backend::Memory);
+    let text = "app: demo\nrepository: octo/app\nqueue:\n  backend: sqs\n  sqs:\n    \
+                queue: https://sqs.eu-west-1.amazonaws.com/1/work.fifo\n    table: leases\n    \
+                lease_ttl: 1m\n";
+    let config = parse(text).unwrap();
+    assert_eq!(config.queue.backend, Backend::Sqs);
+    assert_eq!(
+        config.sqs_queue(),
+        "https://sqs.eu-west-1.amazonaws.com/1/work.fifo"
+    );
+    assert_eq!(config.lease_table(), "leases");
+    assert_eq!(config.queue.sqs.lease_ttl, Duration::from_secs(60));
+}
+
+#[test]
+fn a_queue_setting_that_cannot_work_names_its_line_and_field() {
+    let base = "app: demo\nrepository: octo/app\nqueue:\n  backend: sqs\n  sqs:\n";
+    for (extra, expected) in [
+        (
+            "    lease_ttl: 1s\n",
+            "pullstack.yaml:6:5: lease_ttl: must be between 2s and 12h",
+        ),
+        (
+            "    receive_wait: 21s\n",
+            "pullstack.yaml:6:5: receive_wait: must be at most 20s",
+        ),
+        (
+            "    queue: work\n",
+            "pullstack.yaml:6:5: queue.sqs.queue: \"work\" must be a FIFO queue",
+        ),
+    ] {
+        let err = parse(&format!("{base}{extra}")).unwrap_err().to_string();
+        assert!(err.starts_with(expected), "{err}");
+    }
+    let err = parse("app: demo\nrepository: octo/app\nqueue:\n  backend: kafka\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pullstack.yaml:4:12") && err.contains("memory"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! log never runs anything. Only the first command line of a comment counts.
 
 /// A command a user can give in a PR comment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     /// Redeploy the environment at the PR's head commit.
     Redeploy,

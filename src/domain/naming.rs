@@ -44,7 +44,9 @@ impl fmt::Display for RepoName {
 
 /// What an environment belongs to. One environment, one stack, one sticky
 /// comment, one GitHub Deployment environment.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum EnvKey {
     /// A pull request's preview.
     Pr(u64),

@@ -18,6 +18,8 @@ use std::sync::Arc;
 /// A verified, parsed, first-seen webhook delivery.
 pub struct Delivery {
     pub event: Event,
+    /// `X-GitHub-Delivery`: the same for a redelivery.
+    pub id: Option<String>,
 }
 
 fn rejected(code: StatusCode, reason: &str) -> Response {
@@ -83,12 +85,15 @@ impl FromRequest<Arc<AppState>> for Delivery {
             tracing::info!(event = event_name, error = %err, "rejected delivery");
             rejected(StatusCode::BAD_REQUEST, &err.to_string())
         })?;
-        if let Some(delivery) = delivery
-            && !state.first_delivery(&delivery)
+        if let Some(delivery) = &delivery
+            && !state.first_delivery(delivery)
         {
             tracing::debug!(delivery, "redelivery ignored");
             return Err(reply(StatusCode::ACCEPTED, "duplicate", None).into_response());
         }
-        Ok(Delivery { event })
+        Ok(Delivery {
+            event,
+            id: delivery,
+        })
     }
 }

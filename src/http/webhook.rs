@@ -2,14 +2,16 @@
 //! Work happens in the reconcile workers, so GitHub gets its answer in
 //! milliseconds.
 
-use super::AppState;
 use super::delivery::Delivery;
+use super::{Admit, AppState};
+use crate::reconcile::durable::{self, Carried, Wish};
 use crate::reconcile::routing::Route;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The JSON answer to every delivery.
 #[derive(Debug, Serialize)]
@@ -27,15 +29,49 @@ pub(super) fn reply(code: StatusCode, status: &'static str, reason: Option<Strin
     (code, Json(Reply { status, reason }))
 }
 
+/// How long the shared queue may take to take a delivery's jobs; GitHub
+/// waits 10 s for the answer.
+const SEND_WITHIN: Duration = Duration::from_secs(5);
+
 pub async fn receive(State(state): State<Arc<AppState>>, delivery: Delivery) -> Answer {
-    match state.router.route(&delivery.event) {
-        Route::Pong => reply(StatusCode::OK, "pong", None),
-        Route::Ignored(reason) => reply(StatusCode::ACCEPTED, "ignored", Some(reason)),
-        Route::Jobs(jobs) => {
+    let jobs = match state.router.route(&delivery.event) {
+        Route::Pong => return reply(StatusCode::OK, "pong", None),
+        Route::Ignored(reason) => return reply(StatusCode::ACCEPTED, "ignored", Some(reason)),
+        Route::Jobs(jobs) => jobs,
+    };
+    let queue = match &state.admit {
+        Admit::Local(queue) => {
             for (job, intent) in jobs {
-                state.queue.push(job, intent);
+                queue.push(job, intent.map(Carried::Intent));
             }
-            reply(StatusCode::ACCEPTED, "queued", None)
+            return reply(StatusCode::ACCEPTED, "queued", None);
         }
+        Admit::Shared { queue, .. } => queue,
+    };
+    // Without a delivery id, nothing marks a redelivery: each is new.
+    let delivery_id =
+        (delivery.id.clone()).unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    let sends = async {
+        for (index, (job, intent)) in jobs.into_iter().enumerate() {
+            let dedup = durable::dedup_id(&delivery_id, index, &job);
+            durable::send(queue, &Wish { job, intent }, &dedup).await?;
+        }
+        Ok::<_, crate::aws::Error>(())
+    };
+    let failure = match tokio::time::timeout(SEND_WITHIN, sends).await {
+        Ok(Ok(())) => return reply(StatusCode::ACCEPTED, "queued", None),
+        Ok(Err(err)) => err.to_string(),
+        Err(_) => format!("SQS did not answer within {SEND_WITHIN:?}"),
+    };
+    // Not acknowledged, so GitHub shows a failed delivery to redeliver;
+    // the jobs SQS did take are dropped then as duplicates.
+    tracing::warn!(error = failure, "the work queue did not take a delivery");
+    if let Some(id) = &delivery.id {
+        state.forget_delivery(id);
     }
+    reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        Some("the work queue cannot take the delivery now; redeliver it".to_owned()),
+    )
 }

@@ -222,9 +222,16 @@ pub async fn prune(aws: &Aws, options: &Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Runs the clean-up every `config.interval` until `shutdown`. The first run
-/// is one interval after start, so restarts do not each cause a run.
-pub fn spawn(aws: Aws, config: ImagesConfig, shutdown: CancellationToken) -> JoinHandle<()> {
+/// Runs the clean-up every `config.interval` until `shutdown`, whenever
+/// `held` says this process holds the periodic work (with several replicas,
+/// one does). The first run is one interval after start, so restarts do not
+/// each cause a run.
+pub fn spawn(
+    aws: Aws,
+    config: ImagesConfig,
+    held: tokio::sync::watch::Receiver<bool>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         if config.interval.is_zero() {
             return;
@@ -237,6 +244,9 @@ pub fn spawn(aws: Aws, config: ImagesConfig, shutdown: CancellationToken) -> Joi
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(config.interval) => {}
+            }
+            if !*held.borrow() {
+                continue;
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,

@@ -16,11 +16,15 @@
 //! - [`resync`]: the periodic look at everything;
 //! - [`routing`]: which jobs an event asks for;
 //! - [`queue`]: one pass per key at a time, retries, deadlines;
+//! - [`durable`]: the SQS queue replicas share, in front of [`queue`];
+//! - [`lease`]: which replica runs the periodic work;
 //! - [`sticky`], [`gate`], [`spec`]: what passes share.
 
 pub mod context;
+pub mod durable;
 pub mod error;
 pub mod gate;
+pub mod lease;
 pub mod preview;
 pub mod production;
 pub mod queue;
@@ -43,7 +47,9 @@ use std::sync::Mutex;
 pub type Action = queue::Action<Job>;
 
 /// A unit of work in the queue.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Job {
     /// Reconcile one environment.
     Env(EnvKey),
@@ -64,7 +70,7 @@ impl fmt::Display for Job {
 }
 
 /// What an event asks for beyond "look again".
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Intent {
     Command {
         command: Command,
@@ -80,7 +86,7 @@ pub enum Intent {
 }
 
 /// The comment a command came in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Given {
     pub author: String,
     pub comment_id: u64,

@@ -154,6 +154,19 @@ impl<K, I> Queue<K, I> {
         load.pending + load.running
     }
 
+    /// Waits until fewer than `n` keys are queued or running.
+    pub async fn below(&self, n: usize) {
+        let mut load = self.load.clone();
+        if load
+            .wait_for(|load| load.pending + load.running < n)
+            .await
+            .is_err()
+        {
+            // The dispatcher stopped: there will never be room.
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Waits until everything pushed so far has run and nothing is queued
     /// or running; keys waiting for a deadline may remain.
     pub async fn idle(&self) {

@@ -39,7 +39,7 @@ const GITHUB_FAULTS: f64 = 0.1;
 const DRAIN: Duration = Duration::from_secs(180);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Life {
+pub enum Life {
     Unopened,
     Open,
     Closed,
@@ -205,13 +205,13 @@ async fn update(world: &World, pr: FakePr, action: &str, up: bool) {
     assert_eq!(status, 202, "{action} on PR #{}", pr.number);
 }
 
-async fn open(world: &World, n: u64, commit: u32, up: bool) {
+pub async fn open(world: &World, n: u64, commit: u32, up: bool) {
     let sha = fake_sha(&format!("{}-{n}-{commit}", world.app));
     world.push_image(&sha).await;
     update(world, new_pr(world, n, &sha), "opened", up).await;
 }
 
-async fn push(world: &World, n: u64, commit: u32, up: bool) {
+pub async fn push(world: &World, n: u64, commit: u32, up: bool) {
     let sha = fake_sha(&format!("{}-{n}-{commit}", world.app));
     world.push_image(&sha).await;
     let pr = FakePr {
@@ -221,7 +221,7 @@ async fn push(world: &World, n: u64, commit: u32, up: bool) {
     update(world, pr, "synchronize", up).await;
 }
 
-async fn command(world: &World, n: u64, body: &str, up: bool) {
+pub async fn command(world: &World, n: u64, body: &str, up: bool) {
     let id = world.github.add_comment(&world.repo, n, WRITER, body);
     if up {
         let (status, _) = world
@@ -231,7 +231,7 @@ async fn command(world: &World, n: u64, body: &str, up: bool) {
     }
 }
 
-async fn close(world: &World, n: u64, merged: bool, up: bool) {
+pub async fn close(world: &World, n: u64, merged: bool, up: bool) {
     let pr = FakePr {
         state: "closed".into(),
         merged,
@@ -240,7 +240,7 @@ async fn close(world: &World, n: u64, merged: bool, up: bool) {
     update(world, pr, "closed", up).await;
 }
 
-async fn reopen(world: &World, n: u64, up: bool) {
+pub async fn reopen(world: &World, n: u64, up: bool) {
     let pr = FakePr {
         state: "open".into(),
         ..world.pr(n)
@@ -251,7 +251,7 @@ async fn reopen(world: &World, n: u64, up: bool) {
 /// The breaches of the invariants once they stop changing for the better:
 /// none of the checks switched on, or the same ones for `WAIT`. Returns
 /// those of the checks switched on, and of those switched off.
-async fn settled_breaches(world: &World, lives: &BTreeMap<u64, Life>) -> Vec<String> {
+pub async fn settled_breaches(world: &World, lives: &BTreeMap<u64, Life>) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut poll = tokio::time::interval(Duration::from_millis(100));
     loop {

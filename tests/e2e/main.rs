@@ -21,5 +21,6 @@ mod isolation;
 mod limits;
 mod preview;
 mod production;
+mod replicas;
 mod service_role;
 mod webhook;

@@ -108,6 +108,11 @@ pub struct World {
     /// Limits on HTTP clients the server starts with.
     pub http_limits: HttpLimits,
     server: Option<Running>,
+    /// More `pullstack serve` processes sharing the world's SQS queue;
+    /// deliveries go round-robin over every server that runs.
+    replicas: Vec<Option<Running>>,
+    /// The round-robin's next turn.
+    turn: std::sync::atomic::AtomicUsize,
     http: reqwest::Client,
     /// Per PR, how many of pullstack's replies [`World::next_comment`] has
     /// handed out.
@@ -152,6 +157,8 @@ impl World {
             clock: pullstack::clock::Clock::manual(),
             http_limits: HttpLimits::default(),
             server: None,
+            replicas: Vec::new(),
+            turn: std::sync::atomic::AtomicUsize::new(0),
             http: reqwest::Client::builder()
                 .timeout(WAIT)
                 .build()
@@ -162,8 +169,12 @@ impl World {
         world
     }
 
-    /// Creates the shared stack on moto, as `pullstack bootstrap` does.
+    /// Creates the shared stack on moto, as `pullstack bootstrap` does,
+    /// and the SQS queue and lease table when the config uses them.
     async fn bootstrap(&self) {
+        pullstack::cli::bootstrap::shared_queue(&self.aws, &self.config())
+            .await
+            .expect("create the SQS queue and the lease table");
         let body: serde_json::Value =
             serde_yaml::from_str(pullstack::domain::template::SHARED).unwrap();
         let body = body.to_string();
@@ -210,7 +221,76 @@ impl World {
         // A killed server's last GitHub requests land before the new one
         // looks, as they would have long before a real restart.
         self.github.quiesce().await;
-        let running = server::start(Options {
+        self.server = Some(self.launch(aws).await);
+    }
+
+    /// Starts another server (replica `index`, counting from 1; the first
+    /// server is 0) with these AWS clients, or starts replica `index` again.
+    pub async fn start_replica(&mut self, index: usize, aws: Aws) {
+        assert!(index >= 1, "replica 0 is the first server");
+        self.github.quiesce().await;
+        let running = self.launch(aws).await;
+        if self.replicas.len() < index {
+            self.replicas.resize_with(index, || None);
+        }
+        let slot = &mut self.replicas[index - 1];
+        assert!(slot.is_none(), "replica {index} already running");
+        *slot = Some(running);
+    }
+
+    /// Ends server `index` (0: the first) at once, as `kill -9` would.
+    pub fn kill_server(&mut self, index: usize) {
+        let server = match index {
+            0 => self.server.take(),
+            n => self.replicas.get_mut(n - 1).and_then(Option::take),
+        };
+        if let Some(server) = server {
+            server.kill();
+        }
+    }
+
+    /// The servers running, by index (0: the first).
+    pub fn servers(&self) -> Vec<(usize, &Running)> {
+        let first = self.server.iter().map(|s| (0, s));
+        let others =
+            (self.replicas.iter().enumerate()).filter_map(|(n, s)| s.as_ref().map(|s| (n + 1, s)));
+        first.chain(others).collect()
+    }
+
+    /// The servers that hold the lease on periodic work.
+    pub fn lease_holders(&self) -> Vec<usize> {
+        (self.servers().into_iter())
+            .filter(|(_, server)| *server.lease().borrow())
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    /// Waits until the shared SQS queue is empty (nothing waiting, nothing
+    /// being worked on) and no server has work queued or running, twice in
+    /// a row: every delivery so far, and every key it woke, has been done.
+    pub async fn settle_shared(&self, limit: Duration) {
+        let config = self.config();
+        let queue = (self.aws.sqs.open(&config.sqs_queue()).await).expect("open the SQS queue");
+        let quiet = || async {
+            let depth = queue.depth().await.expect("queue depth");
+            let idle = (self.servers().iter()).all(|(_, s)| s.queue().busy() == 0);
+            depth.visible + depth.in_flight == 0 && idle
+        };
+        eventually(
+            "the shared queue is empty and every server idle",
+            limit,
+            || async {
+                for (_, server) in self.servers() {
+                    assert!(!server.is_finished(), "a server crashed");
+                }
+                quiet().await && quiet().await
+            },
+        )
+        .await;
+    }
+
+    async fn launch(&self, aws: Aws) -> Running {
+        server::start(Options {
             listen: "127.0.0.1:0".parse().unwrap(),
             config: self.config(),
             github_api_url: self.github.url(),
@@ -229,8 +309,7 @@ impl World {
             clock: self.clock.clone(),
         })
         .await
-        .expect("start pullstack");
-        self.server = Some(running);
+        .expect("start pullstack")
     }
 
     /// Stops the server gracefully.
@@ -242,9 +321,7 @@ impl World {
 
     /// Ends the server at once, as a crash would.
     pub fn kill(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.kill();
-        }
+        self.kill_server(0);
     }
 
     /// AWS requests made so far, by (service, operation), from `/metrics`.
@@ -268,6 +345,14 @@ impl World {
             .collect()
     }
 
+    /// The next server's URL, round-robin over those running.
+    fn next_url(&self) -> String {
+        let servers = self.servers();
+        assert!(!servers.is_empty(), "no server running");
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        format!("http://{}", servers[turn % servers.len()].1.addr)
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr())
     }
@@ -289,7 +374,10 @@ impl World {
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
     ) -> (u16, serde_json::Value) {
-        let mut request = self.http.post(format!("{}/webhook", self.url())).body(body);
+        let mut request = self
+            .http
+            .post(format!("{}/webhook", self.next_url()))
+            .body(body);
         for (name, value) in headers {
             request = request.header(name, value);
         }
@@ -346,8 +434,14 @@ impl World {
         pr: &FakePr,
         label: Option<&str>,
     ) -> (u16, serde_json::Value) {
+        let body = self.pr_payload(action, pr, label);
+        self.deliver("pull_request", body).await
+    }
+
+    /// The `pull_request` `action` delivery's body for `pr`.
+    pub fn pr_payload(&self, action: &str, pr: &FakePr, label: Option<&str>) -> Vec<u8> {
         let labels: Vec<&str> = pr.labels.iter().map(String::as_str).collect();
-        let body = payloads::pull_request(&PrPayload {
+        payloads::pull_request(&PrPayload {
             action,
             repo: &self.repo,
             number: pr.number,
@@ -360,8 +454,7 @@ impl World {
             labels: &labels,
             sender: &pr.user,
             label,
-        });
-        self.deliver("pull_request", body).await
+        })
     }
 
     /// Opens PR `number` with its image already pushed; returns the head sha.
@@ -697,7 +790,9 @@ impl World {
 
 impl Drop for World {
     fn drop(&mut self) {
-        self.kill();
+        for index in 0..=self.replicas.len() {
+            self.kill_server(index);
+        }
     }
 }
 

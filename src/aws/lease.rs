@@ -1,0 +1,151 @@
+//! DynamoDB leases: which replica does the periodic work.
+//!
+//! A lease is one item: its key `k`, its `holder` and its expiry `exp` (Unix
+//! milliseconds, on the caller's clock). A replica takes or renews it with a
+//! conditional `PutItem` that succeeds only if the item is missing, expired,
+//! or already its own, so two replicas never both hold it.
+
+use super::error::{Error, Result};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use chrono::{DateTime, Utc};
+
+/// The DynamoDB service.
+#[derive(Clone)]
+pub struct Leases {
+    client: Client,
+}
+
+/// Who holds a lease, and until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub holder: String,
+    pub until: DateTime<Utc>,
+}
+
+impl Leases {
+    pub fn new(client: Client) -> Leases {
+        Leases { client }
+    }
+
+    /// Creates the lease table (on-demand billing), or keeps it if it exists.
+    pub async fn create_table(&self, table: &str) -> Result<()> {
+        let created = (self.client.create_table())
+            .table_name(table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("k")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("name and type are set"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("k")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("name and type are set"),
+            )
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(Error::from_sdk("DynamoDB", "CreateTable", table, &err)),
+        }
+    }
+
+    /// Takes or renews lease `key` for `holder` until `until`: true if
+    /// `holder` holds it now, false if another replica does.
+    pub async fn hold(
+        &self,
+        table: &str,
+        key: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let put = (self.client.put_item())
+            .table_name(table)
+            .item("k", AttributeValue::S(key.to_owned()))
+            .item("holder", AttributeValue::S(holder.to_owned()))
+            .item("exp", millis(until))
+            .condition_expression("attribute_not_exists(k) OR exp < :now OR holder = :me")
+            .expression_attribute_values(":now", millis(now))
+            .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(Error::from_sdk("DynamoDB", "PutItem", table, &err)),
+        }
+    }
+
+    /// Gives lease `key` up, if `holder` still holds it.
+    pub async fn release(&self, table: &str, key: &str, holder: &str) -> Result<()> {
+        let deleted = (self.client.delete_item())
+            .table_name(table)
+            .key("k", AttributeValue::S(key.to_owned()))
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", AttributeValue::S(holder.to_owned()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(Error::from_sdk("DynamoDB", "DeleteItem", table, &err)),
+        }
+    }
+
+    /// Who holds lease `key` at `now`, if anyone.
+    pub async fn holder(&self, table: &str, key: &str, now: DateTime<Utc>) -> Result<Option<Held>> {
+        let item = (self.client.get_item())
+            .table_name(table)
+            .key("k", AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| Error::from_sdk("DynamoDB", "GetItem", table, &err))?
+            .item;
+        let Some(item) = item else {
+            return Ok(None);
+        };
+        let holder = item.get("holder").and_then(|v| v.as_s().ok()).cloned();
+        let until = item
+            .get("exp")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .and_then(DateTime::from_timestamp_millis);
+        Ok(match (holder, until) {
+            (Some(holder), Some(until)) if until > now => Some(Held { holder, until }),
+            _ => None,
+        })
+    }
+}
+
+fn millis(at: DateTime<Utc>) -> AttributeValue {
+    AttributeValue::N(at.timestamp_millis().to_string())
+}
