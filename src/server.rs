@@ -56,6 +56,9 @@ pub struct Running {
     shared: Vec<JoinHandle<()>>,
     /// Whether this process holds the periodic work, as it changes.
     lease: tokio::sync::watch::Receiver<bool>,
+    /// Cancelled once the queue has finished what it runs: held messages
+    /// are handed back then.
+    drained: CancellationToken,
     quota_reads: tokio::sync::watch::Receiver<u64>,
 }
 
@@ -68,6 +71,7 @@ impl Running {
         let _ = self.http.await;
         let _ = self.queue.await;
         let _ = self.prune.await;
+        self.drained.cancel();
         for task in self.shared {
             let _ = task.await;
         }
@@ -89,6 +93,7 @@ impl Running {
         self.shutdown.cancel();
         let _ = self.queue.await;
         let _ = self.prune.await;
+        self.drained.cancel();
         for task in self.shared {
             let _ = task.await;
         }
@@ -211,6 +216,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         options.shutdown_grace,
     );
     let mut shared_tasks = Vec::new();
+    let drained = CancellationToken::new();
     let (admit, held) = match &shared {
         None => {
             queue.push(Job::Resync, None);
@@ -237,6 +243,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
                 queue.clone(),
                 config.queue.workers,
                 shutdown.clone(),
+                drained.clone(),
             ));
             let admit = Admit::Shared {
                 queue: shared.queue.clone(),
@@ -281,6 +288,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         prune,
         shared: shared_tasks,
         lease: held,
+        drained,
         quota_reads: ctx.admissions.quota_reads(),
     })
 }

@@ -22,6 +22,7 @@ use super::{Ctx, Intent, Job};
 use crate::aws::work_queue::WorkQueue;
 use crate::clock::Clock;
 use crate::domain::naming::EnvKey;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -99,6 +100,8 @@ struct Holding {
     /// Messages whose run asked to look again (a poll, a retry): the next
     /// run of the key covers them.
     waiting: HashMap<Job, Vec<String>>,
+    /// When each held message was sent.
+    sent: HashMap<String, DateTime<Utc>>,
 }
 
 /// The shared queue's side of a replica.
@@ -128,13 +131,16 @@ impl Shared {
         self.holding.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn took(&self, job: &Job, receipt: &str) {
+    fn took(&self, job: &Job, receipt: &str, sent: Option<DateTime<Utc>>) {
         let mut holding = self.holding();
         holding
             .all
             .entry(job.clone())
             .or_default()
             .push(receipt.to_owned());
+        if let Some(sent) = sent {
+            holding.sent.insert(receipt.to_owned(), sent);
+        }
     }
 
     /// The messages a run of `job` carrying `carried` answers.
@@ -175,6 +181,9 @@ impl Shared {
                     holding.all.remove(job);
                 }
             }
+            for receipt in &covered {
+                holding.sent.remove(receipt);
+            }
         }
         if let Err(err) = self.queue.delete(&covered).await {
             // It comes back once hidden no more: one more harmless pass.
@@ -182,9 +191,11 @@ impl Shared {
         }
     }
 
-    /// Every message held, to keep hidden.
-    fn receipts(&self) -> Vec<String> {
-        self.holding().all.values().flatten().cloned().collect()
+    /// Every message held, to keep hidden, and when the oldest was sent.
+    fn receipts(&self) -> (Vec<String>, Option<DateTime<Utc>>) {
+        let holding = self.holding();
+        let receipts = holding.all.values().flatten().cloned().collect();
+        (receipts, holding.sent.values().min().copied())
     }
 
     /// Sends a wish for `job` after `delay` on `clock`, replacing any
@@ -338,21 +349,19 @@ impl Reconcile for Durable {
     }
 }
 
-/// Receives messages into `local` while it has room for them, and keeps
-/// every held message hidden, until `shutdown`. Returns the two tasks.
+/// Receives messages into `local` while it has room for them, until
+/// `shutdown`; keeps every held message hidden until `drained` (when the
+/// local queue has finished what it runs), then hands them back. Returns
+/// the two tasks.
 pub fn spawn(
     shared: Arc<Shared>,
     local: Queue<Job, Carried>,
     workers: usize,
     shutdown: CancellationToken,
+    drained: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let receiver = tokio::spawn(receive(
-        shared.clone(),
-        local.clone(),
-        workers,
-        shutdown.clone(),
-    ));
-    let keeper = tokio::spawn(keep_hidden(shared, shutdown));
+    let receiver = tokio::spawn(receive(shared.clone(), local.clone(), workers, shutdown));
+    let keeper = tokio::spawn(keep_hidden(shared, drained));
     vec![receiver, keeper]
 }
 
@@ -391,7 +400,7 @@ async fn receive(
         }
         for message in messages {
             if let Some(sent) = message.sent_at {
-                let waited = (chrono::Utc::now() - sent).to_std().unwrap_or_default();
+                let waited = (Utc::now() - sent).to_std().unwrap_or_default();
                 metrics::histogram!("pullstack_queue_wait_seconds").record(waited.as_secs_f64());
             }
             let wish: Wish = match serde_json::from_str(&message.body) {
@@ -407,7 +416,7 @@ async fn receive(
                     continue;
                 }
             };
-            shared.took(&wish.job, &message.receipt);
+            shared.took(&wish.job, &message.receipt, message.sent_at);
             local.push(
                 wish.job,
                 Some(Carried::Message {
@@ -420,17 +429,19 @@ async fn receive(
 }
 
 /// Extends every held message's visibility a few times per `lease_ttl`;
-/// on shutdown, makes them visible at once for the other replicas.
-async fn keep_hidden(shared: Arc<Shared>, shutdown: CancellationToken) {
+/// once `drained`, makes them visible at once for the other replicas.
+async fn keep_hidden(shared: Arc<Shared>, drained: CancellationToken) {
     let mut tick = tokio::time::interval(shared.lease_ttl / 4);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = drained.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let receipts = shared.receipts();
+        let (receipts, oldest) = shared.receipts();
         metrics::gauge!("pullstack_queue_messages_held").set(receipts.len() as f64);
+        let age = oldest.map_or(0.0, |sent| (Utc::now() - sent).as_seconds_f64().max(0.0));
+        metrics::gauge!("pullstack_queue_oldest_held_seconds").set(age);
         if receipts.is_empty() {
             continue;
         }
@@ -438,7 +449,7 @@ async fn keep_hidden(shared: Arc<Shared>, shutdown: CancellationToken) {
             tracing::warn!(error = %err, "keeping held messages hidden failed");
         }
     }
-    let receipts = shared.receipts();
+    let (receipts, _) = shared.receipts();
     if !receipts.is_empty()
         && let Err(err) = shared.queue.extend(&receipts, Duration::ZERO).await
     {

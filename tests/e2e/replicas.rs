@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// The lease (and a held message) outlives a dead replica this long.
-const LEASE_TTL: Duration = Duration::from_secs(3);
+const LEASE_TTL: Duration = Duration::from_secs(8);
 
 /// The SQS backend, without long polls: moto's hand out a message of a
 /// group that another receive took while they waited.
@@ -180,9 +180,9 @@ async fn moto_serves_what_the_shared_queue_relies_on() {
 }
 
 /// PRs the seeded run plays with.
-const PRS: u64 = 6;
+const PRS: u64 = 8;
 /// Steps of the seeded run.
-const STEPS: usize = 30;
+const STEPS: usize = 40;
 /// Replicas; deliveries go round-robin over those running.
 const REPLICAS: usize = 3;
 
@@ -204,8 +204,10 @@ async fn three_replicas_with_one_killed_twice_keep_every_environment_right() {
     let mut rng = StdRng::seed_from_u64(seed);
 
     let mut world = World::new("replicas", &sqs_config()).await;
-    // No faults: the proxy only counts what moto answered.
+    // No faults: the proxy counts what moto answered, and passes receives
+    // one at a time, as SQS serves them.
     let proxy = FaultProxy::start(&moto_endpoint()).await;
+    proxy.one_at_a_time("ReceiveMessage");
     let aws = pullstack::aws::Aws::from_config(&proxy.sdk_config(
         &world.sdk,
         3,

@@ -73,6 +73,8 @@ struct Ledger {
     calls: Vec<Call>,
     chaos: Option<Chaos>,
     held: BTreeSet<String>,
+    /// Operations forwarded one call at a time.
+    serial: BTreeSet<String>,
 }
 
 struct Shared {
@@ -81,6 +83,8 @@ struct Shared {
     state: Mutex<Ledger>,
     /// Bumped whenever holds are released.
     released: watch::Sender<u64>,
+    /// Held while a call of a serial operation is forwarded.
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
@@ -119,6 +123,7 @@ impl FaultProxy {
                 .expect("HTTP client"),
             state: Mutex::default(),
             released: watch::Sender::new(0),
+            one_at_a_time: tokio::sync::Mutex::new(()),
         });
         let app = Router::new().fallback(proxy).with_state(shared.clone());
         FaultProxy {
@@ -165,6 +170,14 @@ impl FaultProxy {
     /// [`FaultProxy::release`].
     pub fn hold(&self, operation: &str) {
         self.shared.lock().held.insert(operation.to_owned());
+    }
+
+    /// Calls of `operation` are forwarded one at a time, each once the one
+    /// before was answered. moto answers concurrent `ReceiveMessage` calls
+    /// without a lock, so two can hand out messages of one FIFO group;
+    /// SQS never does.
+    pub fn one_at_a_time(&self, operation: &str) {
+        self.shared.lock().serial.insert(operation.to_owned());
     }
 
     /// Lets every held call (and every later one) through.
@@ -255,7 +268,13 @@ async fn proxy(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         }
         Some(Fault::LoseAnswer) | None => {}
     }
+    let serial = shared.lock().serial.contains(&operation);
+    let turn = match serial {
+        true => Some(shared.one_at_a_time.lock().await),
+        false => None,
+    };
     let answer = forward(&shared, &parts, body).await;
+    drop(turn);
     let status = answer.status().as_u16();
     if fault == Some(Fault::LoseAnswer) {
         record(Outcome::AnswerLost(status));
