@@ -118,9 +118,8 @@ pub async fn shared_queue(aws: &Aws, config: &Config) -> anyhow::Result<Vec<Stri
     let queue = config.sqs_queue();
     // A URL names the queue by its last segment.
     let name = queue.rsplit('/').next().unwrap_or(&queue);
-    let (url, dlq) = (aws.sqs)
-        .create(name, config.queue.sqs.lease_ttl)
-        .await
+    let lease_ttl = config.queue.sqs.lease_ttl;
+    let (url, dlq) = (aws.sqs.create(name, lease_ttl).await)
         .with_context(|| format!("creating the SQS queue {name}"))?;
     let table = config.lease_table();
     (aws.leases.create_table(&table).await)
