@@ -348,3 +348,89 @@ async fn kill_the_lease_holder(world: &mut World) -> (usize, Duration) {
     assert_ne!(world.lease_holders(), vec![victim]);
     (victim, took)
 }
+
+/// `/metrics` says how deep the shared queue is and who holds the lease.
+#[tokio::test]
+async fn metrics_show_the_queue_depth_and_the_lease_holder() {
+    let mut world = World::new("sqsmetrics", &sqs_config()).await;
+    // Deliveries stay in the queue: the server's receives are held.
+    let proxy = FaultProxy::start(&moto_endpoint()).await;
+    proxy.hold("ReceiveMessage");
+    let aws = pullstack::aws::Aws::from_config(&proxy.sdk_config(
+        &world.sdk,
+        1,
+        Duration::from_millis(10),
+    ));
+    world.start_with(aws).await;
+    eventually("the server holds the lease", WAIT, || async {
+        world.lease_holders() == [0]
+    })
+    .await;
+    // The first resync, which the lease started, has run.
+    world.settle().await;
+    world.open_pr(1).await;
+    world.open_pr(2).await;
+
+    let config = world.config();
+    let holder = (world.aws.leases)
+        .holder(
+            &config.lease_table(),
+            &format!("periodic/{}", world.repo),
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap()
+        .expect("a holder")
+        .holder;
+    let metrics = reqwest::get(format!("{}/metrics", world.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+            .to_owned()
+    };
+    assert_eq!(
+        line("pullstack_sqs_messages{state=\"visible\"}"),
+        "pullstack_sqs_messages{state=\"visible\"} 2"
+    );
+    assert_eq!(
+        line(&format!("pullstack_lease_holder{{holder=\"{holder}\"}}")),
+        format!("pullstack_lease_holder{{holder=\"{holder}\"}} 1")
+    );
+}
+
+/// Attack: a replica dies holding the lease, and nothing else runs the
+/// resync or the prune. The expiry is read on the clock, so moving the
+/// clock past it hands the lease over at the next try, long before a
+/// minute of real time.
+#[tokio::test]
+async fn a_dead_holders_lease_passes_on_when_its_expiry_passes() {
+    let config = "queue:\n  backend: sqs\n  sqs:\n    lease_ttl: 1m\n    receive_wait: 0s\n";
+    let mut world = World::new("leaseclock", config).await;
+    world.start().await;
+    eventually("the first server holds the lease", WAIT, || async {
+        world.lease_holders() == [0]
+    })
+    .await;
+    world.start_replica(1, world.aws.clone()).await;
+    world.kill_server(0);
+    let killed = Instant::now();
+    world.advance(Duration::from_secs(60));
+    eventually("the replica takes the lease", WAIT, || async {
+        world.lease_holders() == [1]
+    })
+    .await;
+    // Tries come every quarter of lease_ttl (15 s) of the clock; the jump
+    // woke the replica's wait.
+    assert!(
+        killed.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        killed.elapsed()
+    );
+}
