@@ -297,6 +297,16 @@ async fn three_replicas_with_one_killed_twice_keep_every_environment_right() {
         "seed {seed}: invariants broken:\n{}",
         problems.join("\n")
     );
+    for n in 1..=PRS {
+        // The sticky comment, at most: `redeploy` is answered with a
+        // reaction, so any other comment is one posted twice.
+        let comments = world.bot_comments(n);
+        assert!(
+            comments.len() <= 1,
+            "seed {seed}: PR #{n} has {} comments from pullstack",
+            comments.len()
+        );
+    }
     let refused_creates = (proxy.calls().iter())
         .filter(|c| c.operation == "CreateStack")
         .filter(|c| matches!(c.outcome, Some(Outcome::Forwarded(status)) if status >= 400))
