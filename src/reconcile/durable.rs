@@ -488,6 +488,62 @@ mod tests {
         assert_ne!(fresh_id(), fresh_id());
     }
 
+    /// Bookkeeping only: nothing here reaches SQS.
+    async fn shared() -> Shared {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .build();
+        let sqs = crate::aws::work_queue::Sqs::new(aws_sdk_sqs::Client::from_conf(config));
+        let queue = sqs.open("https://sqs.example/1/work.fifo").await.unwrap();
+        Shared::new(queue, Duration::from_secs(30), Duration::ZERO)
+    }
+
+    fn message(receipt: &str) -> Carried {
+        Carried::Message {
+            receipt: receipt.to_owned(),
+            intent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_covers_the_messages_it_carries_and_those_its_key_kept() {
+        let shared = shared().await;
+        let pr = Job::Env(EnvKey::Pr(1));
+        shared.took(&pr, "r1", None);
+        // Taken while the run starts, but carried by the next run: the run
+        // that starts now must not delete it, or its intent could be lost.
+        shared.took(&pr, "r2", None);
+        let covered = shared.covered(&pr, &[message("r1")]);
+        assert_eq!(covered, ["r1"]);
+        // The run polls: r1 stays held, and the next run covers it again,
+        // with what it carries, each once.
+        shared.keep(&pr, covered);
+        let covered = shared.covered(&pr, &[message("r2"), message("r1")]);
+        assert_eq!(covered, ["r1", "r2"]);
+        let (mut held, _) = shared.receipts();
+        held.sort();
+        assert_eq!(held, ["r1", "r2"]);
+        // Another key's messages are its own.
+        let other = Job::Env(EnvKey::Pr(2));
+        assert!(shared.covered(&other, &[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_run_that_never_ends_leaves_its_messages_to_the_retry() {
+        let shared = shared().await;
+        let pr = Job::Env(EnvKey::Pr(1));
+        shared.took(&pr, "r1", None);
+        let covered = shared.covered(&pr, &[message("r1")]);
+        // Dropped armed, as when the pass panics.
+        drop(Covered {
+            shared: &shared,
+            job: &pr,
+            covered: Some(covered),
+        });
+        assert_eq!(shared.covered(&pr, &[]), ["r1"]);
+    }
+
     #[test]
     fn a_wish_survives_the_message_body() {
         let wish = Wish {
