@@ -8,7 +8,7 @@ use super::error::{Error, ErrorKind, Result};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageSystemAttributeName, QueueAttributeName,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use chrono::{DateTime, Utc};
 use std::time::Duration;
@@ -146,6 +146,31 @@ impl WorkQueue {
             .send()
             .await
             .map_err(|err| Error::from_sdk("SQS", "SendMessage", group, &err))?;
+        Ok(())
+    }
+
+    /// Sends `(group, dedup, body)` messages, ten to a call.
+    pub async fn send_all(&self, messages: &[(String, String, String)]) -> Result<()> {
+        for chunk in messages.chunks(10) {
+            let entries = chunk.iter().enumerate().map(|(n, (group, dedup, body))| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(n.to_string())
+                    .message_group_id(group)
+                    .message_deduplication_id(dedup)
+                    .message_body(body)
+                    .build()
+                    .expect("id and body are set")
+            });
+            let answer = (self.client.send_message_batch())
+                .queue_url(&self.url)
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await
+                .map_err(|err| Error::from_sdk("SQS", "SendMessage", "", &err))?;
+            if let Some(failed) = answer.failed.first() {
+                return Err(batch_error("SendMessage", failed));
+            }
+        }
         Ok(())
     }
 

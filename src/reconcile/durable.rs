@@ -264,16 +264,21 @@ impl Durable {
         }
     }
 
-    /// Sends each woken key to the shared queue; false if one could not be.
+    /// Sends each woken key to the shared queue, ten to a call (a resync
+    /// wakes many).
     async fn wake(shared: &Shared, jobs: &[Job]) -> Result<(), crate::aws::Error> {
-        for job in jobs {
-            let wish = Wish {
-                job: job.clone(),
-                intent: None,
-            };
-            send(&shared.queue, &wish, &fresh_id()).await?;
-        }
-        Ok(())
+        let messages: Vec<(String, String, String)> = jobs
+            .iter()
+            .map(|job| {
+                let wish = Wish {
+                    job: job.clone(),
+                    intent: None,
+                };
+                let body = serde_json::to_string(&wish).expect("a wish serializes");
+                (group(job), fresh_id(), body)
+            })
+            .collect();
+        shared.queue.send_all(&messages).await
     }
 }
 
@@ -298,6 +303,13 @@ impl Reconcile for Durable {
         let Some(shared) = &self.shared else {
             return self.ctx.reconcile(job, &intents, failures).await;
         };
+        if let Job::Env(key) = &job
+            && carried.iter().any(|c| matches!(c, Carried::Message { .. }))
+        {
+            // Another replica may have run the key since this one last did:
+            // its comment is read afresh rather than from this one's cache.
+            self.ctx.sticky.forget(&key.slug());
+        }
         let covered = shared.covered(&job, carried);
         // A panicking pass leaves its messages for the retry.
         let guard = Covered {
