@@ -2,6 +2,7 @@
 //! honoured (credential chain, region, `AWS_ENDPOINT_URL`), so the same
 //! binary runs against AWS or a local emulator.
 
+pub mod edge;
 pub mod error;
 pub mod health;
 pub mod images;
@@ -24,6 +25,7 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Aws {
     pub stacks: stacks::Stacks,
+    pub edge: edge::Edge,
     pub images: images::Images,
     pub services: services::Services,
     pub traffic: traffic::Traffic,
@@ -90,6 +92,7 @@ impl Aws {
             usage,
             quotas: quotas::Quotas::new(elb.clone(), cloudformation.clone()),
             stacks: stacks::Stacks::new(cloudformation),
+            edge: edge::Edge::new(elb.clone()),
             images: images::Images::new(aws_sdk_ecr::Client::from_conf(ecr)),
             services: services::Services::new(ecs.clone()),
             traffic: traffic::Traffic::new(aws_sdk_route53::Client::from_conf(route53)),

@@ -19,6 +19,7 @@
 //! - [`sticky`], [`gate`], [`spec`]: what passes share.
 
 pub mod context;
+pub mod edge;
 pub mod error;
 pub mod gate;
 pub mod preview;

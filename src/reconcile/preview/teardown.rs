@@ -6,7 +6,9 @@
 use super::Pass;
 use super::report::failure_events;
 use crate::aws::stacks::{Phase, Stack};
+use crate::config::EdgeMode;
 use crate::domain::comment::State;
+use crate::domain::edge;
 use crate::domain::naming::EnvKey;
 use crate::github::client::DeploymentState;
 use crate::reconcile::{Action, Result};
@@ -94,6 +96,10 @@ impl Pass<'_> {
             .lock()
             .expect("delete attempts lock")
             .remove(key);
+        if ctx.config.edge_mode() == EdgeMode::Shared {
+            let host = edge::host(&key.slug(), &ctx.config.preview.dns_zone);
+            ctx.edge.release(ctx, &host).await?;
+        }
         let freed = Action::done().waking(ctx.admissions.freed(key));
         let memory = &mut self.sticky.memory;
         if self.sticky.comment_id.is_none() && memory.deployment.is_none() {
