@@ -130,6 +130,10 @@ impl EdgePool {
                     dns_name: output("LoadBalancerDnsName")?,
                     zone_id: output("LoadBalancerHostedZoneId")?,
                 };
+                // The preview placed counts from now on.
+                let mut loads = self.loads.lock().expect("edge loads");
+                *loads.entry(placement.listener.clone()).or_default() += 1;
+                drop(loads);
                 Ok(Placed::At(placement, guard))
             }
             Choice::Wait { number } => {

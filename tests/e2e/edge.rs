@@ -363,6 +363,9 @@ async fn previews_opened_at_once_fill_shards_without_sharing_a_rule() {
     })
     .await;
     eprintln!("{PREVIEWS} previews ready in {:?}", started.elapsed());
+    // The cost estimate divides the load balancer over the previews on it.
+    let comment = world.sticky(PREVIEWS).unwrap().body;
+    assert!(comment.contains("load balancer (shared by "), "{comment}");
 
     // Two shards, no priority twice on a listener, no host twice anywhere,
     // and every rule forwards to its own stack's target group.

@@ -56,6 +56,7 @@ impl Pass<'_> {
                 }
                 Placed::At(placement, _claim) => {
                     sent.place(&placement)?;
+                    self.listener = Some(placement.listener.clone());
                     let deploy = sent.deploy(&name);
                     let result = match call {
                         Call::Create => ctx

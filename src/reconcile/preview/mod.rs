@@ -223,6 +223,8 @@ struct Pass<'a> {
     flags: Flags,
     /// The commit this pass works toward, once known.
     target: Option<String>,
+    /// The edge listener the environment's rule is on, once known.
+    listener: Option<String>,
 }
 
 impl<'a> Pass<'a> {
@@ -233,6 +235,7 @@ impl<'a> Pass<'a> {
             sticky,
             flags: Flags::default(),
             target: None,
+            listener: None,
         }
     }
 
@@ -275,6 +278,10 @@ impl<'a> Pass<'a> {
     /// Takes the next step from the stack as it is toward `desired`.
     async fn pursue(&mut self, desired: Desired) -> Result<Action> {
         let stack = self.ctx.aws.stacks.describe(&self.env.stack_name).await?;
+        self.listener = stack
+            .as_ref()
+            .and_then(crate::reconcile::edge::Placement::of)
+            .map(|p| p.listener);
         match desired {
             Desired::Deployed { sha } => {
                 self.target = Some(sha.clone());
