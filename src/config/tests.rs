@@ -23,6 +23,11 @@ fn shipped_example_is_valid() {
     assert_eq!(config.images.mutable_tags, images.mutable_tags);
     assert_eq!(config.preview.task_role_arn, None);
     assert_eq!(config.production.task_role_arn, None);
+    let edge = EdgeConfig::default();
+    assert_eq!(config.edge.mode, edge.mode);
+    assert_eq!(config.edge.certificate_arn, edge.certificate_arn);
+    assert_eq!(config.edge.rules_per_alb, edge.rules_per_alb);
+    assert_eq!(config.production.certificate_arn, "");
 }
 
 #[test]
