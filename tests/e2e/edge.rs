@@ -321,6 +321,54 @@ async fn switching_a_live_preview_to_the_edge_leaves_nothing_behind() {
     );
 }
 
+/// Attack: another process (a second replica, or the GitHub Action) puts
+/// a rule at the priority this one chose between its read and its
+/// CreateStack. ELB answers `PriorityInUse` (moto cannot race, so the proxy
+/// gives that answer once): the preview is placed again at another
+/// priority, and the PR never hears of it.
+#[tokio::test]
+async fn a_priority_taken_meanwhile_is_placed_again_without_a_failure() {
+    use crate::support::fault_proxy::{FaultProxy, Outcome};
+    let zone = zone("race").await;
+    let mut world = World::new("race", &edge_yaml(&zone, "")).await;
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle().await;
+    world.stop().await;
+
+    let proxy = FaultProxy::start(&crate::support::moto_endpoint()).await;
+    proxy.refuse_next(
+        "CreateStack",
+        400,
+        "PriorityInUse",
+        "Priority '2' is currently in use",
+    );
+    let sdk = proxy.sdk_config(&world.sdk, 2, Duration::from_millis(10));
+    world
+        .start_with(pullstack::aws::Aws::from_config(&sdk))
+        .await;
+    world.open_pr(2).await;
+    let comment = world.wait_comment(2, "Ready").await;
+    assert!(!comment.body.contains("ailed"), "{}", comment.body);
+    let creates: Vec<_> = proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "CreateStack")
+        .map(|c| c.outcome)
+        .collect();
+    assert_eq!(
+        creates,
+        vec![Some(Outcome::Refused(400)), Some(Outcome::Forwarded(200))]
+    );
+    let placed = world.stack(2).await.unwrap();
+    assert_eq!(placed.parameters["RulePriority"], "3", "not the refused 2");
+    let listener = &placed.parameters["ListenerArn"];
+    let on_edge = rules(&world, listener).await;
+    let priorities: BTreeSet<_> = on_edge.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(priorities, BTreeSet::from(["1", "3"]));
+}
+
 /// Previews opened at once across two shards, a crash in the middle, then
 /// all closed.
 const PREVIEWS: u64 = 150;
