@@ -321,6 +321,33 @@ async fn switching_a_live_preview_to_the_edge_leaves_nothing_behind() {
     );
 }
 
+#[tokio::test]
+async fn the_comment_says_when_a_load_balancer_is_being_added() {
+    use crate::support::fault_proxy::FaultProxy;
+    let zone = zone("adding").await;
+    let mut world = World::new("adding", &edge_yaml(&zone, "")).await;
+    // The shard's rules are not read until the test has seen the comment:
+    // the pass after the shard's create waits there.
+    let proxy = FaultProxy::start(&crate::support::moto_endpoint()).await;
+    proxy.hold("DescribeRules");
+    let sdk = proxy.sdk_config(&world.sdk, 2, Duration::from_millis(10));
+    world
+        .start_with(pullstack::aws::Aws::from_config(&sdk))
+        .await;
+    world.open_pr(1).await;
+    let comment = world
+        .wait_comment(1, "adding a load balancer for previews")
+        .await;
+    assert!(
+        comment.body.contains("waits a few minutes"),
+        "{}",
+        comment.body
+    );
+    assert_eq!(shards_numbers(&world).await, vec![1]);
+    proxy.release();
+    world.wait_comment(1, "Ready").await;
+}
+
 /// Attack: another process (a second replica, or the GitHub Action) puts
 /// a rule at the priority this one chose between its read and its
 /// CreateStack. ELB answers `PriorityInUse` (moto cannot race, so the proxy
