@@ -15,6 +15,7 @@ use super::{Ctx, Error, Result};
 use crate::aws::edge::Rule;
 use crate::aws::stacks::{Deploy, Phase, Stack, tag};
 use crate::domain::edge::{self, Choice, Shard};
+use crate::domain::naming::EnvKey;
 use crate::domain::template;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -72,6 +73,9 @@ pub struct EdgePool {
     lock: tokio::sync::Mutex<()>,
     /// Previews per listener as last read, for the cost estimate.
     loads: Mutex<BTreeMap<String, usize>>,
+    /// Environments whose stack this process is deleting, so their
+    /// removal releases their place on the edge once.
+    deleting: Mutex<BTreeSet<EnvKey>>,
 }
 
 /// One shard's stack and what is on it.
@@ -194,6 +198,19 @@ impl EdgePool {
         let _guard = self.lock.lock().await;
         let view = self.view(ctx).await?;
         self.remove_surplus(ctx, &view).await
+    }
+
+    /// This process started deleting `key`'s stack.
+    pub fn deleting(&self, key: &EnvKey) {
+        self.deleting
+            .lock()
+            .expect("edge deletions")
+            .insert(key.clone());
+    }
+
+    /// Whether this process deleted `key`'s stack since it last asked.
+    pub fn deleted(&self, key: &EnvKey) -> bool {
+        self.deleting.lock().expect("edge deletions").remove(key)
     }
 
     /// Previews on the shard behind `listener`, as last read.

@@ -224,6 +224,42 @@ async fn a_preview_is_a_host_rule_on_the_shared_https_edge() {
     assert_eq!(shards_numbers(&world).await, vec![1]);
 }
 
+#[tokio::test]
+async fn a_branch_environment_is_a_rule_for_its_slug_and_goes_with_the_branch() {
+    let zone = zone("edgebr").await;
+    let yaml = crate::support::merge_yaml(
+        &edge_yaml(&zone, ""),
+        "preview:\n  branches: [\"release/*\"]\n",
+    );
+    let mut world = World::new("edgebr", &yaml).await;
+    world.start().await;
+    let branch = "release/1.0";
+    let sha = world.push_branch(branch, "one").await;
+    let stack = world
+        .wait_named_stack_at(&world.branch_stack_name(branch), &sha)
+        .await;
+    let slug = pullstack::domain::naming::EnvKey::Branch(branch.to_owned()).slug();
+    let host = format!("{slug}.{}", zone.name);
+    assert_eq!(
+        stack.output("Url"),
+        Some(format!("https://{host}").as_str())
+    );
+    let listener = stack.parameters["ListenerArn"].clone();
+    let on_edge = rules(&world, &listener).await;
+    assert_eq!(on_edge.len(), 1);
+    assert_eq!(on_edge[0].1, vec![host]);
+
+    world.delete_branch(branch, true).await;
+    world
+        .wait_named_stack_gone(&world.branch_stack_name(branch))
+        .await;
+    // No comment to wait for: the pass after the delete frees the rule.
+    eventually("the branch's rule gone", WAIT, || async {
+        rules(&world, &listener).await.is_empty()
+    })
+    .await;
+}
+
 async fn shards_numbers(world: &World) -> Vec<u32> {
     shards(world).await.keys().copied().collect()
 }

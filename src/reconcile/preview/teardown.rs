@@ -78,6 +78,7 @@ impl Pass<'_> {
             removing.insert(0, format!("AWS::CloudFormation::Stack {name}"));
         }
         ctx.aws.stacks.delete(&name).await?;
+        ctx.edge.deleting(&self.env.key);
         tracing::info!(stack = name, "delete started");
         if announce {
             self.report(None, State::Removing).await?;
@@ -96,7 +97,12 @@ impl Pass<'_> {
             .lock()
             .expect("delete attempts lock")
             .remove(key);
-        if ctx.config.edge_mode() == EdgeMode::Shared {
+        // Once per removal: this process deleted the stack, or a Deployment
+        // still open says the removal was never finished (a crash).
+        let deleted_here = ctx.edge.deleted(key);
+        if ctx.config.edge_mode() == EdgeMode::Shared
+            && (deleted_here || self.sticky.memory.deployment.is_some())
+        {
             let host = edge::host(&key.slug(), &ctx.config.preview.dns_zone);
             ctx.edge.release(ctx, &host).await?;
         }
