@@ -92,6 +92,9 @@ struct View {
     numbers: BTreeSet<u32>,
     /// Listener and priority of every live preview stack on the edge.
     claimed: BTreeSet<(String, u32)>,
+    /// Why a shard's create failed (it is being deleted), in the user's
+    /// words.
+    failed: Option<String>,
 }
 
 impl EdgePool {
@@ -139,6 +142,11 @@ impl EdgePool {
                 *loads.entry(placement.listener.clone()).or_default() += 1;
                 drop(loads);
                 Ok(Placed::At(placement, guard))
+            }
+            // A shard that cannot be created is the config's to fix: said
+            // once, not added again on every pass.
+            Choice::Wait { .. } | Choice::Add { .. } if view.failed.is_some() => {
+                Err(Error::user(view.failed.unwrap_or_default()))
             }
             Choice::Wait { number } => {
                 let state = view.shards.iter().find(|s| s.shard.number == number);
@@ -272,8 +280,8 @@ impl EdgePool {
 
     /// Reads the pool: the app's edge stacks, the rules on each ready
     /// one's listener and the placements of the live preview stacks. A
-    /// shard whose create failed is deleted and said, so the next pass can
-    /// add it again.
+    /// shard whose create failed is deleted, and why is kept for the PR
+    /// that would need it.
     async fn view(&self, ctx: &Ctx) -> Result<View> {
         let config = &ctx.config;
         let prefix = format!("{}-edge-", config.app);
@@ -309,6 +317,7 @@ impl EdgePool {
             }
         }
         let mut shards = Vec::new();
+        let mut failed = None;
         for (number, stack) in edges {
             match stack.phase() {
                 Phase::Stable | Phase::UpdateRolledBack => {
@@ -353,19 +362,24 @@ impl EdgePool {
                         .map(|f| format!("{} {}: {}", f.resource_type, f.logical_id, f.reason))
                         .collect::<Vec<_>>()
                         .join("; ");
+                    let reason = if reason.is_empty() {
+                        stack.status_reason.clone().unwrap_or_default()
+                    } else {
+                        reason
+                    };
+                    tracing::warn!(
+                        stack = stack.name,
+                        reason,
+                        "an edge shard failed; deleting it"
+                    );
                     ctx.aws.stacks.delete(&stack.name).await?;
-                    return Err(Error::user(format!(
-                        "The load balancer for previews ({}) could not be created: {}. \
+                    failed = Some(format!(
+                        "The load balancer for previews ({}) could not be created: {reason}. \
                          Check `edge.certificate_arn`, `preview.dns_zone` and \
                          `preview.hosted_zone_id` in the config, then push or comment \
                          `/pullstack redeploy`.",
-                        stack.name,
-                        if reason.is_empty() {
-                            stack.status_reason.clone().unwrap_or_default()
-                        } else {
-                            reason
-                        }
-                    )));
+                        stack.name
+                    ));
                 }
                 // Going away (or stuck going): neither usable nor to wait for.
                 Phase::Deleting | Phase::DeleteFailed | Phase::RollbackFailed => {}
@@ -383,6 +397,7 @@ impl EdgePool {
             shards,
             numbers,
             claimed,
+            failed,
         })
     }
 }
