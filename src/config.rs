@@ -49,6 +49,9 @@ pub struct Config {
     /// Per-pull-request preview environments.
     #[serde(default)]
     pub preview: PreviewConfig,
+    /// How previews are reached: shared HTTPS load balancers or one each.
+    #[serde(default)]
+    pub edge: EdgeConfig,
     /// The work queue.
     #[serde(default)]
     pub queue: QueueConfig,
@@ -102,6 +105,46 @@ impl Default for ImagesConfig {
     }
 }
 
+/// How previews are reached from the internet.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// `shared`: previews are host rules on a pool of HTTPS load balancers
+    /// (`<app>-edge-<n>` stacks), reached at `https://<env>.<dns_zone>`;
+    /// needs `preview.dns_zone` and `preview.hosted_zone_id`. `dedicated`:
+    /// each preview has its own load balancer, on plain HTTP. Default:
+    /// shared when `preview.dns_zone` is set, else dedicated.
+    pub mode: Option<EdgeMode>,
+    /// An ACM certificate for `*.<preview.dns_zone>` in the region, which
+    /// every shard serves. Default: "" (each shard requests one, validated
+    /// through a DNS record in `preview.hosted_zone_id`).
+    pub certificate_arn: String,
+    /// Preview rules per load balancer before another is added (an ALB
+    /// takes 100 rules and 100 target groups). Default: 90.
+    pub rules_per_alb: u32,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            mode: None,
+            certificate_arn: String::new(),
+            rules_per_alb: 90,
+        }
+    }
+}
+
+/// The two edge modes.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeMode {
+    Shared,
+    Dedicated,
+}
+
+/// The most rules an Application Load Balancer takes, besides its default.
+pub const ALB_RULES: u32 = 100;
+
 /// Production releases.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -154,6 +197,10 @@ pub struct ProductionConfig {
     /// The IAM role production tasks run as (the task definition's
     /// `TaskRoleArn`). Default: none.
     pub task_role_arn: Option<String>,
+    /// An ACM certificate for `domain` in the region: each production load
+    /// balancer serves HTTPS:443 with it and redirects HTTP:80 there.
+    /// Required when enabled. Default: "".
+    pub certificate_arn: String,
 }
 
 /// What "healthy" means before a new production stack gets traffic.
@@ -186,6 +233,7 @@ impl Default for ProductionConfig {
             env: None,
             secrets: None,
             task_role_arn: None,
+            certificate_arn: String::new(),
         }
     }
 }
@@ -589,6 +637,18 @@ impl Config {
         (self.queue.sqs.table.clone()).unwrap_or_else(|| format!("{}-pullstack", self.app))
     }
 
+    /// The edge mode in force: the configured one, else shared when
+    /// previews have a DNS zone.
+    pub fn edge_mode(&self) -> EdgeMode {
+        self.edge
+            .mode
+            .unwrap_or(if self.preview.dns_zone.is_empty() {
+                EdgeMode::Dedicated
+            } else {
+                EdgeMode::Shared
+            })
+    }
+
     /// The shared stack's name.
     pub fn shared_stack_name(&self) -> String {
         self.shared
@@ -667,6 +727,21 @@ impl Config {
                 "domain and hosted_zone_id are required when enabled".into(),
             ));
         }
+        if production.enabled && production.certificate_arn.is_empty() {
+            return Err((
+                "production.certificate_arn",
+                format!(
+                    "required when enabled: an ACM certificate for {} in the region, \
+                     so production serves HTTPS",
+                    production.domain
+                ),
+            ));
+        }
+        if !production.certificate_arn.is_empty() {
+            check_certificate_arn(&production.certificate_arn)
+                .map_err(|err| ("production.certificate_arn", err))?;
+        }
+        self.validate_edge()?;
         if let Err(err) =
             crate::domain::release::Schedule::from_percents(&production.steps, production.bake)
         {
@@ -674,6 +749,32 @@ impl Config {
         }
         if let Some(role) = &self.shared.cloudformation_role_arn {
             container::check_role_arn(role).map_err(|err| ("cloudformation_role_arn", err))?;
+        }
+        Ok(())
+    }
+
+    fn validate_edge(&self) -> Result<(), (&'static str, String)> {
+        let edge = &self.edge;
+        if edge.rules_per_alb == 0 || edge.rules_per_alb > ALB_RULES {
+            return Err((
+                "edge.rules_per_alb",
+                format!("must be between 1 and {ALB_RULES}, the rules an ALB takes"),
+            ));
+        }
+        if !edge.certificate_arn.is_empty() {
+            check_certificate_arn(&edge.certificate_arn)
+                .map_err(|err| ("edge.certificate_arn", err))?;
+        }
+        let preview = &self.preview;
+        if self.edge_mode() == EdgeMode::Shared
+            && (preview.dns_zone.is_empty() || preview.hosted_zone_id.is_empty())
+        {
+            return Err((
+                "edge.mode",
+                "shared needs preview.dns_zone and preview.hosted_zone_id: previews are \
+                 reached at https://<env>.<dns_zone>"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -725,6 +826,29 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// Whether `arn` looks like an ACM certificate's ARN.
+fn check_certificate_arn(arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "acm"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("certificate/")
+            .is_some_and(|id| !id.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{arn:?} is not an ACM certificate ARN \
+             (arn:aws:acm:<region>:<account>:certificate/<id>)"
+        ))
     }
 }
 

@@ -2,6 +2,7 @@
 //! honoured (credential chain, region, `AWS_ENDPOINT_URL`), so the same
 //! binary runs against AWS or a local emulator.
 
+pub mod edge;
 pub mod error;
 pub mod health;
 pub mod images;
@@ -26,6 +27,7 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Aws {
     pub stacks: stacks::Stacks,
+    pub edge: edge::Edge,
     pub images: images::Images,
     pub services: services::Services,
     pub traffic: traffic::Traffic,
@@ -102,6 +104,7 @@ impl Aws {
             usage,
             quotas: quotas::Quotas::new(elb.clone(), cloudformation.clone()),
             stacks: stacks::Stacks::new(cloudformation),
+            edge: edge::Edge::new(elb.clone()),
             images: images::Images::new(aws_sdk_ecr::Client::from_conf(ecr)),
             services: services::Services::new(ecs.clone()),
             sqs: work_queue::Sqs::new(aws_sdk_sqs::Client::from_conf(sqs)),

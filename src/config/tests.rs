@@ -29,6 +29,11 @@ fn shipped_example_is_valid() {
     assert_eq!(config.queue.sqs.receive_wait, sqs.receive_wait);
     assert_eq!(config.sqs_queue(), "demo-pullstack.fifo");
     assert_eq!(config.lease_table(), "demo-pullstack");
+    let edge = EdgeConfig::default();
+    assert_eq!(config.edge.mode, edge.mode);
+    assert_eq!(config.edge.certificate_arn, edge.certificate_arn);
+    assert_eq!(config.edge.rules_per_alb, edge.rules_per_alb);
+    assert_eq!(config.production.certificate_arn, "");
 }
 
 #[test]
@@ -157,8 +162,8 @@ fn secret_values_are_never_echoed() {
 }
 
 const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:";
-const PRODUCTION: &str =
-    "production:\n  enabled: true\n  domain: www.example.com\n  hosted_zone_id: Z1\n";
+const PRODUCTION: &str = "production:\n  enabled: true\n  domain: www.example.com\n  hosted_zone_id: Z1\n\
+     \x20 certificate_arn: arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c\n";
 
 #[test]
 fn previews_and_production_get_their_own_container_settings() {
@@ -205,7 +210,7 @@ fn a_production_secret_in_the_preview_section_is_refused_where_it_is_written() {
     let err = parse(&text).unwrap_err().to_string();
     assert!(
         err.starts_with(
-            "pullstack.yaml:12:5: preview.secrets: DB: `pullstack/demo/production/db-AbCdEf` is under \
+            "pullstack.yaml:13:5: preview.secrets: DB: `pullstack/demo/production/db-AbCdEf` is under \
              pullstack/demo/production/, which only production stacks may read"
         ),
         "{err}"
@@ -221,7 +226,7 @@ fn a_preview_secret_in_the_production_section_is_refused() {
     let err = parse(&text).unwrap_err().to_string();
     assert!(
         err.starts_with(
-            "pullstack.yaml:11:5: production.secrets: DB: `pullstack/demo/preview/db-AbCdEf`"
+            "pullstack.yaml:12:5: production.secrets: DB: `pullstack/demo/preview/db-AbCdEf`"
         ),
         "{err}"
     );
@@ -335,4 +340,59 @@ fn a_cloudformation_role_that_is_not_a_role_arn_names_the_field() {
             "{bad}: {err}"
         );
     }
+}
+
+#[test]
+fn the_edge_is_shared_when_previews_have_a_zone() {
+    let base = "app: demo\nrepository: octo/app\n";
+    assert_eq!(parse(base).unwrap().edge_mode(), EdgeMode::Dedicated);
+    let zoned = format!("{base}preview:\n  dns_zone: preview.example.com\n  hosted_zone_id: Z1\n");
+    let config = parse(&zoned).unwrap();
+    assert_eq!(config.edge_mode(), EdgeMode::Shared);
+    assert_eq!(config.edge.rules_per_alb, 90);
+    assert!(config.edge.certificate_arn.is_empty());
+    let kept = parse(&format!("{zoned}edge:\n  mode: dedicated\n")).unwrap();
+    assert_eq!(kept.edge_mode(), EdgeMode::Dedicated);
+}
+
+#[test]
+fn the_shared_edge_needs_a_zone_and_a_sane_rule_count() {
+    let base = "app: demo\nrepository: octo/app\n";
+    let err = parse(&format!("{base}edge:\n  mode: shared\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("pullstack.yaml:4:3: edge.mode: shared needs preview.dns_zone"),
+        "{err}"
+    );
+    let err = parse(&format!("{base}edge:\n  rules_per_alb: 101\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("pullstack.yaml:4:3: edge.rules_per_alb: must be between 1 and 100"),
+        "{err}"
+    );
+    let err = parse(&format!(
+        "{base}edge:\n  certificate_arn: arn:aws:iam::1:role/x\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(
+            "edge.certificate_arn: \"arn:aws:iam::1:role/x\" is not an ACM certificate ARN"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn production_needs_a_certificate_for_https() {
+    let text = "app: demo\nrepository: octo/app\nproduction:\n  enabled: true\n  \
+                domain: www.example.com\n  hosted_zone_id: Z1\n  env: {}\n";
+    let err = parse(text).unwrap_err().to_string();
+    assert!(
+        err.starts_with("pullstack.yaml:3:1: production.certificate_arn: required when enabled"),
+        "{err}"
+    );
+    assert!(err.contains("www.example.com"), "{err}");
 }

@@ -2,7 +2,9 @@
 //!
 //! An estimate from list prices, not a bill: it counts what a preview keeps
 //! running (Fargate tasks, one load balancer with one LCU, and the public
-//! IPv4 addresses of both) and says which prices it used.
+//! IPv4 addresses of both) and says which prices it used. On the shared
+//! edge, the load balancer and its addresses are divided over the previews
+//! on it.
 
 use serde::Deserialize;
 use std::fmt;
@@ -67,6 +69,8 @@ pub struct Estimate {
     pub load_balancer: f64,
     pub addresses: f64,
     pub shape: Shape,
+    /// How many previews share the load balancer (1: its own).
+    pub sharing: u32,
     pub source: String,
 }
 
@@ -82,7 +86,10 @@ impl Shape {
     }
 }
 
-pub fn estimate(shape: Shape, prices: &Prices) -> Estimate {
+/// The estimate for `shape` behind a load balancer `sharing` previews use
+/// (1 for a dedicated one).
+pub fn estimate(shape: Shape, prices: &Prices, sharing: u32) -> Estimate {
+    let share = f64::from(sharing.max(1));
     let (vcpu, gb) = if shape.spot {
         (prices.spot_vcpu_hour, prices.spot_gb_hour)
     } else {
@@ -92,14 +99,15 @@ pub fn estimate(shape: Shape, prices: &Prices) -> Estimate {
         + f64::from(shape.memory_mib) / 1024.0 * gb
         + prices.public_ipv4_hour;
     let tasks = per_task * f64::from(shape.tasks);
-    let load_balancer = prices.alb_hour + prices.alb_lcu_hour;
-    let addresses = ALB_ADDRESSES * prices.public_ipv4_hour;
+    let load_balancer = (prices.alb_hour + prices.alb_lcu_hour) / share;
+    let addresses = ALB_ADDRESSES * prices.public_ipv4_hour / share;
     Estimate {
         hourly: tasks + load_balancer + addresses,
         tasks,
         load_balancer,
         addresses,
         shape,
+        sharing: sharing.max(1),
         source: prices.source.clone(),
     }
 }
@@ -114,10 +122,15 @@ impl fmt::Display for Estimate {
         } else {
             "Fargate"
         };
+        let share = if self.sharing > 1 {
+            format!(" (shared by {})", self.sharing)
+        } else {
+            String::new()
+        };
         write!(
             f,
             "~${:.4}/hour (~${:.2}/month): {} × {} vCPU, {} GB on {capacity} ${:.4} · \
-             load balancer ${:.4} · {} public IPv4 ${:.4}. Prices: {}.",
+             load balancer{share} ${:.4} · {} public IPv4 ${:.4}. Prices: {}.",
             self.hourly,
             self.hourly * 730.0,
             shape.tasks,
@@ -142,7 +155,7 @@ mod tests {
 
     #[test]
     fn spot_task_with_load_balancer() {
-        let e = estimate(shape(1, true), &Prices::default());
+        let e = estimate(shape(1, true), &Prices::default(), 1);
         // 0.25 × 0.012144 + 0.5 × 0.0013335 + 0.005 (task IPv4)
         assert!((e.tasks - 0.00870275).abs() < 1e-9, "{}", e.tasks);
         assert!((e.load_balancer - 0.0305).abs() < 1e-9);
@@ -159,11 +172,30 @@ mod tests {
     fn on_demand_costs_more_and_idle_costs_the_load_balancer() {
         let prices = Prices::default();
         assert!(
-            estimate(shape(1, false), &prices).hourly > estimate(shape(1, true), &prices).hourly
+            estimate(shape(1, false), &prices, 1).hourly
+                > estimate(shape(1, true), &prices, 1).hourly
         );
-        let idle = estimate(shape(0, false), &prices);
+        let idle = estimate(shape(0, false), &prices, 1);
         assert_eq!(idle.tasks, 0.0);
         assert!((idle.hourly - 0.0405).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_shared_load_balancer_is_divided_over_its_previews() {
+        let prices = Prices::default();
+        let own = estimate(shape(1, true), &prices, 1);
+        let shared = estimate(shape(1, true), &prices, 40);
+        assert!((shared.load_balancer - 0.0305 / 40.0).abs() < 1e-9);
+        assert!((shared.addresses - 0.01 / 40.0).abs() < 1e-9);
+        assert!((shared.tasks - own.tasks).abs() < 1e-12);
+        assert!(
+            shared
+                .to_string()
+                .contains("load balancer (shared by 40) $0.0008 · 2 public IPv4 $0.0003"),
+            "{shared}"
+        );
+        // Nobody divides by zero.
+        assert_eq!(estimate(shape(1, true), &prices, 0), own);
     }
 
     #[test]

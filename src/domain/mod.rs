@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod comment;
 pub mod cost;
+pub mod edge;
 pub mod globs;
 pub mod idle;
 pub mod naming;

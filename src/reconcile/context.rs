@@ -3,6 +3,7 @@
 //! Each service owns its state and says what happens when it is lost.
 
 use super::Abandoned;
+use super::edge::EdgePool;
 use super::gate::{Acknowledged, Replies};
 use super::preview::{Admissions, DeleteAttempts, ImageWaits, Retired, Statuses};
 use super::sticky::StickyComments;
@@ -44,6 +45,8 @@ pub struct Ctx {
     pub retired: Retired,
     /// The preview limits' line and the account quotas.
     pub admissions: Admissions,
+    /// Placement on the shared edge: one at a time, and the shards' loads.
+    pub edge: EdgePool,
     /// When each environment's commit started waiting for its image.
     pub image_waits: ImageWaits,
     /// DELETE_FAILED attempts per environment.
@@ -84,6 +87,7 @@ impl Ctx {
             statuses: Statuses::default(),
             retired: Retired::default(),
             admissions: Admissions::default(),
+            edge: EdgePool::default(),
             image_waits: ImageWaits::default(),
             delete_attempts: DeleteAttempts::default(),
             acknowledged: Acknowledged::default(),

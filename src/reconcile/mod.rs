@@ -22,6 +22,7 @@
 
 pub mod context;
 pub mod durable;
+pub mod edge;
 pub mod error;
 pub mod gate;
 pub mod lease;

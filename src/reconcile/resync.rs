@@ -5,6 +5,7 @@
 use super::preview::idle;
 use super::{Action, Ctx, Job, Mode, Result};
 use crate::aws::stacks::{Phase, Stack, tag};
+use crate::config::EdgeMode;
 use crate::domain::comment::State;
 use crate::domain::idle::Verdict;
 use crate::domain::naming::{EnvKey, Tagged};
@@ -55,6 +56,9 @@ pub async fn pass(ctx: &Ctx) -> Result<Action> {
     }
     if !slugs.is_empty() {
         keys.extend(branches_by_slug(ctx, slugs).await?);
+    }
+    if ctx.config.edge_mode() == EdgeMode::Shared {
+        ctx.edge.prune(ctx).await?;
     }
     tracing::info!(environments = keys.len() + unchanged, unchanged, "resync");
     metrics::counter!("pullstack_resyncs_total").increment(1);

@@ -32,6 +32,9 @@ pub struct Request<'a> {
     pub sizing: Sizing<'a>,
     /// The DNS name and the zone it goes in, when the stack owns a record.
     pub dns: Option<(String, &'a str)>,
+    /// A certificate for the DNS name: its own load balancer then serves
+    /// HTTPS (production).
+    pub certificate_arn: &'a str,
     pub placeholders: Placeholders,
     /// When the environment was first created, RFC 3339.
     pub created_at: String,
@@ -39,6 +42,9 @@ pub struct Request<'a> {
 
 /// One deploy's template body, parameters and tags.
 pub struct Spec {
+    /// The template with the container's settings, conditions undecided.
+    template: String,
+    /// The template as sent: its conditions decided by the parameters.
     body: String,
     parameters: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
@@ -49,7 +55,7 @@ impl Spec {
     pub fn build(config: &Config, shared: &Shared, request: Request<'_>) -> Result<Spec, Error> {
         let preview = &config.preview;
         let container = config.container(request.role);
-        let body = template::render(
+        let rendered = template::render(
             template::PREVIEW,
             container.env,
             container.secrets,
@@ -81,7 +87,12 @@ impl Spec {
             ),
             ("HostedZoneId".to_owned(), zone.to_owned()),
             ("DnsName".to_owned(), dns_name),
+            (
+                "CertificateArn".to_owned(),
+                request.certificate_arn.to_owned(),
+            ),
         ]);
+        let body = template::decide(&rendered, &parameters).map_err(Error::internal)?;
         let tags = BTreeMap::from([
             (tag::MANAGED.to_owned(), "true".to_owned()),
             (tag::REPO.to_owned(), config.repository.clone()),
@@ -91,10 +102,20 @@ impl Spec {
             (tag::CREATED_AT.to_owned(), request.created_at),
         ]);
         Ok(Spec {
+            template: rendered,
             body,
             parameters,
             tags,
         })
+    }
+
+    /// Puts the stack on the edge at `placement` (shared mode).
+    pub fn place(&mut self, placement: &super::edge::Placement) -> Result<(), Error> {
+        for (key, value) in placement.parameters() {
+            self.parameters.insert(key.to_owned(), value);
+        }
+        self.body = template::decide(&self.template, &self.parameters).map_err(Error::internal)?;
+        Ok(())
     }
 
     pub fn deploy<'a>(&'a self, name: &'a str) -> Deploy<'a> {

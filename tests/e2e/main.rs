@@ -9,6 +9,7 @@ mod chaos;
 mod cli;
 mod commenters;
 mod convergence;
+mod edge;
 mod failures;
 mod front_door;
 mod github_app;

@@ -429,3 +429,48 @@ async fn a_second_quick_merge_supersedes_the_first() {
         .collect();
     assert_eq!(live, [(third.clone(), "success".to_owned())]);
 }
+
+#[tokio::test]
+async fn a_release_serves_https_with_the_configured_certificate() {
+    let (mut world, _) = production_world("tls", "").await;
+    world.start().await;
+    let sha = first_release(&world).await;
+    let stack = world
+        .aws
+        .stacks
+        .describe(&release_name(&world, &sha))
+        .await
+        .unwrap()
+        .unwrap();
+    let certificate = world.config().production.certificate_arn;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&world.sdk);
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(stack.output("LoadBalancerArn").unwrap())
+        .send()
+        .await
+        .unwrap();
+    let by_port = |port| {
+        listeners
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(port))
+            .unwrap_or_else(|| panic!("no listener on {port}: {listeners:?}"))
+    };
+    let https = by_port(443);
+    assert_eq!(https.protocol().map(|p| p.as_str()), Some("HTTPS"));
+    assert_eq!(
+        https.certificates()[0].certificate_arn(),
+        Some(certificate.as_str())
+    );
+    assert_eq!(
+        https.default_actions()[0].target_group_arn(),
+        stack.output("TargetGroupArn")
+    );
+    let redirect = by_port(80).default_actions()[0]
+        .redirect_config()
+        .expect("port 80 redirects");
+    assert_eq!(redirect.protocol(), Some("HTTPS"));
+    assert_eq!(redirect.port(), Some("443"));
+    assert!(stack.output("Url").unwrap().starts_with("https://"));
+}

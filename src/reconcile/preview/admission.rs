@@ -15,11 +15,14 @@
 //! reads them when it first needs them.
 
 use super::Pass;
+use super::edge::{Call, Claimed};
 use crate::aws::quotas::Usage;
-use crate::aws::stacks::{Deploy, tag};
+use crate::aws::stacks::tag;
+use crate::config::EdgeMode;
 use crate::domain::comment::State;
 use crate::domain::naming::EnvKey;
 use crate::github::client::StatusState;
+use crate::reconcile::spec::Spec;
 use crate::reconcile::{Action, Ctx, Job, Mode, Result, spec};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -253,7 +256,8 @@ impl Admissions {
         else {
             return Ok(None);
         };
-        if let Some(limit) = albs {
+        // On the shared edge a preview takes a rule, not a load balancer.
+        if let Some(limit) = albs.filter(|_| ctx.config.edge_mode() == EdgeMode::Dedicated) {
             let used = quotas.load_balancers().await?;
             if (Usage { used, limit }).is_full() {
                 return Ok(Some(format!(
@@ -281,11 +285,7 @@ impl Pass<'_> {
     /// Creates the environment's stack if admitted. Otherwise says on the PR
     /// that it waits in line or why it was refused, and returns the pass's
     /// end.
-    pub(super) async fn create(
-        &mut self,
-        sha: &str,
-        deploy: &Deploy<'_>,
-    ) -> Result<Option<Action>> {
+    pub(super) async fn create(&mut self, sha: &str, sent: &mut Spec) -> Result<Option<Action>> {
         let ctx = self.ctx;
         let admissions = &ctx.admissions;
         let _slot = match admissions.admit(ctx, &self.env.key, self.env.since).await? {
@@ -304,7 +304,18 @@ impl Pass<'_> {
                 return Ok(Some(Action::done()));
             }
         };
-        ctx.aws.stacks.create(deploy).await.map_err(spec::refused)?;
+        if ctx.config.edge_mode() == EdgeMode::Shared {
+            if let Claimed::Waiting(action) = self.claim_edge(sha, sent, Call::Create).await? {
+                return Ok(Some(action));
+            }
+        } else {
+            let deploy = sent.deploy(&self.env.stack_name);
+            ctx.aws
+                .stacks
+                .create(&deploy)
+                .await
+                .map_err(spec::refused)?;
+        }
         admissions.admitted(&self.env.key);
         Ok(None)
     }

@@ -4,11 +4,13 @@
 use super::{Env, Pass, Scale};
 use crate::aws::shared::Shared;
 use crate::aws::stacks::{Stack, Started, tag};
-use crate::config::StackRole;
+use crate::config::{EdgeMode, StackRole};
 use crate::domain::comment::{self, State};
+use crate::domain::edge;
 use crate::domain::naming::{EnvKey, short_sha};
 use crate::domain::template::Placeholders;
 use crate::github::client::{DeploymentState, StatusState};
+use crate::reconcile::edge::Placement;
 use crate::reconcile::spec::{self, Request, Sizing, Spec};
 use crate::reconcile::{Action, Result};
 use chrono::{DateTime, Utc};
@@ -46,22 +48,34 @@ impl Pass<'_> {
             .lock()
             .expect("image waits lock")
             .remove(&(self.env.key.clone(), sha.to_owned()));
-        let spec = self.spec(&shared, stack, sha, scale)?;
-        let name = self.env.stack_name.clone();
-        let deploy = spec.deploy(&name);
+        let mut spec = self.spec(&shared, stack, sha, scale)?;
         let memory = &mut self.sticky.memory;
         memory.failed = None;
         memory.ready = None;
         memory.removing.clear();
+        let shared_edge = ctx.config.edge_mode() == EdgeMode::Shared;
         match stack {
             None => {
-                if let Some(waiting) = self.create(sha, &deploy).await? {
+                if let Some(waiting) = self.create(sha, &mut spec).await? {
                     return Ok(waiting);
                 }
             }
             Some(existing) => {
-                let started = ctx.aws.stacks.update(&deploy).await;
-                if started.map_err(spec::refused)? == Started::NoChange {
+                let started = match Placement::of(existing) {
+                    // On the edge already: it keeps its shard and priority.
+                    Some(placement) if shared_edge => {
+                        spec.place(&placement)?;
+                        self.update(&spec).await?
+                    }
+                    // Moving to the edge: one update removes its own load
+                    // balancer and adds its rule.
+                    None if shared_edge => match self.update_onto_edge(sha, &mut spec).await? {
+                        Ok(started) => started,
+                        Err(waiting) => return Ok(waiting),
+                    },
+                    _ => self.update(&spec).await?,
+                };
+                if started == Started::NoChange {
                     // Same template and parameters: restart the tasks instead.
                     if let (Some(cluster), Some(service)) = (
                         existing.output("ClusterName"),
@@ -69,10 +83,14 @@ impl Pass<'_> {
                     ) {
                         ctx.aws.services.restart(cluster, service).await?;
                     }
-                    tracing::info!(stack = name, "stack unchanged; tasks restarted");
+                    tracing::info!(
+                        stack = self.env.stack_name,
+                        "stack unchanged; tasks restarted"
+                    );
                 }
             }
         }
+        let name = self.env.stack_name.clone();
         let poll = Action::after(ctx.poll_delay(Duration::ZERO));
         if scale == Scale::Zero {
             let state = State::Deploying {
@@ -186,10 +204,15 @@ impl Pass<'_> {
         let ctx = self.ctx;
         let preview = &ctx.config.preview;
         let env = &self.env;
-        let dns_name = (!preview.dns_zone.is_empty())
-            .then(|| format!("{}.{}", env.key.slug(), preview.dns_zone));
+        let dns_name =
+            (!preview.dns_zone.is_empty()).then(|| edge::host(&env.key.slug(), &preview.dns_zone));
+        // Known before the stack exists whenever there is a DNS name.
+        let scheme = match ctx.config.edge_mode() {
+            EdgeMode::Shared => "https",
+            EdgeMode::Dedicated => "http",
+        };
         let url = match (&dns_name, stack.and_then(|s| s.output("Url"))) {
-            (Some(dns), _) => format!("http://{dns}"),
+            (Some(dns), _) => format!("{scheme}://{dns}"),
             (None, Some(url)) => url.to_owned(),
             (None, None) => String::new(),
         };
@@ -211,6 +234,7 @@ impl Pass<'_> {
                 capacity: preview.capacity,
             },
             dns: dns_name.map(|name| (name, preview.hosted_zone_id.as_str())),
+            certificate_arn: "",
             placeholders: Placeholders {
                 pr: env.pr.as_ref().map(|p| p.number),
                 branch: env.branch.clone(),

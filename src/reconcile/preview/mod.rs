@@ -15,6 +15,7 @@
 mod admission;
 mod commands;
 mod deploy;
+mod edge;
 pub mod idle;
 mod report;
 mod teardown;
@@ -222,6 +223,8 @@ struct Pass<'a> {
     flags: Flags,
     /// The commit this pass works toward, once known.
     target: Option<String>,
+    /// The edge listener the environment's rule is on, once known.
+    listener: Option<String>,
 }
 
 impl<'a> Pass<'a> {
@@ -232,6 +235,7 @@ impl<'a> Pass<'a> {
             sticky,
             flags: Flags::default(),
             target: None,
+            listener: None,
         }
     }
 
@@ -274,6 +278,10 @@ impl<'a> Pass<'a> {
     /// Takes the next step from the stack as it is toward `desired`.
     async fn pursue(&mut self, desired: Desired) -> Result<Action> {
         let stack = self.ctx.aws.stacks.describe(&self.env.stack_name).await?;
+        self.listener = stack
+            .as_ref()
+            .and_then(crate::reconcile::edge::Placement::of)
+            .map(|p| p.listener);
         match desired {
             Desired::Deployed { sha } => {
                 self.target = Some(sha.clone());
@@ -329,6 +337,15 @@ impl<'a> Pass<'a> {
                 Ok(Action::after(self.ctx.poll_delay(Duration::ZERO)))
             }
             Phase::DeleteFailed => self.delete(&stack, true).await,
+            Phase::Dead if self.lost_priority_race(&stack).await? => {
+                // Another process took its rule priority first: not a
+                // failure to show; a new create places it again.
+                tracing::info!(
+                    stack = stack.name,
+                    "rule priority taken meanwhile; creating again"
+                );
+                self.delete(&stack, false).await
+            }
             Phase::Dead => {
                 let unreported = memory.failed.as_deref() != Some(deployed.as_str())
                     && memory.ready.is_none()
@@ -365,6 +382,18 @@ impl<'a> Pass<'a> {
             }
             Phase::Stable => self.deploy(Some(&stack), sha, Scale::Up).await,
         }
+    }
+
+    /// Whether a failed create on the edge failed only because its rule
+    /// priority was taken meanwhile.
+    async fn lost_priority_race(&self, stack: &Stack) -> Result<bool> {
+        if crate::reconcile::edge::Placement::of(stack).is_none() {
+            return Ok(false);
+        }
+        let failures = self.ctx.aws.stacks.failures(&stack.name, 5).await?;
+        Ok(failures
+            .iter()
+            .any(|f| crate::domain::edge::priority_conflict(&f.reason)))
     }
 
     /// How long the stack's current (or last) operation has been running.

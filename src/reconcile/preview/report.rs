@@ -5,6 +5,7 @@
 use super::Pass;
 use crate::aws::stacks::{ResourceFailure, Stack};
 use crate::config::Capacity;
+use crate::config::EdgeMode;
 use crate::domain::comment::{FailureEvent, State, View};
 use crate::domain::cost::{self, Shape};
 use crate::github::client::{DeploymentState, StatusState};
@@ -292,7 +293,15 @@ impl Pass<'_> {
         };
         let spot = preview.capacity == Capacity::FargateSpot;
         let shape = Shape::parse(&preview.cpu, &preview.memory, tasks, spot)?;
-        Some(cost::estimate(shape, &preview.prices).to_string())
+        let sharing = match self.ctx.config.edge_mode() {
+            EdgeMode::Dedicated => 1,
+            EdgeMode::Shared => self
+                .listener
+                .as_deref()
+                .and_then(|l| self.ctx.edge.load(l))
+                .map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+        };
+        Some(cost::estimate(shape, &preview.prices, sharing).to_string())
     }
 }
 

@@ -6,7 +6,9 @@
 use super::Pass;
 use super::report::failure_events;
 use crate::aws::stacks::{Phase, Stack};
+use crate::config::EdgeMode;
 use crate::domain::comment::State;
+use crate::domain::edge;
 use crate::domain::naming::EnvKey;
 use crate::github::client::DeploymentState;
 use crate::reconcile::{Action, Result};
@@ -76,6 +78,7 @@ impl Pass<'_> {
             removing.insert(0, format!("AWS::CloudFormation::Stack {name}"));
         }
         ctx.aws.stacks.delete(&name).await?;
+        ctx.edge.deleting(&self.env.key);
         tracing::info!(stack = name, "delete started");
         if announce {
             self.report(None, State::Removing).await?;
@@ -94,6 +97,15 @@ impl Pass<'_> {
             .lock()
             .expect("delete attempts lock")
             .remove(key);
+        // Once per removal: this process deleted the stack, or a Deployment
+        // still open says the removal was never finished (a crash).
+        let deleted_here = ctx.edge.deleted(key);
+        if ctx.config.edge_mode() == EdgeMode::Shared
+            && (deleted_here || self.sticky.memory.deployment.is_some())
+        {
+            let host = edge::host(&key.slug(), &ctx.config.preview.dns_zone);
+            ctx.edge.release(ctx, &host).await?;
+        }
         let freed = Action::done().waking(ctx.admissions.freed(key));
         let memory = &mut self.sticky.memory;
         if self.sticky.comment_id.is_none() && memory.deployment.is_none() {

@@ -230,6 +230,7 @@ async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
             capacity: config.capacity,
         },
         dns: None,
+        certificate_arn: &config.certificate_arn,
         placeholders: Placeholders {
             sha: sha.to_owned(),
             url: super::url(&ctx.config),

@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP proxy in front of moto, for the failures moto
 //! cannot produce: throttling and server errors in each protocol's own error
 //! shape, dropped connections, and "done but the answer was lost" for
-//! CreateStack and DeleteStack. The real AWS SDK clients point at it
+//! CreateStack and DeleteStack, and scripted refusals (an error AWS would
+//! give that moto does not). The real AWS SDK clients point at it
 //! ([`FaultProxy::sdk_config`]); every call is forwarded to moto unless a
 //! fault is drawn for it, and is recorded by service and operation. An
 //! operation can also be held (its calls wait, unanswered) until released.
@@ -34,6 +35,9 @@ pub enum Outcome {
     ServerError(u16),
     /// The connection was dropped before forwarding.
     Dropped,
+    /// Answered with a scripted error ([`FaultProxy::refuse_next`]), not
+    /// forwarded.
+    Refused(u16),
     /// Forwarded (moto answered with this status), then the connection was
     /// dropped: done, but the answer lost.
     AnswerLost(u16),
@@ -75,6 +79,9 @@ struct Ledger {
     held: BTreeSet<String>,
     /// Operations forwarded one call at a time.
     serial: BTreeSet<String>,
+    /// Scripted refusals: operation, status, code, message; each answers
+    /// the next call of its operation once.
+    refusals: Vec<(String, u16, String, String)>,
 }
 
 struct Shared {
@@ -186,6 +193,17 @@ impl FaultProxy {
         self.shared.released.send_modify(|n| *n += 1);
     }
 
+    /// The next call of `operation` (any service) is answered with this
+    /// error instead of being forwarded.
+    pub fn refuse_next(&self, operation: &str, status: u16, code: &str, message: &str) {
+        self.shared.lock().refusals.push((
+            operation.to_owned(),
+            status,
+            code.to_owned(),
+            message.to_owned(),
+        ));
+    }
+
     /// Every call so far, in order of arrival.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
@@ -231,15 +249,20 @@ async fn proxy(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         Err(_) => return StatusCode::BAD_REQUEST.into_response(),
     };
     let (service, operation, protocol) = identify(&parts.method, &parts.uri, &parts.headers, &body);
-    let (index, fault) = {
+    let (index, fault, refusal) = {
         let mut state = shared.lock();
         let fault = state.chaos.as_mut().and_then(|c| draw(c, &operation));
+        let refusal = state
+            .refusals
+            .iter()
+            .position(|r| r.0 == operation)
+            .map(|i| state.refusals.remove(i));
         state.calls.push(Call {
             service: service.clone(),
             operation: operation.clone(),
             outcome: None,
         });
-        (state.calls.len() - 1, fault)
+        (state.calls.len() - 1, fault, refusal)
     };
     let mut released = shared.released.subscribe();
     while shared.lock().held.contains(&operation) {
@@ -248,6 +271,10 @@ async fn proxy(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         }
     }
     let record = |outcome: Outcome| shared.lock().calls[index].outcome = Some(outcome);
+    if let Some((_, status, code, message)) = refusal {
+        record(Outcome::Refused(status));
+        return aws_error(protocol, status, &code, &message);
+    }
     match fault {
         Some(Fault::Throttle) => {
             record(Outcome::Throttled);

@@ -34,8 +34,21 @@ pub async fn production_world(prefix: &str, extra: &str) -> (World, String) {
         .trim_start_matches("/hostedzone/")
         .to_owned();
     let domain = format!("www.{}.example.com", world.app);
+    // Requested through the ACM API: moto answers 500 when a listener
+    // refers to a certificate CloudFormation made.
+    let certificate = aws_sdk_acm::Client::new(&world.sdk)
+        .request_certificate()
+        .domain_name(&domain)
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .send()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_owned();
     world.config_yaml.push_str(&format!(
-        "production:\n  enabled: true\n  domain: {domain}\n  hosted_zone_id: {zone_id}\n  gate: stack\n  bake: 300ms\n  env: {{}}\n{extra}"
+        "production:\n  enabled: true\n  domain: {domain}\n  hosted_zone_id: {zone_id}\n  \
+         certificate_arn: {certificate}\n  gate: stack\n  bake: 300ms\n  env: {{}}\n{extra}"
     ));
     (world, zone_id)
 }

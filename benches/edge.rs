@@ -1,0 +1,142 @@
+//! AWS calls on the preview edge, in both modes, against moto: per preview
+//! lifecycle (open to ready, close to removed) and for 50 pull requests
+//! opened at once, read from pullstack's own `/metrics` counter
+//! (`src/aws/metered.rs`).
+//!
+//!   scripts/moto.sh start 5055 && PULLSTACK_TEST_MOTO=http://127.0.0.1:5055 cargo test --bench edge
+//!
+//! (`cargo test` builds it unoptimised: the figures are calls, not speed.)
+//!
+//! Shared mode's first preview also creates the edge shard; the figures
+//! after it are the steady state. moto answers at once, so the times say
+//! little about AWS (see the README's time-to-URL model); the calls do.
+
+// The end-to-end harness, of which a benchmark uses a part.
+#[path = "../tests/e2e/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use support::World;
+
+const LIFECYCLES: u64 = 5;
+const AT_ONCE: u64 = 50;
+
+type Calls = BTreeMap<(String, String), u64>;
+
+fn diff(after: &Calls, before: &Calls) -> Calls {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+fn show(calls: &Calls) -> String {
+    calls
+        .iter()
+        .map(|((service, op), n)| format!("{service}:{op}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A hosted zone and a wildcard certificate (through the ACM API: moto
+/// answers 500 when a listener refers to a CloudFormation certificate).
+async fn zone_yaml(world: &World) -> String {
+    let name = format!("{}.example.com", world.app);
+    let zone = aws_sdk_route53::Client::new(&world.sdk)
+        .create_hosted_zone()
+        .name(&name)
+        .caller_reference(&name)
+        .send()
+        .await
+        .unwrap();
+    let id = zone
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let certificate = aws_sdk_acm::Client::new(&world.sdk)
+        .request_certificate()
+        .domain_name(format!("*.{name}"))
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .send()
+        .await
+        .unwrap()
+        .certificate_arn()
+        .unwrap()
+        .to_owned();
+    format!(
+        "preview:\n  dns_zone: {name}\n  hosted_zone_id: {id}\nedge:\n  certificate_arn: {certificate}\n"
+    )
+}
+
+async fn measure(mode: &str) {
+    let mut world = World::new(&format!("bench-{mode}"), "").await;
+    let zone = zone_yaml(&world).await;
+    world.config_yaml = support::merge_yaml(&world.config_yaml, &zone);
+    world.config_yaml = support::merge_yaml(
+        &world.config_yaml,
+        &format!("edge:\n  mode: {mode}\ngithub:\n  writes_per_minute: 100000\n"),
+    );
+    world.start().await;
+    println!("edge.mode: {mode}");
+    for n in 1..=LIFECYCLES {
+        let before = world.aws_requests().await;
+        world.open_pr(n).await;
+        world.wait_comment(n, "Ready").await;
+        world.settle().await;
+        let opened = world.aws_requests().await;
+        world.close(n, true).await;
+        world.wait_comment(n, "Removed").await;
+        world.settle().await;
+        let closed = world.aws_requests().await;
+        let (open, close) = (diff(&opened, &before), diff(&closed, &opened));
+        println!(
+            "  lifecycle {n}: {} calls to ready, {} to removed",
+            open.values().sum::<u64>(),
+            close.values().sum::<u64>()
+        );
+        println!("    open:  {}", show(&open));
+        println!("    close: {}", show(&close));
+    }
+    let first = 1000;
+    let before = world.aws_requests().await;
+    let start = Instant::now();
+    for n in first..first + AT_ONCE {
+        world.open_pr(n).await;
+    }
+    support::eventually("all ready", Duration::from_secs(900), || async {
+        (first..first + AT_ONCE).all(|n| {
+            world
+                .sticky(n)
+                .is_some_and(|c| c.body.contains("**Ready**"))
+        })
+    })
+    .await;
+    world.settle_within(Duration::from_secs(300)).await;
+    let calls = diff(&world.aws_requests().await, &before);
+    println!(
+        "  {AT_ONCE} PRs opened at once: all ready after {:?}; {} AWS calls ({:.1} per PR)",
+        start.elapsed(),
+        calls.values().sum::<u64>(),
+        calls.values().sum::<u64>() as f64 / AT_ONCE as f64
+    );
+    println!("    {}", show(&calls));
+    for n in first..first + AT_ONCE {
+        world.close(n, true).await;
+    }
+    world.settle_within(Duration::from_secs(300)).await;
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        measure("dedicated").await;
+        measure("shared").await;
+    });
+}

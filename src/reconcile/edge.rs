@@ -1,0 +1,408 @@
+//! The preview edge in shared mode: a pool of HTTPS load balancers (edge
+//! shard stacks, `<app>-edge-<n>`, from `templates/edge.yaml`) on which each
+//! preview stack adds one host rule.
+//!
+//! Placement (a shard and a rule priority) happens under one lock per
+//! process, held until the CreateStack or UpdateStack that claims it has
+//! returned, and reads what AWS holds each time: the rules on every shard's
+//! listener and the `RulePriority` of every preview stack placed on it. Two
+//! reconciles in this process therefore never take the same priority, and
+//! a restart forgets nothing, since the stacks hold their placement. A
+//! conflict with another process (ELB's `PriorityInUse`) is retried at
+//! another priority. The decisions are in [`crate::domain::edge`].
+
+use super::{Ctx, Error, Result};
+use crate::aws::edge::Rule;
+use crate::aws::stacks::{Deploy, Phase, Stack, tag};
+use crate::domain::edge::{self, Choice, Shard};
+use crate::domain::naming::EnvKey;
+use crate::domain::template;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The `pullstack:role` of edge shard stacks.
+pub const ROLE: &str = "edge";
+
+/// Where a preview stack is placed on the edge: its parameters in shared mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub listener: String,
+    pub priority: u32,
+    pub security_group: String,
+    pub dns_name: String,
+    pub zone_id: String,
+}
+
+impl Placement {
+    /// The placement a preview stack already holds, if it is on the edge.
+    pub fn of(stack: &Stack) -> Option<Placement> {
+        let get = |key: &str| stack.parameters.get(key).filter(|v| !v.is_empty()).cloned();
+        Some(Placement {
+            listener: get("ListenerArn")?,
+            priority: get("RulePriority")?.parse().ok()?,
+            security_group: get("EdgeSecurityGroupId")?,
+            dns_name: get("EdgeDnsName")?,
+            zone_id: get("EdgeHostedZoneId")?,
+        })
+    }
+
+    /// The preview template's parameters for it.
+    pub fn parameters(&self) -> [(&'static str, String); 5] {
+        [
+            ("ListenerArn", self.listener.clone()),
+            ("RulePriority", self.priority.to_string()),
+            ("EdgeSecurityGroupId", self.security_group.clone()),
+            ("EdgeDnsName", self.dns_name.clone()),
+            ("EdgeHostedZoneId", self.zone_id.clone()),
+        ]
+    }
+}
+
+/// What placing a preview came to.
+pub enum Placed<'a> {
+    /// Here; keep the guard until the stack call that claims it returns.
+    At(Placement, tokio::sync::MutexGuard<'a, ()>),
+    /// Every shard is full and a new one is being created, for `elapsed`.
+    Waiting { elapsed: Duration },
+}
+
+/// The edge's shared state in this process.
+#[derive(Default)]
+pub struct EdgePool {
+    lock: tokio::sync::Mutex<()>,
+    /// Previews per listener as last read, for the cost estimate.
+    loads: Mutex<BTreeMap<String, usize>>,
+    /// Environments whose stack this process is deleting, so their
+    /// removal releases their place on the edge once.
+    deleting: Mutex<BTreeSet<EnvKey>>,
+}
+
+/// One shard's stack and what is on it.
+struct ShardState {
+    shard: Shard,
+    stack: Stack,
+    rules: Vec<Rule>,
+}
+
+/// The pool as read from AWS.
+struct View {
+    shards: Vec<ShardState>,
+    /// Every edge stack's number, whatever its state.
+    numbers: BTreeSet<u32>,
+    /// Listener and priority of every live preview stack on the edge.
+    claimed: BTreeSet<(String, u32)>,
+    /// Why a shard's create failed (it is being deleted), in the user's
+    /// words.
+    failed: Option<String>,
+}
+
+impl EdgePool {
+    /// A shard and priority for a new preview (or one moving to the edge),
+    /// avoiding `avoid` (priorities another process was found to hold).
+    /// Adds a shard when all are full.
+    pub async fn place(&self, ctx: &Ctx, avoid: &[(String, u32)]) -> Result<Placed<'_>> {
+        let guard = self.lock.lock().await;
+        let view = self.view(ctx).await?;
+        let shards: Vec<Shard> = view
+            .shards
+            .iter()
+            .map(|s| {
+                let mut shard = s.shard.clone();
+                if let Some(listener) = s.stack.output("ListenerArn") {
+                    shard
+                        .taken
+                        .extend(avoid.iter().filter(|(l, _)| l == listener).map(|(_, p)| *p));
+                }
+                shard
+            })
+            .collect();
+        match edge::place(&shards, ctx.config.edge.rules_per_alb) {
+            Choice::On { number, priority } => {
+                let state = view
+                    .shards
+                    .iter()
+                    .find(|s| s.shard.number == number)
+                    .expect("placed on a shard of the view");
+                let output = |key: &str| -> Result<String> {
+                    state.stack.output(key).map(str::to_owned).ok_or_else(|| {
+                        anyhow::anyhow!("edge stack {} has no {key} output", state.stack.name)
+                            .into()
+                    })
+                };
+                let placement = Placement {
+                    listener: output("ListenerArn")?,
+                    priority,
+                    security_group: output("SecurityGroupId")?,
+                    dns_name: output("LoadBalancerDnsName")?,
+                    zone_id: output("LoadBalancerHostedZoneId")?,
+                };
+                // The preview placed counts from now on.
+                let mut loads = self.loads.lock().expect("edge loads");
+                *loads.entry(placement.listener.clone()).or_default() += 1;
+                drop(loads);
+                Ok(Placed::At(placement, guard))
+            }
+            // A shard that cannot be created is the config's to fix: said
+            // once, not added again on every pass.
+            Choice::Wait { .. } | Choice::Add { .. } if view.failed.is_some() => {
+                Err(Error::user(view.failed.unwrap_or_default()))
+            }
+            Choice::Wait { number } => {
+                let state = view.shards.iter().find(|s| s.shard.number == number);
+                let elapsed = state
+                    .and_then(|s| s.stack.operation_started)
+                    .map(|t| ctx.clock.since(t))
+                    .unwrap_or_default();
+                Ok(Placed::Waiting { elapsed })
+            }
+            Choice::Add { .. } => {
+                let number = (1..)
+                    .find(|n| !view.numbers.contains(n))
+                    .expect("a free shard number");
+                self.add(ctx, number).await?;
+                Ok(Placed::Waiting {
+                    elapsed: Duration::ZERO,
+                })
+            }
+        }
+    }
+
+    /// After a preview's stack is gone: removes any rule for its `host`
+    /// that the delete left on a shard (and the target groups it forwarded
+    /// to), then the shards left empty beside others.
+    pub async fn release(&self, ctx: &Ctx, host: &str) -> Result<()> {
+        let _guard = self.lock.lock().await;
+        let mut view = self.view(ctx).await?;
+        for state in &mut view.shards {
+            let Some(listener) = state.stack.output("ListenerArn").map(str::to_owned) else {
+                continue;
+            };
+            let left: Vec<Rule> = state
+                .rules
+                .iter()
+                .filter(|r| r.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)))
+                .filter(|r| !view.claimed.contains(&(listener.clone(), r.priority)))
+                .cloned()
+                .collect();
+            for rule in left {
+                tracing::warn!(
+                    host,
+                    rule = rule.arn,
+                    "removing a rule its deleted stack left on the edge"
+                );
+                ctx.aws.edge.delete_rule(&rule.arn).await?;
+                for group in &rule.target_groups {
+                    ctx.aws.edge.delete_target_group(group).await?;
+                }
+                state.shard.taken.remove(&rule.priority);
+            }
+        }
+        self.remove_surplus(ctx, &view).await
+    }
+
+    /// Removes the shards left empty beside others (the resync's part).
+    pub async fn prune(&self, ctx: &Ctx) -> Result<()> {
+        let _guard = self.lock.lock().await;
+        let view = self.view(ctx).await?;
+        self.remove_surplus(ctx, &view).await
+    }
+
+    /// This process started deleting `key`'s stack.
+    pub fn deleting(&self, key: &EnvKey) {
+        self.deleting
+            .lock()
+            .expect("edge deletions")
+            .insert(key.clone());
+    }
+
+    /// Whether this process deleted `key`'s stack since it last asked.
+    pub fn deleted(&self, key: &EnvKey) -> bool {
+        self.deleting.lock().expect("edge deletions").remove(key)
+    }
+
+    /// Previews on the shard behind `listener`, as last read.
+    pub fn load(&self, listener: &str) -> Option<usize> {
+        self.loads
+            .lock()
+            .expect("edge loads")
+            .get(listener)
+            .copied()
+    }
+
+    async fn remove_surplus(&self, ctx: &Ctx, view: &View) -> Result<()> {
+        let shards: Vec<Shard> = view.shards.iter().map(|s| s.shard.clone()).collect();
+        for number in edge::surplus(&shards) {
+            let name = shard_name(&ctx.config.app, number);
+            tracing::info!(stack = name, "removing an empty edge shard");
+            ctx.aws.stacks.delete(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts creating shard `number`.
+    async fn add(&self, ctx: &Ctx, number: u32) -> Result<()> {
+        let config = &ctx.config;
+        let shared = ctx.shared().await?;
+        let name = shard_name(&config.app, number);
+        let parameters = BTreeMap::from([
+            ("SharedStackName".to_owned(), shared.stack_name.clone()),
+            ("DnsZone".to_owned(), config.preview.dns_zone.clone()),
+            (
+                "HostedZoneId".to_owned(),
+                config.preview.hosted_zone_id.clone(),
+            ),
+            (
+                "CertificateArn".to_owned(),
+                config.edge.certificate_arn.clone(),
+            ),
+        ]);
+        let yaml: serde_json::Value =
+            serde_yaml::from_str(template::EDGE).map_err(Error::internal)?;
+        let body = template::decide(&yaml.to_string(), &parameters).map_err(Error::internal)?;
+        let tags = BTreeMap::from([
+            (tag::MANAGED.to_owned(), "true".to_owned()),
+            (tag::REPO.to_owned(), config.repository.clone()),
+            (tag::ROLE.to_owned(), ROLE.to_owned()),
+        ]);
+        tracing::info!(stack = name, "adding an edge shard: the others are full");
+        ctx.aws
+            .stacks
+            .create(&Deploy {
+                name: &name,
+                template_body: &body,
+                parameters: &parameters,
+                tags: &tags,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Reads the pool: the app's edge stacks, the rules on each ready
+    /// one's listener and the placements of the live preview stacks. A
+    /// shard whose create failed is deleted, and why is kept for the PR
+    /// that would need it.
+    async fn view(&self, ctx: &Ctx) -> Result<View> {
+        let config = &ctx.config;
+        let prefix = format!("{}-edge-", config.app);
+        let stacks = ctx
+            .aws
+            .stacks
+            .list_tagged(tag::REPO, &config.repository)
+            .await?;
+        let mut claimed = BTreeSet::new();
+        let mut edges = Vec::new();
+        let mut numbers = BTreeSet::new();
+        for stack in stacks {
+            if stack.tag(tag::MANAGED) != Some("true") {
+                continue;
+            }
+            match stack.tag(tag::ROLE) {
+                Some(ROLE) => {
+                    let number = stack
+                        .name
+                        .strip_prefix(&prefix)
+                        .and_then(|n| n.parse().ok());
+                    if let Some(number) = number {
+                        numbers.insert(number);
+                        edges.push((number, stack));
+                    }
+                }
+                Some("preview") => {
+                    if let Some(placement) = Placement::of(&stack) {
+                        claimed.insert((placement.listener, placement.priority));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut shards = Vec::new();
+        let mut failed = None;
+        for (number, stack) in edges {
+            match stack.phase() {
+                Phase::Stable | Phase::UpdateRolledBack => {
+                    let Some(listener) = stack.output("ListenerArn").map(str::to_owned) else {
+                        continue;
+                    };
+                    let rules = ctx.aws.edge.rules(&listener).await?;
+                    let mut taken: BTreeSet<u32> = rules.iter().map(|r| r.priority).collect();
+                    taken.extend(
+                        claimed
+                            .iter()
+                            .filter(|(l, _)| *l == listener)
+                            .map(|(_, p)| *p),
+                    );
+                    shards.push(ShardState {
+                        shard: Shard {
+                            number,
+                            ready: true,
+                            taken,
+                        },
+                        stack,
+                        rules,
+                    });
+                }
+                Phase::InProgress => shards.push(ShardState {
+                    shard: Shard {
+                        number,
+                        ready: false,
+                        taken: BTreeSet::new(),
+                    },
+                    stack,
+                    rules: Vec::new(),
+                }),
+                Phase::Dead => {
+                    let reason = ctx
+                        .aws
+                        .stacks
+                        .failures(&stack.name, 3)
+                        .await
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|f| format!("{} {}: {}", f.resource_type, f.logical_id, f.reason))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    let reason = if reason.is_empty() {
+                        stack.status_reason.clone().unwrap_or_default()
+                    } else {
+                        reason
+                    };
+                    tracing::warn!(
+                        stack = stack.name,
+                        reason,
+                        "an edge shard failed; deleting it"
+                    );
+                    ctx.aws.stacks.delete(&stack.name).await?;
+                    failed = Some(format!(
+                        "The load balancer for previews ({}) could not be created: {reason}. \
+                         Check `edge.certificate_arn`, `preview.dns_zone` and \
+                         `preview.hosted_zone_id` in the config, then push or comment \
+                         `/pullstack redeploy`.",
+                        stack.name
+                    ));
+                }
+                // Going away (or stuck going): neither usable nor to wait for.
+                Phase::Deleting | Phase::DeleteFailed | Phase::RollbackFailed => {}
+            }
+        }
+        let mut loads = self.loads.lock().expect("edge loads");
+        loads.clear();
+        for state in &shards {
+            if let Some(listener) = state.stack.output("ListenerArn") {
+                loads.insert(listener.to_owned(), state.shard.load());
+            }
+        }
+        drop(loads);
+        Ok(View {
+            shards,
+            numbers,
+            claimed,
+            failed,
+        })
+    }
+}
+
+/// The name of edge shard `number`.
+pub fn shard_name(app: &str, number: u32) -> String {
+    format!("{app}-edge-{number}")
+}

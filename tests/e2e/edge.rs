@@ -1,0 +1,548 @@
+//! The shared HTTPS edge (`edge.mode: shared`): previews as host rules on a
+//! pool of load balancers, through webhooks, against moto and the GitHub
+//! fake. Rules are read back with ELBv2 `DescribeRules`.
+//!
+//! moto 5.2.5 answers 500 when a CloudFormation certificate is referenced
+//! by a listener, so each test requests the wildcard certificate through
+//! the ACM API and gives its ARN as `edge.certificate_arn`.
+
+use crate::support::{WAIT, World, eventually};
+use aws_sdk_elasticloadbalancingv2::Client as Elb;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// A hosted zone and a wildcard certificate for it, on moto.
+struct Zone {
+    name: String,
+    id: String,
+    certificate: String,
+}
+
+async fn zone(prefix: &str) -> Zone {
+    let sdk = crate::support::moto_config().await;
+    let name = format!(
+        "{prefix}-{:06x}.example.com",
+        rand::random::<u32>() & 0xff_ffff
+    );
+    let route53 = aws_sdk_route53::Client::new(&sdk);
+    let created = route53
+        .create_hosted_zone()
+        .name(&name)
+        .caller_reference(&name)
+        .send()
+        .await
+        .expect("create the hosted zone");
+    let id = created
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let acm = aws_sdk_acm::Client::new(&sdk);
+    let certificate = acm
+        .request_certificate()
+        .domain_name(format!("*.{name}"))
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .send()
+        .await
+        .expect("request the certificate")
+        .certificate_arn()
+        .unwrap()
+        .to_owned();
+    Zone {
+        name,
+        id,
+        certificate,
+    }
+}
+
+fn edge_yaml(zone: &Zone, extra: &str) -> String {
+    format!(
+        "preview:\n  dns_zone: {}\n  hosted_zone_id: {}\n  env:\n    URL: \"{{url}}\"\n\
+         edge:\n  certificate_arn: {}\n{extra}",
+        zone.name, zone.id, zone.certificate
+    )
+}
+
+/// The app's edge shard stacks, by number.
+async fn shards(world: &World) -> BTreeMap<u32, pullstack::aws::stacks::Stack> {
+    let prefix = format!("{}-edge-", world.app);
+    world
+        .aws
+        .stacks
+        .list_tagged("pullstack:repo", &world.repo)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.tag("pullstack:role") == Some("edge"))
+        .filter_map(|s| Some((s.name.strip_prefix(&prefix)?.parse().ok()?, s)))
+        .collect()
+}
+
+/// The non-default rules on a listener: (priority, hosts, target groups).
+async fn rules(world: &World, listener: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let elb = Elb::new(&world.sdk);
+    let mut out = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = elb
+            .describe_rules()
+            .listener_arn(listener)
+            .set_marker(marker)
+            .send()
+            .await
+            .unwrap();
+        for rule in page.rules() {
+            if rule.is_default() == Some(true) {
+                continue;
+            }
+            let hosts = rule
+                .conditions()
+                .iter()
+                .filter(|c| c.field() == Some("host-header"))
+                .flat_map(|c| c.host_header_config().unwrap().values().to_vec())
+                .collect();
+            let groups = rule
+                .actions()
+                .iter()
+                .filter_map(|a| a.target_group_arn().map(str::to_owned))
+                .collect();
+            out.push((rule.priority().unwrap().to_owned(), hosts, groups));
+        }
+        marker = page.next_marker().map(str::to_owned);
+        if marker.is_none() {
+            return out;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_preview_is_a_host_rule_on_the_shared_https_edge() {
+    let zone = zone("edge").await;
+    let mut world = World::new("edge", &edge_yaml(&zone, "")).await;
+    world.start().await;
+    world.open_pr(1).await;
+    let comment = world.wait_comment(1, "Ready").await;
+    let host = format!("pr-1.{}", zone.name);
+    let url = format!("https://{host}");
+    assert!(comment.body.contains(&url), "{}", comment.body);
+
+    let stack = world.stack(1).await.unwrap();
+    assert_eq!(stack.output("Url"), Some(url.as_str()));
+    assert!(
+        stack.output("LoadBalancerArn").is_none(),
+        "no load balancer of its own"
+    );
+    // The URL was known before the stack existed: the first deploy has it.
+    let ecs = aws_sdk_ecs::Client::new(&world.sdk);
+    let task = ecs
+        .describe_task_definition()
+        .task_definition(stack.output("TaskDefinitionArn").unwrap())
+        .send()
+        .await
+        .unwrap();
+    let env = task.task_definition().unwrap().container_definitions()[0].environment();
+    let seen = env
+        .iter()
+        .find(|kv| kv.name() == Some("URL"))
+        .and_then(|kv| kv.value());
+    assert_eq!(seen, Some(url.as_str()));
+
+    // One shard, whose HTTPS listener routes the host to the stack's own
+    // target group, answers 404 otherwise, and whose port 80 redirects.
+    let shards = shards(&world).await;
+    assert_eq!(shards.keys().copied().collect::<Vec<_>>(), vec![1]);
+    let listener = shards[&1].output("ListenerArn").unwrap().to_owned();
+    let on_edge = rules(&world, &listener).await;
+    assert_eq!(on_edge.len(), 1);
+    assert_eq!(on_edge[0].1, vec![host.clone()]);
+    assert_eq!(
+        on_edge[0].2,
+        vec![stack.output("TargetGroupArn").unwrap().to_owned()]
+    );
+    let elb = Elb::new(&world.sdk);
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(shards[&1].output("LoadBalancerArn").unwrap())
+        .send()
+        .await
+        .unwrap();
+    let https = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(443))
+        .unwrap();
+    assert_eq!(
+        https.ssl_policy(),
+        Some("ELBSecurityPolicy-TLS13-1-2-2021-06")
+    );
+    let default = &https.default_actions()[0];
+    let page = default.fixed_response_config().expect("a fixed response");
+    assert_eq!(page.status_code(), Some("404"));
+    assert!(page.message_body().unwrap().contains("No preview"));
+    let http = listeners
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(80))
+        .unwrap();
+    let redirect = http.default_actions()[0]
+        .redirect_config()
+        .expect("a redirect");
+    assert_eq!(redirect.protocol(), Some("HTTPS"));
+    assert_eq!(redirect.status_code().map(|s| s.as_str()), Some("HTTP_301"));
+
+    // The name is an alias to the shard's load balancer.
+    let route53 = aws_sdk_route53::Client::new(&world.sdk);
+    let records = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone.id)
+        .send()
+        .await
+        .unwrap();
+    let record = records
+        .resource_record_sets()
+        .iter()
+        .find(|r| r.name().trim_end_matches('.') == host)
+        .expect("the preview's record");
+    assert_eq!(
+        record
+            .alias_target()
+            .unwrap()
+            .dns_name()
+            .trim_end_matches('.'),
+        shards[&1].output("LoadBalancerDnsName").unwrap()
+    );
+
+    // Closing frees the rule; the only shard stays for the next preview.
+    world.close(1, true).await;
+    world.wait_stack_gone(1).await;
+    world.wait_comment(1, "removed").await;
+    world.settle().await;
+    assert!(rules(&world, &listener).await.is_empty());
+    assert_eq!(shards_numbers(&world).await, vec![1]);
+}
+
+#[tokio::test]
+async fn a_branch_environment_is_a_rule_for_its_slug_and_goes_with_the_branch() {
+    let zone = zone("edgebr").await;
+    let yaml = crate::support::merge_yaml(
+        &edge_yaml(&zone, ""),
+        "preview:\n  branches: [\"release/*\"]\n",
+    );
+    let mut world = World::new("edgebr", &yaml).await;
+    world.start().await;
+    let branch = "release/1.0";
+    let sha = world.push_branch(branch, "one").await;
+    let stack = world
+        .wait_named_stack_at(&world.branch_stack_name(branch), &sha)
+        .await;
+    let slug = pullstack::domain::naming::EnvKey::Branch(branch.to_owned()).slug();
+    let host = format!("{slug}.{}", zone.name);
+    assert_eq!(
+        stack.output("Url"),
+        Some(format!("https://{host}").as_str())
+    );
+    let listener = stack.parameters["ListenerArn"].clone();
+    let on_edge = rules(&world, &listener).await;
+    assert_eq!(on_edge.len(), 1);
+    assert_eq!(on_edge[0].1, vec![host]);
+
+    world.delete_branch(branch, true).await;
+    world
+        .wait_named_stack_gone(&world.branch_stack_name(branch))
+        .await;
+    // No comment to wait for: the pass after the delete frees the rule.
+    eventually("the branch's rule gone", WAIT, || async {
+        rules(&world, &listener).await.is_empty()
+    })
+    .await;
+}
+
+async fn shards_numbers(world: &World) -> Vec<u32> {
+    shards(world).await.keys().copied().collect()
+}
+
+#[tokio::test]
+async fn switching_a_live_preview_to_the_edge_leaves_nothing_behind() {
+    let zone = zone("switch").await;
+    let mut world = World::new("switch", &edge_yaml(&zone, "  mode: dedicated\n")).await;
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle().await;
+    let before = world.stack(1).await.unwrap();
+    let own_balancer = before
+        .output("LoadBalancerArn")
+        .expect("its own ALB")
+        .to_owned();
+    let own_group = before.output("TargetGroupArn").unwrap().to_owned();
+    assert_eq!(
+        before.output("Url"),
+        Some(format!("http://pr-1.{}", zone.name).as_str())
+    );
+
+    // The operator switches to the shared edge; the next push moves it.
+    world.stop().await;
+    world.config_yaml = crate::support::merge_yaml(&world.config_yaml, "edge:\n  mode: shared\n");
+    world.start().await;
+    let sha = world.push(1, "moved").await;
+    let after = world.wait_stack_at(1, &sha).await;
+    world
+        .wait_comment(1, &format!("https://pr-1.{}", zone.name))
+        .await;
+    world.settle().await;
+
+    // Its own load balancer went with the update, and the stack holds
+    // only what shared mode needs.
+    let elb = Elb::new(&world.sdk);
+    let gone = elb
+        .describe_load_balancers()
+        .load_balancer_arns(&own_balancer)
+        .send()
+        .await;
+    assert!(
+        gone.is_err(),
+        "the dedicated load balancer is left: {gone:?}"
+    );
+    let resources = world
+        .aws
+        .stacks
+        .resources(&world.stack_name(1))
+        .await
+        .unwrap();
+    for kind in [
+        "AWS::ElasticLoadBalancingV2::LoadBalancer ",
+        "AWS::ElasticLoadBalancingV2::Listener ",
+        "AWS::ElasticLoadBalancingV2::TargetGroup TargetGroup",
+    ] {
+        assert!(
+            !resources.iter().any(|r| r.starts_with(kind)),
+            "{kind} still in the stack: {resources:?}"
+        );
+    }
+    let new_group = after.output("TargetGroupArn").unwrap();
+    assert_ne!(new_group, own_group);
+    // moto 5.2.5 never deletes a target group CloudFormation made (it has
+    // no delete for them), so the old one is checked gone from the stack
+    // above, which is what CloudFormation deletes on AWS.
+    let shards = shards(&world).await;
+    let listener = shards[&1].output("ListenerArn").unwrap();
+    let on_edge = rules(&world, listener).await;
+    assert_eq!(on_edge.len(), 1);
+    assert_eq!(on_edge[0].2, vec![new_group.to_owned()]);
+
+    // One record for the name, now on the shard.
+    let route53 = aws_sdk_route53::Client::new(&world.sdk);
+    let records = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone.id)
+        .send()
+        .await
+        .unwrap();
+    let named: Vec<_> = records
+        .resource_record_sets()
+        .iter()
+        .filter(|r| r.name().trim_end_matches('.') == format!("pr-1.{}", zone.name))
+        .collect();
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert_eq!(
+        named[0]
+            .alias_target()
+            .unwrap()
+            .dns_name()
+            .trim_end_matches('.'),
+        shards[&1].output("LoadBalancerDnsName").unwrap()
+    );
+}
+
+#[tokio::test]
+async fn the_comment_says_when_a_load_balancer_is_being_added() {
+    use crate::support::fault_proxy::FaultProxy;
+    let zone = zone("adding").await;
+    let mut world = World::new("adding", &edge_yaml(&zone, "")).await;
+    // The shard's rules are not read until the test has seen the comment:
+    // the pass after the shard's create waits there.
+    let proxy = FaultProxy::start(&crate::support::moto_endpoint()).await;
+    proxy.hold("DescribeRules");
+    let sdk = proxy.sdk_config(&world.sdk, 2, Duration::from_millis(10));
+    world
+        .start_with(pullstack::aws::Aws::from_config(&sdk))
+        .await;
+    world.open_pr(1).await;
+    let comment = world
+        .wait_comment(1, "adding a load balancer for previews")
+        .await;
+    assert!(
+        comment.body.contains("waits a few minutes"),
+        "{}",
+        comment.body
+    );
+    assert_eq!(shards_numbers(&world).await, vec![1]);
+    proxy.release();
+    world.wait_comment(1, "Ready").await;
+}
+
+/// Attack: another process (a second replica, or the GitHub Action) puts
+/// a rule at the priority this one chose between its read and its
+/// CreateStack. ELB answers `PriorityInUse` (moto cannot race, so the proxy
+/// gives that answer once): the preview is placed again at another
+/// priority, and the PR never hears of it.
+#[tokio::test]
+async fn a_priority_taken_meanwhile_is_placed_again_without_a_failure() {
+    use crate::support::fault_proxy::{FaultProxy, Outcome};
+    let zone = zone("race").await;
+    let mut world = World::new("race", &edge_yaml(&zone, "")).await;
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle().await;
+    world.stop().await;
+
+    let proxy = FaultProxy::start(&crate::support::moto_endpoint()).await;
+    proxy.refuse_next(
+        "CreateStack",
+        400,
+        "PriorityInUse",
+        "Priority '2' is currently in use",
+    );
+    let sdk = proxy.sdk_config(&world.sdk, 2, Duration::from_millis(10));
+    world
+        .start_with(pullstack::aws::Aws::from_config(&sdk))
+        .await;
+    world.open_pr(2).await;
+    let comment = world.wait_comment(2, "Ready").await;
+    assert!(!comment.body.contains("ailed"), "{}", comment.body);
+    let creates: Vec<_> = proxy
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "CreateStack")
+        .map(|c| c.outcome)
+        .collect();
+    assert_eq!(
+        creates,
+        vec![Some(Outcome::Refused(400)), Some(Outcome::Forwarded(200))]
+    );
+    let placed = world.stack(2).await.unwrap();
+    assert_eq!(placed.parameters["RulePriority"], "3", "not the refused 2");
+    let listener = &placed.parameters["ListenerArn"];
+    let on_edge = rules(&world, listener).await;
+    let priorities: BTreeSet<_> = on_edge.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(priorities, BTreeSet::from(["1", "3"]));
+}
+
+/// Previews opened at once across two shards, a crash in the middle, then
+/// all closed.
+const PREVIEWS: u64 = 150;
+
+#[tokio::test]
+async fn previews_opened_at_once_fill_shards_without_sharing_a_rule() {
+    let zone = zone("pool").await;
+    let extra = "  rules_per_alb: 100\nqueue:\n  workers: 16\n";
+    let mut world = World::new("pool", &edge_yaml(&zone, extra)).await;
+    world.start().await;
+    let started = std::time::Instant::now();
+    for number in 1..=PREVIEWS {
+        world.open_pr(number).await;
+    }
+    // A crash (kill -9) once part of them exist: the restart heals the rest.
+    eventually(
+        "a third of the previews created",
+        Duration::from_secs(300),
+        || async {
+            let stacks = world
+                .aws
+                .stacks
+                .list_tagged("pullstack:repo", &world.repo)
+                .await
+                .unwrap();
+            stacks
+                .iter()
+                .filter(|s| s.tag("pullstack:role") == Some("preview"))
+                .count()
+                >= PREVIEWS as usize / 3
+        },
+    )
+    .await;
+    world.kill();
+    world.start().await;
+    world.resync_within(Duration::from_secs(600)).await;
+    eventually("every preview ready", Duration::from_secs(600), || async {
+        world.settle_within(Duration::from_secs(600)).await;
+        (1..=PREVIEWS).all(|n| world.sticky(n).is_some_and(|c| c.body.contains("Ready")))
+    })
+    .await;
+    eprintln!("{PREVIEWS} previews ready in {:?}", started.elapsed());
+    // The cost estimate divides the load balancer over the previews on it.
+    let comment = world.sticky(PREVIEWS).unwrap().body;
+    assert!(comment.contains("load balancer (shared by "), "{comment}");
+
+    // Two shards, no priority twice on a listener, no host twice anywhere,
+    // and every rule forwards to its own stack's target group.
+    let pool = shards(&world).await;
+    assert_eq!(pool.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    let mut hosts = BTreeSet::new();
+    let mut groups = BTreeMap::new();
+    for shard in pool.values() {
+        let listener = shard.output("ListenerArn").unwrap();
+        let on = rules(&world, listener).await;
+        assert!(on.len() <= 100, "{} rules on one ALB", on.len());
+        let priorities: BTreeSet<_> = on.iter().map(|r| r.0.clone()).collect();
+        assert_eq!(priorities.len(), on.len(), "a priority used twice");
+        for (_, rule_hosts, rule_groups) in on {
+            assert_eq!(rule_hosts.len(), 1);
+            assert!(
+                hosts.insert(rule_hosts[0].clone()),
+                "host {} twice",
+                rule_hosts[0]
+            );
+            groups.insert(rule_hosts[0].clone(), rule_groups);
+        }
+    }
+    assert_eq!(hosts.len(), PREVIEWS as usize);
+    for number in 1..=PREVIEWS {
+        let stack = world.stack(number).await.unwrap();
+        let host = format!("pr-{number}.{}", zone.name);
+        assert_eq!(
+            groups[&host],
+            vec![stack.output("TargetGroupArn").unwrap().to_owned()],
+            "PR #{number}'s rule"
+        );
+    }
+
+    // Closing them all empties the pool; the surplus shard goes (whichever
+    // emptied first while the other still held previews).
+    for number in 1..=PREVIEWS {
+        world.close(number, true).await;
+    }
+    eventually(
+        "every preview removed",
+        Duration::from_secs(600),
+        || async {
+            world.settle_within(Duration::from_secs(600)).await;
+            let stacks = world
+                .aws
+                .stacks
+                .list_tagged("pullstack:repo", &world.repo)
+                .await
+                .unwrap();
+            !stacks
+                .iter()
+                .any(|s| s.tag("pullstack:role") == Some("preview"))
+        },
+    )
+    .await;
+    world.settle().await;
+    eventually("the surplus shard removed", WAIT, || async {
+        shards_numbers(&world).await.len() == 1
+    })
+    .await;
+    let last = shards(&world).await;
+    let listener = last.values().next().unwrap().output("ListenerArn").unwrap();
+    assert!(rules(&world, listener).await.is_empty());
+    eprintln!(
+        "{PREVIEWS} previews opened and closed in {:?}",
+        started.elapsed()
+    );
+}
