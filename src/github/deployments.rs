@@ -2,6 +2,7 @@
 //! commit on GitHub.
 
 use super::client::{DeploymentState, Forge, Result, StatusState};
+use super::pacing::Priority;
 use super::types::Created;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -28,6 +29,7 @@ impl Forge {
                     "auto_merge": false,
                     "required_contexts": [],
                 }),
+                Priority::Record,
             )
             .await?;
         Ok(created.id)
@@ -99,6 +101,7 @@ impl Forge {
             .write_post(
                 format!("/repos/{}/deployments/{deployment}/statuses", self.repo()),
                 &body,
+                Priority::Record,
             )
             .await?;
         Ok(())
@@ -121,7 +124,11 @@ impl Forge {
             body["target_url"] = url.into();
         }
         let _: serde_json::Value = self
-            .write_post(format!("/repos/{}/statuses/{sha}", self.repo()), &body)
+            .write_post(
+                format!("/repos/{}/statuses/{sha}", self.repo()),
+                &body,
+                Priority::Record,
+            )
             .await?;
         Ok(())
     }
