@@ -35,12 +35,6 @@ impl Forge {
         Ok(created.id)
     }
 
-    /// The newest Deployment to `environment`: (id, sha).
-    pub async fn latest_deployment(&self, environment: &str) -> Result<Option<(u64, String)>> {
-        let newest = self.deployments(environment, None, 1).await?;
-        Ok(newest.into_iter().next())
-    }
-
     /// Deployments to `environment` (of `sha` only, if given), newest first,
     /// at most `limit` (up to 100): (id, sha).
     pub async fn deployments(

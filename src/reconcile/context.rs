@@ -4,7 +4,7 @@
 
 use super::Abandoned;
 use super::gate::{Acknowledged, Replies};
-use super::preview::{Admissions, DeleteAttempts, ImageWaits, Retired, Statuses};
+use super::preview::{Admissions, DeleteAttempts, ImageWaits, Records, Retired, Statuses};
 use super::sticky::StickyComments;
 use crate::aws::Aws;
 use crate::aws::shared::Shared;
@@ -42,6 +42,9 @@ pub struct Ctx {
     pub statuses: Statuses,
     /// Deployments known to be done with, so sweeps skip them.
     pub retired: Retired,
+    /// Outcomes waiting for each environment's record job, and what it
+    /// wrote. Lost on restart: passes leave the outcomes again.
+    pub records: Records,
     /// The preview limits' line and the account quotas.
     pub admissions: Admissions,
     /// When each environment's commit started waiting for its image.
@@ -83,6 +86,7 @@ impl Ctx {
             sticky: StickyComments::new(seal),
             statuses: Statuses::default(),
             retired: Retired::default(),
+            records: Records::default(),
             admissions: Admissions::default(),
             image_waits: ImageWaits::default(),
             delete_attempts: DeleteAttempts::default(),
