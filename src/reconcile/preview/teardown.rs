@@ -82,7 +82,8 @@ impl Pass<'_> {
         } else {
             ctx.sticky.keep(&self.sticky);
         }
-        Ok(Action::after(ctx.poll_delay(Duration::ZERO)))
+        // Polled at once: a stack already gone is seen with no wait.
+        Ok(Action::after(Duration::ZERO))
     }
 
     /// The stack is gone: say what was removed, and leave the record job
