@@ -286,7 +286,23 @@ impl<'a> Pass<'a> {
     }
 
     /// Takes the next step from the stack as it is toward `desired`.
+    ///
+    /// A step that starts an operation asks to look again at once; that
+    /// look is taken in this pass, which read GitHub a moment ago, so a
+    /// stack already complete (or gone) is seen with no second pass.
     async fn pursue(&mut self, desired: Desired) -> Result<Action> {
+        let action = self.step(desired.clone()).await?;
+        if action.requeue() != Some(Duration::ZERO) {
+            return Ok(action);
+        }
+        // The commands this pass handled were carried out by the step.
+        self.flags = Flags::default();
+        let again = self.step(desired).await?;
+        Ok(again.waking(action.wakes().to_vec()))
+    }
+
+    /// The next step toward `desired`, from the stack as it is now.
+    async fn step(&mut self, desired: Desired) -> Result<Action> {
         let stack = self.ctx.aws.stacks.describe(&self.env.stack_name).await?;
         match desired {
             Desired::Deployed { sha } => {
