@@ -5,10 +5,12 @@
 //!   scripts/moto.sh start 5055 && PULLSTACK_TEST_MOTO=http://127.0.0.1:5055 cargo bench --bench lifecycle
 //!
 //! Against real GitHub, 50 PRs at once are paced by the 80 content-creating
-//! requests a minute (4 per PR up to "Ready": comment, Deployment, comment
-//! with the URL, the Deployment's outcome); this measures pullstack itself.
+//! requests a minute (`BENCH_WRITES=80`): the comments take the turns first,
+//! one per PR whose stack is done by the first look, and the Deployments
+//! follow. By default the pacing is lifted to measure pullstack itself.
 //!
-//! pullstack runs with its default polling (first poll after 50ms) unless
+//! pullstack runs with its default polling (a poll at once, the next after
+//! 50ms) unless
 //! BENCH_POLL is set (e.g. `BENCH_POLL=2s`, the default before). AWS calls
 //! are read from pullstack's own `/metrics` counter; the script's from `aws
 //! --debug`. The floor is the same five calls from boto3 in one process.

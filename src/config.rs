@@ -440,11 +440,11 @@ pub struct QueueConfig {
     /// Longest retry delay. Default: 5m.
     #[serde(with = "humantime_serde")]
     pub retry_max: Duration,
-    /// Delay before the first poll of a stack operation or image wait. Each
-    /// later poll comes at three times the age of the last, up to every 2s,
-    /// then after 40% of the time
-    /// the operation has run so far, up to `poll_max`: a fast stack is seen
-    /// fast, and a slow one is not polled more often. Default: 50ms.
+    /// A stack operation is polled at once, then after this delay; the first
+    /// poll of an image wait comes after it. Each later poll comes at three
+    /// times the age of the last, up to every 2.5s, then after 40% of the
+    /// time the operation has run so far, up to `poll_max`: a fast stack is
+    /// seen fast, and a slow one is not polled more often. Default: 50ms.
     #[serde(with = "humantime_serde")]
     pub poll_initial: Duration,
     /// Longest delay between polls. Default: 30s.

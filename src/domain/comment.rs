@@ -24,9 +24,9 @@ const SEALED_BY: &str = " sealed=";
 pub struct Memory {
     /// The environment's slug, e.g. `pr-42`.
     pub env: String,
-    /// The GitHub Deployment for the commit being deployed: (id, sha).
+    /// The commit whose deploy pullstack last started.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub deployment: Option<(u64, String)>,
+    pub attempted: Option<String>,
     /// A fork PR's head commit that a writer approved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approved: Option<String>,

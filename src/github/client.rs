@@ -8,7 +8,7 @@
 //! types (in `types.rs`), and errors into [`ForgeError`] (in `error.rs`).
 
 pub use super::error::ForgeError;
-use super::pacing::{Limits, SECONDARY_WAIT};
+use super::pacing::{Limits, Priority, SECONDARY_WAIT};
 use super::types::{App, Created, Permission, Reaction};
 pub use super::types::{
     Comment, DeploymentState, Label, PullRequest, Ref, RepoRef, StatusState, User,
@@ -71,12 +71,13 @@ pub struct Forge {
     limits: Arc<Limits>,
 }
 
-/// The HTTP methods pullstack sends.
+/// The HTTP methods pullstack sends; a write says which goes first when
+/// several wait for their turn.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Method {
     Get,
-    Post,
-    Patch,
+    Post(Priority),
+    Patch(Priority),
 }
 
 impl Forge {
@@ -275,6 +276,7 @@ impl Forge {
         self.write_post(
             format!("/repos/{}/issues/{issue}/comments", self.repo),
             &serde_json::json!({ "body": body }),
+            Priority::Shown,
         )
         .await
     }
@@ -283,7 +285,8 @@ impl Forge {
     pub async fn update_comment(&self, id: u64, body: &str) -> Result<Comment> {
         let route = format!("/repos/{}/issues/comments/{id}", self.repo);
         let body = serde_json::json!({ "body": body });
-        send(&self.limits, &self.crab, Method::Patch, &route, Some(&body)).await
+        let method = Method::Patch(Priority::Shown);
+        send(&self.limits, &self.crab, method, &route, Some(&body)).await
     }
 
     /// Whether pullstack already reacted to a comment: the durable record
@@ -311,6 +314,7 @@ impl Forge {
                     self.repo
                 ),
                 &serde_json::json!({ "content": content }),
+                Priority::Shown,
             )
             .await?;
         Ok(())
@@ -369,8 +373,10 @@ impl Forge {
         &self,
         route: String,
         body: &serde_json::Value,
+        priority: Priority,
     ) -> Result<T> {
-        send(&self.limits, &self.crab, Method::Post, &route, Some(body)).await
+        let method = Method::Post(priority);
+        send(&self.limits, &self.crab, method, &route, Some(body)).await
     }
 }
 
@@ -388,16 +394,19 @@ async fn send<T: serde::de::DeserializeOwned>(
     body: Option<&serde_json::Value>,
 ) -> Result<T> {
     use octocrab::FromResponse;
-    let write = method != Method::Get;
-    let kind = if write { "write" } else { "read" };
+    let write = match method {
+        Method::Get => None,
+        Method::Post(priority) | Method::Patch(priority) => Some(priority),
+    };
+    let kind = if write.is_some() { "write" } else { "read" };
     let mut attempt = 0;
     loop {
         limits.ready(write).await;
         metrics::counter!("pullstack_github_requests_total", "kind" => kind).increment(1);
         let answer = match method {
             Method::Get => crab._get(route).await,
-            Method::Post => crab._post(route, body).await,
-            Method::Patch => crab._patch(route, body).await,
+            Method::Post(_) => crab._post(route, body).await,
+            Method::Patch(_) => crab._patch(route, body).await,
         };
         let err = match answer {
             Ok(response) => {

@@ -2,6 +2,7 @@
 //! commit on GitHub.
 
 use super::client::{DeploymentState, Forge, Result, StatusState};
+use super::pacing::Priority;
 use super::types::Created;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -28,15 +29,10 @@ impl Forge {
                     "auto_merge": false,
                     "required_contexts": [],
                 }),
+                Priority::Record,
             )
             .await?;
         Ok(created.id)
-    }
-
-    /// The newest Deployment to `environment`: (id, sha).
-    pub async fn latest_deployment(&self, environment: &str) -> Result<Option<(u64, String)>> {
-        let newest = self.deployments(environment, None, 1).await?;
-        Ok(newest.into_iter().next())
     }
 
     /// Deployments to `environment` (of `sha` only, if given), newest first,
@@ -99,6 +95,7 @@ impl Forge {
             .write_post(
                 format!("/repos/{}/deployments/{deployment}/statuses", self.repo()),
                 &body,
+                Priority::Record,
             )
             .await?;
         Ok(())
@@ -121,7 +118,11 @@ impl Forge {
             body["target_url"] = url.into();
         }
         let _: serde_json::Value = self
-            .write_post(format!("/repos/{}/statuses/{sha}", self.repo()), &body)
+            .write_post(
+                format!("/repos/{}/statuses/{sha}", self.repo()),
+                &body,
+                Priority::Record,
+            )
             .await?;
         Ok(())
     }

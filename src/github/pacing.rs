@@ -4,6 +4,9 @@
 //!   configured number reaches GitHub in any 60 s window, and a process
 //!   starts with none in hand, so a restart cannot add a second burst to
 //!   the writes of the process before it.
+//! - **Turns.** Writes waiting for their turn go by [`Priority`]: what a
+//!   person reads (the sticky comment) before bookkeeping (Deployments and
+//!   commit statuses), then in the order they asked.
 //! - **Pauses.** When GitHub says to wait (`Retry-After` on a 403 or 429,
 //!   or `X-RateLimit-Remaining: 0` until `X-RateLimit-Reset`), every
 //!   request of every worker, reads and writes, waits until then.
@@ -13,9 +16,11 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use reqwest::header::HeaderMap;
+use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The window GitHub's secondary limit on content-creating requests counts in.
@@ -72,11 +77,48 @@ pub fn pause_from(status: u16, headers: &HeaderMap, now: i64) -> Option<Duration
     retry_after.max(reset).map(|pause| pause.min(LONGEST_PAUSE))
 }
 
+/// Which of the writes waiting for a turn goes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// What a person reads: the sticky comment, replies and reactions.
+    Shown,
+    /// What a person rarely waits on: Deployments and commit statuses.
+    Record,
+}
+
 /// The pacer and the pause, shared by every clone of the client.
 pub struct Limits {
     writes: Pacer<governor::clock::DefaultClock>,
     /// No request leaves before this.
     not_before: Mutex<Option<Instant>>,
+    /// Writes waiting for a turn, first in line first.
+    line: Mutex<Line>,
+    /// Told when the line changes: a write left it, or joined ahead.
+    moved: Notify,
+}
+
+#[derive(Default)]
+struct Line {
+    waiting: BTreeSet<Place>,
+    asked: u64,
+}
+
+/// A write's place in line: by priority, then by when it asked.
+type Place = (Priority, u64);
+
+/// Leaves the line when the write leaves, or gives up waiting.
+struct InLine<'a> {
+    limits: &'a Limits,
+    place: Place,
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        let mut line = self.limits.line.lock().expect("line lock");
+        line.waiting.remove(&self.place);
+        drop(line);
+        self.limits.moved.notify_waiters();
+    }
 }
 
 impl Limits {
@@ -85,21 +127,54 @@ impl Limits {
         Limits {
             writes: pacer(per_minute, governor::clock::DefaultClock::default()),
             not_before: Mutex::new(None),
+            line: Mutex::default(),
+            moved: Notify::new(),
         }
     }
 
-    /// Waits until a request may leave: after any pause, and for a write,
-    /// its turn. A write whose turn came during a pause waits for a new
-    /// turn after it, so writes held back do not leave together.
-    pub async fn ready(&self, write: bool) {
+    /// Waits until a request may leave: after any pause, and for a write
+    /// (`Some` priority), its turn. A turn goes to the first write in line;
+    /// one that joins ahead takes the next turn. A write whose turn came
+    /// during a pause waits for a new turn after it, so writes held back
+    /// do not leave together.
+    pub async fn ready(&self, write: Option<Priority>) {
+        let Some(priority) = write else {
+            self.pause_over().await;
+            return;
+        };
+        let place = {
+            let mut line = self.line.lock().expect("line lock");
+            line.asked += 1;
+            let place = (priority, line.asked);
+            line.waiting.insert(place);
+            place
+        };
+        let _in_line = InLine {
+            limits: self,
+            place,
+        };
+        // Whoever waited first in line now waits behind this write.
+        self.moved.notify_waiters();
         loop {
             self.pause_over().await;
-            if !write {
-                return;
+            let moved = self.moved.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            let first = self.line.lock().expect("line lock").waiting.first() == Some(&place);
+            if !first {
+                moved.await;
+                continue;
             }
-            self.writes.until_ready().await;
-            if self.paused_until().is_none() {
-                return;
+            match self.writes.check() {
+                Ok(()) if self.paused_until().is_none() => return,
+                Ok(()) => {}
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(self.writes.clock().now());
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = moved => {}
+                    }
+                }
             }
         }
     }
@@ -218,7 +293,7 @@ mod tests {
             .map(|_| {
                 let limits = limits.clone();
                 tokio::spawn(async move {
-                    limits.ready(false).await;
+                    limits.ready(None).await;
                     Instant::now()
                 })
             })
@@ -228,6 +303,53 @@ mod tests {
             assert!(left - start >= pause, "{:?}", left - start);
         }
         assert_eq!(limits.paused_until(), None, "the pause is over");
+    }
+
+    #[tokio::test]
+    async fn what_a_person_reads_takes_the_next_turn() {
+        // Attack: a PR's comment waits behind other PRs' Deployments, so
+        // "Ready" reaches GitHub long after the stack was.
+        let limits = std::sync::Arc::new(Limits::new(240));
+        let (left, mut order) = tokio::sync::mpsc::unbounded_channel();
+        let write = |name: &'static str, priority| {
+            let (limits, left) = (limits.clone(), left.clone());
+            tokio::spawn(async move {
+                limits.ready(Some(priority)).await;
+                left.send(name).unwrap();
+            })
+        };
+        // Both bookkeeping writes are in line before the comments ask; the
+        // first turn comes a quarter of a second after the start.
+        let first = write("deployment", Priority::Record);
+        let second = write("status", Priority::Record);
+        tokio::task::yield_now().await;
+        let shown = [
+            write("comment 1", Priority::Shown),
+            write("comment 2", Priority::Shown),
+        ];
+        for task in [first, second].into_iter().chain(shown) {
+            task.await.unwrap();
+        }
+        let mut went = Vec::new();
+        while let Ok(name) = order.try_recv() {
+            went.push(name);
+        }
+        assert_eq!(went, ["comment 1", "comment 2", "deployment", "status"]);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_stops_waiting_leaves_the_line() {
+        let limits = std::sync::Arc::new(Limits::new(240));
+        let gone = tokio::time::timeout(
+            Duration::from_millis(10),
+            limits.ready(Some(Priority::Shown)),
+        )
+        .await;
+        assert!(gone.is_err(), "no turn is free at start");
+        // The write behind it is not stuck behind a place nobody holds.
+        tokio::time::timeout(Duration::from_secs(5), limits.ready(Some(Priority::Record)))
+            .await
+            .expect("the next write gets its turn");
     }
 
     /// Processes of pullstack, one after another, writing through their

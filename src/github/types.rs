@@ -113,6 +113,19 @@ pub enum DeploymentState {
     Inactive,
 }
 
+impl DeploymentState {
+    /// The name GitHub gives the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentState::InProgress => "in_progress",
+            DeploymentState::Success => "success",
+            DeploymentState::Failure => "failure",
+            DeploymentState::Error => "error",
+            DeploymentState::Inactive => "inactive",
+        }
+    }
+}
+
 /// A commit status state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -5,7 +5,7 @@
 use super::Abandoned;
 use super::edge::EdgePool;
 use super::gate::{Acknowledged, Replies};
-use super::preview::{Admissions, DeleteAttempts, ImageWaits, Retired, Statuses};
+use super::preview::{Admissions, DeleteAttempts, ImageWaits, Records, Retired, Statuses};
 use super::sticky::StickyComments;
 use crate::aws::Aws;
 use crate::aws::shared::Shared;
@@ -43,6 +43,9 @@ pub struct Ctx {
     pub statuses: Statuses,
     /// Deployments known to be done with, so sweeps skip them.
     pub retired: Retired,
+    /// Outcomes waiting for each environment's record job, and what it
+    /// wrote. Lost on restart: passes leave the outcomes again.
+    pub records: Records,
     /// The preview limits' line and the account quotas.
     pub admissions: Admissions,
     /// Placement on the shared edge: one at a time, and the shards' loads.
@@ -86,6 +89,7 @@ impl Ctx {
             sticky: StickyComments::new(seal),
             statuses: Statuses::default(),
             retired: Retired::default(),
+            records: Records::default(),
             admissions: Admissions::default(),
             edge: EdgePool::default(),
             image_waits: ImageWaits::default(),
@@ -122,14 +126,18 @@ impl Ctx {
 
 /// Polls of an operation are spaced at 40% of its age once past the first
 /// seconds, and at least this far apart.
-pub const STEADY_POLL: Duration = Duration::from_secs(2);
+pub const STEADY_POLL: Duration = Duration::from_millis(2500);
 
-/// The delay before polling an operation that started `elapsed` ago: `first`
-/// at once, then twice the age (polls at 3× the last) up to
-/// [`STEADY_POLL`], then 40% of `elapsed`, never over
-/// `max`. A stack that completes in a blink is seen in a blink; over a
-/// five-minute stack this polls no more often than a fixed 2 s start
-/// followed by a quarter of the age did.
+/// The delay before polling an operation that started `elapsed` ago.
+///
+/// The pass that starts an operation polls it again at once (a stack
+/// already complete is seen with no wait), and from then on this says
+/// when: `first`, then twice the age (polls at 3× the last) up to
+/// [`STEADY_POLL`], then 40% of `elapsed`, never over `max`. The poll at
+/// once is paid for by the wider steady spacing: over a stack of a minute
+/// to an hour this polls no more often than the schedule before it
+/// (`first`, then up to every 2 s), nor than the fixed 2 s start followed
+/// by a quarter of the age before that.
 pub fn poll_delay(elapsed: Duration, first: Duration, max: Duration) -> Duration {
     let steady = (elapsed * 2 / 5).max(STEADY_POLL);
     (elapsed * 2).min(steady).clamp(first, max.max(first))
@@ -139,46 +147,56 @@ pub fn poll_delay(elapsed: Duration, first: Duration, max: Duration) -> Duration
 mod tests {
     use super::*;
 
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(30);
+
+    /// Polls of an operation that takes `done`, the one at once included,
+    /// and when the last comes.
     fn polls_until(done: Duration) -> (u32, Duration) {
-        let (first, max) = (Duration::from_millis(50), Duration::from_secs(30));
-        let (mut at, mut polls) = (Duration::ZERO, 0);
+        let (mut at, mut polls) = (Duration::ZERO, 1);
         while at < done {
-            at += poll_delay(at, first, max);
+            at += poll_delay(at, FIRST, MAX);
             polls += 1;
         }
         (polls, at)
     }
 
+    /// Polls under an older schedule: no poll at once, then `delay(age)`.
+    fn polls_before(done: Duration, delay: impl Fn(Duration) -> Duration) -> u32 {
+        let (mut at, mut polls) = (Duration::ZERO, 0);
+        while at < done {
+            at += delay(at);
+            polls += 1;
+        }
+        polls
+    }
+
     #[test]
     fn a_fast_operation_is_seen_at_once() {
-        assert_eq!(
-            polls_until(Duration::from_millis(40)),
-            (1, Duration::from_millis(50))
-        );
+        assert_eq!(polls_until(Duration::ZERO), (1, Duration::ZERO));
+        assert_eq!(polls_until(Duration::from_millis(40)), (2, FIRST));
         let (_, seen) = polls_until(Duration::from_millis(300));
         assert!(seen < Duration::from_millis(500), "{seen:?}");
     }
 
     #[test]
     fn a_slow_operation_is_not_polled_more_often_than_before() {
-        // Before: the first poll after 2 s, then a quarter of the age.
-        let before = |done: Duration| {
-            let (mut at, mut polls) = (Duration::ZERO, 0u32);
-            while at < done {
-                at += (at / 4).clamp(Duration::from_secs(2), Duration::from_secs(30));
-                polls += 1;
-            }
-            f64::from(polls) / at.as_secs_f64()
+        // The schedule before the poll at once: `first`, then 3× the age
+        // up to every 2 s, then 40% of the age.
+        let last = |at: Duration| {
+            (at * 2)
+                .min((at * 2 / 5).max(Duration::from_secs(2)))
+                .clamp(FIRST, MAX)
         };
-        for minutes in [5, 10, 30] {
+        // And before that: the first poll after 2 s, then a quarter of the age.
+        let older = |at: Duration| (at / 4).clamp(Duration::from_secs(2), MAX);
+        for minutes in [1, 2, 5, 10, 30, 60] {
             let done = Duration::from_secs(60 * minutes);
-            let (polls, at) = polls_until(done);
-            let now = f64::from(polls) / at.as_secs_f64();
-            assert!(
-                now <= before(done),
-                "{minutes} min: {now} > {}",
-                before(done)
-            );
+            let (polls, _) = polls_until(done);
+            let before = polls_before(done, last);
+            assert!(polls <= before, "{minutes} min: {polls} > {before}");
+            let older = polls_before(done, older);
+            assert!(polls <= older, "{minutes} min: {polls} > {older}");
         }
     }
 

@@ -13,7 +13,8 @@
 //!   receives it and runs the key again, picking up the poll where it was.
 //! - Other keys a pass wakes are sent as messages, not run here, and so are
 //!   looks far in the future (an idle deadline): no key ever runs without
-//!   its group's message in hand.
+//!   its group's message in hand. The one exception is a record job, which
+//!   writes the Deployment outcomes this process holds, and so runs here.
 //!
 //! In memory mode ([`Durable::memory`]) the wrapper passes everything through.
 
@@ -68,6 +69,9 @@ pub fn group(job: &Job) -> String {
         Job::Env(key @ EnvKey::Branch(_)) => key.slug(),
         Job::Production => "production".to_owned(),
         Job::Resync => "resync".to_owned(),
+        // Not sent in practice: a record job runs in the process whose
+        // memory holds its outcomes (see `Durable::reconcile`).
+        Job::Record(key) => format!("record-{}", group(&Job::Env(key.clone()))),
     }
 }
 
@@ -329,31 +333,39 @@ impl Reconcile for Durable {
                 return Err(err);
             }
         };
-        if let Err(err) = Durable::wake(shared, action.wakes()).await {
+        // Deployment outcomes wait in this process's memory, so their
+        // record jobs run here; every other key woken goes to the queue.
+        let (local, sent): (Vec<Job>, Vec<Job>) = action
+            .wakes()
+            .iter()
+            .cloned()
+            .partition(|woken| matches!(woken, Job::Record(_)));
+        if let Err(err) = Durable::wake(shared, &sent).await {
             // Run again: the pass is idempotent, and the wakes are sent then.
             shared.keep(&job, covered);
             return Err(super::Error::internal(err));
         }
-        match action.requeue() {
+        let next = match action.requeue() {
             // The periodic resync is the lease holder's to schedule.
             Some(_) if job == Job::Resync => {
                 shared.done(&job, covered).await;
-                Ok(Action::done())
+                Action::done()
             }
             Some(delay) if delay <= HOLD_UP_TO => {
                 shared.keep(&job, covered);
-                Ok(Action::after(delay))
+                Action::after(delay)
             }
             Some(delay) => {
                 shared.send_later(job.clone(), delay, &self.ctx.clock);
                 shared.done(&job, covered).await;
-                Ok(Action::done())
+                Action::done()
             }
             None => {
                 shared.done(&job, covered).await;
-                Ok(Action::done())
+                Action::done()
             }
-        }
+        };
+        Ok(next.waking(local))
     }
 
     fn error_policy(&self, job: &Job, error: &super::Error, failures: u32) -> OnError {

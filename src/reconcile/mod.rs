@@ -54,6 +54,9 @@ pub type Action = queue::Action<Job>;
 pub enum Job {
     /// Reconcile one environment.
     Env(EnvKey),
+    /// Write an environment's outcome as its Deployment, beside its passes
+    /// and outside their cap.
+    Record(EnvKey),
     /// List open PRs and owned stacks, and queue every environment found.
     Resync,
     /// Production releases.
@@ -64,6 +67,7 @@ impl fmt::Display for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Job::Env(key) => write!(f, "{key}"),
+            Job::Record(key) => write!(f, "the Deployments of {key}"),
             Job::Resync => f.write_str("every open pull request and owned stack"),
             Job::Production => f.write_str("production"),
         }
@@ -113,10 +117,17 @@ impl queue::Reconcile for Ctx {
                 preview::pull_request(self, *number, intents, failures).await
             }
             Job::Env(EnvKey::Branch(branch)) => preview::branch(self, branch, failures).await,
+            Job::Record(key) => preview::record::run(self, key).await,
             Job::Production => production::pass(self, intents).await,
         };
         metrics::histogram!("pullstack_reconcile_seconds").record(started.elapsed().as_secs_f64());
         result
+    }
+
+    /// Record jobs mostly wait for GitHub's write turns: they must not
+    /// hold the places passes need to show what a person waits for.
+    fn background(&self, job: &Job) -> bool {
+        matches!(job, Job::Record(_))
     }
 
     fn error_policy(&self, job: &Job, error: &Error, failures: u32) -> OnError {

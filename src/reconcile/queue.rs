@@ -2,7 +2,9 @@
 //!
 //! - One reconcile per key at a time; wishes that arrive meanwhile are merged
 //!   into one follow-up run, so three quick pushes cause one deploy.
-//! - A global cap on reconciles running at once.
+//! - A global cap on reconciles running at once, and one of the same size
+//!   for background keys (work that mostly waits on someone else's pace),
+//!   so they never hold a place the others need.
 //! - A reconcile returns an [`Action`]: when to look again, and which other
 //!   keys to wake (a freed preview slot wakes those waiting for one).
 //! - A failed or panicking reconcile goes to the reconciler's error policy.
@@ -37,7 +39,8 @@ impl<K> Action<K> {
         }
     }
 
-    /// Look again after this long (polling a stack, waiting for an image).
+    /// Look again after this long (polling a stack, waiting for an image);
+    /// zero looks again at once, before the queue counts as idle.
     pub fn after(delay: Duration) -> Action<K> {
         Action {
             requeue: Some(delay),
@@ -87,6 +90,11 @@ pub trait Reconcile: Send + Sync + 'static {
 
     /// Decides what follows a failure; `failures` includes this one.
     fn error_policy(&self, key: &Self::Key, error: &Self::Error, failures: u32) -> OnError;
+
+    /// Whether `key` runs under the background cap rather than the main one.
+    fn background(&self, _key: &Self::Key) -> bool {
+        false
+    }
 }
 
 /// Retry and cap settings.

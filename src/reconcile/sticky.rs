@@ -83,23 +83,16 @@ impl StickyComments {
             .map(|s| (s.memory.clone(), s.last_state.clone()))
     }
 
-    /// The memory of an environment without a PR to comment on. After a
-    /// restart it starts from the environment's newest Deployment, so that
-    /// one is still closed when the environment goes.
-    pub async fn detached(&self, forge: &Forge, key: &EnvKey) -> Result<Sticky, ForgeError> {
+    /// The memory of an environment without a PR to comment on. It lives
+    /// in this process only: its Deployments are found again on GitHub
+    /// when the environment goes.
+    pub fn detached(&self, key: &EnvKey) -> Sticky {
         let env = key.slug();
-        if let Some(found) = self.cache.lock().expect("sticky lock").get(&env) {
-            return Ok(found.clone());
-        }
-        let mut sticky = Sticky::new(None, &env);
-        sticky.memory.deployment = forge
-            .latest_deployment(&key.deployment_environment())
-            .await?;
-        self.cache
-            .lock()
-            .expect("sticky lock")
-            .insert(env, sticky.clone());
-        Ok(sticky)
+        let mut cache = self.cache.lock().expect("sticky lock");
+        cache
+            .entry(env.clone())
+            .or_insert_with(|| Sticky::new(None, &env))
+            .clone()
     }
 
     /// Writes the comment for `state` if its text changed; creates it the

@@ -1,7 +1,7 @@
 //! GitHub's limits, kept for the whole client: a secondary rate limit's
 //! `Retry-After` holds every request of every worker, reads and writes.
 
-use crate::support::World;
+use crate::support::{self, World};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -45,4 +45,57 @@ async fn a_secondary_rate_limit_holds_every_request_until_retry_after() {
         1,
         "no second rate limit"
     );
+}
+
+/// Attack: pull requests opened together at GitHub's write pace. Each PR's
+/// "Ready" waits for its turn behind other PRs' Deployments and statuses,
+/// and each comment is written twice (deploying, then ready), so the last
+/// PR shows "Ready" long after its stack was.
+#[tokio::test]
+async fn comments_take_their_turns_before_deployments() {
+    let mut world = World::new("turns", "").await;
+    // A write every 1.5 s: every PR asks before the first turn is over.
+    world.config_yaml =
+        support::merge_yaml(&world.config_yaml, "github:\n  writes_per_minute: 40\n");
+    world.start().await;
+    let prs = 1..=4;
+    for n in prs.clone() {
+        world.open_pr(n).await;
+    }
+    for n in prs.clone() {
+        world.wait_comment(n, "Ready").await;
+    }
+    let writes: Vec<String> = world
+        .github
+        .requests()
+        .iter()
+        .filter(|r| matches!(r.method.as_str(), "POST" | "PATCH"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let comments = writes.iter().filter(|w| w.contains("/comments")).count();
+    assert_eq!(comments, 4, "one write per PR's comment: {writes:#?}");
+    let last_comment = writes
+        .iter()
+        .rposition(|w| w.contains("/comments"))
+        .expect("comments were written");
+    let records: Vec<_> = writes[..last_comment]
+        .iter()
+        .filter(|w| w.contains("/deployments") || w.contains("/statuses"))
+        .collect();
+    assert!(
+        records.is_empty(),
+        "bookkeeping went before a comment: {writes:#?}"
+    );
+    // The bookkeeping follows: every PR gets its Deployment.
+    world.settle().await;
+    let deployments = world.github.deployments(&world.repo);
+    for n in prs {
+        let environment = format!("pr-{n}");
+        let states: Vec<_> = deployments
+            .iter()
+            .filter(|d| d.environment == environment)
+            .flat_map(|d| d.statuses.iter().map(|s| s.state.clone()))
+            .collect();
+        assert_eq!(states, ["success"], "{environment}");
+    }
 }

@@ -455,3 +455,20 @@ async fn production_commands_are_answered_when_production_is_off() {
     );
     world.assert_no_more_comments(4).await;
 }
+
+/// A stack that is complete by the time it is first looked at is seen at
+/// once, after its create and after its delete: the first poll does not
+/// wait `poll_initial` (an hour here, so a wait would never end).
+#[tokio::test]
+async fn a_stack_already_complete_is_seen_without_waiting() {
+    let mut world = World::new("atonce", "").await;
+    world.config_yaml = world
+        .config_yaml
+        .replace("poll_initial: 100ms", "poll_initial: 1h");
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.close(1, true).await;
+    world.wait_comment(1, "Removed").await;
+    assert!(world.stack(1).await.is_none());
+}

@@ -183,8 +183,9 @@ async fn one_sticky_comment_across_events_and_restarts() {
         .filter(|c| c.body.starts_with("<!-- pullstack:state"))
         .collect();
     assert_eq!(sticky.len(), 1, "exactly one sticky comment: {sticky:#?}");
+    // Each push's commit reaches the comment by an edit.
     assert!(
-        sticky[0].edits >= 4,
+        sticky[0].edits >= 3,
         "edited in place: {} edits",
         sticky[0].edits
     );

@@ -8,7 +8,7 @@ fn seal() -> Seal {
 
 fn memory() -> Memory {
     Memory {
-        deployment: Some((7, "a".repeat(40))),
+        attempted: Some("a".repeat(40)),
         ..Memory::new("pr-42")
     }
 }

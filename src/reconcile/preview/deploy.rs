@@ -1,7 +1,8 @@
 //! Deploying a preview: wait for the commit's image, create or update the
 //! stack, then check the URL and say it is ready.
 
-use super::{Env, Pass, Scale};
+use super::record::Outcome;
+use super::{Pass, Scale};
 use crate::aws::shared::Shared;
 use crate::aws::stacks::{Stack, Started, tag};
 use crate::config::{EdgeMode, StackRole};
@@ -91,30 +92,16 @@ impl Pass<'_> {
             }
         }
         let name = self.env.stack_name.clone();
-        let poll = Action::after(ctx.poll_delay(Duration::ZERO));
-        if scale == Scale::Zero {
-            let state = State::Deploying {
-                status: "UPDATE_IN_PROGRESS, scaling to zero".into(),
-                since: Some(ctx.clock.now()),
-            };
-            self.report(Some(sha), state).await?;
-            return Ok(poll);
+        self.sticky.memory.attempted = Some(sha.to_owned());
+        if scale == Scale::Up {
+            tracing::info!(stack = name, commit = short_sha(sha), "deploy started");
         }
-        tracing::info!(stack = name, commit = short_sha(sha), "deploy started");
-        let status = if stack.is_some() {
-            "UPDATE_IN_PROGRESS"
-        } else {
-            "CREATE_IN_PROGRESS"
-        };
-        let state = State::Deploying {
-            status: status.into(),
-            since: Some(ctx.clock.now()),
-        };
-        // The comment first: it is what a person watches. The Deployment
-        // gets its status when the outcome is known.
-        self.report(Some(sha), state).await?;
-        self.ensure_deployment(sha).await?;
-        Ok(poll)
+        // Nothing is written yet: the first poll, at once, shows what it
+        // finds, so a stack already done by then is shown once, as ready,
+        // rather than as deploying and then ready. What this pass learned
+        // is kept for it.
+        ctx.sticky.keep(&self.sticky);
+        Ok(Action::after(Duration::ZERO))
     }
 
     async fn wait_for_image(&mut self, sha: &str, image: &str) -> Result<Action> {
@@ -150,10 +137,24 @@ impl Pass<'_> {
         let Some(url) = stack.output("Url").map(str::to_owned) else {
             return Err(anyhow::anyhow!("stack {} has no Url output", self.env.stack_name).into());
         };
+        let ctx = self.ctx;
+        let success = Outcome::Ended {
+            sha: sha.to_owned(),
+            state: DeploymentState::Success,
+            url: Some(url.clone()),
+            description: "ready".into(),
+        };
         if self.sticky.memory.ready.as_deref() == Some(sha) {
+            // Said on the comment; the Deployment may not say it yet (its
+            // record was lost with the process before).
+            if !ctx
+                .records
+                .says(&self.env.key, sha, DeploymentState::Success)
+            {
+                self.record(success);
+            }
             return Ok(Action::done());
         }
-        let ctx = self.ctx;
         let preview = &ctx.config.preview;
         if preview.ready_check && !probe(&url, &preview.health_path).await {
             if took > preview.ready_timeout {
@@ -176,16 +177,8 @@ impl Pass<'_> {
         // Ready is a good outcome: a notice of failures in a row is over.
         self.sticky.memory.notice = None;
         // The URL reaches the comment first: it is what a person waits for.
-        self.report(
-            Some(sha),
-            State::Ready {
-                url: url.clone(),
-                took,
-            },
-        )
-        .await?;
-        self.deployment(sha, DeploymentState::Success, Some(&url), "ready")
-            .await?;
+        self.report(Some(sha), State::Ready { url, took }).await?;
+        self.record(success);
         let name = &self.env.stack_name;
         tracing::info!(stack = name, commit = short_sha(sha), took = ?took, "environment ready");
         Ok(Action::done())
@@ -262,13 +255,6 @@ impl Pass<'_> {
             spec.tags.insert(tag::IDLE_SINCE.to_owned(), now);
         }
         Ok(spec)
-    }
-}
-
-impl Env {
-    /// The Deployment description GitHub shows for this environment.
-    pub(super) fn description(&self) -> String {
-        format!("pullstack preview for {}", self.key)
     }
 }
 

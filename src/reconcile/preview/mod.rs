@@ -10,24 +10,26 @@
 //! - [`idle`]: scale to zero, wake, delete after long idleness;
 //! - [`teardown`]: delete and say what was removed;
 //! - [`commands`]: PR commands and the approval label;
-//! - [`report`]: the sticky comment, the Deployment and the commit status.
+//! - [`report`]: the sticky comment and the commit status;
+//! - [`record`]: the Deployment, written beside the passes.
 
 mod admission;
 mod commands;
 mod deploy;
 mod edge;
 pub mod idle;
+pub mod record;
 mod report;
 mod teardown;
 
 pub use admission::{Admissions, UNREADABLE_TTL};
 pub use deploy::ImageWaits;
-pub use report::{Retired, Statuses};
+pub use record::{Records, Retired, Statuses};
 pub use teardown::DeleteAttempts;
 
 use super::error::Kind;
 use super::sticky::Sticky;
-use super::{Action, Ctx, Intent, Result};
+use super::{Action, Ctx, Intent, Job, Result};
 use crate::aws::stacks::{Phase, Stack, tag};
 use crate::domain::comment::{self, State};
 use crate::domain::naming::{EnvKey, RepoName};
@@ -160,7 +162,7 @@ pub async fn branch(ctx: &Ctx, branch: &str, failures: u32) -> Result<Action> {
     } else {
         None
     };
-    let mut sticky = ctx.sticky.detached(&ctx.forge, &key).await?;
+    let mut sticky = ctx.sticky.detached(&key);
     forgive_destroy(&mut sticky.memory, head.as_deref());
     let desired = match head {
         Some(sha) if sticky.memory.destroyed.as_deref() == Some(sha.as_str()) => {
@@ -241,8 +243,20 @@ impl<'a> Pass<'a> {
 
     /// Pursues `desired`, then applies the error policy's PR side: a user
     /// error is said (and the pass ends), a persisting internal one gets a
-    /// notice, and a good pass clears the notice.
+    /// notice, and a good pass clears the notice. An outcome left for the
+    /// record job wakes it.
     async fn run(mut self, desired: Desired, failures: u32) -> Result<Action> {
+        let ctx = self.ctx;
+        let key = self.env.key.clone();
+        let action = self.run_inner(desired, failures).await?;
+        Ok(if ctx.records.pending(&key) {
+            action.waking([Job::Record(key)])
+        } else {
+            action
+        })
+    }
+
+    async fn run_inner(&mut self, desired: Desired, failures: u32) -> Result<Action> {
         match self.pursue(desired).await {
             Ok(action) => {
                 if self.sticky.memory.notice.take().is_some() {
@@ -276,7 +290,23 @@ impl<'a> Pass<'a> {
     }
 
     /// Takes the next step from the stack as it is toward `desired`.
+    ///
+    /// A step that starts an operation asks to look again at once; that
+    /// look is taken in this pass, which read GitHub a moment ago, so a
+    /// stack already complete (or gone) is seen with no second pass.
     async fn pursue(&mut self, desired: Desired) -> Result<Action> {
+        let action = self.step(desired.clone()).await?;
+        if action.requeue() != Some(Duration::ZERO) {
+            return Ok(action);
+        }
+        // The commands this pass handled were carried out by the step.
+        self.flags = Flags::default();
+        let again = self.step(desired).await?;
+        Ok(again.waking(action.wakes().to_vec()))
+    }
+
+    /// The next step toward `desired`, from the stack as it is now.
+    async fn step(&mut self, desired: Desired) -> Result<Action> {
         let stack = self.ctx.aws.stacks.describe(&self.env.stack_name).await?;
         self.listener = stack
             .as_ref()
@@ -363,7 +393,7 @@ impl<'a> Pass<'a> {
                 self.delete(&stack, true).await
             }
             Phase::UpdateRolledBack => {
-                let attempted = memory.deployment.as_ref().map(|(_, s)| s.as_str());
+                let attempted = memory.attempted.as_deref();
                 let failed = memory.failed.as_deref();
                 if attempted == Some(sha)
                     && failed != Some(sha)

@@ -1,8 +1,11 @@
-//! How an environment's progress reaches GitHub: its sticky comment, its
-//! Deployment and its commit status, the failures CloudFormation reported,
-//! and the notice shown while pullstack's own failures persist.
+//! How an environment's progress reaches GitHub: its sticky comment, the
+//! outcome its record job writes as a Deployment (`record.rs`), its commit
+//! status while no Deployment speaks for the commit, the failures
+//! CloudFormation reported, and the notice shown while pullstack's own
+//! failures persist.
 
 use super::Pass;
+use super::record::{Outcome, Recorder};
 use crate::aws::stacks::{ResourceFailure, Stack};
 use crate::config::Capacity;
 use crate::config::EdgeMode;
@@ -10,60 +13,6 @@ use crate::domain::comment::{FailureEvent, State, View};
 use crate::domain::cost::{self, Shape};
 use crate::github::client::{DeploymentState, StatusState};
 use crate::reconcile::Result;
-use std::num::NonZeroUsize;
-use std::sync::Mutex;
-
-const STATUS_PREFIX: &str = "pullstack/";
-
-/// A commit status as posted: state, target URL, description.
-type PostedStatus = (StatusState, Option<String>, String);
-
-/// The commit statuses last posted, by (sha, context), so a pass that
-/// changes nothing posts nothing. Lost on restart: each status is then
-/// posted once more.
-///
-/// On a PR, a commit status is posted only where no Deployment speaks for
-/// the commit yet (waiting for approval, queued, refused, no image): the
-/// Deployment already says ready or failed. A branch's head gets the
-/// outcome as a commit status too, having no PR to show the Deployment.
-pub struct Statuses(Mutex<lru::LruCache<(String, String), PostedStatus>>);
-
-impl Default for Statuses {
-    fn default() -> Self {
-        let capacity = NonZeroUsize::new(10_000).expect("non-zero");
-        Statuses(Mutex::new(lru::LruCache::new(capacity)))
-    }
-}
-
-/// Deployments GitHub shows as done with (inactive, failed), so a sweep
-/// does not read their status again. Lost on restart: each is read once
-/// more.
-pub struct Retired(Mutex<lru::LruCache<u64, ()>>);
-
-impl Default for Retired {
-    fn default() -> Self {
-        let capacity = NonZeroUsize::new(10_000).expect("non-zero");
-        Retired(Mutex::new(lru::LruCache::new(capacity)))
-    }
-}
-
-impl Retired {
-    pub(super) fn contains(&self, id: u64) -> bool {
-        self.0.lock().expect("retired lock").contains(&id)
-    }
-
-    pub(super) fn insert(&self, id: u64) {
-        self.0.lock().expect("retired lock").put(id, ());
-    }
-}
-
-/// Whether a Deployment whose newest status is `state` still shows as live.
-fn is_live(state: Option<&str>) -> bool {
-    matches!(
-        state,
-        None | Some("success" | "in_progress" | "queued" | "pending")
-    )
-}
 
 impl Pass<'_> {
     pub(super) async fn report_failure(&mut self, stack: &Stack, sha: &str) -> Result<()> {
@@ -81,128 +30,22 @@ impl Pass<'_> {
         self.sticky.memory.failed = Some(sha.to_owned());
         self.report(Some(sha), State::Failed { reason, events })
             .await?;
-        self.deployment(sha, DeploymentState::Failure, None, "deploy failed")
-            .await
-    }
-
-    /// The Deployment of `sha`: the one remembered, else one found on
-    /// GitHub (the pass that made it may have stopped before remembering
-    /// it), else a new one.
-    pub(super) async fn ensure_deployment(&mut self, sha: &str) -> Result<u64> {
-        if let Some((id, deployed)) = &self.sticky.memory.deployment
-            && deployed == sha
-        {
-            return Ok(*id);
-        }
-        let forge = &self.ctx.forge;
-        let environment = self.env.key.deployment_environment();
-        let id = match forge.deployments(&environment, Some(sha), 1).await?.first() {
-            Some((id, _)) => *id,
-            None => {
-                let description = self.env.description();
-                forge
-                    .create_deployment(sha, &environment, true, false, &description)
-                    .await?
-            }
-        };
-        self.sticky.memory.deployment = Some((id, sha.to_owned()));
-        // Remembered in this process now; on the comment with its next edit.
-        self.ctx.sticky.keep(&self.sticky);
-        Ok(id)
-    }
-
-    /// Gives the Deployment of `sha` its outcome, then retires the
-    /// environment's other Deployments. A commit status says the same only
-    /// where one was posted before the Deployment could.
-    pub(super) async fn deployment(
-        &mut self,
-        sha: &str,
-        state: DeploymentState,
-        url: Option<&str>,
-        description: &str,
-    ) -> Result<()> {
-        let id = self.ensure_deployment(sha).await?;
-        self.ctx
-            .forge
-            .deployment_status(id, state, url, description)
-            .await?;
-        match state {
-            // A branch's head commit has no PR timeline to show the
-            // Deployment: its commit status carries the outcome and URL.
-            DeploymentState::Success | DeploymentState::Failure if self.sticky.issue.is_none() => {
-                let state = if state == DeploymentState::Success {
-                    StatusState::Success
-                } else {
-                    StatusState::Failure
-                };
-                self.status(sha, state, url, description).await?;
-            }
-            DeploymentState::Success => self.resolve_status(sha, url, description).await?,
-            _ => {}
-        }
-        self.retire_deployments(Some(id)).await
-    }
-
-    /// Marks every live Deployment of the environment but `keep` inactive:
-    /// those of replaced commits, and any a stopped pass left behind.
-    /// GitHub deactivates none of them on its own, since previews are
-    /// transient environments.
-    pub(super) async fn retire_deployments(&self, keep: Option<u64>) -> Result<()> {
-        let ctx = self.ctx;
-        let forge = &ctx.forge;
-        let environment = self.env.key.deployment_environment();
-        for (id, _) in forge.deployments(&environment, None, 100).await? {
-            if Some(id) == keep || ctx.retired.contains(id) {
-                continue;
-            }
-            let state = forge.deployment_state(id).await?;
-            if is_live(state.as_deref()) {
-                let why = if keep.is_some() {
-                    "replaced by a newer commit"
-                } else {
-                    "environment removed"
-                };
-                forge
-                    .deployment_status(id, DeploymentState::Inactive, None, why)
-                    .await?;
-            }
-            ctx.retired.insert(id);
-        }
+        self.record(Outcome::Ended {
+            sha: sha.to_owned(),
+            state: DeploymentState::Failure,
+            url: None,
+            description: "deploy failed".into(),
+        });
         Ok(())
     }
 
-    /// Posts `success` where this process last posted another state for
-    /// `sha` (queued, awaiting approval): a pending status is not left
-    /// behind once the Deployment speaks for the commit.
-    pub(super) async fn resolve_status(
-        &self,
-        sha: &str,
-        url: Option<&str>,
-        description: &str,
-    ) -> Result<()> {
-        let context = self.status_context();
-        let key = (sha.to_owned(), context);
-        let posted = self
-            .ctx
-            .statuses
-            .0
-            .lock()
-            .expect("statuses lock")
-            .get(&key)
-            .cloned();
-        match posted {
-            Some((StatusState::Success, ..)) | None => Ok(()),
-            Some(_) => {
-                self.status(sha, StatusState::Success, url, description)
-                    .await
-            }
-        }
+    /// Leaves `outcome` for the environment's record job, which the pass
+    /// wakes when it ends.
+    pub(super) fn record(&self, outcome: Outcome) {
+        self.ctx.records.put(&self.env.key, outcome);
     }
 
-    fn status_context(&self) -> String {
-        format!("{STATUS_PREFIX}{}", self.env.key.slug())
-    }
-
+    /// Posts a commit status, unless this process already posted the same.
     pub(super) async fn status(
         &self,
         sha: &str,
@@ -210,23 +53,11 @@ impl Pass<'_> {
         url: Option<&str>,
         description: &str,
     ) -> Result<()> {
-        if sha.is_empty() {
-            return Ok(());
-        }
-        let statuses = &self.ctx.statuses.0;
-        let context = self.status_context();
-        let posted = (state, url.map(str::to_owned), description.to_owned());
-        let key = (sha.to_owned(), context.clone());
-        if statuses.lock().expect("statuses lock").get(&key) == Some(&posted) {
-            // Already says so: passes that change nothing post nothing.
-            return Ok(());
-        }
-        self.ctx
-            .forge
-            .commit_status(sha, &context, state, url, description)
-            .await?;
-        statuses.lock().expect("statuses lock").put(key, posted);
-        Ok(())
+        let recorder = Recorder {
+            ctx: self.ctx,
+            key: &self.env.key,
+        };
+        recorder.status(sha, state, url, description).await
     }
 
     /// Shows `state` on the sticky comment, if its text changes.

@@ -4,13 +4,13 @@
 //! environments waiting in line.
 
 use super::Pass;
+use super::record::Outcome;
 use super::report::failure_events;
 use crate::aws::stacks::{Phase, Stack};
 use crate::config::EdgeMode;
 use crate::domain::comment::State;
 use crate::domain::edge;
 use crate::domain::naming::EnvKey;
-use crate::github::client::DeploymentState;
 use crate::reconcile::{Action, Result};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -85,10 +85,12 @@ impl Pass<'_> {
         } else {
             ctx.sticky.keep(&self.sticky);
         }
-        Ok(Action::after(ctx.poll_delay(Duration::ZERO)))
+        // Polled at once: a stack already gone is seen with no wait.
+        Ok(Action::after(Duration::ZERO))
     }
 
-    /// The stack is gone: close the Deployment and say what was removed.
+    /// The stack is gone: say what was removed, and leave the record job
+    /// to close the Deployments.
     async fn removed(&mut self, why: &str, reversible: bool) -> Result<Action> {
         let ctx = self.ctx;
         let key = &self.env.key;
@@ -97,39 +99,31 @@ impl Pass<'_> {
             .lock()
             .expect("delete attempts lock")
             .remove(key);
-        // Once per removal: this process deleted the stack, or a Deployment
-        // still open says the removal was never finished (a crash).
+        // Once per removal: this process deleted the stack, or the comment
+        // still remembers a ready commit, so the removal was never finished
+        // (a crash).
         let deleted_here = ctx.edge.deleted(key);
         if ctx.config.edge_mode() == EdgeMode::Shared
-            && (deleted_here || self.sticky.memory.deployment.is_some())
+            && (deleted_here || self.sticky.memory.ready.is_some())
         {
             let host = edge::host(&key.slug(), &ctx.config.preview.dns_zone);
             ctx.edge.release(ctx, &host).await?;
         }
         let freed = Action::done().waking(ctx.admissions.freed(key));
-        let memory = &mut self.sticky.memory;
-        if self.sticky.comment_id.is_none() && memory.deployment.is_none() {
-            // Nothing was ever deployed or said: nothing to report.
+        if self.sticky.issue.is_some() && self.sticky.comment_id.is_none() {
+            // Nothing was ever said on the PR, so nothing was deployed:
+            // Deployments come after the comment.
             return Ok(freed);
         }
-        let sha = memory.deployment.as_ref().map(|(_, sha)| sha.clone());
-        let deployment = memory.deployment.take();
+        let sha = self.sticky.memory.attempted.clone();
         self.sticky.memory.ready = None;
         let state = State::Removed {
             why: why.to_owned(),
             reversible,
         };
         self.report(sha.as_deref(), state).await?;
-        if let Some((id, sha)) = deployment {
-            let why = "environment removed";
-            ctx.forge
-                .deployment_status(id, DeploymentState::Inactive, None, why)
-                .await?;
-            ctx.retired.insert(id);
-            self.resolve_status(&sha, None, why).await?;
-        }
-        // Any other Deployment a stopped pass left live.
-        self.retire_deployments(None).await?;
+        // Every Deployment the environment had, a stopped process's too.
+        self.record(Outcome::Removed { sha });
         Ok(freed)
     }
 }

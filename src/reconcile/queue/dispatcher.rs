@@ -143,15 +143,21 @@ impl<R: Reconcile> Dispatcher<R> {
         self.publish();
     }
 
-    /// Starts pending keys that are not running, oldest first, up to the cap.
+    /// Starts pending keys that are not running, oldest first, up to the
+    /// cap of their kind (main or background).
     fn start_ready(&mut self) {
+        let background = |key: &R::Key| self.reconciler.background(key);
+        let behind = self.running.iter().filter(|k| background(k)).count();
+        let mut running = [self.running.len() - behind, behind];
         let mut index = 0;
-        while index < self.order.len() && self.running.len() < self.limits.workers {
+        while index < self.order.len() && running.iter().any(|n| *n < self.limits.workers) {
             let key = &self.order[index];
-            if self.running.contains(key) {
+            let kind = usize::from(self.reconciler.background(key));
+            if self.running.contains(key) || running[kind] >= self.limits.workers {
                 index += 1;
                 continue;
             }
+            running[kind] += 1;
             let key = self.order.remove(index);
             let intents = self.pending.remove(&key).unwrap_or_default();
             let failures = self.failures.get(&key).map_or(0, |(n, _)| *n);
@@ -193,8 +199,12 @@ impl<R: Reconcile> Dispatcher<R> {
                     self.delayed.remove(&woken);
                     self.enqueue(woken, None);
                 }
-                if let Some(delay) = action.requeue {
-                    self.delay(key, delay);
+                match action.requeue {
+                    // At once: still part of the work in hand, so the queue
+                    // is not idle before it ran.
+                    Some(Duration::ZERO) => self.enqueue(key, None),
+                    Some(delay) => self.delay(key, delay),
+                    None => {}
                 }
             }
             Err((message, error, intents)) => self.failed(key, &message, error, intents),

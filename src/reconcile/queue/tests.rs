@@ -13,6 +13,8 @@ struct Recorder {
     fail_first: AtomicUsize,
     /// Key 7 fails for good, and is given up after this many failures.
     give_up_after: u32,
+    /// Key 40 waits to be told before it ends.
+    hold: tokio::sync::Notify,
 }
 
 impl Reconcile for Recorder {
@@ -26,6 +28,9 @@ impl Reconcile for Recorder {
         tokio::task::yield_now().await;
         self.concurrent.fetch_sub(1, Ordering::SeqCst);
         self.runs.lock().unwrap().push((key, intents.to_vec()));
+        if key == 40 {
+            self.hold.notified().await;
+        }
         match key {
             99 => panic!("boom"),
             7 => Err("for good".into()),
@@ -40,6 +45,11 @@ impl Reconcile for Recorder {
             1 => Ok(Action::done().waking([2, 3])),
             _ => Ok(Action::done()),
         }
+    }
+
+    /// Keys from 1000 on run under the background cap.
+    fn background(&self, key: &u32) -> bool {
+        *key >= 1000
     }
 
     fn error_policy(&self, key: &u32, _: &String, failures: u32) -> OnError {
@@ -159,4 +169,24 @@ async fn deadlines_follow_the_clock() {
     clock.advance(Duration::from_secs(86_400));
     queue.quiet().await;
     assert_eq!(runs_of(&recorder, 6).len(), 1);
+}
+
+#[tokio::test]
+async fn background_keys_do_not_take_the_places_of_others() {
+    let recorder = Arc::new(Recorder::default());
+    let queue = started(&recorder, 1, Clock::system());
+    // Key 40 holds the only place until released.
+    queue.push(40, None);
+    queue.push(1000, None);
+    queue.push(1001, None);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while runs_of(&recorder, 1000).len() + runs_of(&recorder, 1001).len() < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("background keys run beside a held main place");
+    assert_eq!(runs_of(&recorder, 40).len(), 1);
+    recorder.hold.notify_one();
+    queue.idle().await;
 }
