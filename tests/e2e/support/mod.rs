@@ -694,11 +694,19 @@ impl World {
     /// Waits until the sticky comment of PR `number` contains `text`.
     pub async fn wait_comment(&self, number: u64, text: &str) -> FakeComment {
         let what = format!("PR #{number}'s comment to say {text:?}");
-        eventually(&what, WAIT, || async {
+        let mut answered = self.github.answered();
+        let start = Instant::now();
+        // Looks again as soon as the fake answers a request, so the moment a
+        // write lands is seen (benches time it), and at least every 50 ms,
+        // so a server that died is noticed.
+        while !self.sticky(number).is_some_and(|c| c.body.contains(text)) {
             self.assert_alive();
-            self.sticky(number).is_some_and(|c| c.body.contains(text))
-        })
-        .await;
+            assert!(
+                start.elapsed() < WAIT,
+                "timed out after {WAIT:?} waiting for: {what}"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(50), answered.changed()).await;
+        }
         self.sticky(number).unwrap()
     }
 

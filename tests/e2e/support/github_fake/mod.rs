@@ -45,7 +45,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use api::{ApiError, not_found};
 use comments::new_comment;
@@ -257,6 +257,9 @@ struct Shared {
     db: Mutex<Db>,
     /// API requests being handled right now.
     in_flight: std::sync::atomic::AtomicUsize,
+    /// How many API requests have been answered: a wait for what
+    /// pullstack writes looks again the moment one lands.
+    answered: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -334,6 +337,7 @@ impl GitHubFake {
             next_id: AtomicU64::new(1000),
             db: Mutex::default(),
             in_flight: Default::default(),
+            answered: watch::Sender::new(0),
         });
         GitHubFake {
             shutdown: Some(serve(listener, router(shared.clone()))),
@@ -465,6 +469,10 @@ impl GitHubFake {
         while self.shared.in_flight.load(Ordering::SeqCst) > 0 {
             tokio::task::yield_now().await;
         }
+    }
+    /// Changes each time an API request has been answered.
+    pub fn answered(&self) -> watch::Receiver<u64> {
+        self.shared.answered.subscribe()
     }
     pub fn request_count(&self) -> usize {
         self.shared.lock().requests.len()

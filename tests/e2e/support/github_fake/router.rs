@@ -2,7 +2,7 @@
 //! failures, request recording and rate-limit headers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -86,15 +86,17 @@ async fn gate(State(sh): Sh, req: Request, next: Next) -> Response {
     if req.uri().path().starts_with("/_fake/") {
         return next.run(req).await;
     }
-    // Counted until the answer is made, even if the client is gone.
-    struct InFlight<'a>(&'a AtomicUsize);
+    // Counted until the answer is made, even if the client is gone; its end
+    // is announced to those waiting for a change.
+    struct InFlight<'a>(&'a Shared);
     impl Drop for InFlight<'_> {
         fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
+            self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.0.answered.send_modify(|n| *n += 1);
         }
     }
     sh.in_flight.fetch_add(1, Ordering::SeqCst);
-    let _in_flight = InFlight(&sh.in_flight);
+    let _in_flight = InFlight(&sh);
     let at = Utc::now();
     let method = req.method().to_string();
     let path = req
