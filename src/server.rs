@@ -16,7 +16,7 @@ use crate::reconcile::queue::{self, Limits, Queue};
 use crate::reconcile::routing::Router;
 use crate::reconcile::{Ctx, Job, Mode};
 use anyhow::Context;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use secrecy::{ExposeSecret, SecretString};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -132,7 +132,17 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Deploy times as histograms, from seconds to the 20 minutes a
+            // slow stack may take, so dashboards can add replicas up.
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Prefix("pullstack_deploy".to_owned()),
+                    &[
+                        1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0,
+                    ],
+                )
+                .expect("the buckets are not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed by an embedding program.
             let _ = metrics::set_global_recorder(recorder);

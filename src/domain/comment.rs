@@ -7,6 +7,7 @@
 
 use crate::domain::commands::Command;
 use crate::domain::naming::short_sha;
+use crate::domain::phases::Phase;
 use crate::domain::seal::{Seal, Verified};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -116,10 +117,7 @@ pub enum State {
         since: DateTime<Utc>,
     },
     /// The image never appeared.
-    ImageTimeout {
-        image: String,
-        waited: Duration,
-    },
+    ImageTimeout { image: String, waited: Duration },
     /// A stack operation is under way.
     Deploying {
         status: String,
@@ -129,6 +127,8 @@ pub enum State {
     Ready {
         url: String,
         took: Duration,
+        /// How long each phase of the deploy took.
+        phases: Vec<Phase>,
     },
     Failed {
         reason: String,
@@ -137,20 +137,12 @@ pub enum State {
     /// Deleting, after close or `/pullstack destroy`.
     Removing,
     /// Gone; `reversible` when a command can bring it back (not after close).
-    Removed {
-        why: String,
-        reversible: bool,
-    },
+    Removed { why: String, reversible: bool },
     /// Waiting for a free preview slot: `position` in line, and `limit`
     /// names the limit reached.
-    Queued {
-        position: usize,
-        limit: String,
-    },
+    Queued { position: usize, limit: String },
     /// Not created, because an AWS quota would stop it half-way.
-    Refused {
-        reason: String,
-    },
+    Refused { reason: String },
     /// Scaled to zero tasks for want of activity; the stack stays.
     Asleep {
         idle_for: Duration,
@@ -256,8 +248,18 @@ fn headline(state: &State) -> String {
                 .unwrap_or_default();
             format!("🚧 **Deploying** ({status}{since}). The link appears here when it is ready.")
         }
-        State::Ready { url, took } => {
-            format!("✅ **Ready** at {url} (deployed in {}).", human(*took))
+        State::Ready { url, took, phases } => {
+            let mut text = format!("✅ **Ready** at {url} (deployed in {}", human(*took));
+            // One phase is the whole deploy: it says nothing more.
+            if phases.len() > 1 {
+                let each: Vec<String> = phases
+                    .iter()
+                    .map(|p| format!("{} {}", p.step.words(), human(p.took)))
+                    .collect();
+                let _ = write!(text, ": {}", each.join(", "));
+            }
+            text.push_str(").");
+            text
         }
         State::Failed { reason, .. } => format!("❌ **Deploy failed.** {reason}"),
         State::Removing => "🧹 **Removing** the environment.".to_owned(),

@@ -8,6 +8,7 @@ pub mod edge;
 pub mod globs;
 pub mod idle;
 pub mod naming;
+pub mod phases;
 pub mod release;
 pub mod rollout;
 pub mod seal;

@@ -5,7 +5,9 @@
 use super::Abandoned;
 use super::edge::EdgePool;
 use super::gate::{Acknowledged, Replies};
-use super::preview::{Admissions, DeleteAttempts, ImageWaits, Records, Retired, Statuses};
+use super::preview::{
+    Admissions, DeleteAttempts, DeployMarks, ImageWaits, Records, Retired, Statuses,
+};
 use super::sticky::StickyComments;
 use crate::aws::Aws;
 use crate::aws::shared::Shared;
@@ -52,6 +54,8 @@ pub struct Ctx {
     pub edge: EdgePool,
     /// When each environment's commit started waiting for its image.
     pub image_waits: ImageWaits,
+    /// How far each environment's deploy has come, for its phase timings.
+    pub deploy_marks: DeployMarks,
     /// DELETE_FAILED attempts per environment.
     pub delete_attempts: DeleteAttempts,
     /// PR commands already answered, so a retried pass does not answer twice.
@@ -93,6 +97,7 @@ impl Ctx {
             admissions: Admissions::default(),
             edge: EdgePool::default(),
             image_waits: ImageWaits::default(),
+            deploy_marks: DeployMarks::default(),
             delete_attempts: DeleteAttempts::default(),
             acknowledged: Acknowledged::default(),
             replies: Replies::default(),

@@ -472,3 +472,58 @@ async fn a_stack_already_complete_is_seen_without_waiting() {
     world.wait_comment(1, "Removed").await;
     assert!(world.stack(1).await.is_none());
 }
+
+/// The `stack` bucket counts of `pullstack_deploy_phase_seconds` up to `le`.
+async fn stack_phases_up_to(world: &World, le: &str) -> u64 {
+    let metrics = reqwest::get(format!("{}/metrics", world.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = format!("pullstack_deploy_phase_seconds_bucket{{phase=\"stack\",le=\"{le}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// A stack operation that takes 40 s (CreateStack held at a fault proxy
+/// while the clock moves on) is timed as such on `/metrics`, where a team
+/// reads its own time to URL.
+#[tokio::test]
+async fn metrics_time_each_phase_of_a_deploy() {
+    use crate::support::fault_proxy::FaultProxy;
+    use pullstack::aws::Aws;
+    let mut world = World::new("phases", "").await;
+    let proxy = FaultProxy::start(&support::moto_endpoint()).await;
+    proxy.hold("CreateStack");
+    let sdk = proxy.sdk_config(&world.sdk, 2, Duration::from_millis(10));
+    world.start_with(Aws::from_config(&sdk)).await;
+    // Other tests share the process-wide recorder: count this one's sample.
+    let before = (
+        stack_phases_up_to(&world, "30").await,
+        stack_phases_up_to(&world, "60").await,
+    );
+
+    world.open_pr(1).await;
+    eventually("CreateStack held", support::WAIT, || async {
+        proxy.calls().iter().any(|c| c.operation == "CreateStack")
+    })
+    .await;
+    world.advance(Duration::from_secs(40));
+    proxy.release();
+    let comment = world.wait_comment(1, "Ready").await;
+    assert!(comment.body.contains("deployed in 40s"), "{}", comment.body);
+
+    let after = (
+        stack_phases_up_to(&world, "30").await,
+        stack_phases_up_to(&world, "60").await,
+    );
+    // Samples of other tests land in both buckets or in neither.
+    let between = |(up_to_30, up_to_60): (u64, u64)| up_to_60 - up_to_30;
+    assert!(
+        between(after) > between(before),
+        "no stack phase between 30 and 60 s: {before:?} then {after:?}"
+    );
+}

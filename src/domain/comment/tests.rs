@@ -1,6 +1,7 @@
 //! The comment's rendering and its marker's memory.
 
 use super::*;
+use crate::domain::phases::Marks;
 
 fn seal() -> Seal {
     Seal::new(["test key"])
@@ -114,7 +115,13 @@ fn ready_comment() {
     insta::assert_snapshot!(costed(
         State::Ready {
             url: "http://pr-42.preview.example.com".into(),
-            took: Duration::from_secs(95)
+            took: Duration::from_secs(95),
+            phases: Marks {
+                stack: Duration::from_secs(70),
+                tasks: Some(Duration::from_secs(85)),
+                targets: Some(Duration::from_secs(93)),
+            }
+            .phases(Duration::from_secs(95), true),
         },
         &memory(),
         COST

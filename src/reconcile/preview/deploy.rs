@@ -9,6 +9,7 @@ use crate::config::{EdgeMode, StackRole};
 use crate::domain::comment::{self, State};
 use crate::domain::edge;
 use crate::domain::naming::{EnvKey, short_sha};
+use crate::domain::phases::Marks;
 use crate::domain::template::Placeholders;
 use crate::github::client::{DeploymentState, StatusState};
 use crate::reconcile::edge::Placement;
@@ -23,6 +24,39 @@ use std::time::Duration;
 /// restart: the wait then counts again from the restart.
 #[derive(Default)]
 pub struct ImageWaits(Mutex<HashMap<(EnvKey, String), DateTime<Utc>>>);
+
+/// How far each (environment, commit) deploy has been seen to come, from
+/// the first pass that found its stack complete to the one that finds it
+/// ready. Lost on restart: the phases then count from what the next pass
+/// sees.
+#[derive(Default)]
+pub struct DeployMarks(Mutex<HashMap<(EnvKey, String), Marks>>);
+
+impl DeployMarks {
+    /// The marks of `key`'s deploy of `sha`, whose stack is complete
+    /// `took` after its operation began: the first time, that ends the
+    /// stack's phase.
+    fn stack_done(&self, key: &EnvKey, sha: &str, took: Duration) -> Marks {
+        let mut marks = self.0.lock().expect("deploy marks lock");
+        *marks.entry((key.clone(), sha.to_owned())).or_insert(Marks {
+            stack: took,
+            ..Marks::default()
+        })
+    }
+
+    /// Records what a later pass saw of `key`'s deploy of `sha`.
+    fn set(&self, key: &EnvKey, sha: &str, seen: Marks) -> Marks {
+        let mut marks = self.0.lock().expect("deploy marks lock");
+        marks.insert((key.clone(), sha.to_owned()), seen);
+        seen
+    }
+
+    /// Forgets every deploy of `key` (it is ready, or gone).
+    pub(super) fn forget(&self, key: &EnvKey) {
+        let mut marks = self.0.lock().expect("deploy marks lock");
+        marks.retain(|(k, _), _| k != key);
+    }
+}
 
 impl Pass<'_> {
     /// Creates or updates the stack for `sha`, once its image is in ECR,
@@ -155,7 +189,12 @@ impl Pass<'_> {
             }
             return Ok(Action::done());
         }
+        let key = &self.env.key;
+        let mut marks = ctx.deploy_marks.stack_done(key, sha, took);
         let preview = &ctx.config.preview;
+        if preview.ready_check {
+            marks = self.watch_phases(stack, sha, marks, took).await;
+        }
         if preview.ready_check && !probe(&url, &preview.health_path).await {
             if took > preview.ready_timeout {
                 let reason = format!(
@@ -177,11 +216,59 @@ impl Pass<'_> {
         // Ready is a good outcome: a notice of failures in a row is over.
         self.sticky.memory.notice = None;
         // The URL reaches the comment first: it is what a person waits for.
-        self.report(Some(sha), State::Ready { url, took }).await?;
+        let phases = marks.phases(took, preview.ready_check);
+        ctx.deploy_marks.forget(key);
+        for phase in &phases {
+            metrics::histogram!("pullstack_deploy_phase_seconds", "phase" => phase.step.label())
+                .record(phase.took.as_secs_f64());
+        }
+        metrics::histogram!("pullstack_deploy_seconds").record(took.as_secs_f64());
+        let state = State::Ready { url, took, phases };
+        self.report(Some(sha), state).await?;
         self.record(success);
         let name = &self.env.stack_name;
         tracing::info!(stack = name, commit = short_sha(sha), took = ?took, "environment ready");
         Ok(Action::done())
+    }
+
+    /// While the ready check waits: marks the tasks running and then the
+    /// targets healthy, the first time a pass sees each. Looking is not
+    /// waiting: the app answering is what makes the environment ready, so
+    /// a failed look is logged and tried again on the next pass.
+    async fn watch_phases(&self, stack: &Stack, sha: &str, marks: Marks, took: Duration) -> Marks {
+        let health = &self.ctx.aws.health;
+        let output = |k: &str| stack.output(k).unwrap_or_default().to_owned();
+        let seen = if marks.tasks.is_none() {
+            health
+                .service_settled(&output("ClusterName"), &output("ServiceName"))
+                .await
+                .map(|settled| {
+                    settled.then_some(Marks {
+                        tasks: Some(took),
+                        ..marks
+                    })
+                })
+        } else if marks.targets.is_none() {
+            health
+                .targets_healthy(&output("TargetGroupArn"))
+                .await
+                .map(|healthy| {
+                    healthy.then_some(Marks {
+                        targets: Some(took),
+                        ..marks
+                    })
+                })
+        } else {
+            Ok(None)
+        };
+        match seen {
+            Ok(Some(seen)) => self.ctx.deploy_marks.set(&self.env.key, sha, seen),
+            Ok(None) => marks,
+            Err(err) => {
+                tracing::warn!(stack = self.env.stack_name, error = %err, "could not read a deploy's progress");
+                marks
+            }
+        }
     }
 
     /// The spec for `sha` at `scale`, keeping what the existing `stack`

@@ -23,7 +23,7 @@ mod report;
 mod teardown;
 
 pub use admission::{Admissions, UNREADABLE_TTL};
-pub use deploy::ImageWaits;
+pub use deploy::{DeployMarks, ImageWaits};
 pub use record::{Records, Retired, Statuses};
 pub use teardown::DeleteAttempts;
 

@@ -99,6 +99,7 @@ impl Pass<'_> {
             .lock()
             .expect("delete attempts lock")
             .remove(key);
+        ctx.deploy_marks.forget(key);
         // Once per removal: this process deleted the stack, or the comment
         // still remembers a ready commit, so the removal was never finished
         // (a crash).
