@@ -87,7 +87,8 @@ pub enum Placed<'a> {
 #[derive(Default)]
 pub struct EdgePool {
     lock: tokio::sync::Mutex<()>,
-    /// Previews per listener as last read, for the cost estimate.
+    /// Previews per listener as last read (bypass rules not counted), for
+    /// the cost estimate.
     loads: Mutex<BTreeMap<String, usize>>,
     /// Environments whose stack this process is deleting, so their
     /// removal releases their place on the edge once.
@@ -315,6 +316,8 @@ impl EdgePool {
             .list_tagged(tag::REPO, &config.repository)
             .await?;
         let mut claimed = BTreeSet::new();
+        // Bypass rules: a second rule of a preview, not another preview.
+        let mut bypasses = BTreeSet::new();
         let mut edges = Vec::new();
         let mut numbers = BTreeSet::new();
         for stack in stacks {
@@ -334,6 +337,9 @@ impl EdgePool {
                 }
                 Some("preview") => {
                     if let Some(placement) = Placement::of(&stack) {
+                        if let Some(bypass) = placement.bypass_priority {
+                            bypasses.insert((placement.listener.clone(), bypass));
+                        }
                         for priority in placement.priorities() {
                             claimed.insert((placement.listener.clone(), priority));
                         }
@@ -415,7 +421,11 @@ impl EdgePool {
         loads.clear();
         for state in &shards {
             if let Some(listener) = state.stack.output("ListenerArn") {
-                loads.insert(listener.to_owned(), state.shard.load());
+                let extra = bypasses.iter().filter(|(l, _)| l == listener).count();
+                loads.insert(
+                    listener.to_owned(),
+                    state.shard.load().saturating_sub(extra),
+                );
             }
         }
         drop(loads);

@@ -34,6 +34,20 @@ fn with_access(world: &mut World, access: &str) {
 /// The non-default rules on a listener whose host condition names `host`,
 /// by priority.
 async fn rules_for(world: &World, listener: &str, host: &str) -> Vec<(u32, Rule)> {
+    all_rules(world, listener)
+        .await
+        .into_iter()
+        .filter(|(_, r)| {
+            r.conditions().iter().any(|c| {
+                c.host_header_config()
+                    .is_some_and(|h| h.values().iter().any(|v| v == host))
+            })
+        })
+        .collect()
+}
+
+/// The non-default rules on a listener, by priority.
+async fn all_rules(world: &World, listener: &str) -> Vec<(u32, Rule)> {
     let elb = Elb::new(&world.sdk);
     let page = elb
         .describe_rules()
@@ -45,12 +59,6 @@ async fn rules_for(world: &World, listener: &str, host: &str) -> Vec<(u32, Rule)
         .rules()
         .iter()
         .filter(|r| r.is_default() != Some(true))
-        .filter(|r| {
-            r.conditions().iter().any(|c| {
-                c.host_header_config()
-                    .is_some_and(|h| h.values().iter().any(|v| v == host))
-            })
-        })
         .map(|r| (r.priority().unwrap().parse().unwrap(), r.clone()))
         .collect();
     out.sort_by_key(|(p, _)| *p);
@@ -198,4 +206,166 @@ async fn a_cognito_preview_signs_in_through_the_user_pool() {
     assert_eq!(cognito.user_pool_domain(), Some("demo-previews"));
     assert_eq!(actions[1].r#type().map(|t| t.as_str()), Some("forward"));
     assert_eq!(actions[1].order(), Some(2));
+}
+
+/// Attack: a bypass added to a live installation gives a preview's new
+/// bypass rule a priority another preview holds (or its own), so one host
+/// is routed past the login, or the update fails. A preview that gains a
+/// bypass is placed again at two free adjacent priorities; one that loses
+/// it keeps its own priority and gives the other back.
+#[tokio::test]
+async fn a_bypass_added_or_removed_later_moves_only_that_preview() {
+    let zone = zone("bypass").await;
+    let mut world = World::new("bypass", &edge_yaml(&zone, "")).await;
+    with_access(&mut world, "    allow_cidrs: [198.51.100.0/24]\n");
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle().await;
+    world.open_pr(2).await;
+    world.wait_comment(2, "Ready").await;
+    world.settle().await;
+    let listener = shards(&world).await[&1]
+        .output("ListenerArn")
+        .unwrap()
+        .to_owned();
+    let (one, two) = (format!("pr-1.{}", zone.name), format!("pr-2.{}", zone.name));
+    let priorities =
+        |rules: Vec<(u32, Rule)>| rules.into_iter().map(|(p, _)| p).collect::<Vec<_>>();
+    assert_eq!(priorities(rules_for(&world, &listener, &one).await), [1]);
+    assert_eq!(priorities(rules_for(&world, &listener, &two).await), [2]);
+
+    world.stop().await;
+    let bypass = secret(&world, "ci");
+    with_access(&mut world, &format!("    bypass_secret_arn: {bypass}\n"));
+    world.start().await;
+    let sha = world.push(1, "with a bypass").await;
+    world.wait_stack_at(1, &sha).await;
+    world.settle().await;
+    let rules = rules_for(&world, &listener, &one).await;
+    // moto keeps the rule an update replaced: only the stack's own count.
+    let stack = world.stack(1).await.unwrap();
+    let own = stack.output("ListenerRuleArn").unwrap();
+    let login = rules
+        .iter()
+        .find(|(_, r)| r.rule_arn() == Some(own))
+        .unwrap();
+    let bypassing: Vec<u32> = rules
+        .iter()
+        .filter(|(_, r)| condition(r, "http-header").is_some())
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(bypassing, [3], "the lowest two free, after 2");
+    // moto's CloudFormation ignores a ListenerRule's new Priority on update
+    // (AWS moves the rule): the login rule stays at 1 there, still a
+    // priority no other rule has.
+    assert!([1, 4].contains(&login.0), "{}", login.0);
+    let mut all = priorities(all_rules(&world, &listener).await);
+    let count = all.len();
+    all.dedup();
+    assert_eq!(all.len(), count, "no priority twice: {all:?}");
+    assert_eq!(
+        stack.parameters.get("RulePriority").map(String::as_str),
+        Some("4")
+    );
+    assert_eq!(
+        stack
+            .parameters
+            .get("BypassRulePriority")
+            .map(String::as_str),
+        Some("3")
+    );
+    assert_eq!(priorities(rules_for(&world, &listener, &two).await), [2]);
+
+    world.stop().await;
+    with_access(&mut world, "    bypass_secret_arn: \"\"\n");
+    world.start().await;
+    let sha = world.push(1, "without").await;
+    let stack = world.wait_stack_at(1, &sha).await;
+    world.settle().await;
+    assert_eq!(
+        stack.parameters.get("RulePriority").map(String::as_str),
+        Some("4")
+    );
+    assert_eq!(
+        stack
+            .parameters
+            .get("BypassRulePriority")
+            .map(String::as_str),
+        Some("0")
+    );
+    // The bypass rule left the stack. moto keeps a listener rule whose
+    // resource an update removed (AWS deletes it), so the stack's resources
+    // are what is asserted.
+    let cloudformation = aws_sdk_cloudformation::Client::new(&world.sdk);
+    let resources = cloudformation
+        .list_stack_resources()
+        .stack_name(&stack.name)
+        .send()
+        .await
+        .unwrap();
+    let logical: Vec<&str> = resources
+        .stack_resource_summaries()
+        .iter()
+        .filter_map(|r| r.logical_resource_id())
+        .collect();
+    assert!(logical.contains(&"ListenerRule"), "{logical:?}");
+    assert!(!logical.contains(&"BypassRule"), "{logical:?}");
+}
+
+/// Attack: a dedicated preview's own load balancer admits the whole
+/// internet although only some ranges should reach it. Its security group
+/// admits those ranges only (read from the template CloudFormation holds:
+/// the tests have no EC2 client).
+#[tokio::test]
+async fn a_dedicated_preview_admits_only_the_listed_ranges() {
+    let mut world = World::new("ranges", "").await;
+    with_access(
+        &mut world,
+        "    allow_cidrs: [198.51.100.0/24, \"2001:db8::/48\"]\n",
+    );
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    let stack = world.stack(1).await.unwrap();
+    assert!(
+        stack.output("LoadBalancerArn").is_some(),
+        "its own load balancer"
+    );
+    let cloudformation = aws_sdk_cloudformation::Client::new(&world.sdk);
+    let body = cloudformation
+        .get_template()
+        .stack_name(&stack.name)
+        .send()
+        .await
+        .unwrap()
+        .template_body()
+        .unwrap()
+        .to_owned();
+    let template: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ingress = template
+        .pointer("/Resources/LoadBalancerSecurityGroup/Properties/SecurityGroupIngress")
+        .and_then(|i| i.as_array())
+        .expect("the load balancer's ingress");
+    let sources: Vec<(String, u64)> = ingress
+        .iter()
+        .map(|rule| {
+            let source = rule
+                .get("CidrIp")
+                .or_else(|| rule.get("CidrIpv6"))
+                .and_then(|c| c.as_str())
+                .unwrap()
+                .to_owned();
+            (source, rule["FromPort"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            ("198.51.100.0/24".to_owned(), 80),
+            ("198.51.100.0/24".to_owned(), 443),
+            ("2001:db8::/48".to_owned(), 80),
+            ("2001:db8::/48".to_owned(), 443),
+        ]
+    );
 }
