@@ -122,7 +122,8 @@ pub struct EdgeConfig {
     /// through a DNS record in `preview.hosted_zone_id`).
     pub certificate_arn: String,
     /// Preview rules per load balancer before another is added (an ALB
-    /// takes 100 rules and 100 target groups). Default: 90.
+    /// takes 100 rules and 100 target groups; a preview with an automation
+    /// bypass takes two rules). Default: 90.
     pub rules_per_alb: u32,
 }
 

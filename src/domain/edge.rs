@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn a_preview_with_a_bypass_takes_two_adjacent_priorities() {
-        // 3 and 5 are free but not next to each other: 6 and 7 are.
+        // 3 is free but 4 is not: 5 and 6 are.
         let shards = [shard(1, [1, 2, 4])];
         assert_eq!(
             place(&shards, 90, 2),
