@@ -322,6 +322,9 @@ def template_needs(templates: list[str]) -> set[str]:
         for permission in handler_permissions(template):
             if permission not in UNUSED:
                 out.add(permission)
+        # A dynamic reference is read with the stack operation's identity.
+        if "{{resolve:secretsmanager:" in (ROOT / template).read_text():
+            out.add("secretsmanager:GetSecretValue")
     return out
 
 

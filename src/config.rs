@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod access;
 mod container;
 mod locate;
+pub use access::{AccessConfig, CognitoConfig, OidcConfig};
 pub use container::{Container, StackRole, secrets_prefix};
 
 /// A config file that could not be read or is not valid.
@@ -120,7 +122,8 @@ pub struct EdgeConfig {
     /// through a DNS record in `preview.hosted_zone_id`).
     pub certificate_arn: String,
     /// Preview rules per load balancer before another is added (an ALB
-    /// takes 100 rules and 100 target groups). Default: 90.
+    /// takes 100 rules and 100 target groups; a preview with an automation
+    /// bypass takes two rules). Default: 90.
     pub rules_per_alb: u32,
 }
 
@@ -326,6 +329,8 @@ pub struct PreviewConfig {
     pub limits: LimitsConfig,
     /// The prices the hourly cost estimate on each PR uses.
     pub prices: Prices,
+    /// Who may reach a preview. Default: everyone (`public`).
+    pub access: AccessConfig,
 }
 
 /// Idle environments: no push and no activity on the PR for a while.
@@ -424,6 +429,7 @@ impl Default for PreviewConfig {
             idle: IdleConfig::default(),
             limits: LimitsConfig::default(),
             prices: Prices::default(),
+            access: AccessConfig::default(),
         }
     }
 }
@@ -599,6 +605,18 @@ impl Config {
                 message,
             })
             .and_then(|()| config.validate_containers())
+            .and_then(|()| {
+                let dedicated = config.edge_mode() == EdgeMode::Dedicated;
+                config
+                    .preview
+                    .access
+                    .validate(&config.app, dedicated)
+                    .map_err(|(field, message)| Problem {
+                        at: field.clone(),
+                        field,
+                        message,
+                    })
+            })
             .map_err(|problem| {
                 let (line, column) = locate::locate(text, &problem.at);
                 invalid(
@@ -759,6 +777,14 @@ impl Config {
             return Err((
                 "edge.rules_per_alb",
                 format!("must be between 1 and {ALB_RULES}, the rules an ALB takes"),
+            ));
+        }
+        if self.preview.access.has_bypass() && edge.rules_per_alb < 2 {
+            return Err((
+                "edge.rules_per_alb",
+                "must be at least 2 with preview.access.bypass_secret_arn: a preview \
+                 then takes two rules"
+                    .into(),
             ));
         }
         if !edge.certificate_arn.is_empty() {

@@ -41,12 +41,17 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     let mut checked = Vec::new();
     for file in files {
         match Config::load(&file) {
-            Ok(config) => checked.push(Checked {
-                shared_stack: config.shared_stack_name(),
-                app: config.app,
-                repository: config.repository,
-                file,
-            }),
+            Ok(config) => {
+                if let Some(warning) = public_warning(&config) {
+                    eprintln!("{}: warning: {warning}", file.display());
+                }
+                checked.push(Checked {
+                    shared_stack: config.shared_stack_name(),
+                    app: config.app,
+                    repository: config.repository,
+                    file,
+                })
+            }
             Err(err) => {
                 eprintln!("{err}");
                 ok = false;
@@ -71,4 +76,40 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A warning when previews are open to anyone (`preview.access` unset):
+/// said plainly for a public repository, whose previews anyone can find,
+/// and as a doubt when the repository's visibility is unknown.
+fn public_warning(config: &Config) -> Option<String> {
+    if !config.preview.enabled || !config.preview.access.is_public() {
+        return None;
+    }
+    let repo = &config.repository;
+    Some(match visibility(repo) {
+        Some(false) => return None,
+        Some(true) => format!(
+            "{repo} is a public repository and preview.access is public: anyone who \
+             finds a preview's URL reaches it. Set preview.access (allow_cidrs, oidc \
+             or cognito) unless that is intended"
+        ),
+        None => format!(
+            "preview.access is public: anyone who finds a preview's URL reaches it. \
+             Could not tell whether {repo} is a public repository (this check reads \
+             it only from a GitHub Actions event)"
+        ),
+    })
+}
+
+/// Whether `repo` is public, as the GitHub Actions event this check runs
+/// in says (`GITHUB_EVENT_PATH`): no credentials and no request needed.
+fn visibility(repo: &str) -> Option<bool> {
+    let path = std::env::var_os("GITHUB_EVENT_PATH")?;
+    let event: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let repository = event.get("repository")?;
+    let name = repository.get("full_name")?.as_str()?;
+    if !name.eq_ignore_ascii_case(repo) {
+        return None;
+    }
+    repository.get("private")?.as_bool().map(|private| !private)
 }

@@ -34,6 +34,7 @@ fn shipped_example_is_valid() {
     assert_eq!(config.edge.certificate_arn, edge.certificate_arn);
     assert_eq!(config.edge.rules_per_alb, edge.rules_per_alb);
     assert_eq!(config.production.certificate_arn, "");
+    assert_eq!(config.preview.access, AccessConfig::default());
 }
 
 #[test]
@@ -395,4 +396,99 @@ fn production_needs_a_certificate_for_https() {
         "{err}"
     );
     assert!(err.contains("www.example.com"), "{err}");
+}
+
+const ZONE: &str = "preview:\n  dns_zone: preview.example.com\n  hosted_zone_id: Z1\n";
+
+fn access(zone: &str, access: &str) -> Result<Config, ConfigError> {
+    parse(&format!(
+        "app: demo\nrepository: octo/app\n{zone}{}  access:\n{access}",
+        if zone.is_empty() { "preview:\n" } else { "" }
+    ))
+}
+
+#[test]
+fn access_is_public_unless_told_otherwise() {
+    let config = parse("app: demo\nrepository: octo/app\n").unwrap();
+    assert!(config.preview.access.is_public());
+    assert_eq!(config.preview.access.bypass_header, "X-Pullstack-Bypass");
+    let config = access(
+        ZONE,
+        &format!(
+            "    allow_cidrs: [203.0.113.0/24, \"2001:db8::/32\"]\n    oidc:\n      issuer: https://idp.example.com\n      \
+             authorization_endpoint: https://idp.example.com/auth\n      \
+             token_endpoint: https://idp.example.com/token\n      \
+             user_info_endpoint: https://idp.example.com/userinfo\n      client_id: previews\n      \
+             client_secret_arn: {SECRET}pullstack/demo/access/oidc-AbCdEf\n    bypass_secret_arn: {SECRET}pullstack/demo/access/bypass-AbCdEf\n"
+        ),
+    )
+    .unwrap();
+    let access = &config.preview.access;
+    assert!(!access.is_public() && access.needs_login() && access.has_bypass());
+    assert_eq!(access.oidc.as_ref().unwrap().scope, "openid");
+}
+
+#[test]
+fn bad_access_names_its_line_and_field() {
+    let cases = [
+        (
+            "    allow_cidrs: [10.0.0.0/33]\n",
+            "pullstack.yaml:7:5: preview.access.allow_cidrs: \"10.0.0.0/33\" is not a CIDR",
+        ),
+        (
+            "    allow_cidrs: [10.0.0.0/8, 10.1.0.0/16, 10.2.0.0/16, 10.3.0.0/16, 10.4.0.0/16]\n",
+            "pullstack.yaml:7:5: preview.access.allow_cidrs: at most 4",
+        ),
+        (
+            "    cognito:\n      user_pool_arn: arn:aws:s3:::bucket\n      client_id: c\n      domain: d\n",
+            "pullstack.yaml:8:7: preview.access.cognito.user_pool_arn: \"arn:aws:s3:::bucket\" is not a user pool ARN",
+        ),
+        (
+            "    allow_cidrs: [10.0.0.0/8]\n    bypass_secret_arn: hunter2\n",
+            "pullstack.yaml:8:5: preview.access.bypass_secret_arn: \"hunter2\" is not a Secrets Manager",
+        ),
+        (
+            &format!("    bypass_secret_arn: {SECRET}pullstack/demo/access/bypass\n"),
+            "pullstack.yaml:7:5: preview.access.bypass_secret_arn: previews are public",
+        ),
+        (
+            "    allow_cidrs: [10.0.0.0/8]\n    bypass_header: \"X Bypass\"\n",
+            "pullstack.yaml:8:5: preview.access.bypass_header: \"X Bypass\" must be",
+        ),
+        (
+            &format!(
+                "    allow_cidrs: [10.0.0.0/8]\n    bypass_secret_arn: {SECRET}pullstack/demo/preview/bypass\n"
+            ),
+            "pullstack.yaml:8:5: preview.access.bypass_secret_arn: the secret's name must start with pullstack/demo/access/",
+        ),
+        (
+            "    surprise: true\n",
+            "pullstack.yaml:7:5: preview.access: unknown field `surprise`",
+        ),
+    ];
+    for (written, expected) in cases {
+        let err = access(ZONE, written).unwrap_err().to_string();
+        assert!(err.starts_with(expected), "{written}: {err}");
+    }
+}
+
+#[test]
+fn a_login_needs_the_shared_edge_and_its_https() {
+    let cognito = "    cognito:\n      user_pool_arn: arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Ab\n      \
+                   client_id: c\n      domain: previews\n";
+    assert!(access(ZONE, cognito).is_ok());
+    let err = access("", cognito).unwrap_err().to_string();
+    assert!(
+        err.starts_with("pullstack.yaml:5:5: preview.access.cognito: needs HTTPS"),
+        "{err}"
+    );
+    // Source ranges work in both modes; the bypass only on the edge.
+    let ranges = "    allow_cidrs: [10.0.0.0/8]\n";
+    assert!(access("", ranges).is_ok());
+    let bypass = format!("{ranges}    bypass_secret_arn: {SECRET}pullstack/demo/access/bypass\n");
+    let err = access("", &bypass).unwrap_err().to_string();
+    assert!(
+        err.contains("preview.access.bypass_secret_arn: works on the shared edge only"),
+        "{err}"
+    );
 }

@@ -2,6 +2,10 @@
 //! load balancer, `<app>-edge-<n>`) a new preview goes, which listener rule
 //! priority it takes, and which shards are surplus.
 //!
+//! A preview takes one rule, or two when it has an automation bypass: the
+//! bypass rule at the priority just before its own, so it is matched
+//! first. Both are claimed at once, as a run of free priorities.
+//!
 //! A shard's taken priorities are what AWS says (the rules on its listener)
 //! together with what pullstack has asked for (the `RulePriority` of every
 //! preview stack placed on it that is not deleted), so a stack whose rule
@@ -24,7 +28,7 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// Previews on it: one rule each.
+    /// Rules on it: one per preview, two for one with a bypass.
     pub fn load(&self) -> usize {
         self.taken.len()
     }
@@ -33,7 +37,7 @@ impl Shard {
 /// Where a new preview goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Choice {
-    /// On shard `number`, at `priority`.
+    /// On shard `number`, at `priority` and the `width - 1` after it.
     On { number: u32, priority: u32 },
     /// Every ready shard is full; shard `number` is being created: wait.
     Wait { number: u32 },
@@ -41,16 +45,17 @@ pub enum Choice {
     Add { number: u32 },
 }
 
-/// The fullest ready shard with room under `limit` rules (fewest shards
-/// stay in use, so more become surplus), the lowest number on a tie, and
-/// its lowest free priority. Without room: wait for a shard under way, or
-/// add the next one.
-pub fn place(shards: &[Shard], limit: u32) -> Choice {
+/// The fullest ready shard with room for `width` more rules under `limit`
+/// (fewest shards stay in use, so more become surplus), the lowest number
+/// on a tie, and its lowest run of `width` free priorities. Without room:
+/// wait for a shard under way, or add the next one.
+pub fn place(shards: &[Shard], limit: u32, width: u32) -> Choice {
     let limit = limit as usize;
+    let width = width.max(1);
     let room = shards
         .iter()
-        .filter(|s| s.ready && s.load() < limit)
-        .filter_map(|s| lowest_free(&s.taken).map(|p| (s, p)))
+        .filter(|s| s.ready && s.load() + width as usize <= limit)
+        .filter_map(|s| lowest_free_run(&s.taken, width).map(|p| (s, p)))
         .max_by(|(a, _), (b, _)| a.load().cmp(&b.load()).then(b.number.cmp(&a.number)));
     if let Some((shard, priority)) = room {
         return Choice::On {
@@ -68,7 +73,15 @@ pub fn place(shards: &[Shard], limit: u32) -> Choice {
 
 /// The lowest priority not in `taken`, if any is left.
 pub fn lowest_free(taken: &BTreeSet<u32>) -> Option<u32> {
-    (1..=MAX_PRIORITY).find(|p| !taken.contains(p))
+    lowest_free_run(taken, 1)
+}
+
+/// The lowest priority that starts `width` consecutive ones not in
+/// `taken`, if any is left.
+pub fn lowest_free_run(taken: &BTreeSet<u32>, width: u32) -> Option<u32> {
+    let width = width.max(1);
+    (1..=MAX_PRIORITY.checked_sub(width - 1)?)
+        .find(|p| (*p..*p + width).all(|q| !taken.contains(&q)))
 }
 
 /// The lowest shard number not in use.
@@ -121,21 +134,21 @@ mod tests {
 
     #[test]
     fn the_first_preview_asks_for_the_first_shard() {
-        assert_eq!(place(&[], 90), Choice::Add { number: 1 });
+        assert_eq!(place(&[], 90, 1), Choice::Add { number: 1 });
     }
 
     #[test]
     fn the_fullest_shard_with_room_takes_the_lowest_free_priority() {
         let shards = [shard(1, [1, 2, 4]), shard(2, [1, 2, 3, 5, 6])];
         assert_eq!(
-            place(&shards, 90),
+            place(&shards, 90, 1),
             Choice::On {
                 number: 2,
                 priority: 4
             }
         );
         assert_eq!(
-            place(&shards, 5),
+            place(&shards, 5, 1),
             Choice::On {
                 number: 1,
                 priority: 3
@@ -147,7 +160,7 @@ mod tests {
     fn a_full_pool_waits_for_a_shard_under_way_or_adds_one() {
         let full = shard(1, 1..=3);
         assert_eq!(
-            place(std::slice::from_ref(&full), 3),
+            place(std::slice::from_ref(&full), 3, 1),
             Choice::Add { number: 2 }
         );
         let creating = Shard {
@@ -155,13 +168,41 @@ mod tests {
             ready: false,
             taken: BTreeSet::new(),
         };
-        assert_eq!(place(&[full, creating], 3), Choice::Wait { number: 2 });
+        assert_eq!(place(&[full, creating], 3, 1), Choice::Wait { number: 2 });
     }
 
     #[test]
     fn a_gap_in_numbers_is_filled() {
         let shards = [shard(1, 1..=3), shard(3, 1..=3)];
-        assert_eq!(place(&shards, 3), Choice::Add { number: 2 });
+        assert_eq!(place(&shards, 3, 1), Choice::Add { number: 2 });
+    }
+
+    #[test]
+    fn a_preview_with_a_bypass_takes_two_adjacent_priorities() {
+        // 3 is free but 4 is not: 5 and 6 are.
+        let shards = [shard(1, [1, 2, 4])];
+        assert_eq!(
+            place(&shards, 90, 2),
+            Choice::On {
+                number: 1,
+                priority: 5
+            }
+        );
+        // One rule's room left is not room for two.
+        let nearly = [shard(1, [1, 2, 3]), shard(2, [1])];
+        assert_eq!(
+            place(&nearly, 4, 2),
+            Choice::On {
+                number: 2,
+                priority: 2
+            }
+        );
+        assert_eq!(place(&nearly[..1], 4, 2), Choice::Add { number: 2 });
+        assert_eq!(lowest_free_run(&(1..MAX_PRIORITY).collect(), 2), None);
+        assert_eq!(
+            lowest_free_run(&(1..MAX_PRIORITY - 1).collect(), 2),
+            Some(MAX_PRIORITY - 1)
+        );
     }
 
     #[test]
@@ -203,23 +244,25 @@ mod tests {
         fn placements_never_collide(
             loads in proptest::collection::vec(proptest::collection::btree_set(1u32..120, 0..20), 1..5),
             limit in 1u32..25,
-            opens in 1usize..60,
+            opens in proptest::collection::vec(1u32..=2, 1..60),
         ) {
             let mut shards: Vec<Shard> = loads
                 .into_iter()
                 .enumerate()
                 .map(|(i, taken)| Shard { number: i as u32 + 1, ready: true, taken })
                 .collect();
-            for _ in 0..opens {
-                match place(&shards, limit) {
+            for width in opens {
+                match place(&shards, limit, width) {
                     Choice::On { number, priority } => {
                         let shard = shards.iter_mut().find(|s| s.number == number).unwrap();
-                        prop_assert!(shard.load() < limit as usize);
-                        prop_assert!(shard.taken.insert(priority), "priority {priority} reused");
+                        prop_assert!(shard.load() + width as usize <= limit as usize);
+                        for p in priority..priority + width {
+                            prop_assert!(shard.taken.insert(p), "priority {p} reused");
+                        }
                     }
                     Choice::Add { number } => {
                         prop_assert!(shards.iter().all(|s| s.number != number));
-                        prop_assert!(shards.iter().all(|s| s.load() >= limit as usize));
+                        prop_assert!(shards.iter().all(|s| s.load() + width as usize > limit as usize));
                         shards.push(Shard { number, ready: true, taken: BTreeSet::new() });
                     }
                     Choice::Wait { .. } => prop_assert!(false, "no shard is pending"),

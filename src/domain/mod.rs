@@ -1,6 +1,7 @@
 //! Pure domain logic: names, commands, comment rendering, templates.
 //! Nothing here does I/O.
 
+pub mod access;
 pub mod commands;
 pub mod comment;
 pub mod cost;

@@ -2,7 +2,8 @@
 //! shard stacks, `<app>-edge-<n>`, from `templates/edge.yaml`) on which each
 //! preview stack adds one host rule.
 //!
-//! Placement (a shard and a rule priority) happens under one lock per
+//! Placement (a shard and a rule priority, or two adjacent ones for a
+//! preview with an automation bypass) happens under one lock per
 //! process, held until the CreateStack or UpdateStack that claims it has
 //! returned, and reads what AWS holds each time: the rules on every shard's
 //! listener and the `RulePriority` of every preview stack placed on it. Two
@@ -29,6 +30,9 @@ pub const ROLE: &str = "edge";
 pub struct Placement {
     pub listener: String,
     pub priority: u32,
+    /// The bypass rule's priority, just before `priority`, when the
+    /// preview has one.
+    pub bypass_priority: Option<u32>,
     pub security_group: String,
     pub dns_name: String,
     pub zone_id: String,
@@ -41,17 +45,29 @@ impl Placement {
         Some(Placement {
             listener: get("ListenerArn")?,
             priority: get("RulePriority")?.parse().ok()?,
+            bypass_priority: get("BypassRulePriority")
+                .and_then(|p| p.parse().ok())
+                .filter(|p| *p != 0),
             security_group: get("EdgeSecurityGroupId")?,
             dns_name: get("EdgeDnsName")?,
             zone_id: get("EdgeHostedZoneId")?,
         })
     }
 
+    /// The priorities it holds on its listener.
+    pub fn priorities(&self) -> impl Iterator<Item = u32> + '_ {
+        self.bypass_priority.into_iter().chain([self.priority])
+    }
+
     /// The preview template's parameters for it.
-    pub fn parameters(&self) -> [(&'static str, String); 5] {
+    pub fn parameters(&self) -> [(&'static str, String); 6] {
         [
             ("ListenerArn", self.listener.clone()),
             ("RulePriority", self.priority.to_string()),
+            (
+                "BypassRulePriority",
+                self.bypass_priority.unwrap_or(0).to_string(),
+            ),
             ("EdgeSecurityGroupId", self.security_group.clone()),
             ("EdgeDnsName", self.dns_name.clone()),
             ("EdgeHostedZoneId", self.zone_id.clone()),
@@ -71,7 +87,8 @@ pub enum Placed<'a> {
 #[derive(Default)]
 pub struct EdgePool {
     lock: tokio::sync::Mutex<()>,
-    /// Previews per listener as last read, for the cost estimate.
+    /// Previews per listener as last read (bypass rules not counted), for
+    /// the cost estimate.
     loads: Mutex<BTreeMap<String, usize>>,
     /// Environments whose stack this process is deleting, so their
     /// removal releases their place on the edge once.
@@ -117,7 +134,9 @@ impl EdgePool {
                 shard
             })
             .collect();
-        match edge::place(&shards, ctx.config.edge.rules_per_alb) {
+        let bypass = ctx.config.preview.access.has_bypass();
+        let width = if bypass { 2 } else { 1 };
+        match edge::place(&shards, ctx.config.edge.rules_per_alb, width) {
             Choice::On { number, priority } => {
                 let state = view
                     .shards
@@ -130,9 +149,11 @@ impl EdgePool {
                             .into()
                     })
                 };
+                // The bypass rule comes just before the login rule.
                 let placement = Placement {
                     listener: output("ListenerArn")?,
-                    priority,
+                    priority: priority + width - 1,
+                    bypass_priority: bypass.then_some(priority),
                     security_group: output("SecurityGroupId")?,
                     dns_name: output("LoadBalancerDnsName")?,
                     zone_id: output("LoadBalancerHostedZoneId")?,
@@ -174,6 +195,7 @@ impl EdgePool {
     pub async fn release(&self, ctx: &Ctx, host: &str) -> Result<()> {
         let _guard = self.lock.lock().await;
         let mut view = self.view(ctx).await?;
+        let mut groups = BTreeSet::new();
         for state in &mut view.shards {
             let Some(listener) = state.stack.output("ListenerArn").map(str::to_owned) else {
                 continue;
@@ -192,11 +214,14 @@ impl EdgePool {
                     "removing a rule its deleted stack left on the edge"
                 );
                 ctx.aws.edge.delete_rule(&rule.arn).await?;
-                for group in &rule.target_groups {
-                    ctx.aws.edge.delete_target_group(group).await?;
-                }
+                groups.extend(rule.target_groups.iter().cloned());
                 state.shard.taken.remove(&rule.priority);
             }
+        }
+        // After every rule: a preview's bypass rule and its own forward to
+        // the same group, which cannot go while a rule uses it.
+        for group in &groups {
+            ctx.aws.edge.delete_target_group(group).await?;
         }
         self.remove_surplus(ctx, &view).await
     }
@@ -291,6 +316,8 @@ impl EdgePool {
             .list_tagged(tag::REPO, &config.repository)
             .await?;
         let mut claimed = BTreeSet::new();
+        // Bypass rules: a second rule of a preview, not another preview.
+        let mut bypasses = BTreeSet::new();
         let mut edges = Vec::new();
         let mut numbers = BTreeSet::new();
         for stack in stacks {
@@ -310,7 +337,12 @@ impl EdgePool {
                 }
                 Some("preview") => {
                     if let Some(placement) = Placement::of(&stack) {
-                        claimed.insert((placement.listener, placement.priority));
+                        if let Some(bypass) = placement.bypass_priority {
+                            bypasses.insert((placement.listener.clone(), bypass));
+                        }
+                        for priority in placement.priorities() {
+                            claimed.insert((placement.listener.clone(), priority));
+                        }
                     }
                 }
                 _ => {}
@@ -389,7 +421,11 @@ impl EdgePool {
         loads.clear();
         for state in &shards {
             if let Some(listener) = state.stack.output("ListenerArn") {
-                loads.insert(listener.to_owned(), state.shard.load());
+                let extra = bypasses.iter().filter(|(l, _)| l == listener).count();
+                loads.insert(
+                    listener.to_owned(),
+                    state.shard.load().saturating_sub(extra),
+                );
             }
         }
         drop(loads);

@@ -62,9 +62,27 @@ impl Spec {
             &request.placeholders,
         )
         .map_err(Error::internal)?;
+        // Who may reach an environment is a preview setting; production is
+        // public.
+        let previewing = request.role == StackRole::Preview;
+        let rendered = if previewing {
+            crate::domain::access::apply(&rendered, &preview.access).map_err(Error::internal)?
+        } else {
+            rendered
+        };
+        let bypass_secret = if previewing {
+            preview.access.bypass_secret_arn.clone()
+        } else {
+            String::new()
+        };
         let sizing = request.sizing;
         let (dns_name, zone) = request.dns.unwrap_or_default();
         let parameters = BTreeMap::from([
+            ("BypassSecretArn".to_owned(), bypass_secret),
+            (
+                "BypassHeaderName".to_owned(),
+                preview.access.bypass_header.clone(),
+            ),
             ("SharedStackName".to_owned(), shared.stack_name.clone()),
             ("EnvironmentName".to_owned(), request.slug),
             (
@@ -143,7 +161,7 @@ pub fn refused(err: crate::aws::Error) -> Error {
     Error::user(format!(
         "CloudFormation refused the stack: {}. Its values come from the config's `preview` \
          section (`cpu`, `memory`, `port`, `health_path`, `env`, `secrets`, \
-         `task_role_arn`): fix them there, \
+         `task_role_arn`, `access`): fix them there, \
          then push or comment `/pullstack redeploy`.",
         err.message
     ))

@@ -274,3 +274,62 @@ fn bootstrap_is_idempotent_and_says_so() {
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(out.contains("is up to date: nothing changed"), "{out}");
 }
+
+/// Public previews of a public repository are open to anyone who finds
+/// the URL: the check says so, from the Actions event it runs in.
+#[test]
+fn config_check_warns_of_public_previews_on_a_public_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pullstack.yaml");
+    let file = path.to_str().unwrap();
+    let event = dir.path().join("event.json");
+    let event_path = event.to_str().unwrap();
+    std::fs::write(&path, "app: demo\nrepository: octo/app\n").unwrap();
+    let write_event = |private: bool| {
+        let body = serde_json::json!({"repository": {"full_name": "octo/app", "private": private}});
+        std::fs::write(&event, body.to_string()).unwrap();
+    };
+
+    write_event(false);
+    let output = pullstack(
+        &["config", "check", "-o", "json", file],
+        &[("GITHUB_EVENT_PATH", event_path)],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("octo/app is a public repository and preview.access is public"),
+        "{}",
+        stderr(&output)
+    );
+    // The warning leaves the JSON scripts read intact.
+    serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap();
+
+    write_event(true);
+    let output = pullstack(
+        &["config", "check", file],
+        &[("GITHUB_EVENT_PATH", event_path)],
+    );
+    assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
+
+    // Outside Actions it cannot tell, and says so.
+    let output = pullstack(&["config", "check", file], &[]);
+    assert!(
+        stderr(&output).contains("Could not tell whether octo/app is a public repository"),
+        "{}",
+        stderr(&output)
+    );
+
+    // Private previews get no warning.
+    std::fs::write(
+        &path,
+        "app: demo\nrepository: octo/app\npreview:\n  access:\n    allow_cidrs: [10.0.0.0/8]\n",
+    )
+    .unwrap();
+    write_event(false);
+    let output = pullstack(
+        &["config", "check", file],
+        &[("GITHUB_EVENT_PATH", event_path)],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
+}

@@ -12,13 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// A hosted zone and a wildcard certificate for it, on moto.
-struct Zone {
-    name: String,
-    id: String,
-    certificate: String,
+pub(crate) struct Zone {
+    pub(crate) name: String,
+    pub(crate) id: String,
+    pub(crate) certificate: String,
 }
 
-async fn zone(prefix: &str) -> Zone {
+pub(crate) async fn zone(prefix: &str) -> Zone {
     let sdk = crate::support::moto_config().await;
     let name = format!(
         "{prefix}-{:06x}.example.com",
@@ -58,7 +58,7 @@ async fn zone(prefix: &str) -> Zone {
     }
 }
 
-fn edge_yaml(zone: &Zone, extra: &str) -> String {
+pub(crate) fn edge_yaml(zone: &Zone, extra: &str) -> String {
     format!(
         "preview:\n  dns_zone: {}\n  hosted_zone_id: {}\n  env:\n    URL: \"{{url}}\"\n\
          edge:\n  certificate_arn: {}\n{extra}",
@@ -67,7 +67,7 @@ fn edge_yaml(zone: &Zone, extra: &str) -> String {
 }
 
 /// The app's edge shard stacks, by number.
-async fn shards(world: &World) -> BTreeMap<u32, pullstack::aws::stacks::Stack> {
+pub(crate) async fn shards(world: &World) -> BTreeMap<u32, pullstack::aws::stacks::Stack> {
     let prefix = format!("{}-edge-", world.app);
     world
         .aws

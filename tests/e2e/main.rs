@@ -4,6 +4,7 @@
 
 mod support;
 
+mod access;
 mod branches;
 mod chaos;
 mod cli;

@@ -96,15 +96,22 @@ impl Pass<'_> {
                 }
             }
             Some(existing) => {
+                let bypass = ctx.config.preview.access.has_bypass();
                 let started = match Placement::of(existing) {
-                    // On the edge already: it keeps its shard and priority.
-                    Some(placement) if shared_edge => {
+                    // On the edge already: it keeps its shard and priority,
+                    // and gives back its bypass priority if it no longer
+                    // has a bypass.
+                    Some(mut placement)
+                        if shared_edge && (!bypass || placement.bypass_priority.is_some()) =>
+                    {
+                        placement.bypass_priority = placement.bypass_priority.filter(|_| bypass);
                         spec.place(&placement)?;
                         self.update(&spec).await?
                     }
-                    // Moving to the edge: one update removes its own load
-                    // balancer and adds its rule.
-                    None if shared_edge => match self.update_onto_edge(sha, &mut spec).await? {
+                    // Moving to the edge, or a bypass was added: one update
+                    // removes its own load balancer (if any) and puts its
+                    // rules at a new place, whose priorities are all free.
+                    _ if shared_edge => match self.update_onto_edge(sha, &mut spec).await? {
                         Ok(started) => started,
                         Err(waiting) => return Ok(waiting),
                     },

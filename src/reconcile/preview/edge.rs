@@ -74,7 +74,9 @@ impl Pass<'_> {
                                 priority = placement.priority,
                                 "rule priority taken meanwhile; placing again"
                             );
-                            avoid.push((placement.listener, placement.priority));
+                            for priority in placement.priorities() {
+                                avoid.push((placement.listener.clone(), priority));
+                            }
                         }
                         other => return Ok(Claimed::Started(other.map_err(spec::refused)?)),
                     }
