@@ -243,10 +243,11 @@ impl Pass<'_> {
     /// waiting: the app answering is what makes the environment ready, so
     /// a failed look is logged and tried again on the next pass.
     async fn watch_phases(&self, stack: &Stack, sha: &str, marks: Marks, took: Duration) -> Marks {
-        let health = &self.ctx.aws.health;
         let output = |k: &str| stack.output(k).unwrap_or_default().to_owned();
         let seen = if marks.tasks.is_none() {
-            health
+            self.ctx
+                .aws
+                .health
                 .service_settled(&output("ClusterName"), &output("ServiceName"))
                 .await
                 .map(|settled| {
@@ -256,7 +257,9 @@ impl Pass<'_> {
                     })
                 })
         } else if marks.targets.is_none() {
-            health
+            self.ctx
+                .aws
+                .health
                 .targets_healthy(&output("TargetGroupArn"))
                 .await
                 .map(|healthy| {
