@@ -11,8 +11,10 @@
 //!
 //! pullstack runs with its default polling (a poll at once, the next after
 //! 50ms) unless
-//! BENCH_POLL is set (e.g. `BENCH_POLL=2s`, the default before). AWS calls
-//! are read from pullstack's own `/metrics` counter; the script's from `aws
+//! BENCH_POLL is set (e.g. `BENCH_POLL=2s`, the default before).
+//! BENCH_GAP pauses before each lifecycle (e.g. `BENCH_GAP=10s` with
+//! `BENCH_WRITES=80`: the pacer's burst refills, as between real PRs).
+//! AWS calls are read from pullstack's own `/metrics` counter; the script's from `aws
 //! --debug`. The floor is the same five calls from boto3 in one process.
 
 // The end-to-end harness, of which a benchmark uses a part.
@@ -38,7 +40,14 @@ async fn aws_calls(world: &World) -> u64 {
 
 async fn pullstack_lifecycles(world: &World) {
     let (mut ready, mut removed, mut calls) = (Vec::new(), Vec::new(), Vec::new());
+    // A pause before each lifecycle (`BENCH_GAP`, e.g. `10s`): PRs that do
+    // not come back to back, so the write pacer's burst has refilled.
+    let gap = std::env::var("BENCH_GAP")
+        .ok()
+        .and_then(|g| humantime::parse_duration(&g).ok())
+        .unwrap_or_default();
     for n in 1..=LIFECYCLES {
+        tokio::time::sleep(gap).await;
         let before = aws_calls(world).await;
         let start = Instant::now();
         world.open_pr(n).await;

@@ -1,9 +1,9 @@
 //! GitHub's limits, kept for the whole client rather than per request.
 //!
-//! - **Writes** (content-creating requests) are spaced evenly: at most the
-//!   configured number reaches GitHub in any 60 s window, and a process
-//!   starts with none in hand, so a restart cannot add a second burst to
-//!   the writes of the process before it.
+//! - **Writes** (content-creating requests): at most the configured number
+//!   reaches GitHub in any 60 s window. A small burst goes at once and the
+//!   rest are spaced; a process starts with none in hand, so a restart
+//!   cannot add a second burst to the writes of the process before it.
 //! - **Turns.** Writes waiting for their turn go by [`Priority`]: what a
 //!   person reads (the sticky comment) before bookkeeping (Deployments and
 //!   commit statuses), then in the order they asked.
@@ -43,16 +43,27 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(3600);
 /// A rate limiter for writes on `clock`.
 pub type Pacer<C> = RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
-/// A pacer that lets `per_minute` writes through in any 60 s window: one
-/// every 60.5 s / `per_minute`, with no burst, and nothing in hand at start
-/// (the writes of a process just before this one may still be in the
-/// window).
+/// A pacer that lets `per_minute` writes through in any 60 s window.
+///
+/// A few writes (an eighth, at least one) may go at once, so a lone PR's
+/// comment never waits; the rest are spaced over 60.5 s so that the burst
+/// plus a minute's refill stays within `per_minute`. A pacer starts with
+/// nothing in hand (the writes of a process just before this one may still
+/// be in the window), and the burst refills at the spaced rate.
 pub fn pacer<C: Clock>(per_minute: NonZeroU32, clock: C) -> Pacer<C> {
-    let period = (WINDOW + WINDOW_MARGIN) / per_minute.get();
-    let quota = Quota::with_period(period).expect("60.5 s / u32 is never zero");
+    let burst = (per_minute.get() / 8).max(1);
+    // `burst` at once, then one per period: at most burst + (spaced - 1)
+    // = per_minute in any 60 s, as 60 s holds fewer than `spaced` periods.
+    let spaced = per_minute.get() - burst + 1;
+    let period = (WINDOW + WINDOW_MARGIN) / spaced;
+    let quota = Quota::with_period(period)
+        .expect("60.5 s / u32 is never zero")
+        .allow_burst(NonZeroU32::new(burst).expect("max(1) is non-zero"));
     let pacer = RateLimiter::direct_with_clock(quota, clock);
-    // Start empty: take the one cell a fresh limiter holds.
-    let _ = pacer.check();
+    // Start empty: take every cell a fresh limiter holds.
+    for _ in 0..burst {
+        let _ = pacer.check();
+    }
     pacer
 }
 
@@ -429,9 +440,20 @@ mod tests {
     #[test]
     fn a_burst_is_spread_over_the_minute() {
         let left = leave_times(80, &[0; 200], &[]);
-        assert_eq!(busiest_window(&left), 80);
+        // A steady stream goes at the spaced rate: the burst, never
+        // refilled, is not on top of it.
+        assert_eq!(busiest_window(&left), 71);
         // The first waits one turn: a restart gets no fresh burst.
         assert!(left[0] > 0);
+    }
+
+    #[test]
+    fn a_lone_write_after_a_quiet_spell_goes_at_once() {
+        // Ten quiet seconds refill the burst: a lifecycle's few writes,
+        // asked for together, leave when asked.
+        let left = leave_times(80, &[10_000; 5], &[]);
+        assert_eq!(left, [10_000; 5]);
+        // The old pacer, with no burst, spaced them by 756 ms.
     }
 
     proptest! {
