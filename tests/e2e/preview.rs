@@ -475,12 +475,7 @@ async fn a_stack_already_complete_is_seen_without_waiting() {
 
 /// The `stack` bucket counts of `pullstack_deploy_phase_seconds` up to `le`.
 async fn stack_phases_up_to(world: &World, le: &str) -> u64 {
-    let metrics = reqwest::get(format!("{}/metrics", world.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = world.metrics().await;
     let line = format!("pullstack_deploy_phase_seconds_bucket{{phase=\"stack\",le=\"{le}\"}} ");
     metrics
         .lines()

@@ -392,12 +392,7 @@ async fn metrics_show_the_queue_depth_and_the_lease_holder() {
         .unwrap()
         .expect("a holder")
         .holder;
-    let metrics = reqwest::get(format!("{}/metrics", world.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = world.metrics().await;
     let line = |name: &str| {
         metrics
             .lines()

@@ -324,14 +324,19 @@ impl World {
         self.kill_server(0);
     }
 
-    /// AWS requests made so far, by (service, operation), from `/metrics`.
-    pub async fn aws_requests(&self) -> BTreeMap<(String, String), u64> {
-        let text = reqwest::get(format!("{}/metrics", self.url()))
+    /// What the server's `/metrics` says now.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url()))
             .await
             .expect("GET /metrics")
             .text()
             .await
-            .expect("metrics body");
+            .expect("metrics body")
+    }
+
+    /// AWS requests made so far, by (service, operation), from `/metrics`.
+    pub async fn aws_requests(&self) -> BTreeMap<(String, String), u64> {
+        let text = self.metrics().await;
         let label = |line: &str, name: &str| {
             let value = line.split(&format!("{name}=\"")).nth(1)?;
             Some(value.split('"').next()?.to_owned())
