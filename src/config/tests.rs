@@ -1,6 +1,7 @@
 //! Parsing, defaults and the errors a bad config gets.
 
 use super::*;
+use std::time::Duration;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(Path::new("pullstack.yaml"), text)

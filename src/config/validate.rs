@@ -1,0 +1,216 @@
+//! What a parsed config must also satisfy, field by field.
+
+use super::{ALB_RULES, Config, EdgeMode, StackRole, container, secrets_prefix};
+use std::time::Duration;
+
+impl Config {
+    pub(super) fn validate(&self) -> Result<(), (&'static str, String)> {
+        let app_ok = !self.app.is_empty()
+            && self.app.len() <= 24
+            && self.app.starts_with(|c: char| c.is_ascii_lowercase())
+            && self
+                .app
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !app_ok {
+            return Err((
+                "app",
+                format!(
+                    "{:?} must be 1-24 lower-case letters, digits or dashes, starting with a letter",
+                    self.app
+                ),
+            ));
+        }
+        if crate::domain::naming::RepoName::parse(&self.repository).is_none() {
+            return Err((
+                "repository",
+                format!("{:?} must look like owner/name", self.repository),
+            ));
+        }
+        if !self.preview.health_path.starts_with('/') {
+            return Err(("health_path", "must start with '/'".into()));
+        }
+        if self.preview.port == 0 {
+            return Err(("port", "must be between 1 and 65535".into()));
+        }
+        let idle = &self.preview.idle;
+        if !idle.scale_after.is_zero()
+            && !idle.delete_after.is_zero()
+            && idle.delete_after <= idle.scale_after
+        {
+            return Err(("delete_after", "must be longer than scale_after".into()));
+        }
+        if self.queue.workers == 0 {
+            return Err(("workers", "must be at least 1".into()));
+        }
+        let lease_ttl = self.queue.sqs.lease_ttl;
+        if lease_ttl < Duration::from_secs(2) || lease_ttl > Duration::from_secs(12 * 3600) {
+            return Err(("lease_ttl", "must be between 2s and 12h".into()));
+        }
+        if self.queue.sqs.receive_wait > Duration::from_secs(20) {
+            return Err(("receive_wait", "must be at most 20s".into()));
+        }
+        if !self.sqs_queue().ends_with(".fifo") {
+            return Err((
+                "queue.sqs.queue",
+                format!(
+                    "{:?} must be a FIFO queue (its name ends in .fifo)",
+                    self.sqs_queue()
+                ),
+            ));
+        }
+        if self.github.writes_per_minute == 0 {
+            return Err(("writes_per_minute", "must be at least 1".into()));
+        }
+        if self.images.prune_after.is_zero() {
+            return Err(("prune_after", "must be more than 0s".into()));
+        }
+        let production = &self.production;
+        if production.enabled
+            && (production.domain.is_empty() || production.hosted_zone_id.is_empty())
+        {
+            return Err((
+                "production",
+                "domain and hosted_zone_id are required when enabled".into(),
+            ));
+        }
+        if production.enabled && production.certificate_arn.is_empty() {
+            return Err((
+                "production.certificate_arn",
+                format!(
+                    "required when enabled: an ACM certificate for {} in the region, \
+                     so production serves HTTPS",
+                    production.domain
+                ),
+            ));
+        }
+        if !production.certificate_arn.is_empty() {
+            check_certificate_arn(&production.certificate_arn)
+                .map_err(|err| ("production.certificate_arn", err))?;
+        }
+        self.validate_edge()?;
+        if let Err(err) =
+            crate::domain::release::Schedule::from_percents(&production.steps, production.bake)
+        {
+            return Err(("steps", err));
+        }
+        if let Some(role) = &self.shared.cloudformation_role_arn {
+            container::check_role_arn(role).map_err(|err| ("cloudformation_role_arn", err))?;
+        }
+        Ok(())
+    }
+
+    fn validate_edge(&self) -> Result<(), (&'static str, String)> {
+        let edge = &self.edge;
+        if edge.rules_per_alb == 0 || edge.rules_per_alb > ALB_RULES {
+            return Err((
+                "edge.rules_per_alb",
+                format!("must be between 1 and {ALB_RULES}, the rules an ALB takes"),
+            ));
+        }
+        if self.preview.access.has_bypass() && edge.rules_per_alb < 2 {
+            return Err((
+                "edge.rules_per_alb",
+                "must be at least 2 with preview.access.bypass_secret_arn: a preview \
+                 then takes two rules"
+                    .into(),
+            ));
+        }
+        if !edge.certificate_arn.is_empty() {
+            check_certificate_arn(&edge.certificate_arn)
+                .map_err(|err| ("edge.certificate_arn", err))?;
+        }
+        let preview = &self.preview;
+        if self.edge_mode() == EdgeMode::Shared
+            && (preview.dns_zone.is_empty() || preview.hosted_zone_id.is_empty())
+        {
+            return Err((
+                "edge.mode",
+                "shared needs preview.dns_zone and preview.hosted_zone_id: previews are \
+                 reached at https://<env>.<dns_zone>"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Each kind of stack's secrets under its own prefix, its task role an
+    /// IAM role, and production's settings its own.
+    pub(super) fn validate_containers(&self) -> Result<(), Problem> {
+        for role in [StackRole::Preview, StackRole::Production] {
+            // Each kind's settings live in the config section of its name.
+            let section = role.as_str();
+            let container = self.container(role);
+            for (name, reference) in container.secrets {
+                container::check_secret(&self.app, role, name, reference).map_err(|message| {
+                    Problem {
+                        field: format!("{section}.secrets"),
+                        at: format!("{section}.secrets.{name}"),
+                        message,
+                    }
+                })?;
+            }
+            if let Some(arn) = container.task_role_arn {
+                let field = format!("{section}.task_role_arn");
+                container::check_role_arn(arn).map_err(|message| Problem {
+                    field: field.clone(),
+                    at: field.clone(),
+                    message,
+                })?;
+            }
+        }
+        // Releases used to take the preview's settings: a config written
+        // then must say what production gets now, not lose it silently.
+        let production = &self.production;
+        let inherited = |field: &str, own: String| Problem {
+            field: format!("production.{field}"),
+            at: "production".to_owned(),
+            message: format!(
+                "production releases no longer take preview.{field}: {own} \
+                 (`{field}: {{}}` for none)"
+            ),
+        };
+        if production.enabled && production.env.is_none() && !self.preview.env.is_empty() {
+            return Err(inherited("env", "give production its own".to_owned()));
+        }
+        if production.enabled && production.secrets.is_none() && !self.preview.secrets.is_empty() {
+            let prefix = secrets_prefix(&self.app, StackRole::Production);
+            return Err(inherited(
+                "secrets",
+                format!("list production's own, under {prefix}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `arn` looks like an ACM certificate's ARN.
+fn check_certificate_arn(arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "acm"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("certificate/")
+            .is_some_and(|id| !id.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{arn:?} is not an ACM certificate ARN \
+             (arn:aws:acm:<region>:<account>:certificate/<id>)"
+        ))
+    }
+}
+
+/// A value the config cannot take: the field to name, the dotted path of
+/// the key to point at, and why.
+pub(super) struct Problem {
+    pub(super) field: String,
+    pub(super) at: String,
+    pub(super) message: String,
+}
