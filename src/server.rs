@@ -233,6 +233,11 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
             (Admit::Local(queue.clone()), lease::always())
         }
         Some(shared) => {
+            ctx.admissions.share(
+                ctx.aws.leases.clone(),
+                config.lease_table(),
+                config.repository.clone(),
+            );
             let claim = Claim {
                 leases: ctx.aws.leases.clone(),
                 table: config.lease_table(),

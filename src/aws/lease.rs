@@ -146,6 +146,89 @@ impl Leases {
     }
 }
 
+/// One environment waiting for a preview slot, as the shared line holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    /// The environment's key.
+    pub env: String,
+    /// When it started waiting (its pull request's creation).
+    pub since: DateTime<Utc>,
+    /// When it last asked for a slot.
+    pub seen: DateTime<Utc>,
+}
+
+/// The item that holds the line, one attribute per waiting environment.
+const LINE: &str = "line";
+
+/// The attribute an environment waits under in the line's item.
+fn line_attribute(env: &str) -> String {
+    format!("w/{env}")
+}
+
+impl Leases {
+    /// Puts `env` in the shared line (or keeps its place), noting that it
+    /// asked at `seen`. One atomic update of one attribute, so replicas
+    /// never overwrite each other's entries.
+    pub async fn wait_in_line(
+        &self,
+        table: &str,
+        env: &str,
+        since: DateTime<Utc>,
+        seen: DateTime<Utc>,
+    ) -> Result<()> {
+        let value = format!("{} {}", since.timestamp_millis(), seen.timestamp_millis());
+        (self.client.update_item())
+            .table_name(table)
+            .key("k", AttributeValue::S(LINE.to_owned()))
+            .update_expression("SET #w = :v")
+            .expression_attribute_names("#w", line_attribute(env))
+            .expression_attribute_values(":v", AttributeValue::S(value))
+            .send()
+            .await
+            .map_err(|err| Error::from_sdk("DynamoDB", "UpdateItem", table, &err))?;
+        Ok(())
+    }
+
+    /// Takes `env` out of the shared line, if it is there.
+    pub async fn leave_line(&self, table: &str, env: &str) -> Result<()> {
+        (self.client.update_item())
+            .table_name(table)
+            .key("k", AttributeValue::S(LINE.to_owned()))
+            .update_expression("REMOVE #w")
+            .expression_attribute_names("#w", line_attribute(env))
+            .send()
+            .await
+            .map_err(|err| Error::from_sdk("DynamoDB", "UpdateItem", table, &err))?;
+        Ok(())
+    }
+
+    /// Everyone in the shared line, in no particular order.
+    pub async fn line(&self, table: &str) -> Result<Vec<Waiting>> {
+        let item = (self.client.get_item())
+            .table_name(table)
+            .key("k", AttributeValue::S(LINE.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| Error::from_sdk("DynamoDB", "GetItem", table, &err))?
+            .item
+            .unwrap_or_default();
+        Ok(item
+            .iter()
+            .filter_map(|(name, value)| {
+                let env = name.strip_prefix("w/")?;
+                let (since, seen) = value.as_s().ok()?.split_once(' ')?;
+                let at = |ms: &str| DateTime::from_timestamp_millis(ms.parse().ok()?);
+                Some(Waiting {
+                    env: env.to_owned(),
+                    since: at(since)?,
+                    seen: at(seen)?,
+                })
+            })
+            .collect())
+    }
+}
+
 fn millis(at: DateTime<Utc>) -> AttributeValue {
     AttributeValue::N(at.timestamp_millis().to_string())
 }

@@ -439,3 +439,80 @@ async fn a_dead_holders_lease_passes_on_when_its_expiry_passes() {
         killed.elapsed()
     );
 }
+
+/// Attack: two replicas admit at once. Each counts the preview stacks
+/// before the other's CreateStack lands, both see a free slot, and the
+/// repository ends up past its limit. The shared slot (a DynamoDB lease
+/// held from the count until CreateStack returns) makes the second wait,
+/// count again and queue. The fault proxies hold replica 0's CreateStack
+/// (and its receives, so the second PR goes to replica 1) to open the race
+/// every time.
+#[tokio::test]
+async fn two_replicas_never_admit_past_the_limit_together() {
+    let config = format!(
+        "{}preview:\n  limits:\n    per_repository: 1\n",
+        sqs_config()
+    );
+    let mut world = World::new("admit2", &config).await;
+    let proxied = |proxy: &FaultProxy| {
+        pullstack::aws::Aws::from_config(&proxy.sdk_config(
+            &world.sdk,
+            3,
+            Duration::from_millis(20),
+        ))
+    };
+    let (first, second) = (
+        FaultProxy::start(&moto_endpoint()).await,
+        FaultProxy::start(&moto_endpoint()).await,
+    );
+    first.hold("CreateStack");
+    let (first_aws, second_aws) = (proxied(&first), proxied(&second));
+    world.start_with(first_aws).await;
+
+    let sha1 = world.open_pr(1).await;
+    eventually("replica 0 sends PR 1's CreateStack", WAIT, || async {
+        first.count("cloudformation", "CreateStack") == 1
+    })
+    .await;
+    // Replica 0 receives nothing more: its next receive waits.
+    first.hold("ReceiveMessage");
+    eventually("replica 0 waits on a receive", WAIT, || async {
+        (first.calls().iter()).any(|c| c.operation == "ReceiveMessage" && c.outcome.is_none())
+    })
+    .await;
+    world.start_replica(1, second_aws).await;
+    let waits = || async {
+        let metrics = world.metrics().await;
+        metric_value(&metrics, "pullstack_admission_slot_waits_total")
+    };
+    let before = waits().await;
+    world.open_pr(2).await;
+    // Replica 1 either creates PR 2's stack (the race lost) or finds the
+    // slot held.
+    eventually("replica 1 reaches admission", WAIT, || async {
+        second.count("cloudformation", "CreateStack") > 0 || waits().await > before
+    })
+    .await;
+    first.release();
+
+    world.wait_stack_at(1, &sha1).await;
+    world.wait_comment(1, "Ready").await;
+    world.wait_comment(2, "number 1 in line").await;
+    world.settle_shared(WAIT).await;
+    assert!(world.stack(2).await.is_none(), "PR 2 went past the limit");
+    assert_eq!(second.count("cloudformation", "CreateStack"), 0);
+
+    // Closing PR 1 wakes PR 2, whichever replica holds it.
+    world.close(1, true).await;
+    world.wait_stack_gone(1).await;
+    world.wait_comment(2, "Ready").await;
+    world.settle_shared(WAIT).await;
+}
+
+/// A counter's value in Prometheus text, 0 when absent. Replicas of one
+/// test process share one recorder.
+fn metric_value(metrics: &str, name: &str) -> f64 {
+    (metrics.lines())
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}

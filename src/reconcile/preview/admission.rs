@@ -7,6 +7,8 @@
 //! The line lives in this process: after a restart, the resync rebuilds it
 //! from the open PRs that have no stack, in the order they were opened.
 //!
+//! With the shared queue, replicas admit as one: see [`shared`].
+//!
 //! The quotas are read in the background (from the start of `serve`, then
 //! again once stale), never while an environment waits to be created: an
 //! admission uses the quotas last read, and one not known yet does not
@@ -16,6 +18,7 @@
 
 use super::Pass;
 use super::edge::{Call, Claimed};
+use crate::aws::lease::Leases;
 use crate::aws::quotas::Usage;
 use crate::aws::stacks::tag;
 use crate::config::EdgeMode;
@@ -30,6 +33,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod shared;
+
 /// How long quotas read from AWS are trusted.
 const QUOTA_TTL: Duration = Duration::from_secs(3600);
 
@@ -38,8 +43,9 @@ const QUOTA_TTL: Duration = Duration::from_secs(3600);
 pub const UNREADABLE_TTL: Duration = Duration::from_secs(600);
 
 /// The admission state shared by all workers.
-#[derive(Default)]
 pub struct Admissions {
+    /// The slot and line shared with other replicas, if any.
+    shared: std::sync::OnceLock<shared::Table>,
     /// Held from the count until the stack exists.
     slot: tokio::sync::Mutex<()>,
     /// Environments waiting for a slot, and since when.
@@ -52,6 +58,20 @@ pub struct Admissions {
     /// before a move is never cached after it, however late its listing
     /// returns.
     generation: AtomicU64,
+}
+
+impl Default for Admissions {
+    fn default() -> Admissions {
+        Admissions {
+            shared: std::sync::OnceLock::new(),
+            slot: tokio::sync::Mutex::default(),
+            waiting: Mutex::default(),
+            quotas: Arc::default(),
+            quota_reads: Arc::default(),
+            count: Mutex::default(),
+            generation: AtomicU64::default(),
+        }
+    }
 }
 
 /// How long a count of preview stacks is trusted. Stacks other processes
@@ -95,33 +115,70 @@ struct Quotas {
 
 /// Whether an environment may create its stack now.
 enum Admission<'a> {
-    /// Yes; keep the guard until CreateStack returns.
-    Go(tokio::sync::MutexGuard<'a, ()>),
+    /// Yes; keep the slot until CreateStack returns.
+    Go(Slot<'a>),
     /// Not yet: `position` in line, behind `limit`.
     Queued { position: usize, limit: String },
     /// No: an account quota is reached.
     Refused(String),
 }
 
+/// The right to create a stack now: this process's, and with the shared
+/// queue the replicas'.
+struct Slot<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    _shared: Option<shared::Slot>,
+}
+
 impl Admissions {
+    /// From now on, admit together with the other replicas that share lease
+    /// table `table` (`queue.backend: sqs`).
+    pub fn share(&self, leases: Leases, table: String, repository: String) {
+        let _ = (self.shared).set(shared::Table::new(leases, table, repository));
+    }
+
+    /// The shared slot and line, when shared and needed.
+    fn shared(&self, ctx: &Ctx) -> Option<&shared::Table> {
+        self.shared.get().filter(|_| shared::Table::needed(ctx))
+    }
+
     async fn admit(
         &self,
         ctx: &Ctx,
         key: &EnvKey,
         since: Option<DateTime<Utc>>,
     ) -> Result<Admission<'_>> {
-        let slot = self.slot.lock().await;
+        let local = self.slot.lock().await;
+        let table = self.shared(ctx);
+        let slot = Slot {
+            _local: local,
+            _shared: match &table {
+                Some(table) => Some(table.take_slot(ctx).await?),
+                None => None,
+            },
+        };
         let limits = &ctx.config.preview.limits;
         if limits.per_repository.is_some() || limits.total.is_some() {
             let since = since.unwrap_or_else(|| ctx.clock.now());
-            let position = {
+            let (position, since) = {
                 let mut waiting = self.waiting.lock().expect("waiting lock");
-                waiting.entry(key.clone()).or_insert(since);
+                let since = *waiting.entry(key.clone()).or_insert(since);
                 let mut line: Vec<_> = waiting.iter().collect();
                 line.sort_by_key(|(key, since)| (**since, (*key).clone()));
-                line.iter().position(|(k, _)| *k == key).unwrap_or(0)
+                let position = line.iter().position(|(k, _)| *k == key).unwrap_or(0);
+                (position, since)
             };
-            let Count { mine, total, .. } = self.count(ctx).await?;
+            let (position, Count { mine, total, .. }) = match &table {
+                None => (position, self.count(ctx, false).await?),
+                // Other replicas create stacks too: count afresh, and stand
+                // in the line they all see.
+                Some(table) => {
+                    let line = table.queue(key, since, ctx.clock.now()).await?;
+                    let me = table.entry(key);
+                    let position = line.iter().position(|e| *e == me).unwrap_or(0);
+                    (position, self.count(ctx, true).await?)
+                }
+            };
             let bounds = [
                 limits
                     .per_repository
@@ -138,7 +195,7 @@ impl Admissions {
         if limits.check_quotas
             && let Some(reason) = self.quota_reached(ctx).await?
         {
-            self.admitted(key);
+            self.admitted(ctx, key).await?;
             tracing::warn!(env = %key, "refused: {reason}");
             return Ok(Admission::Refused(reason));
         }
@@ -197,27 +254,44 @@ impl Admissions {
     }
 
     /// The environment has its stack (or gave up on one): out of the line.
-    fn admitted(&self, key: &EnvKey) {
+    async fn admitted(&self, ctx: &Ctx, key: &EnvKey) -> Result<()> {
         self.waiting.lock().expect("waiting lock").remove(key);
-        let mut count = self.count.lock().expect("count lock");
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        *count = None;
+        {
+            let mut count = self.count.lock().expect("count lock");
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            *count = None;
+        }
+        if let Some(table) = self.shared(ctx) {
+            table.leave(key).await?;
+        }
+        Ok(())
     }
 
     /// A slot may have freed: everyone waiting looks again, and the oldest
-    /// gets it. Returns the jobs to wake.
-    pub fn freed(&self, key: &EnvKey) -> Vec<Job> {
-        self.admitted(key);
-        let waiting = self.waiting.lock().expect("waiting lock");
-        waiting.keys().cloned().map(Job::Env).collect()
+    /// gets it. Returns the jobs to wake: those waiting here and, with the
+    /// shared queue, this repository's in the line of every replica.
+    pub async fn freed(&self, ctx: &Ctx, key: &EnvKey) -> Result<Vec<Job>> {
+        self.admitted(ctx, key).await?;
+        let mut waiting: Vec<EnvKey> = (self.waiting.lock().expect("waiting lock"))
+            .keys()
+            .cloned()
+            .collect();
+        if let Some(table) = self.shared(ctx) {
+            waiting.extend(table.waiting().await?);
+            waiting.sort();
+            waiting.dedup();
+        }
+        Ok(waiting.into_iter().map(Job::Env).collect())
     }
 
     /// Preview stacks of this repository and of all, listed at most every
-    /// [`COUNT_TTL`] unless this process created or deleted one since: PRs
-    /// waiting in line look again on every resync.
-    async fn count(&self, ctx: &Ctx) -> Result<Count> {
+    /// [`COUNT_TTL`] unless this process created or deleted one since, or
+    /// the count must be `fresh`: PRs waiting in line look again on every
+    /// resync.
+    async fn count(&self, ctx: &Ctx, fresh: bool) -> Result<Count> {
         let generation = self.generation.load(Ordering::SeqCst);
-        if let Some(count) = *self.count.lock().expect("count lock")
+        if !fresh
+            && let Some(count) = *self.count.lock().expect("count lock")
             && count.at.elapsed() < COUNT_TTL
             && count.generation == generation
         {
@@ -316,7 +390,7 @@ impl Pass<'_> {
                 .await
                 .map_err(spec::refused)?;
         }
-        admissions.admitted(&self.env.key);
+        admissions.admitted(ctx, &self.env.key).await?;
         Ok(None)
     }
 }
