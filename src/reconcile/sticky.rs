@@ -6,7 +6,7 @@
 use crate::domain::comment::{self, Memory, State, View};
 use crate::domain::naming::EnvKey;
 use crate::domain::seal::Seal;
-use crate::github::client::{Forge, ForgeError};
+use crate::github::client::{Comment, Forge, ForgeError};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -48,14 +48,7 @@ impl StickyComments {
         if let Some(found) = self.cache.lock().expect("sticky lock").get(env) {
             return Ok(found.clone());
         }
-        let me = forge.identity().await?;
-        let found = forge
-            .comments(issue)
-            .await?
-            .into_iter()
-            .filter(|c| c.user.login == me)
-            .find_map(|c| Memory::from_body(&c.body, env, &self.seal).map(|m| (c, m)));
-        let sticky = match found {
+        let sticky = match self.find(forge, issue, env).await? {
             Some((c, memory)) => Sticky {
                 issue: Some(issue),
                 comment_id: Some(c.id),
@@ -71,6 +64,36 @@ impl StickyComments {
             .expect("sticky lock")
             .insert(env.to_owned(), sticky.clone());
         Ok(sticky)
+    }
+
+    /// The environment's memory as its comment says now, read past the
+    /// cache and leaving it alone: another replica may have changed it.
+    pub async fn read_afresh(
+        &self,
+        forge: &Forge,
+        issue: u64,
+        env: &str,
+    ) -> Result<Option<Memory>, ForgeError> {
+        Ok(self
+            .find(forge, issue, env)
+            .await?
+            .map(|(_, memory)| memory))
+    }
+
+    /// The comment pullstack wrote with `env`'s marker, and its memory.
+    async fn find(
+        &self,
+        forge: &Forge,
+        issue: u64,
+        env: &str,
+    ) -> Result<Option<(Comment, Memory)>, ForgeError> {
+        let me = forge.identity().await?;
+        Ok(forge
+            .comments(issue)
+            .await?
+            .into_iter()
+            .filter(|c| c.user.login == me)
+            .find_map(|c| Memory::from_body(&c.body, env, &self.seal).map(|m| (c, m))))
     }
 
     /// What this process last knew of an environment's comment: its memory

@@ -111,6 +111,39 @@ async fn deployments_of_replaced_commits_and_closed_prs_are_retired() {
     assert_eq!(live_deployments(&world, 1), []);
 }
 
+// Found in a chaos run: a commit deployed again (a force-push back to it)
+// brings its retired Deployment back to success, and a process that
+// remembered that Deployment as retired skipped it when the next commit
+// replaced it, leaving two live Deployments.
+#[tokio::test]
+async fn a_deployment_brought_back_is_retired_again() {
+    let mut world = World::new("revive", "").await;
+    world.start().await;
+    let first = world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    let second = world.push(1, "second").await;
+    world.wait_stack_at(1, &second).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle().await;
+    world.push_sha(1, &first).await;
+    world.wait_stack_at(1, &first).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle().await;
+    assert_eq!(
+        live_deployments(&world, 1),
+        [(first.clone(), "success".to_owned())]
+    );
+    let third = world.push(1, "third").await;
+    world.wait_stack_at(1, &third).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle().await;
+    assert_eq!(
+        live_deployments(&world, 1),
+        [(third.clone(), "success".to_owned())],
+        "{first}'s Deployment is retired again"
+    );
+}
+
 // Found in a chaos run: a pass that created a Deployment and stopped before
 // remembering it (a kill, a refused write) left it in progress for good,
 // and the next pass made a second one for the same commit.

@@ -17,6 +17,7 @@
 //! job reads before it writes, so an outcome already on GitHub costs no
 //! write.
 
+use crate::config::Backend;
 use crate::domain::naming::EnvKey;
 use crate::github::client::{DeploymentState, StatusState};
 use crate::reconcile::{Action, Ctx, Result};
@@ -149,6 +150,10 @@ impl Retired {
     fn insert(&self, id: u64) {
         self.0.lock().expect("retired lock").put(id, ());
     }
+
+    fn forget(&self, id: u64) {
+        self.0.lock().expect("retired lock").pop(&id);
+    }
 }
 
 /// Whether a Deployment whose newest status is `state` still shows as live.
@@ -229,7 +234,39 @@ impl Recorder<'_> {
             DeploymentState::Success => self.resolve_status(sha, url, description).await?,
             _ => {}
         }
+        if state == DeploymentState::Success && !self.still_ready(sha).await? {
+            let why = "replaced by a newer commit";
+            (self.ctx.forge)
+                .deployment_status(id, DeploymentState::Inactive, None, why)
+                .await?;
+            self.remember(id, sha, DeploymentState::Inactive);
+            return Ok(());
+        }
         self.retire_deployments(Some(id)).await
+    }
+
+    /// Whether the PR's comment still shows `sha` ready, after its
+    /// Deployment said success.
+    ///
+    /// With replicas, another may have moved the environment on (a newer
+    /// commit, or its removal) while this outcome waited for its write
+    /// turn. That replica changes the comment first and retires the live
+    /// Deployments after, so of the two record jobs, the one that looks
+    /// last sees the other's work: either its retiring finds this success,
+    /// or this look finds its comment. One process has no such race: a
+    /// newer outcome replaces one not yet written.
+    async fn still_ready(&self, sha: &str) -> Result<bool> {
+        let ctx = self.ctx;
+        let EnvKey::Pr(number) = self.key else {
+            return Ok(true);
+        };
+        if ctx.config.queue.backend != Backend::Sqs {
+            return Ok(true);
+        }
+        let memory = (ctx.sticky)
+            .read_afresh(&ctx.forge, *number, &self.key.slug())
+            .await?;
+        Ok(memory.is_none_or(|m| m.ready.as_deref() == Some(sha)))
     }
 
     /// The Deployment of `sha`, saying `state`: one found on GitHub (a
@@ -280,6 +317,10 @@ impl Recorder<'_> {
     }
 
     fn remember(&self, id: u64, sha: &str, state: DeploymentState) {
+        if is_live(Some(state.as_str())) {
+            // A commit deployed again brings its Deployment back.
+            self.ctx.retired.forget(id);
+        }
         self.ctx
             .records
             .written
@@ -314,8 +355,12 @@ impl Recorder<'_> {
         let ctx = self.ctx;
         let forge = &ctx.forge;
         let environment = self.key.deployment_environment();
+        // A Deployment done with comes back when its commit is deployed
+        // again; with replicas, maybe by another one, so only one process
+        // can trust its memory of which are retired.
+        let remembered = ctx.config.queue.backend == Backend::Memory;
         for (id, _) in forge.deployments(&environment, None, 100).await? {
-            if Some(id) == keep || ctx.retired.contains(id) {
+            if Some(id) == keep || (remembered && ctx.retired.contains(id)) {
                 continue;
             }
             let state = forge.deployment_state(id).await?;
