@@ -245,12 +245,14 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
                 holder: Claim::replica_name(),
                 ttl: config.queue.sqs.lease_ttl,
             };
+            let forge = ctx.forge.clone();
             let (task, held) = lease::spawn(
                 claim.clone(),
                 queue.clone(),
                 config.resync.interval,
                 options.clock.clone(),
                 shutdown.clone(),
+                move |replicas| forge.share_writes(replicas),
             );
             shared_tasks.push(task);
             shared_tasks.extend(durable::spawn(

@@ -146,6 +146,50 @@ impl Leases {
     }
 }
 
+/// The prefix of the items replicas answer the roll call with.
+const ROLL: &str = "replica/";
+
+impl Leases {
+    /// Answers the roll call: `replica` is alive until `until`.
+    pub async fn present(&self, table: &str, replica: &str, until: DateTime<Utc>) -> Result<()> {
+        (self.client.put_item())
+            .table_name(table)
+            .item("k", AttributeValue::S(format!("{ROLL}{replica}")))
+            .item("exp", millis(until))
+            .send()
+            .await
+            .map_err(|err| Error::from_sdk("DynamoDB", "PutItem", table, &err))?;
+        Ok(())
+    }
+
+    /// Leaves the roll call.
+    pub async fn absent(&self, table: &str, replica: &str) -> Result<()> {
+        (self.client.delete_item())
+            .table_name(table)
+            .key("k", AttributeValue::S(format!("{ROLL}{replica}")))
+            .send()
+            .await
+            .map_err(|err| Error::from_sdk("DynamoDB", "DeleteItem", table, &err))?;
+        Ok(())
+    }
+
+    /// How many replicas answered the roll call and are alive at `now`.
+    /// The table holds a handful of items, so one scan page reads them all.
+    pub async fn present_count(&self, table: &str, now: DateTime<Utc>) -> Result<u32> {
+        let scanned = (self.client.scan())
+            .table_name(table)
+            .consistent_read(true)
+            .filter_expression("begins_with(k, :roll) AND exp > :now")
+            .expression_attribute_values(":roll", AttributeValue::S(ROLL.to_owned()))
+            .expression_attribute_values(":now", millis(now))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .map_err(|err| Error::from_sdk("DynamoDB", "Scan", table, &err))?;
+        Ok(scanned.count.max(0).unsigned_abs())
+    }
+}
+
 /// One environment waiting for a preview slot, as the shared line holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Waiting {

@@ -8,8 +8,9 @@ use serde::Deserialize;
 pub struct GitHubConfig {
     /// Content-creating requests (comments, reactions, deployments, statuses)
     /// in any 60-second window, restarts included: they are spaced evenly,
-    /// and a new process starts with none in hand. GitHub's secondary limit
-    /// is 80. Default: 80.
+    /// and a new process starts with none in hand. With the SQS backend,
+    /// the replicas alive share them evenly. GitHub's secondary limit is
+    /// 80. Default: 80.
     pub writes_per_minute: u32,
 }
 

@@ -57,7 +57,8 @@ pub struct SqsConfig {
     /// it, with a dead-letter queue `<name>-dlq.fifo`). Default:
     /// `<app>-pullstack.fifo`.
     pub queue: Option<String>,
-    /// The DynamoDB table holding the lease on periodic work (`pullstack
+    /// The DynamoDB table the replicas share: the lease on periodic work,
+    /// the preview admission slot and line, and the roll call (`pullstack
     /// bootstrap` creates it). Default: `<app>-pullstack`.
     pub table: Option<String>,
     /// How long a replica that stops answering keeps the lease on periodic

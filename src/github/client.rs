@@ -140,6 +140,12 @@ impl Forge {
         &self.repo
     }
 
+    /// Shares the configured writes a minute with `processes` in all
+    /// (replicas): this client then paces its share.
+    pub fn share_writes(&self, processes: u32) {
+        self.limits.share(processes);
+    }
+
     /// Uses `login` as pullstack's own login instead of asking GitHub: a
     /// token that cannot read `/user` (an Actions `GITHUB_TOKEN`) still finds
     /// the comments it wrote.

@@ -11,14 +11,14 @@
 //!   or `X-RateLimit-Remaining: 0` until `X-RateLimit-Reset`), every
 //!   request of every worker, reads and writes, waits until then.
 
-use governor::clock::Clock;
+use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use reqwest::header::HeaderMap;
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -67,6 +67,12 @@ pub fn pacer<C: Clock>(per_minute: NonZeroU32, clock: C) -> Pacer<C> {
     pacer
 }
 
+/// One of `processes`' even share of `per_minute` writes, rounded down
+/// (so together they stay within it), and at least one.
+fn share_of(per_minute: NonZeroU32, processes: u32) -> NonZeroU32 {
+    NonZeroU32::new(per_minute.get() / processes.max(1)).unwrap_or(NonZeroU32::MIN)
+}
+
 /// The pause GitHub asks for in a response's headers, if any.
 ///
 /// `Retry-After` counts on a 403 or 429 (a secondary limit);
@@ -99,7 +105,10 @@ pub enum Priority {
 
 /// The pacer and the pause, shared by every clone of the client.
 pub struct Limits {
-    writes: Pacer<governor::clock::DefaultClock>,
+    /// Writes a minute for the whole service.
+    per_minute: NonZeroU32,
+    /// How many processes share them, and the pacer of this one's share.
+    writes: RwLock<(u32, Arc<Pacer<DefaultClock>>)>,
     /// No request leaves before this.
     not_before: Mutex<Option<Instant>>,
     /// Writes waiting for a turn, first in line first.
@@ -136,11 +145,38 @@ impl Limits {
     pub fn new(writes_per_minute: u32) -> Limits {
         let per_minute = NonZeroU32::new(writes_per_minute.max(1)).expect("max(1) is non-zero");
         Limits {
-            writes: pacer(per_minute, governor::clock::DefaultClock::default()),
+            per_minute,
+            writes: RwLock::new((1, Arc::new(pacer(per_minute, DefaultClock::default())))),
             not_before: Mutex::new(None),
             line: Mutex::default(),
             moved: Notify::new(),
         }
+    }
+
+    /// From now on, `processes` (at least one) share the writes a minute,
+    /// evenly: this one paces its share. A new share starts with nothing
+    /// in hand, as a new process does.
+    pub fn share(&self, processes: u32) {
+        let processes = processes.max(1);
+        {
+            let mut writes = self.writes.write().expect("writes lock");
+            if writes.0 == processes {
+                return;
+            }
+            let share = share_of(self.per_minute, processes);
+            *writes = (processes, Arc::new(pacer(share, DefaultClock::default())));
+        }
+        let share = self.per_minute();
+        tracing::info!(
+            processes,
+            "GitHub writes shared by {processes}: {share} a minute here"
+        );
+        metrics::gauge!("pullstack_github_writes_per_minute").set(f64::from(share));
+    }
+
+    /// This process's writes a minute: its share of the configured ones.
+    pub fn per_minute(&self) -> u32 {
+        share_of(self.per_minute, self.writes.read().expect("writes lock").0).get()
     }
 
     /// Waits until a request may leave: after any pause, and for a write
@@ -176,11 +212,12 @@ impl Limits {
                 moved.await;
                 continue;
             }
-            match self.writes.check() {
+            let writes = self.writes.read().expect("writes lock").1.clone();
+            match writes.check() {
                 Ok(()) if self.paused_until().is_none() => return,
                 Ok(()) => {}
                 Err(not_until) => {
-                    let wait = not_until.wait_time_from(self.writes.clock().now());
+                    let wait = not_until.wait_time_from(writes.clock().now());
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = moved => {}
@@ -435,6 +472,18 @@ mod tests {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    #[test]
+    fn replicas_share_the_writes_evenly_and_never_more() {
+        let limits = Limits::new(80);
+        assert_eq!(limits.per_minute(), 80);
+        limits.share(3);
+        assert_eq!(limits.per_minute(), 26, "3 x 26 stays within 80");
+        limits.share(200);
+        assert_eq!(limits.per_minute(), 1, "each keeps at least one");
+        limits.share(0);
+        assert_eq!(limits.per_minute(), 80, "no roll call is one process");
     }
 
     #[test]

@@ -48,6 +48,24 @@ impl Claim {
         self.ttl * 3 / 4
     }
 
+    /// Says this replica is alive for `ttl`, and counts those alive (this
+    /// one at least); `None` when the table cannot be read.
+    async fn roll_call(&self, now: DateTime<Utc>) -> Option<u32> {
+        let counted = async {
+            (self.leases)
+                .present(&self.table, &self.holder, now + self.ttl)
+                .await?;
+            self.leases.present_count(&self.table, now).await
+        };
+        match counted.await {
+            Ok(count) => Some(count.max(1)),
+            Err(err) => {
+                tracing::warn!(error = %err, "the replicas' roll call failed");
+                None
+            }
+        }
+    }
+
     /// Takes or renews the lease at `now`.
     async fn hold(&self, now: DateTime<Utc>) -> bool {
         let until = now + self.span();
@@ -77,18 +95,27 @@ pub fn always() -> watch::Receiver<bool> {
 /// holds it, pushes a resync into `local` at once and every
 /// `resync_every`. Returns the task and whether the lease is held, as it
 /// changes.
+///
+/// On the same beat, the replica answers a roll call in the table and
+/// hands `on_count` how many replicas are alive, so each can take its
+/// share of what they must share (GitHub's write limit).
 pub fn spawn(
     claim: Claim,
     local: Queue<Job, Carried>,
     resync_every: Duration,
     clock: Clock,
     shutdown: CancellationToken,
+    on_count: impl Fn(u32) + Send + 'static,
 ) -> (JoinHandle<()>, watch::Receiver<bool>) {
     let (held_tx, held) = watch::channel(false);
     let task = tokio::spawn(async move {
         let mut next_resync: Option<DateTime<Utc>> = None;
         loop {
             let now = clock.now();
+            if let Some(count) = claim.roll_call(now).await {
+                metrics::gauge!("pullstack_replicas").set(f64::from(count));
+                on_count(count);
+            }
             let held = claim.hold(now).await;
             let was = held_tx.send_replace(held);
             metrics::gauge!("pullstack_lease_held").set(if held { 1.0 } else { 0.0 });
@@ -110,6 +137,9 @@ pub fn spawn(
                 () = shutdown.cancelled() => break,
                 () = clock.sleep(claim.ttl / 4) => {}
             }
+        }
+        if let Err(err) = (claim.leases).absent(&claim.table, &claim.holder).await {
+            tracing::debug!(error = %err, "leaving the roll call failed; it expires on its own");
         }
         if *held_tx.borrow()
             && let Err(err) = (claim.leases)

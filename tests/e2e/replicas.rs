@@ -440,6 +440,33 @@ async fn a_dead_holders_lease_passes_on_when_its_expiry_passes() {
     );
 }
 
+/// Attack: replicas that each pace GitHub writes at the configured rate
+/// together write N times too fast and meet GitHub's secondary limit. Each
+/// answers a roll call in the table and paces its share; a dead replica
+/// leaves the roll within lease_ttl, so the others take its share back.
+#[tokio::test]
+async fn replicas_answer_a_roll_call_and_a_dead_one_leaves_it() {
+    let config = "queue:\n  backend: sqs\n  sqs:\n    lease_ttl: 1m\n    receive_wait: 0s\n";
+    let mut world = World::new("rollcall", config).await;
+    world.start().await;
+    world.start_replica(1, world.aws.clone()).await;
+    let (leases, clock) = (world.aws.leases.clone(), world.clock.clone());
+    let table = world.config().lease_table();
+    let present =
+        || async { (leases.present_count(&table, clock.now()).await).expect("count the roll") };
+    eventually("both replicas answer", WAIT, || async {
+        present().await == 2
+    })
+    .await;
+
+    world.kill_server(1);
+    world.advance(Duration::from_secs(61));
+    eventually("the dead replica leaves the roll", WAIT, || async {
+        present().await == 1
+    })
+    .await;
+}
+
 /// Attack: two replicas admit at once. Each counts the preview stacks
 /// before the other's CreateStack lands, both see a free slot, and the
 /// repository ends up past its limit. The shared slot (a DynamoDB lease
