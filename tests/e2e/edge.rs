@@ -268,6 +268,9 @@ async fn shards_numbers(world: &World) -> Vec<u32> {
 async fn switching_a_live_preview_to_the_edge_leaves_nothing_behind() {
     let zone = zone("switch").await;
     let mut world = World::new("switch", &edge_yaml(&zone, "  mode: dedicated\n")).await;
+    // Dedicated on plain HTTP: the certificate comes with the switch.
+    world.config_yaml =
+        crate::support::merge_yaml(&world.config_yaml, "edge:\n  certificate_arn: \"\"\n");
     world.start().await;
     world.open_pr(1).await;
     world.wait_comment(1, "Ready").await;
@@ -285,7 +288,13 @@ async fn switching_a_live_preview_to_the_edge_leaves_nothing_behind() {
 
     // The operator switches to the shared edge; the next push moves it.
     world.stop().await;
-    world.config_yaml = crate::support::merge_yaml(&world.config_yaml, "edge:\n  mode: shared\n");
+    world.config_yaml = crate::support::merge_yaml(
+        &world.config_yaml,
+        &format!(
+            "edge:\n  mode: shared\n  certificate_arn: {}\n",
+            zone.certificate
+        ),
+    );
     world.start().await;
     let sha = world.push(1, "moved").await;
     let after = world.wait_stack_at(1, &sha).await;
