@@ -18,6 +18,8 @@ use crate::aws::stacks::{Deploy, Phase, Stack, tag};
 use crate::domain::edge::{self, Choice, Shard};
 use crate::domain::naming::EnvKey;
 use crate::domain::template;
+use crate::reconcile::Job;
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -81,6 +83,10 @@ pub enum Placed<'a> {
     At(Placement, tokio::sync::MutexGuard<'a, ()>),
     /// Every shard is full and a new one is being created, for `elapsed`.
     Waiting { elapsed: Duration },
+    /// Every shard is full and the region's load balancer quota leaves no
+    /// room for another: `position` in the line of previews waiting for
+    /// room (1 = next), and why, in the user's words.
+    NoRoom { position: usize, reason: String },
 }
 
 /// The edge's shared state in this process.
@@ -93,6 +99,9 @@ pub struct EdgePool {
     /// Environments whose stack this process is deleting, so their
     /// removal releases their place on the edge once.
     deleting: Mutex<BTreeSet<EnvKey>>,
+    /// Previews waiting for room under the load balancer quota, and since
+    /// when: oldest first.
+    no_room: Mutex<BTreeMap<EnvKey, DateTime<Utc>>>,
 }
 
 /// One shard's stack and what is on it.
@@ -115,10 +124,17 @@ struct View {
 }
 
 impl EdgePool {
-    /// A shard and priority for a new preview (or one moving to the edge),
-    /// avoiding `avoid` (priorities another process was found to hold).
-    /// Adds a shard when all are full.
-    pub async fn place(&self, ctx: &Ctx, avoid: &[(String, u32)]) -> Result<Placed<'_>> {
+    /// A shard and priority for preview `key` (new, or moving to the edge;
+    /// waiting since `since`), avoiding `avoid` (priorities another
+    /// process was found to hold). Adds a shard when all are full and the
+    /// load balancer quota has room.
+    pub async fn place(
+        &self,
+        ctx: &Ctx,
+        key: &EnvKey,
+        since: DateTime<Utc>,
+        avoid: &[(String, u32)],
+    ) -> Result<Placed<'_>> {
         let guard = self.lock.lock().await;
         let view = self.view(ctx).await?;
         let shards: Vec<Shard> = view
@@ -162,6 +178,7 @@ impl EdgePool {
                 let mut loads = self.loads.lock().expect("edge loads");
                 *loads.entry(placement.listener.clone()).or_default() += 1;
                 drop(loads);
+                self.no_room.lock().expect("edge line").remove(key);
                 Ok(Placed::At(placement, guard))
             }
             // A shard that cannot be created is the config's to fix: said
@@ -178,6 +195,27 @@ impl EdgePool {
                 Ok(Placed::Waiting { elapsed })
             }
             Choice::Add { .. } => {
+                // A shard is a load balancer: past the quota, CloudFormation
+                // would fail half-way, so the preview waits for room.
+                if let Some(full) = ctx.admissions.load_balancers_full(ctx).await? {
+                    let position = {
+                        let mut line = self.no_room.lock().expect("edge line");
+                        line.entry(key.clone()).or_insert(since);
+                        let mut order: Vec<_> = line.iter().collect();
+                        order.sort_by_key(|(key, since)| (**since, (*key).clone()));
+                        order.iter().position(|(k, _)| *k == key).unwrap_or(0) + 1
+                    };
+                    tracing::warn!(
+                        env = %key,
+                        used = full.used,
+                        limit = full.limit,
+                        "every edge shard is full and the load balancer quota is reached"
+                    );
+                    return Ok(Placed::NoRoom {
+                        position,
+                        reason: no_room(full),
+                    });
+                }
                 let number = (1..)
                     .find(|n| !view.numbers.contains(n))
                     .expect("a free shard number");
@@ -231,6 +269,15 @@ impl EdgePool {
         let _guard = self.lock.lock().await;
         let view = self.view(ctx).await?;
         self.remove_surplus(ctx, &view).await
+    }
+
+    /// `key` no longer waits for room on the edge (its environment
+    /// ended). Returns the previews that do, to look again: a rule was
+    /// freed.
+    pub fn freed(&self, key: &EnvKey) -> Vec<Job> {
+        let mut line = self.no_room.lock().expect("edge line");
+        line.remove(key);
+        line.keys().cloned().map(Job::Env).collect()
     }
 
     /// This process started deleting `key`'s stack.
@@ -436,6 +483,18 @@ impl EdgePool {
             failed,
         })
     }
+}
+
+/// What a preview waiting for room under the load balancer quota says.
+fn no_room(full: crate::aws::quotas::Usage) -> String {
+    format!(
+        "every load balancer for previews is full, and this region's Application Load \
+         Balancer quota is reached ({} of {} in use), so no other can be added. To make room, \
+         ask AWS for a higher \"Application Load Balancers per Region\" quota (Service Quotas \
+         code L-53DA6B97), delete load balancers nobody uses, or keep fewer previews open \
+         (`preview.limits`, `edge.rules_per_alb`)",
+        full.used, full.limit
+    )
 }
 
 /// The name of edge shard `number`.

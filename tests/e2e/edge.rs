@@ -555,3 +555,93 @@ async fn previews_opened_at_once_fill_shards_without_sharing_a_rule() {
         started.elapsed()
     );
 }
+
+/// Attack: the region's load balancer quota is used up (by other apps, or
+/// by the shards themselves) when the pool is full. Creating another shard
+/// would fail half-way through CloudFormation, and the preview with it.
+/// Instead the preview waits in line, and its comment says the quota is
+/// reached and what to do; when a preview closes and frees a rule, it is
+/// placed there.
+///
+/// The quota comes through the mechanism the quota tests use
+/// (`limits.rs`): aws-smithy-mocks answers ELB DescribeAccountLimits and
+/// the count of load balancers, since moto's quota is fixed and its load
+/// balancers are shared by every test running on it.
+#[tokio::test]
+async fn a_full_load_balancer_quota_keeps_a_new_shard_waiting_in_line() {
+    use aws_sdk_elasticloadbalancingv2::operation::describe_load_balancers::DescribeLoadBalancersOutput;
+    use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, LoadBalancerTypeEnum};
+    use aws_smithy_mocks::mock;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let zone = zone("albroom").await;
+    let config = crate::support::merge_yaml(
+        &edge_yaml(&zone, "  rules_per_alb: 1\n"),
+        "preview:\n  limits:\n    check_quotas: true\n",
+    );
+    let mut world = World::new("albroom", &config).await;
+    let in_use = Arc::new(AtomicU32::new(0));
+    let count = in_use.clone();
+    let balancers = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_load_balancers)
+        .then_output(move || {
+            let mut page = DescribeLoadBalancersOutput::builder();
+            for n in 0..count.load(Ordering::SeqCst) {
+                page = page.load_balancers(
+                    LoadBalancer::builder()
+                        .load_balancer_name(format!("in-use-{n}"))
+                        .r#type(LoadBalancerTypeEnum::Application)
+                        .build(),
+                );
+            }
+            page.build()
+        });
+    let limit = crate::limits::elb_limit("1");
+    world
+        .start_with(crate::limits::with_quotas(
+            &world,
+            &[&limit, &balancers],
+            &[],
+        ))
+        .await;
+    world.quota_reads(1).await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle().await;
+    // Shard 1 is the region's one load balancer the quota allows.
+    in_use.store(1, Ordering::SeqCst);
+
+    let second = world.open_pr(2).await;
+    let queued = world.wait_comment(2, "number 1 in line").await;
+    for words in [
+        "Application Load Balancer quota is reached (1 of 1 in use)",
+        "L-53DA6B97",
+        "keep fewer previews open",
+    ] {
+        assert!(queued.body.contains(words), "{words}: {}", queued.body);
+    }
+    assert!(!queued.body.contains("ailed"), "{}", queued.body);
+    world.settle().await;
+    assert_eq!(
+        shards_numbers(&world).await,
+        vec![1],
+        "no shard past the quota"
+    );
+    assert!(world.stack(2).await.is_none());
+    eventually("a pending status", WAIT, || async {
+        world.github.statuses(&world.repo, &second).iter().any(|s| {
+            s.state == "pending"
+                && s.description
+                    .as_deref()
+                    .is_some_and(|d| d.contains("quota"))
+        })
+    })
+    .await;
+
+    // Closing PR 1 frees the shard's rule: PR 2 takes it.
+    world.close(1, true).await;
+    world.wait_stack_gone(1).await;
+    world.wait_stack_at(2, &second).await;
+    world.wait_comment(2, "Ready").await;
+    assert_eq!(shards_numbers(&world).await, vec![1]);
+}
