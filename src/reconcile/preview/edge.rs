@@ -71,7 +71,7 @@ impl Pass<'_> {
                     self.report(Some(sha), state).await?;
                     return Ok(Claimed::Waiting(Action::after(ctx.poll_delay(elapsed))));
                 }
-                Placed::At(placement, _claim) => {
+                Placed::At(placement, mut claim) => {
                     sent.place(&placement)?;
                     self.listener = Some(placement.listener.clone());
                     let deploy = sent.deploy(&name);
@@ -84,6 +84,9 @@ impl Pass<'_> {
                             .map(|()| Started::Operation),
                         Call::Update => ctx.aws.stacks.update(&deploy).await,
                     };
+                    if result.is_err() {
+                        claim.failed();
+                    }
                     match result {
                         Err(err) if edge::priority_conflict(&err.code) => {
                             tracing::info!(
