@@ -19,7 +19,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::World;
+use support::{World, edge};
 
 const LIFECYCLES: u64 = 5;
 const AT_ONCE: u64 = 50;
@@ -42,48 +42,19 @@ fn show(calls: &Calls) -> String {
         .join(" ")
 }
 
-/// A hosted zone and a wildcard certificate (through the ACM API: moto
-/// answers 500 when a listener refers to a CloudFormation certificate).
-async fn zone_yaml(world: &World) -> String {
-    let name = format!("{}.example.com", world.app);
-    let zone = aws_sdk_route53::Client::new(&world.sdk)
-        .create_hosted_zone()
-        .name(&name)
-        .caller_reference(&name)
-        .send()
-        .await
-        .unwrap();
-    let id = zone
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let certificate = aws_sdk_acm::Client::new(&world.sdk)
-        .request_certificate()
-        .domain_name(format!("*.{name}"))
-        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
-        .send()
-        .await
-        .unwrap()
-        .certificate_arn()
-        .unwrap()
-        .to_owned();
-    format!(
-        "preview:\n  dns_zone: {name}\n  hosted_zone_id: {id}\nedge:\n  certificate_arn: {certificate}\n"
-    )
+/// A world on the shared edge (or on its own load balancers, in
+/// `mode`), with GitHub writes unpaced.
+async fn world(prefix: &str, mode: &str) -> World {
+    let zone = edge::zone(prefix).await;
+    let config = edge::edge_yaml(
+        &zone,
+        &format!("  mode: {mode}\ngithub:\n  writes_per_minute: 100000\n"),
+    );
+    World::new(prefix, &config).await
 }
 
 async fn measure(mode: &str) {
-    let mut world = World::new(&format!("bench-{mode}"), "").await;
-    let zone = zone_yaml(&world).await;
-    world.config_yaml = support::merge_yaml(&world.config_yaml, &zone);
-    world.config_yaml = support::merge_yaml(
-        &world.config_yaml,
-        &format!("edge:\n  mode: {mode}\ngithub:\n  writes_per_minute: 100000\n"),
-    );
+    let mut world = world(&format!("bench-{mode}"), mode).await;
     world.start().await;
     println!("edge.mode: {mode}");
     for n in 1..=LIFECYCLES {
@@ -143,13 +114,7 @@ const PLACEMENTS: u64 = 10;
 /// holds [`HELD`] previews: placement reads what is on the edge, so its
 /// share grows with the previews there unless it is kept.
 async fn placement() {
-    let mut world = World::new("bench-place", "").await;
-    let zone = zone_yaml(&world).await;
-    world.config_yaml = support::merge_yaml(&world.config_yaml, &zone);
-    world.config_yaml = support::merge_yaml(
-        &world.config_yaml,
-        "edge:\n  mode: shared\ngithub:\n  writes_per_minute: 100000\n",
-    );
+    let mut world = world("bench-place", "shared").await;
     world.start().await;
     for n in 1..=HELD {
         world.open_pr(n).await;

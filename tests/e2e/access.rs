@@ -8,7 +8,7 @@
 //! references through verbatim instead of resolving them: the tests can
 //! therefore see that only the reference, never a secret value, was sent.
 
-use crate::edge::{edge_yaml, shards, zone};
+use crate::support::edge::{edge_yaml, shards, zone};
 use crate::support::{World, merge_yaml};
 use aws_sdk_elasticloadbalancingv2::Client as Elb;
 use aws_sdk_elasticloadbalancingv2::types::Rule;

@@ -4,82 +4,14 @@
 //!
 //! moto 5.2.5 answers 500 when a CloudFormation certificate is referenced
 //! by a listener, so each test requests the wildcard certificate through
-//! the ACM API and gives its ARN as `edge.certificate_arn`.
+//! the ACM API and gives its ARN as `edge.certificate_arn`
+//! (`support::edge`).
 
+use crate::support::edge::{edge_yaml, shards, zone};
 use crate::support::{WAIT, World, eventually};
 use aws_sdk_elasticloadbalancingv2::Client as Elb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-
-/// A hosted zone and a wildcard certificate for it, on moto.
-pub(crate) struct Zone {
-    pub(crate) name: String,
-    pub(crate) id: String,
-    pub(crate) certificate: String,
-}
-
-pub(crate) async fn zone(prefix: &str) -> Zone {
-    let sdk = crate::support::moto_config().await;
-    let name = format!(
-        "{prefix}-{:06x}.example.com",
-        rand::random::<u32>() & 0xff_ffff
-    );
-    let route53 = aws_sdk_route53::Client::new(&sdk);
-    let created = route53
-        .create_hosted_zone()
-        .name(&name)
-        .caller_reference(&name)
-        .send()
-        .await
-        .expect("create the hosted zone");
-    let id = created
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let acm = aws_sdk_acm::Client::new(&sdk);
-    let certificate = acm
-        .request_certificate()
-        .domain_name(format!("*.{name}"))
-        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
-        .send()
-        .await
-        .expect("request the certificate")
-        .certificate_arn()
-        .unwrap()
-        .to_owned();
-    Zone {
-        name,
-        id,
-        certificate,
-    }
-}
-
-pub(crate) fn edge_yaml(zone: &Zone, extra: &str) -> String {
-    format!(
-        "preview:\n  dns_zone: {}\n  hosted_zone_id: {}\n  env:\n    URL: \"{{url}}\"\n\
-         edge:\n  certificate_arn: {}\n{extra}",
-        zone.name, zone.id, zone.certificate
-    )
-}
-
-/// The app's edge shard stacks, by number.
-pub(crate) async fn shards(world: &World) -> BTreeMap<u32, pullstack::aws::stacks::Stack> {
-    let prefix = format!("{}-edge-", world.app);
-    world
-        .aws
-        .stacks
-        .list_tagged("pullstack:repo", &world.repo)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.tag("pullstack:role") == Some("edge"))
-        .filter_map(|s| Some((s.name.strip_prefix(&prefix)?.parse().ok()?, s)))
-        .collect()
-}
 
 /// The non-default rules on a listener: (priority, hosts, target groups).
 async fn rules(world: &World, listener: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
