@@ -12,6 +12,8 @@
 //! The pool is read again whenever the kept view cannot place a preview
 //! (a shard to wait for or to add), after a conflict or a failed claim,
 //! and by every release and resync, which also frees what was removed.
+//! With the shared queue (`queue.backend: sqs`), where replicas place
+//! previews too, every placement reads the pool instead.
 //! Two reconciles in this process therefore never take the same priority,
 //! and a restart forgets nothing, since the stacks hold their placement and
 //! the view is rebuilt from them. A conflict with another process (ELB's
@@ -21,6 +23,7 @@
 use super::{Ctx, Error, Result};
 use crate::aws::edge::Rule;
 use crate::aws::stacks::{Deploy, Phase, Stack, tag};
+use crate::config::Backend;
 use crate::domain::edge::{self, Choice, Shard};
 use crate::domain::naming::EnvKey;
 use crate::domain::template;
@@ -156,6 +159,13 @@ impl EdgePool {
         avoid: &[(String, u32)],
     ) -> Result<Placed<'_>> {
         let mut guard = self.lock.lock().await;
+        if ctx.config.queue.backend == Backend::Sqs {
+            // Replicas place previews too, and a view kept here would not
+            // see their claims (or the shards they remove): every
+            // placement reads the pool, as the shared queue's replicas
+            // must agree.
+            *guard = None;
+        }
         let bypass = ctx.config.preview.access.has_bypass();
         let width = if bypass { 2 } else { 1 };
         let limit = ctx.config.edge.rules_per_alb;

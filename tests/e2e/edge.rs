@@ -629,3 +629,54 @@ async fn placements_after_the_first_keep_the_pool_instead_of_reading_it() {
     world.resync().await;
     assert!(rule_reads() > before, "the resync reads the pool");
 }
+
+/// Attack: with the shared queue, two replicas place previews. A pool kept
+/// in one replica's memory misses the other's placements, so it hands out
+/// a priority already in use: the stack is refused or fails, and has to be
+/// created again. Each placement by a replica therefore reads the pool.
+/// Replica 0 places PR 1, sits out (its SQS receives held) while replica 1
+/// places PR 2, then places PR 3: at the next free priority, with one
+/// CreateStack.
+#[tokio::test]
+async fn replicas_on_the_shared_queue_see_each_others_placements() {
+    use crate::support::fault_proxy::FaultProxy;
+    let zone = zone("replace").await;
+    let config = crate::support::merge_yaml(
+        &edge_yaml(&zone, ""),
+        "queue:\n  backend: sqs\n  sqs:\n    lease_ttl: 8s\n    receive_wait: 0s\n",
+    );
+    let mut world = World::new("replace", &config).await;
+    let proxy = FaultProxy::start(&crate::support::moto_endpoint()).await;
+    let sdk = proxy.sdk_config(&world.sdk, 2, Duration::from_millis(10));
+    world
+        .start_with(pullstack::aws::Aws::from_config(&sdk))
+        .await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle_shared(WAIT).await;
+
+    proxy.hold("ReceiveMessage");
+    world.start_replica(1, world.aws.clone()).await;
+    world.open_pr(2).await;
+    world.wait_comment(2, "Ready").await;
+    world.settle_shared(WAIT).await;
+    world.kill_server(1);
+    proxy.release();
+
+    let creates = proxy.count("cloudformation", "CreateStack");
+    let sha = world.open_pr(3).await;
+    let stack = world.wait_stack_at(3, &sha).await;
+    world.wait_comment(3, "Ready").await;
+    world.settle_shared(WAIT).await;
+    assert_eq!(stack.parameters["RulePriority"], "3");
+    assert_eq!(
+        proxy.count("cloudformation", "CreateStack"),
+        creates + 1,
+        "PR 3's stack created once"
+    );
+    let mut priorities = Vec::new();
+    for n in [1, 2] {
+        priorities.push(world.stack(n).await.unwrap().parameters["RulePriority"].clone());
+    }
+    assert_eq!(priorities, ["1", "2"]);
+}
