@@ -1,9 +1,10 @@
 //! AWS calls on the preview edge, in both modes, against moto: per preview
-//! lifecycle (open to ready, close to removed) and for 50 pull requests
-//! opened at once, read from pullstack's own `/metrics` counter
+//! lifecycle (open to ready, close to removed), for 50 pull requests
+//! opened at once, and per placement on a shared edge that already holds
+//! 200 previews, read from pullstack's own `/metrics` counter
 //! (`src/aws/metered.rs`).
 //!
-//!   scripts/moto.sh start 5055 && PULLSTACK_TEST_MOTO=http://127.0.0.1:5055 cargo test --bench edge
+//!   scripts/moto.sh start 5055 && PULLSTACK_TEST_MOTO=http://127.0.0.1:5055 cargo test --bench edge [-- dedicated|shared|placement]
 //!
 //! (`cargo test` builds it unoptimised: the figures are calls, not speed.)
 //!
@@ -18,7 +19,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::World;
+use support::{World, edge};
 
 const LIFECYCLES: u64 = 5;
 const AT_ONCE: u64 = 50;
@@ -41,48 +42,19 @@ fn show(calls: &Calls) -> String {
         .join(" ")
 }
 
-/// A hosted zone and a wildcard certificate (through the ACM API: moto
-/// answers 500 when a listener refers to a CloudFormation certificate).
-async fn zone_yaml(world: &World) -> String {
-    let name = format!("{}.example.com", world.app);
-    let zone = aws_sdk_route53::Client::new(&world.sdk)
-        .create_hosted_zone()
-        .name(&name)
-        .caller_reference(&name)
-        .send()
-        .await
-        .unwrap();
-    let id = zone
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let certificate = aws_sdk_acm::Client::new(&world.sdk)
-        .request_certificate()
-        .domain_name(format!("*.{name}"))
-        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
-        .send()
-        .await
-        .unwrap()
-        .certificate_arn()
-        .unwrap()
-        .to_owned();
-    format!(
-        "preview:\n  dns_zone: {name}\n  hosted_zone_id: {id}\nedge:\n  certificate_arn: {certificate}\n"
-    )
+/// A world on the shared edge (or on its own load balancers, in
+/// `mode`), with GitHub writes unpaced.
+async fn world(prefix: &str, mode: &str) -> World {
+    let zone = edge::zone(prefix).await;
+    let config = edge::edge_yaml(
+        &zone,
+        &format!("  mode: {mode}\ngithub:\n  writes_per_minute: 100000\n"),
+    );
+    World::new(prefix, &config).await
 }
 
 async fn measure(mode: &str) {
-    let mut world = World::new(&format!("bench-{mode}"), "").await;
-    let zone = zone_yaml(&world).await;
-    world.config_yaml = support::merge_yaml(&world.config_yaml, &zone);
-    world.config_yaml = support::merge_yaml(
-        &world.config_yaml,
-        &format!("edge:\n  mode: {mode}\ngithub:\n  writes_per_minute: 100000\n"),
-    );
+    let mut world = world(&format!("bench-{mode}"), mode).await;
     world.start().await;
     println!("edge.mode: {mode}");
     for n in 1..=LIFECYCLES {
@@ -133,10 +105,72 @@ async fn measure(mode: &str) {
     world.settle_within(Duration::from_secs(300)).await;
 }
 
+/// Previews on the edge before the placements measured.
+const HELD: u64 = 200;
+/// Placements measured, one at a time.
+const PLACEMENTS: u64 = 10;
+
+/// The calls one more preview costs, open to ready, on a shared edge that
+/// holds [`HELD`] previews: placement reads what is on the edge, so its
+/// share grows with the previews there unless it is kept.
+async fn placement() {
+    let mut world = world("bench-place", "shared").await;
+    world.start().await;
+    for n in 1..=HELD {
+        world.open_pr(n).await;
+    }
+    support::eventually("all ready", Duration::from_secs(1800), || async {
+        (1..=HELD).all(|n| {
+            world
+                .sticky(n)
+                .is_some_and(|c| c.body.contains("**Ready**"))
+        })
+    })
+    .await;
+    world.settle_within(Duration::from_secs(600)).await;
+    let before = world.aws_requests().await;
+    for n in HELD + 1..=HELD + PLACEMENTS {
+        world.open_pr(n).await;
+        world.wait_comment(n, "Ready").await;
+        world.settle().await;
+    }
+    let calls = diff(&world.aws_requests().await, &before);
+    let per = |service: &str, op: &str| {
+        calls
+            .get(&(service.to_owned(), op.to_owned()))
+            .copied()
+            .unwrap_or(0) as f64
+            / PLACEMENTS as f64
+    };
+    println!(
+        "placement with {HELD} previews on the shared edge ({PLACEMENTS} more opened one by one):"
+    );
+    println!(
+        "  per preview, open to ready: {:.1} AWS calls; CloudFormation DescribeStacks {:.1}, \
+         ELB DescribeRules {:.1}",
+        calls.values().sum::<u64>() as f64 / PLACEMENTS as f64,
+        per("CloudFormation", "DescribeStacks"),
+        per("Elastic Load Balancing v2", "DescribeRules"),
+    );
+    println!("    {}", show(&calls));
+    for n in 1..=HELD + PLACEMENTS {
+        world.close(n, true).await;
+    }
+    world.settle_within(Duration::from_secs(600)).await;
+}
+
 fn main() {
+    let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let runs = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        measure("dedicated").await;
-        measure("shared").await;
+        for mode in ["dedicated", "shared"] {
+            if runs(mode) {
+                measure(mode).await;
+            }
+        }
+        if runs("placement") {
+            placement().await;
+        }
     });
 }

@@ -117,11 +117,12 @@ impl Config {
             })
             .and_then(|()| config.validate_containers())
             .and_then(|()| {
-                let dedicated = config.edge_mode() == EdgeMode::Dedicated;
+                let host_rules = config.edge_mode() == EdgeMode::Shared
+                    || config.dedicated_certificate().is_some();
                 config
                     .preview
                     .access
-                    .validate(&config.app, dedicated)
+                    .validate(&config.app, host_rules)
                     .map_err(|(field, message)| Problem {
                         at: field.clone(),
                         field,
@@ -176,6 +177,18 @@ impl Config {
             } else {
                 EdgeMode::Shared
             })
+    }
+
+    /// The certificate a preview's own load balancer serves in dedicated
+    /// mode (`edge.certificate_arn`, for `*.<preview.dns_zone>`): it then
+    /// answers on HTTPS through host rules, as the shared edge does.
+    pub fn dedicated_certificate(&self) -> Option<&str> {
+        let preview = &self.preview;
+        (self.edge_mode() == EdgeMode::Dedicated
+            && !self.edge.certificate_arn.is_empty()
+            && !preview.dns_zone.is_empty()
+            && !preview.hosted_zone_id.is_empty())
+        .then_some(self.edge.certificate_arn.as_str())
     }
 
     /// The shared stack's name.

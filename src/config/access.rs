@@ -12,6 +12,12 @@ use serde::Deserialize;
 /// The header the bypass rule matches, unless configured.
 pub const BYPASS_HEADER: &str = "X-Pullstack-Bypass";
 
+/// How previews get HTTPS, said when an access setting needs it.
+const NO_HTTPS: &str = "with edge.mode dedicated, set edge.certificate_arn (an ACM \
+     certificate for *.<preview.dns_zone>) with preview.dns_zone and preview.hosted_zone_id, \
+     so each preview's own load balancer serves HTTPS; or use the shared edge \
+     (edge.mode: shared)";
+
 /// Most source ranges a preview takes: a rule holds five condition values,
 /// and its host name is one.
 pub const MAX_CIDRS: usize = 4;
@@ -101,8 +107,11 @@ impl AccessConfig {
         !self.bypass_secret_arn.is_empty()
     }
 
-    /// Checks the values; `Err` is (the dotted field, why).
-    pub fn validate(&self, app: &str, dedicated: bool) -> Result<(), (String, String)> {
+    /// Checks the values; `Err` is (the dotted field, why). `host_rules`
+    /// says whether previews are served over HTTPS through host rules (on
+    /// the shared edge, or on their own load balancer with a certificate),
+    /// which a sign-in and a bypass need.
+    pub fn validate(&self, app: &str, host_rules: bool) -> Result<(), (String, String)> {
         let err = |field: &str, message: String| Err((format!("preview.access.{field}"), message));
         if self.allow_cidrs.len() > MAX_CIDRS {
             return err(
@@ -127,18 +136,13 @@ impl AccessConfig {
                 "set oidc or cognito, not both: a preview has one sign-in".into(),
             );
         }
-        if dedicated && self.needs_login() {
+        if !host_rules && self.needs_login() {
             let which = if self.oidc.is_some() {
                 "oidc"
             } else {
                 "cognito"
             };
-            return err(
-                which,
-                "needs HTTPS, which previews have on the shared edge only: set \
-                 preview.dns_zone and preview.hosted_zone_id (edge.mode: shared)"
-                    .into(),
-            );
+            return err(which, format!("needs HTTPS: {NO_HTTPS}"));
         }
         if let Some(oidc) = &self.oidc {
             for (field, url) in [
@@ -190,12 +194,10 @@ impl AccessConfig {
                         .into(),
                 );
             }
-            if dedicated {
+            if !host_rules {
                 return err(
                     "bypass_secret_arn",
-                    "works on the shared edge only (a preview's own load balancer admits \
-                     only allow_cidrs): set preview.dns_zone and preview.hosted_zone_id"
-                        .into(),
+                    format!("needs HTTPS host rules: {NO_HTTPS}"),
                 );
             }
         }

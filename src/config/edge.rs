@@ -9,12 +9,17 @@ pub struct EdgeConfig {
     /// `shared`: previews are host rules on a pool of HTTPS load balancers
     /// (`<app>-edge-<n>` stacks), reached at `https://<env>.<dns_zone>`;
     /// needs `preview.dns_zone` and `preview.hosted_zone_id`. `dedicated`:
-    /// each preview has its own load balancer, on plain HTTP. Default:
-    /// shared when `preview.dns_zone` is set, else dedicated.
+    /// each preview has its own load balancer, on plain HTTP, or on HTTPS
+    /// with `certificate_arn`. Default: shared when `preview.dns_zone` is
+    /// set, else dedicated.
     pub mode: Option<EdgeMode>,
-    /// An ACM certificate for `*.<preview.dns_zone>` in the region, which
-    /// every shard serves. Default: "" (each shard requests one, validated
-    /// through a DNS record in `preview.hosted_zone_id`).
+    /// An ACM certificate for `*.<preview.dns_zone>` in the region. Shared
+    /// mode: every shard serves it. Dedicated mode: each preview's own load
+    /// balancer serves it on HTTPS:443 (HTTP:80 redirects), with the same
+    /// host rules as the shared edge, which `preview.access` sign-ins and
+    /// the bypass need. Default: "" (shared: each shard requests one,
+    /// validated through a DNS record in `preview.hosted_zone_id`;
+    /// dedicated: plain HTTP).
     pub certificate_arn: String,
     /// Preview rules per load balancer before another is added (an ALB
     /// takes 100 rules and 100 target groups; a preview with an automation

@@ -399,6 +399,8 @@ fn production_needs_a_certificate_for_https() {
     assert!(err.contains("www.example.com"), "{err}");
 }
 
+const CERTIFICATE: &str = "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c";
+
 const ZONE: &str = "preview:\n  dns_zone: preview.example.com\n  hosted_zone_id: Z1\n";
 
 fn access(zone: &str, access: &str) -> Result<Config, ConfigError> {
@@ -474,22 +476,49 @@ fn bad_access_names_its_line_and_field() {
 }
 
 #[test]
-fn a_login_needs_the_shared_edge_and_its_https() {
+fn a_login_needs_https_host_rules_in_either_mode() {
     let cognito = "    cognito:\n      user_pool_arn: arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Ab\n      \
                    client_id: c\n      domain: previews\n";
     assert!(access(ZONE, cognito).is_ok());
     let err = access("", cognito).unwrap_err().to_string();
     assert!(
-        err.starts_with("pullstack.yaml:5:5: preview.access.cognito: needs HTTPS"),
+        err.starts_with(
+            "pullstack.yaml:5:5: preview.access.cognito: needs HTTPS: with edge.mode \
+             dedicated, set edge.certificate_arn"
+        ),
         "{err}"
     );
-    // Source ranges work in both modes; the bypass only on the edge.
+    // Dedicated mode: a certificate gives each preview's own load balancer
+    // HTTPS and host rules, which is all a sign-in needs.
+    let dedicated = format!("edge:\n  mode: dedicated\n{ZONE}");
+    let err = access(&dedicated, cognito).unwrap_err().to_string();
+    assert!(
+        err.starts_with("pullstack.yaml:9:5: preview.access.cognito: needs HTTPS"),
+        "{err}"
+    );
+    let certified = format!("edge:\n  mode: dedicated\n  certificate_arn: {CERTIFICATE}\n{ZONE}");
+    let config = access(&certified, cognito).unwrap();
+    assert_eq!(config.dedicated_certificate(), Some(CERTIFICATE));
+    // Source ranges work without HTTPS; the bypass needs the host rules.
     let ranges = "    allow_cidrs: [10.0.0.0/8]\n";
     assert!(access("", ranges).is_ok());
     let bypass = format!("{ranges}    bypass_secret_arn: {SECRET}pullstack/demo/access/bypass\n");
     let err = access("", &bypass).unwrap_err().to_string();
     assert!(
-        err.contains("preview.access.bypass_secret_arn: works on the shared edge only"),
+        err.contains("preview.access.bypass_secret_arn: needs HTTPS host rules: with edge.mode dedicated, set edge.certificate_arn"),
+        "{err}"
+    );
+    assert!(access(&certified, &bypass).is_ok());
+    // The certificate covers the previews' zone, so dedicated mode needs one.
+    let err = parse(&format!(
+        "app: demo\nrepository: octo/app\nedge:\n  mode: dedicated\n  certificate_arn: {CERTIFICATE}\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(
+            "pullstack.yaml:5:3: edge.certificate_arn: in dedicated mode, needs preview.dns_zone"
+        ),
         "{err}"
     );
 }

@@ -121,6 +121,18 @@ impl Config {
                 .map_err(|err| ("edge.certificate_arn", err))?;
         }
         let preview = &self.preview;
+        if self.edge_mode() == EdgeMode::Dedicated
+            && !edge.certificate_arn.is_empty()
+            && (preview.dns_zone.is_empty() || preview.hosted_zone_id.is_empty())
+        {
+            return Err((
+                "edge.certificate_arn",
+                "in dedicated mode, needs preview.dns_zone and preview.hosted_zone_id: a \
+                 preview's own load balancer serves it at https://<env>.<dns_zone>, the \
+                 name the certificate covers"
+                    .into(),
+            ));
+        }
         if self.edge_mode() == EdgeMode::Shared
             && (preview.dns_zone.is_empty() || preview.hosted_zone_id.is_empty())
         {

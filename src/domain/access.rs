@@ -1,8 +1,10 @@
 //! Puts `preview.access` into a preview's template, before its conditions
-//! are decided: the source ranges as a `source-ip` condition on the edge
-//! rule and as the only sources its own load balancer admits, and a sign-in
-//! as an authenticate action in front of the rule's forward. The bypass
-//! rule is in the template itself, switched on by its parameters.
+//! are decided: the source ranges as a `source-ip` condition on its host
+//! rule (on the shared edge, or on its own HTTPS load balancer) and, unless
+//! a bypass must get past them, as the only sources its own load balancer
+//! admits; and a sign-in as an authenticate action in front of the rule's
+//! forward. The bypass rule is in the template itself, switched on by its
+//! parameters. One rendering serves both edge modes.
 
 use crate::config::{AccessConfig, access::resolve_secret};
 use crate::domain::template::TemplateError;
@@ -33,8 +35,11 @@ pub fn apply(body: &str, access: &AccessConfig) -> Result<String, TemplateError>
             }
         }
     }
+    // The bypass must reach the load balancer from anywhere (CI runners):
+    // the host rule's source-ip condition then keeps the others out.
     if let Some(group) = resources.pointer_mut("/LoadBalancerSecurityGroup/Properties")
         && !access.allow_cidrs.is_empty()
+        && !access.has_bypass()
     {
         let ingress: Vec<Value> = access
             .allow_cidrs

@@ -474,6 +474,61 @@ mod tests {
     }
 
     #[test]
+    fn a_dedicated_preview_with_a_certificate_routes_by_host_rules() {
+        let mut parameters = DNS.to_vec();
+        parameters.extend([
+            (
+                "CertificateArn",
+                "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+            ),
+            ("RulePriority", "2"),
+            ("BypassRulePriority", "1"),
+            (
+                "BypassSecretArn",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:pullstack/demo/access/ci",
+            ),
+        ]);
+        let doc = decided(&parameters);
+        let held = resources(&doc);
+        for name in [
+            "LoadBalancer",
+            "TargetGroup",
+            "HttpsListener",
+            "RedirectListener",
+            "ListenerRule",
+            "BypassRule",
+        ] {
+            assert!(held.contains(&name), "{name} missing: {held:?}");
+        }
+        assert!(!held.contains(&"EdgeTargetGroup"), "{held:?}");
+        let https = &doc["Resources"]["HttpsListener"]["Properties"];
+        assert_eq!(https["DefaultActions"][0]["Type"], "fixed-response");
+        assert_eq!(
+            https["DefaultActions"][0]["FixedResponseConfig"]["StatusCode"],
+            "404"
+        );
+        for rule in ["ListenerRule", "BypassRule"] {
+            let rule = &doc["Resources"][rule]["Properties"];
+            assert_eq!(rule["ListenerArn"]["Ref"], "HttpsListener");
+            assert_eq!(rule["Actions"][0]["TargetGroupArn"]["Ref"], "TargetGroup");
+        }
+        let attached = &doc["Resources"]["TrafficAttached"]["Metadata"]["Attachment"];
+        assert_eq!(attached["Ref"], "ListenerRule");
+        assert_eq!(
+            doc["Outputs"]["Url"]["Value"]["Fn::Sub"],
+            "https://${DnsName}"
+        );
+
+        // Production keeps one listener that forwards everything.
+        parameters.push(("EnvironmentRole", "production"));
+        let doc = decided(&parameters);
+        let held = resources(&doc);
+        assert!(!held.contains(&"ListenerRule") && !held.contains(&"BypassRule"));
+        let https = &doc["Resources"]["HttpsListener"]["Properties"];
+        assert_eq!(https["DefaultActions"][0]["Type"], "forward");
+    }
+
+    #[test]
     fn a_condition_of_an_unknown_form_is_refused() {
         let body = r#"{"Conditions":{"C":{"Fn::Contains":[["a"],"a"]}},"Resources":{}}"#;
         assert!(matches!(

@@ -5,19 +5,30 @@
 //! Placement (a shard and a rule priority, or two adjacent ones for a
 //! preview with an automation bypass) happens under one lock per
 //! process, held until the CreateStack or UpdateStack that claims it has
-//! returned, and reads what AWS holds each time: the rules on every shard's
-//! listener and the `RulePriority` of every preview stack placed on it. Two
-//! reconciles in this process therefore never take the same priority, and
-//! a restart forgets nothing, since the stacks hold their placement. A
-//! conflict with another process (ELB's `PriorityInUse`) is retried at
-//! another priority. The decisions are in [`crate::domain::edge`].
+//! returned. What is on the edge (the rules on every shard's listener and
+//! the `RulePriority` of every preview stack placed on it) is read from
+//! AWS on first use, then kept under that lock: each placement adds its
+//! claim, so placing a preview lists neither the stacks nor the rules.
+//! The pool is read again whenever the kept view cannot place a preview
+//! (a shard to wait for or to add), after a conflict or a failed claim,
+//! and by every release and resync, which also frees what was removed.
+//! With the shared queue (`queue.backend: sqs`), where replicas place
+//! previews too, every placement reads the pool instead.
+//! Two reconciles in this process therefore never take the same priority,
+//! and a restart forgets nothing, since the stacks hold their placement and
+//! the view is rebuilt from them. A conflict with another process (ELB's
+//! `PriorityInUse`) is retried at another priority. The decisions are in
+//! [`crate::domain::edge`].
 
 use super::{Ctx, Error, Result};
 use crate::aws::edge::Rule;
 use crate::aws::stacks::{Deploy, Phase, Stack, tag};
+use crate::config::Backend;
 use crate::domain::edge::{self, Choice, Shard};
 use crate::domain::naming::EnvKey;
 use crate::domain::template;
+use crate::reconcile::Job;
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -77,22 +88,43 @@ impl Placement {
 
 /// What placing a preview came to.
 pub enum Placed<'a> {
-    /// Here; keep the guard until the stack call that claims it returns.
-    At(Placement, tokio::sync::MutexGuard<'a, ()>),
+    /// Here; keep the claim until the stack call that makes it returns.
+    At(Placement, Claim<'a>),
     /// Every shard is full and a new one is being created, for `elapsed`.
     Waiting { elapsed: Duration },
+    /// Every shard is full and the region's load balancer quota leaves no
+    /// room for another: `position` in the line of previews waiting for
+    /// room (1 = next), and why, in the user's words.
+    NoRoom { position: usize, reason: String },
+}
+
+/// A placement being made: the edge stays locked until it is dropped.
+pub struct Claim<'a>(tokio::sync::MutexGuard<'a, Option<View>>);
+
+impl Claim<'_> {
+    /// The stack call did not take the placement (another process holds
+    /// the priority, or the call failed): the pool is read from AWS again
+    /// before the next placement.
+    pub fn failed(&mut self) {
+        *self.0 = None;
+    }
 }
 
 /// The edge's shared state in this process.
 #[derive(Default)]
 pub struct EdgePool {
-    lock: tokio::sync::Mutex<()>,
+    /// Held while placing; keeps the pool as last read and placed since
+    /// (`None`: read it from AWS).
+    lock: tokio::sync::Mutex<Option<View>>,
     /// Previews per listener as last read (bypass rules not counted), for
     /// the cost estimate.
     loads: Mutex<BTreeMap<String, usize>>,
     /// Environments whose stack this process is deleting, so their
     /// removal releases their place on the edge once.
     deleting: Mutex<BTreeSet<EnvKey>>,
+    /// Previews waiting for room under the load balancer quota, and since
+    /// when: oldest first.
+    no_room: Mutex<BTreeMap<EnvKey, DateTime<Utc>>>,
 }
 
 /// One shard's stack and what is on it.
@@ -102,8 +134,8 @@ struct ShardState {
     rules: Vec<Rule>,
 }
 
-/// The pool as read from AWS.
-struct View {
+/// The pool as read from AWS, with the placements made since.
+pub struct View {
     shards: Vec<ShardState>,
     /// Every edge stack's number, whatever its state.
     numbers: BTreeSet<u32>,
@@ -115,32 +147,46 @@ struct View {
 }
 
 impl EdgePool {
-    /// A shard and priority for a new preview (or one moving to the edge),
-    /// avoiding `avoid` (priorities another process was found to hold).
-    /// Adds a shard when all are full.
-    pub async fn place(&self, ctx: &Ctx, avoid: &[(String, u32)]) -> Result<Placed<'_>> {
-        let guard = self.lock.lock().await;
-        let view = self.view(ctx).await?;
-        let shards: Vec<Shard> = view
-            .shards
-            .iter()
-            .map(|s| {
-                let mut shard = s.shard.clone();
-                if let Some(listener) = s.stack.output("ListenerArn") {
-                    shard
-                        .taken
-                        .extend(avoid.iter().filter(|(l, _)| l == listener).map(|(_, p)| *p));
-                }
-                shard
-            })
-            .collect();
+    /// A shard and priority for preview `key` (new, or moving to the edge;
+    /// waiting since `since`), avoiding `avoid` (priorities another
+    /// process was found to hold). Adds a shard when all are full and the
+    /// load balancer quota has room.
+    pub async fn place(
+        &self,
+        ctx: &Ctx,
+        key: &EnvKey,
+        since: DateTime<Utc>,
+        avoid: &[(String, u32)],
+    ) -> Result<Placed<'_>> {
+        let mut guard = self.lock.lock().await;
+        if ctx.config.queue.backend == Backend::Sqs {
+            // Replicas place previews too, and a view kept here would not
+            // see their claims (or the shards they remove): every
+            // placement reads the pool, as the shared queue's replicas
+            // must agree.
+            *guard = None;
+        }
         let bypass = ctx.config.preview.access.has_bypass();
         let width = if bypass { 2 } else { 1 };
-        match edge::place(&shards, ctx.config.edge.rules_per_alb, width) {
+        let limit = ctx.config.edge.rules_per_alb;
+        let mut fresh = guard.is_none();
+        if fresh {
+            *guard = Some(self.view(ctx).await?);
+        }
+        let mut choice = choose(guard.as_ref().expect("a view"), avoid, limit, width);
+        if !fresh && !matches!(choice, Choice::On { .. }) {
+            // The kept view has no room: what AWS holds decides whether to
+            // wait for a shard or add one.
+            *guard = Some(self.view(ctx).await?);
+            choice = choose(guard.as_ref().expect("a view"), avoid, limit, width);
+            fresh = true;
+        }
+        let view = guard.as_mut().expect("a view");
+        match choice {
             Choice::On { number, priority } => {
                 let state = view
                     .shards
-                    .iter()
+                    .iter_mut()
                     .find(|s| s.shard.number == number)
                     .expect("placed on a shard of the view");
                 let output = |key: &str| -> Result<String> {
@@ -158,16 +204,25 @@ impl EdgePool {
                     dns_name: output("LoadBalancerDnsName")?,
                     zone_id: output("LoadBalancerHostedZoneId")?,
                 };
+                // Claimed from now on: the next placement keeps off it.
+                for taken in placement.priorities() {
+                    state.shard.taken.insert(taken);
+                    view.claimed.insert((placement.listener.clone(), taken));
+                }
                 // The preview placed counts from now on.
                 let mut loads = self.loads.lock().expect("edge loads");
                 *loads.entry(placement.listener.clone()).or_default() += 1;
                 drop(loads);
-                Ok(Placed::At(placement, guard))
+                self.no_room.lock().expect("edge line").remove(key);
+                Ok(Placed::At(placement, Claim(guard)))
             }
             // A shard that cannot be created is the config's to fix: said
             // once, not added again on every pass.
             Choice::Wait { .. } | Choice::Add { .. } if view.failed.is_some() => {
-                Err(Error::user(view.failed.unwrap_or_default()))
+                let failed = view.failed.clone().unwrap_or_default();
+                // Said once: the next pass reads the pool again.
+                *guard = None;
+                Err(Error::user(failed))
             }
             Choice::Wait { number } => {
                 let state = view.shards.iter().find(|s| s.shard.number == number);
@@ -178,9 +233,34 @@ impl EdgePool {
                 Ok(Placed::Waiting { elapsed })
             }
             Choice::Add { .. } => {
+                debug_assert!(fresh, "a shard is added from what AWS holds");
+                // A shard is a load balancer: past the quota, CloudFormation
+                // would fail half-way, so the preview waits for room.
+                if let Some(full) = ctx.admissions.load_balancers_full(ctx).await? {
+                    let position = {
+                        let mut line = self.no_room.lock().expect("edge line");
+                        line.entry(key.clone()).or_insert(since);
+                        let mut order: Vec<_> = line.iter().collect();
+                        order.sort_by_key(|(key, since)| (**since, (*key).clone()));
+                        order.iter().position(|(k, _)| *k == key).unwrap_or(0) + 1
+                    };
+                    tracing::warn!(
+                        env = %key,
+                        used = full.used,
+                        limit = full.limit,
+                        "every edge shard is full and the load balancer quota is reached"
+                    );
+                    return Ok(Placed::NoRoom {
+                        position,
+                        reason: no_room(full),
+                    });
+                }
                 let number = (1..)
                     .find(|n| !view.numbers.contains(n))
                     .expect("a free shard number");
+                // The new shard is in no view yet: the next placement reads
+                // the pool.
+                *guard = None;
                 self.add(ctx, number).await?;
                 Ok(Placed::Waiting {
                     elapsed: Duration::ZERO,
@@ -191,9 +271,12 @@ impl EdgePool {
 
     /// After a preview's stack is gone: removes any rule for its `host`
     /// that the delete left on a shard (and the target groups it forwarded
-    /// to), then the shards left empty beside others.
+    /// to), then the shards left empty beside others. The pool is kept as
+    /// read then, without the removed shards.
     pub async fn release(&self, ctx: &Ctx, host: &str) -> Result<()> {
-        let _guard = self.lock.lock().await;
+        let mut guard = self.lock.lock().await;
+        // Until this is done, what is kept may name a shard going away.
+        *guard = None;
         let mut view = self.view(ctx).await?;
         let mut groups = BTreeSet::new();
         for state in &mut view.shards {
@@ -223,14 +306,36 @@ impl EdgePool {
         for group in &groups {
             ctx.aws.edge.delete_target_group(group).await?;
         }
-        self.remove_surplus(ctx, &view).await
+        self.remove_surplus(ctx, &mut view).await?;
+        *guard = Some(view);
+        Ok(())
     }
 
-    /// Removes the shards left empty beside others (the resync's part).
+    /// Removes the shards left empty beside others, and reads the pool
+    /// again for the placements after it (the resync's part: it heals what
+    /// the kept view missed, such as previews another process removed).
     pub async fn prune(&self, ctx: &Ctx) -> Result<()> {
-        let _guard = self.lock.lock().await;
-        let view = self.view(ctx).await?;
-        self.remove_surplus(ctx, &view).await
+        let mut guard = self.lock.lock().await;
+        *guard = None;
+        let mut view = self.view(ctx).await?;
+        self.remove_surplus(ctx, &mut view).await?;
+        *guard = Some(view);
+        Ok(())
+    }
+
+    /// Drops what is kept of the pool: another process placed a preview
+    /// this one did not see, so the next placement reads AWS.
+    pub async fn forget(&self) {
+        *self.lock.lock().await = None;
+    }
+
+    /// `key` no longer waits for room on the edge (its environment
+    /// ended). Returns the previews that do, to look again: a rule was
+    /// freed.
+    pub fn freed(&self, key: &EnvKey) -> Vec<Job> {
+        let mut line = self.no_room.lock().expect("edge line");
+        line.remove(key);
+        line.keys().cloned().map(Job::Env).collect()
     }
 
     /// This process started deleting `key`'s stack.
@@ -255,12 +360,14 @@ impl EdgePool {
             .copied()
     }
 
-    async fn remove_surplus(&self, ctx: &Ctx, view: &View) -> Result<()> {
+    /// Deletes the surplus shards of `view`, and takes them out of it.
+    async fn remove_surplus(&self, ctx: &Ctx, view: &mut View) -> Result<()> {
         let shards: Vec<Shard> = view.shards.iter().map(|s| s.shard.clone()).collect();
         for number in edge::surplus(&shards) {
             let name = shard_name(&ctx.config.app, number);
             tracing::info!(stack = name, "removing an empty edge shard");
             ctx.aws.stacks.delete(&name).await?;
+            view.shards.retain(|s| s.shard.number != number);
         }
         Ok(())
     }
@@ -436,6 +543,37 @@ impl EdgePool {
             failed,
         })
     }
+}
+
+/// The choice for a preview of `width` rules on the pool `view`, keeping
+/// off `avoid`.
+fn choose(view: &View, avoid: &[(String, u32)], limit: u32, width: u32) -> Choice {
+    let shards: Vec<Shard> = view
+        .shards
+        .iter()
+        .map(|s| {
+            let mut shard = s.shard.clone();
+            if let Some(listener) = s.stack.output("ListenerArn") {
+                shard
+                    .taken
+                    .extend(avoid.iter().filter(|(l, _)| l == listener).map(|(_, p)| *p));
+            }
+            shard
+        })
+        .collect();
+    edge::place(&shards, limit, width)
+}
+
+/// What a preview waiting for room under the load balancer quota says.
+fn no_room(full: crate::aws::quotas::Usage) -> String {
+    format!(
+        "every load balancer for previews is full, and this region's Application Load \
+         Balancer quota is reached ({} of {} in use), so no other can be added. To make room, \
+         ask AWS for a higher \"Application Load Balancers per Region\" quota (Service Quotas \
+         code L-53DA6B97), delete load balancers nobody uses, or keep fewer previews open \
+         (`preview.limits`, `edge.rules_per_alb`)",
+        full.used, full.limit
+    )
 }
 
 /// The name of edge shard `number`.

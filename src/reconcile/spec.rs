@@ -33,7 +33,8 @@ pub struct Request<'a> {
     /// The DNS name and the zone it goes in, when the stack owns a record.
     pub dns: Option<(String, &'a str)>,
     /// A certificate for the DNS name: its own load balancer then serves
-    /// HTTPS (production).
+    /// HTTPS (production, and previews in dedicated mode with
+    /// `edge.certificate_arn`).
     pub certificate_arn: &'a str,
     pub placeholders: Placeholders,
     /// When the environment was first created, RFC 3339.
@@ -77,7 +78,7 @@ impl Spec {
         };
         let sizing = request.sizing;
         let (dns_name, zone) = request.dns.unwrap_or_default();
-        let parameters = BTreeMap::from([
+        let mut parameters = BTreeMap::from([
             ("BypassSecretArn".to_owned(), bypass_secret),
             (
                 "BypassHeaderName".to_owned(),
@@ -110,6 +111,15 @@ impl Spec {
                 request.certificate_arn.to_owned(),
             ),
         ]);
+        // A preview on its own HTTPS load balancer has the listener to
+        // itself: the bypass rule first, then its host rule. On the edge,
+        // its placement sets them.
+        if previewing && !request.certificate_arn.is_empty() {
+            let bypass = preview.access.has_bypass();
+            let (rule, bypass_rule) = if bypass { ("2", "1") } else { ("1", "0") };
+            parameters.insert("RulePriority".to_owned(), rule.to_owned());
+            parameters.insert("BypassRulePriority".to_owned(), bypass_rule.to_owned());
+        }
         let body = template::decide(&rendered, &parameters).map_err(Error::internal)?;
         let tags = BTreeMap::from([
             (tag::MANAGED.to_owned(), "true".to_owned()),

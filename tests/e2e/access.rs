@@ -1,13 +1,14 @@
-//! Private previews (`preview.access`) on the shared edge, through
-//! webhooks, against moto and the GitHub fake: the listener rules each kind
-//! of access puts on the edge, read back with ELBv2 `DescribeRules`.
+//! Private previews (`preview.access`) on the shared edge and on a
+//! preview's own HTTPS load balancer, through webhooks, against moto and
+//! the GitHub fake: the listener rules each kind of access puts there, read
+//! back with ELBv2 `DescribeRules` and `DescribeListeners`.
 //!
 //! moto 5.2.5 keeps authenticate actions (OIDC and Cognito alike) as sent
 //! and passes CloudFormation's `{{resolve:secretsmanager:...}}` dynamic
 //! references through verbatim instead of resolving them: the tests can
 //! therefore see that only the reference, never a secret value, was sent.
 
-use crate::edge::{edge_yaml, shards, zone};
+use crate::support::edge::{edge_yaml, shards, zone};
 use crate::support::{World, merge_yaml};
 use aws_sdk_elasticloadbalancingv2::Client as Elb;
 use aws_sdk_elasticloadbalancingv2::types::Rule;
@@ -368,4 +369,192 @@ async fn a_dedicated_preview_admits_only_the_listed_ranges() {
             ("2001:db8::/48".to_owned(), 443),
         ]
     );
+}
+
+/// Attack: anyone who finds a dedicated preview's URL reaches unreleased
+/// code, because its own load balancer had plain HTTP only and no room for
+/// a sign-in. With `edge.certificate_arn`, its load balancer serves HTTPS
+/// (HTTP redirected), answers 404 to what no rule admits, and carries the
+/// very rules the shared edge does: the bypass first, then the sign-in in
+/// front of the forward, beside the source ranges. Moving it to the shared
+/// edge afterwards leaves no load balancer behind.
+#[tokio::test]
+async fn a_dedicated_preview_signs_in_on_its_own_https_load_balancer() {
+    let zone = zone("private").await;
+    let mut world = World::new("private", &edge_yaml(&zone, "  mode: dedicated\n")).await;
+    let (oidc_secret, bypass_secret) = (secret(&world, "oidc"), secret(&world, "ci"));
+    let access = format!(
+        "    allow_cidrs: [203.0.113.0/24]\n    oidc:\n      issuer: https://idp.example.com\n      \
+         authorization_endpoint: https://idp.example.com/auth\n      \
+         token_endpoint: https://idp.example.com/token\n      \
+         user_info_endpoint: https://idp.example.com/userinfo\n      client_id: previews\n      \
+         client_secret_arn: {oidc_secret}\n    bypass_secret_arn: {bypass_secret}\n"
+    );
+    with_access(&mut world, &access);
+    world.start().await;
+    world.open_pr(1).await;
+    let host = format!("pr-1.{}", zone.name);
+    let comment = world.wait_comment(1, "Ready").await;
+    assert!(
+        comment.body.contains(&format!("https://{host}")),
+        "{}",
+        comment.body
+    );
+    world.settle().await;
+    assert!(
+        shards(&world).await.is_empty(),
+        "no edge shard in dedicated mode"
+    );
+
+    let stack = world.stack(1).await.unwrap();
+    assert_eq!(
+        stack.output("Url"),
+        Some(format!("https://{host}").as_str())
+    );
+    let balancer = stack
+        .output("LoadBalancerArn")
+        .expect("its own load balancer")
+        .to_owned();
+    let group = stack.output("TargetGroupArn").unwrap().to_owned();
+    let elb = Elb::new(&world.sdk);
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(&balancer)
+        .send()
+        .await
+        .unwrap();
+    let by_port = |port: i32| {
+        listeners
+            .listeners()
+            .iter()
+            .find(|l| l.port() == Some(port))
+            .unwrap_or_else(|| panic!("a listener on {port}: {listeners:?}"))
+    };
+    assert_eq!(listeners.listeners().len(), 2, "{listeners:?}");
+
+    // HTTPS with the edge's TLS policy and the certificate.
+    let https = by_port(443);
+    assert_eq!(https.protocol().map(|p| p.as_str()), Some("HTTPS"));
+    assert_eq!(
+        https.ssl_policy(),
+        Some("ELBSecurityPolicy-TLS13-1-2-2021-06")
+    );
+    assert_eq!(
+        https.certificates()[0].certificate_arn(),
+        Some(zone.certificate.as_str())
+    );
+    let default = &https.default_actions()[0];
+    assert_eq!(default.r#type().map(|t| t.as_str()), Some("fixed-response"));
+    assert_eq!(
+        default.fixed_response_config().unwrap().status_code(),
+        Some("404")
+    );
+
+    // HTTP only redirects to HTTPS.
+    let http = by_port(80);
+    let redirect = http.default_actions()[0]
+        .redirect_config()
+        .expect("a redirect");
+    assert_eq!(redirect.protocol(), Some("HTTPS"));
+    assert_eq!(redirect.port(), Some("443"));
+    assert_eq!(redirect.status_code().map(|c| c.as_str()), Some("HTTP_301"));
+
+    // The rules: the bypass, then the sign-in in front of the forward.
+    let listener = https.listener_arn().unwrap();
+    let rules = rules_for(&world, listener, &host).await;
+    assert_eq!(rules.len(), 2, "a bypass rule and the preview's own");
+    let (bypass_at, bypass) = &rules[0];
+    let (login_at, login) = &rules[1];
+    assert_eq!((*bypass_at, *login_at), (1, 2));
+    let header = condition(bypass, "http-header")
+        .and_then(|c| c.http_header_config())
+        .expect("a header condition");
+    assert_eq!(header.http_header_name(), Some("X-Pullstack-Bypass"));
+    assert_eq!(
+        header.values(),
+        [format!(
+            "{{{{resolve:secretsmanager:{bypass_secret}:SecretString}}}}"
+        )]
+    );
+    assert!(condition(bypass, "source-ip").is_none());
+    assert_eq!(bypass.actions()[0].target_group_arn(), Some(group.as_str()));
+    let ranges = condition(login, "source-ip")
+        .and_then(|c| c.source_ip_config())
+        .expect("a source-ip condition");
+    assert_eq!(ranges.values(), ["203.0.113.0/24"]);
+    let mut actions = login.actions().to_vec();
+    actions.sort_by_key(|a| a.order());
+    assert_eq!(actions.len(), 2);
+    assert_eq!(
+        actions[0].r#type().map(|t| t.as_str()),
+        Some("authenticate-oidc")
+    );
+    let oidc = actions[0].authenticate_oidc_config().unwrap();
+    assert_eq!(
+        oidc.client_secret(),
+        Some(format!("{{{{resolve:secretsmanager:{oidc_secret}:SecretString}}}}").as_str())
+    );
+    assert_eq!(actions[1].r#type().map(|t| t.as_str()), Some("forward"));
+    assert_eq!(actions[1].target_group_arn(), Some(group.as_str()));
+
+    // The bypass must reach the load balancer from anywhere: the rule's
+    // source-ip condition keeps the others out.
+    let cloudformation = aws_sdk_cloudformation::Client::new(&world.sdk);
+    let body = cloudformation
+        .get_template()
+        .stack_name(&stack.name)
+        .send()
+        .await
+        .unwrap()
+        .template_body()
+        .unwrap()
+        .to_owned();
+    let template: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ingress = template
+        .pointer("/Resources/LoadBalancerSecurityGroup/Properties/SecurityGroupIngress")
+        .and_then(|i| i.as_array())
+        .expect("the load balancer's ingress")
+        .iter()
+        .map(|rule| rule["CidrIp"].as_str().unwrap_or_default())
+        .collect::<Vec<_>>();
+    assert_eq!(ingress, ["0.0.0.0/0", "0.0.0.0/0"]);
+
+    // Moving to the shared edge: one update, and its own load balancer goes.
+    world.stop().await;
+    world.config_yaml = merge_yaml(&world.config_yaml, "edge:\n  mode: shared\n");
+    world.start().await;
+    let sha = world.push(1, "to the edge").await;
+    let after = world.wait_stack_at(1, &sha).await;
+    world.settle().await;
+    assert!(after.output("LoadBalancerArn").is_none());
+    let gone = elb
+        .describe_load_balancers()
+        .load_balancer_arns(&balancer)
+        .send()
+        .await;
+    assert!(gone.is_err(), "its own load balancer is left: {gone:?}");
+    let resources = world
+        .aws
+        .stacks
+        .resources(&world.stack_name(1))
+        .await
+        .unwrap();
+    for kind in [
+        "AWS::ElasticLoadBalancingV2::LoadBalancer ",
+        "AWS::ElasticLoadBalancingV2::Listener ",
+        "AWS::ElasticLoadBalancingV2::TargetGroup TargetGroup",
+    ] {
+        assert!(
+            !resources.iter().any(|r| r.starts_with(kind)),
+            "{kind} still in the stack: {resources:?}"
+        );
+    }
+    // moto 5.2.5 modifies a listener rule in place when its ListenerArn
+    // changes (AWS replaces it on the new listener), so where the rules
+    // went is read from the stack's parameters.
+    let edge_listener = shards(&world).await[&1]
+        .output("ListenerArn")
+        .unwrap()
+        .to_owned();
+    assert_eq!(after.parameters.get("ListenerArn"), Some(&edge_listener));
 }

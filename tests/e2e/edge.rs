@@ -4,82 +4,14 @@
 //!
 //! moto 5.2.5 answers 500 when a CloudFormation certificate is referenced
 //! by a listener, so each test requests the wildcard certificate through
-//! the ACM API and gives its ARN as `edge.certificate_arn`.
+//! the ACM API and gives its ARN as `edge.certificate_arn`
+//! (`support::edge`).
 
+use crate::support::edge::{edge_yaml, shards, zone};
 use crate::support::{WAIT, World, eventually};
 use aws_sdk_elasticloadbalancingv2::Client as Elb;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
-
-/// A hosted zone and a wildcard certificate for it, on moto.
-pub(crate) struct Zone {
-    pub(crate) name: String,
-    pub(crate) id: String,
-    pub(crate) certificate: String,
-}
-
-pub(crate) async fn zone(prefix: &str) -> Zone {
-    let sdk = crate::support::moto_config().await;
-    let name = format!(
-        "{prefix}-{:06x}.example.com",
-        rand::random::<u32>() & 0xff_ffff
-    );
-    let route53 = aws_sdk_route53::Client::new(&sdk);
-    let created = route53
-        .create_hosted_zone()
-        .name(&name)
-        .caller_reference(&name)
-        .send()
-        .await
-        .expect("create the hosted zone");
-    let id = created
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
-    let acm = aws_sdk_acm::Client::new(&sdk);
-    let certificate = acm
-        .request_certificate()
-        .domain_name(format!("*.{name}"))
-        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
-        .send()
-        .await
-        .expect("request the certificate")
-        .certificate_arn()
-        .unwrap()
-        .to_owned();
-    Zone {
-        name,
-        id,
-        certificate,
-    }
-}
-
-pub(crate) fn edge_yaml(zone: &Zone, extra: &str) -> String {
-    format!(
-        "preview:\n  dns_zone: {}\n  hosted_zone_id: {}\n  env:\n    URL: \"{{url}}\"\n\
-         edge:\n  certificate_arn: {}\n{extra}",
-        zone.name, zone.id, zone.certificate
-    )
-}
-
-/// The app's edge shard stacks, by number.
-pub(crate) async fn shards(world: &World) -> BTreeMap<u32, pullstack::aws::stacks::Stack> {
-    let prefix = format!("{}-edge-", world.app);
-    world
-        .aws
-        .stacks
-        .list_tagged("pullstack:repo", &world.repo)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|s| s.tag("pullstack:role") == Some("edge"))
-        .filter_map(|s| Some((s.name.strip_prefix(&prefix)?.parse().ok()?, s)))
-        .collect()
-}
 
 /// The non-default rules on a listener: (priority, hosts, target groups).
 async fn rules(world: &World, listener: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
@@ -268,6 +200,9 @@ async fn shards_numbers(world: &World) -> Vec<u32> {
 async fn switching_a_live_preview_to_the_edge_leaves_nothing_behind() {
     let zone = zone("switch").await;
     let mut world = World::new("switch", &edge_yaml(&zone, "  mode: dedicated\n")).await;
+    // Dedicated on plain HTTP: the certificate comes with the switch.
+    world.config_yaml =
+        crate::support::merge_yaml(&world.config_yaml, "edge:\n  certificate_arn: \"\"\n");
     world.start().await;
     world.open_pr(1).await;
     world.wait_comment(1, "Ready").await;
@@ -285,7 +220,13 @@ async fn switching_a_live_preview_to_the_edge_leaves_nothing_behind() {
 
     // The operator switches to the shared edge; the next push moves it.
     world.stop().await;
-    world.config_yaml = crate::support::merge_yaml(&world.config_yaml, "edge:\n  mode: shared\n");
+    world.config_yaml = crate::support::merge_yaml(
+        &world.config_yaml,
+        &format!(
+            "edge:\n  mode: shared\n  certificate_arn: {}\n",
+            zone.certificate
+        ),
+    );
     world.start().await;
     let sha = world.push(1, "moved").await;
     let after = world.wait_stack_at(1, &sha).await;
@@ -432,15 +373,20 @@ async fn a_priority_taken_meanwhile_is_placed_again_without_a_failure() {
     assert_eq!(priorities, BTreeSet::from(["1", "3"]));
 }
 
-/// Previews opened at once across two shards, a crash in the middle, then
-/// all closed.
-const PREVIEWS: u64 = 150;
+/// Previews opened at once across three shards, a crash in the middle,
+/// then all closed. A low rule limit per load balancer makes a small pool
+/// fill several shards: the placements race under the same lock, the same
+/// shards are added and removed, as with 150 previews on 100-rule shards,
+/// at a sixth of the work.
+const PREVIEWS: u64 = 25;
+/// Rules per shard: 25 previews fill two shards and part of a third.
+const RULES_PER_ALB: usize = 10;
 
 #[tokio::test]
 async fn previews_opened_at_once_fill_shards_without_sharing_a_rule() {
     let zone = zone("pool").await;
-    let extra = "  rules_per_alb: 100\nqueue:\n  workers: 16\n";
-    let mut world = World::new("pool", &edge_yaml(&zone, extra)).await;
+    let extra = format!("  rules_per_alb: {RULES_PER_ALB}\nqueue:\n  workers: 16\n");
+    let mut world = World::new("pool", &edge_yaml(&zone, &extra)).await;
     world.start().await;
     let started = std::time::Instant::now();
     for number in 1..=PREVIEWS {
@@ -478,16 +424,17 @@ async fn previews_opened_at_once_fill_shards_without_sharing_a_rule() {
     let comment = world.sticky(PREVIEWS).unwrap().body;
     assert!(comment.contains("load balancer (shared by "), "{comment}");
 
-    // Two shards, no priority twice on a listener, no host twice anywhere,
-    // and every rule forwards to its own stack's target group.
+    // Three shards, none past its rules, no priority twice on a listener,
+    // no host twice anywhere, and every rule forwards to its own stack's
+    // target group.
     let pool = shards(&world).await;
-    assert_eq!(pool.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(pool.keys().copied().collect::<Vec<_>>(), vec![1, 2, 3]);
     let mut hosts = BTreeSet::new();
     let mut groups = BTreeMap::new();
     for shard in pool.values() {
         let listener = shard.output("ListenerArn").unwrap();
         let on = rules(&world, listener).await;
-        assert!(on.len() <= 100, "{} rules on one ALB", on.len());
+        assert!(on.len() <= RULES_PER_ALB, "{} rules on one ALB", on.len());
         let priorities: BTreeSet<_> = on.iter().map(|r| r.0.clone()).collect();
         assert_eq!(priorities.len(), on.len(), "a priority used twice");
         for (_, rule_hosts, rule_groups) in on {
@@ -511,8 +458,8 @@ async fn previews_opened_at_once_fill_shards_without_sharing_a_rule() {
         );
     }
 
-    // Closing them all empties the pool; the surplus shard goes (whichever
-    // emptied first while the other still held previews).
+    // Closing them all empties the pool; the surplus shards go (those that
+    // emptied while another still held previews), and one stays.
     for number in 1..=PREVIEWS {
         world.close(number, true).await;
     }
@@ -545,4 +492,191 @@ async fn previews_opened_at_once_fill_shards_without_sharing_a_rule() {
         "{PREVIEWS} previews opened and closed in {:?}",
         started.elapsed()
     );
+}
+
+/// Attack: the region's load balancer quota is used up (by other apps, or
+/// by the shards themselves) when the pool is full. Creating another shard
+/// would fail half-way through CloudFormation, and the preview with it.
+/// Instead the preview waits in line, and its comment says the quota is
+/// reached and what to do; when a preview closes and frees a rule, it is
+/// placed there.
+///
+/// The quota comes through the mechanism the quota tests use
+/// (`limits.rs`): aws-smithy-mocks answers ELB DescribeAccountLimits and
+/// the count of load balancers, since moto's quota is fixed and its load
+/// balancers are shared by every test running on it.
+#[tokio::test]
+async fn a_full_load_balancer_quota_keeps_a_new_shard_waiting_in_line() {
+    use aws_sdk_elasticloadbalancingv2::operation::describe_load_balancers::DescribeLoadBalancersOutput;
+    use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, LoadBalancerTypeEnum};
+    use aws_smithy_mocks::mock;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let zone = zone("albroom").await;
+    let config = crate::support::merge_yaml(
+        &edge_yaml(&zone, "  rules_per_alb: 1\n"),
+        "preview:\n  limits:\n    check_quotas: true\n",
+    );
+    let mut world = World::new("albroom", &config).await;
+    let in_use = Arc::new(AtomicU32::new(0));
+    let count = in_use.clone();
+    let balancers = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_load_balancers)
+        .then_output(move || {
+            let mut page = DescribeLoadBalancersOutput::builder();
+            for n in 0..count.load(Ordering::SeqCst) {
+                page = page.load_balancers(
+                    LoadBalancer::builder()
+                        .load_balancer_name(format!("in-use-{n}"))
+                        .r#type(LoadBalancerTypeEnum::Application)
+                        .build(),
+                );
+            }
+            page.build()
+        });
+    let limit = crate::limits::elb_limit("1");
+    world
+        .start_with(crate::limits::with_quotas(
+            &world,
+            &[&limit, &balancers],
+            &[],
+        ))
+        .await;
+    world.quota_reads(1).await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle().await;
+    // Shard 1 is the region's one load balancer the quota allows.
+    in_use.store(1, Ordering::SeqCst);
+
+    let second = world.open_pr(2).await;
+    let queued = world.wait_comment(2, "number 1 in line").await;
+    for words in [
+        "Application Load Balancer quota is reached (1 of 1 in use)",
+        "L-53DA6B97",
+        "keep fewer previews open",
+    ] {
+        assert!(queued.body.contains(words), "{words}: {}", queued.body);
+    }
+    assert!(!queued.body.contains("ailed"), "{}", queued.body);
+    world.settle().await;
+    assert_eq!(
+        shards_numbers(&world).await,
+        vec![1],
+        "no shard past the quota"
+    );
+    assert!(world.stack(2).await.is_none());
+    eventually("a pending status", WAIT, || async {
+        world.github.statuses(&world.repo, &second).iter().any(|s| {
+            s.state == "pending"
+                && s.description
+                    .as_deref()
+                    .is_some_and(|d| d.contains("quota"))
+        })
+    })
+    .await;
+
+    // Closing PR 1 frees the shard's rule: PR 2 takes it.
+    world.close(1, true).await;
+    world.wait_stack_gone(1).await;
+    world.wait_stack_at(2, &second).await;
+    world.wait_comment(2, "Ready").await;
+    assert_eq!(shards_numbers(&world).await, vec![1]);
+}
+
+/// Placement reads the pool (every stack and every shard's rules) once and
+/// then keeps it, adding each claim: at 200 previews, reading it for every
+/// placement came to about 5 CloudFormation calls a second. The previews
+/// placed from the kept view still get distinct priorities, and a resync
+/// reads the pool again.
+#[tokio::test]
+async fn placements_after_the_first_keep_the_pool_instead_of_reading_it() {
+    use crate::support::fault_proxy::FaultProxy;
+    let zone = zone("kept").await;
+    let mut world = World::new("kept", &edge_yaml(&zone, "")).await;
+    // This server's calls, counted on their way to moto (the `/metrics`
+    // counters are the whole test process's).
+    let proxy = FaultProxy::start(&crate::support::moto_endpoint()).await;
+    let sdk = proxy.sdk_config(&world.sdk, 2, Duration::from_millis(10));
+    world
+        .start_with(pullstack::aws::Aws::from_config(&sdk))
+        .await;
+    let rule_reads = || proxy.count("elasticloadbalancing", "DescribeRules");
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    // Whatever resync is due runs now, not among the placements.
+    world.resync().await;
+
+    let before = rule_reads();
+    for pr in [2, 3] {
+        world.open_pr(pr).await;
+        world.wait_comment(pr, "Ready").await;
+        world.settle().await;
+    }
+    assert_eq!(rule_reads(), before, "no rules read to place");
+    let mut priorities = Vec::new();
+    for pr in [1, 2, 3] {
+        let stack = world.stack(pr).await.unwrap();
+        priorities.push(stack.parameters["RulePriority"].clone());
+    }
+    assert_eq!(priorities, ["1", "2", "3"]);
+    let listener = shards(&world).await[&1]
+        .output("ListenerArn")
+        .unwrap()
+        .to_owned();
+    assert_eq!(rules(&world, &listener).await.len(), 3);
+
+    world.resync().await;
+    assert!(rule_reads() > before, "the resync reads the pool");
+}
+
+/// Attack: with the shared queue, two replicas place previews. A pool kept
+/// in one replica's memory misses the other's placements, so it hands out
+/// a priority already in use: the stack is refused or fails, and has to be
+/// created again. Each placement by a replica therefore reads the pool.
+/// Replica 0 places PR 1, sits out (its SQS receives held) while replica 1
+/// places PR 2, then places PR 3: at the next free priority, with one
+/// CreateStack.
+#[tokio::test]
+async fn replicas_on_the_shared_queue_see_each_others_placements() {
+    use crate::support::fault_proxy::FaultProxy;
+    let zone = zone("replace").await;
+    let config = crate::support::merge_yaml(
+        &edge_yaml(&zone, ""),
+        "queue:\n  backend: sqs\n  sqs:\n    lease_ttl: 8s\n    receive_wait: 0s\n",
+    );
+    let mut world = World::new("replace", &config).await;
+    let proxy = FaultProxy::start(&crate::support::moto_endpoint()).await;
+    let sdk = proxy.sdk_config(&world.sdk, 2, Duration::from_millis(10));
+    world
+        .start_with(pullstack::aws::Aws::from_config(&sdk))
+        .await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle_shared(WAIT).await;
+
+    proxy.hold("ReceiveMessage");
+    world.start_replica(1, world.aws.clone()).await;
+    world.open_pr(2).await;
+    world.wait_comment(2, "Ready").await;
+    world.settle_shared(WAIT).await;
+    world.kill_server(1);
+    proxy.release();
+
+    let creates = proxy.count("cloudformation", "CreateStack");
+    let sha = world.open_pr(3).await;
+    let stack = world.wait_stack_at(3, &sha).await;
+    world.wait_comment(3, "Ready").await;
+    world.settle_shared(WAIT).await;
+    assert_eq!(stack.parameters["RulePriority"], "3");
+    assert_eq!(
+        proxy.count("cloudformation", "CreateStack"),
+        creates + 1,
+        "PR 3's stack created once"
+    );
+    let mut priorities = Vec::new();
+    for n in [1, 2] {
+        priorities.push(world.stack(n).await.unwrap().parameters["RulePriority"].clone());
+    }
+    assert_eq!(priorities, ["1", "2"]);
 }

@@ -69,7 +69,7 @@ async fn beyond_the_limit_prs_wait_in_line_and_start_when_a_slot_frees() {
 
 /// The world's AWS clients, with quota calls answered by `elb` and `cfn`
 /// rules first.
-fn with_quotas(world: &World, elb: &[&Rule], cfn: &[&Rule]) -> Aws {
+pub(crate) fn with_quotas(world: &World, elb: &[&Rule], cfn: &[&Rule]) -> Aws {
     let interceptor = |rules: &[&Rule]| {
         let mut interceptor = MockResponseInterceptor::new()
             .rule_mode(RuleMode::MatchAny)
@@ -93,7 +93,7 @@ fn with_quotas(world: &World, elb: &[&Rule], cfn: &[&Rule]) -> Aws {
     aws
 }
 
-fn elb_limit(max: &'static str) -> Rule {
+pub(crate) fn elb_limit(max: &'static str) -> Rule {
     mock!(aws_sdk_elasticloadbalancingv2::Client::describe_account_limits).then_output(move || {
         ElbLimits::builder()
             .limits(

@@ -319,6 +319,20 @@ impl Admissions {
         Ok(count)
     }
 
+    /// The region's Application Load Balancers and their quota, when the
+    /// quotas are checked, the quota is known and no load balancer can be
+    /// added: a new edge shard must then wait.
+    pub async fn load_balancers_full(&self, ctx: &Ctx) -> Result<Option<Usage>> {
+        if !ctx.config.preview.limits.check_quotas {
+            return Ok(None);
+        }
+        let Some(limit) = self.known_quotas(ctx).await.and_then(|l| l.load_balancers) else {
+            return Ok(None);
+        };
+        let used = ctx.aws.quotas.load_balancers().await?;
+        Ok(Some(Usage { used, limit }).filter(|u| u.is_full()))
+    }
+
     /// Why the account cannot take another environment, if it cannot.
     async fn quota_reached(&self, ctx: &Ctx) -> Result<Option<String>> {
         let quotas = &ctx.aws.quotas;

@@ -297,8 +297,10 @@ impl Pass<'_> {
         let dns_name =
             (!preview.dns_zone.is_empty()).then(|| edge::host(&env.key.slug(), &preview.dns_zone));
         // Known before the stack exists whenever there is a DNS name.
+        let certificate = ctx.config.dedicated_certificate();
         let scheme = match ctx.config.edge_mode() {
             EdgeMode::Shared => "https",
+            EdgeMode::Dedicated if certificate.is_some() => "https",
             EdgeMode::Dedicated => "http",
         };
         let url = match (&dns_name, stack.and_then(|s| s.output("Url"))) {
@@ -324,7 +326,7 @@ impl Pass<'_> {
                 capacity: preview.capacity,
             },
             dns: dns_name.map(|name| (name, preview.hosted_zone_id.as_str())),
-            certificate_arn: "",
+            certificate_arn: certificate.unwrap_or_default(),
             placeholders: Placeholders {
                 pr: env.pr.as_ref().map(|p| p.number),
                 branch: env.branch.clone(),

@@ -7,12 +7,16 @@ use super::Pass;
 use crate::aws::stacks::Started;
 use crate::domain::comment::State;
 use crate::domain::edge;
+use crate::github::client::StatusState;
 use crate::reconcile::edge::Placed;
 use crate::reconcile::spec::{self, Spec};
 use crate::reconcile::{Action, Result};
 
 /// Placements tried before the pass gives up and is retried.
 const PLACEMENT_ATTEMPTS: usize = 5;
+
+/// How often a preview waiting for load balancer quota looks again.
+const NO_ROOM_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What the PR's comment says while a shard is added.
 pub(super) const ADDING_SHARD: &str = "adding a load balancer for previews, as the others are \
@@ -45,7 +49,20 @@ impl Pass<'_> {
         let name = self.env.stack_name.clone();
         let mut avoid = Vec::new();
         for _ in 0..PLACEMENT_ATTEMPTS {
-            match ctx.edge.place(ctx, &avoid).await? {
+            let since = self.env.since.unwrap_or_else(|| ctx.clock.now());
+            match ctx.edge.place(ctx, &self.env.key, since, &avoid).await? {
+                Placed::NoRoom { position, reason } => {
+                    let state = State::Queued {
+                        position,
+                        limit: reason,
+                    };
+                    self.report(Some(sha), state).await?;
+                    let why = "queued: load balancer quota reached";
+                    self.status(sha, StatusState::Pending, None, why).await?;
+                    // A closed preview wakes the line; room made outside
+                    // (a raised quota, a load balancer deleted) is seen here.
+                    return Ok(Claimed::Waiting(Action::after(NO_ROOM_RECHECK)));
+                }
                 Placed::Waiting { elapsed } => {
                     let state = State::Deploying {
                         status: ADDING_SHARD.into(),
@@ -54,7 +71,7 @@ impl Pass<'_> {
                     self.report(Some(sha), state).await?;
                     return Ok(Claimed::Waiting(Action::after(ctx.poll_delay(elapsed))));
                 }
-                Placed::At(placement, _claim) => {
+                Placed::At(placement, mut claim) => {
                     sent.place(&placement)?;
                     self.listener = Some(placement.listener.clone());
                     let deploy = sent.deploy(&name);
@@ -67,6 +84,9 @@ impl Pass<'_> {
                             .map(|()| Started::Operation),
                         Call::Update => ctx.aws.stacks.update(&deploy).await,
                     };
+                    if result.is_err() {
+                        claim.failed();
+                    }
                     match result {
                         Err(err) if edge::priority_conflict(&err.code) => {
                             tracing::info!(

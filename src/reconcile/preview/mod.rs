@@ -374,6 +374,7 @@ impl<'a> Pass<'a> {
                     stack = stack.name,
                     "rule priority taken meanwhile; creating again"
                 );
+                self.ctx.edge.forget().await;
                 self.delete(&stack, false).await
             }
             Phase::Dead => {

@@ -110,7 +110,9 @@ impl Pass<'_> {
             let host = edge::host(&key.slug(), &ctx.config.preview.dns_zone);
             ctx.edge.release(ctx, &host).await?;
         }
-        let freed = Action::done().waking(ctx.admissions.freed(ctx, key).await?);
+        let freed = Action::done()
+            .waking(ctx.admissions.freed(ctx, key).await?)
+            .waking(ctx.edge.freed(key));
         if self.sticky.issue.is_some() && self.sticky.comment_id.is_none() {
             // Nothing was ever said on the PR, so nothing was deployed:
             // Deployments come after the comment.
