@@ -46,6 +46,7 @@ IAM_PREFIX = {
     "aws-sdk-acm": "acm",
     "aws-sdk-cloudformation": "cloudformation",
     "aws-sdk-cloudwatch": "cloudwatch",
+    "aws-sdk-cloudwatchlogs": "logs",
     "aws-sdk-ecr": "ecr",
     "aws-sdk-ecs": "ecs",
     "aws-sdk-elasticloadbalancingv2": "elasticloadbalancing",

@@ -123,6 +123,9 @@ pub enum State {
         status: String,
         /// When the stack operation began, if known.
         since: Option<DateTime<Utc>>,
+        /// Why the tasks are not healthy yet, when it has taken long, and
+        /// what to do about it.
+        trouble: Option<String>,
     },
     Ready {
         url: String,
@@ -131,8 +134,11 @@ pub enum State {
         phases: Vec<Phase>,
     },
     Failed {
+        /// The cause first, in plain words, then what to do.
         reason: String,
         events: Vec<FailureEvent>,
+        /// The last log lines of the task that failed, oldest first.
+        logs: Vec<String>,
     },
     /// Deleting, after close or `/pullstack destroy`.
     Removing,
@@ -188,6 +194,17 @@ pub fn render(view: &View<'_>, seal: &Seal) -> String {
             cell(id)
         );
     }
+    if let State::Failed { logs, .. } = &view.state
+        && !logs.is_empty()
+    {
+        let _ = writeln!(
+            out,
+            "<details><summary>The task's last {} log lines</summary>\n",
+            logs.len()
+        );
+        out.push_str(&fenced(logs));
+        out.push_str("\n</details>\n\n");
+    }
     if let State::Failed { events, .. } = &view.state
         && !events.is_empty()
     {
@@ -242,11 +259,21 @@ fn headline(state: &State) -> String {
              and pushes it ran for this commit.",
             human(*waited)
         ),
-        State::Deploying { status, since } => {
+        State::Deploying {
+            status,
+            since,
+            trouble,
+        } => {
             let since = since
                 .map(|at| format!(", since {}", clock_time(&at)))
                 .unwrap_or_default();
-            format!("🚧 **Deploying** ({status}{since}). The link appears here when it is ready.")
+            let mut text = format!(
+                "🚧 **Deploying** ({status}{since}). The link appears here when it is ready."
+            );
+            if let Some(trouble) = trouble {
+                let _ = write!(text, "\n\n⚠️ **The tasks are not healthy yet.** {trouble}");
+            }
+            text
         }
         State::Ready { url, took, phases } => {
             let mut text = format!("✅ **Ready** at {url} (deployed in {}", human(*took));
@@ -345,6 +372,31 @@ fn cell(text: &str) -> String {
             c => c,
         })
         .collect()
+}
+
+/// Log lines in a code block that no line can close: the fence is longer
+/// than any run of backticks in them.
+fn fenced(lines: &[String]) -> String {
+    let longest = lines
+        .iter()
+        .flat_map(|l| l.split(|c| c != '`'))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    let mut out = format!("{fence}text\n");
+    for line in lines {
+        // One line each, at most 500 characters.
+        let line: String = line
+            .chars()
+            .take(500)
+            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+            .collect();
+        let _ = writeln!(out, "{line}");
+    }
+    out.push_str(&fence);
+    out.push('\n');
+    out
 }
 
 /// `1m 05s`-style durations, to the second.

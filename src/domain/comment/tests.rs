@@ -138,6 +138,29 @@ fn failed_comment_lists_events() {
                 resource_type: "AWS::ECS::Service".into(),
                 reason: "Circuit breaker | tripped\nsecond line".into(),
             }],
+            logs: Vec::new(),
+        },
+        &memory()
+    ));
+}
+
+#[test]
+fn failed_comment_puts_the_cause_first_then_logs_then_events() {
+    insta::assert_snapshot!(view(
+        State::Failed {
+            reason: "The essential `app` container exited with code 3. Read the logs. \
+                     The stack ended in `ROLLBACK_COMPLETE`."
+                .into(),
+            events: vec![FailureEvent {
+                logical_id: "Service".into(),
+                resource_type: "AWS::ECS::Service".into(),
+                reason: "ECS Deployment Circuit Breaker was triggered".into(),
+            }],
+            logs: vec![
+                "starting".into(),
+                "a line with ``` fences </details>".into(),
+                "panic: no DATABASE_URL".into(),
+            ],
         },
         &memory()
     ));
@@ -217,6 +240,7 @@ fn in_progress_comments_do_not_change_with_time() {
         State::Deploying {
             status: "CREATE_IN_PROGRESS".into(),
             since: Some(since),
+            trouble: None,
         },
         &memory(),
     );

@@ -204,17 +204,20 @@ impl Pass<'_> {
         }
         if preview.ready_check && !probe(&url, &preview.health_path).await {
             if took > preview.ready_timeout {
-                let reason = format!(
-                    "the stack is up but {url}{} did not answer within {}.",
+                let status = format!(
+                    "The stack is up but {url}{} did not answer within {}.",
                     preview.health_path,
                     comment::human(preview.ready_timeout)
                 );
-                self.fail(sha, reason, Vec::new()).await?;
+                let found = self.diagnose(stack).await;
+                let reason = found.reason(&status);
+                self.fail(sha, reason, Vec::new(), found.logs).await?;
                 return Ok(Action::done());
             }
             let state = State::Deploying {
                 status: "waiting for the app to answer".into(),
                 since: stack.operation_started,
+                trouble: None,
             };
             self.report(Some(sha), state).await?;
             return Ok(Action::after(ctx.poll_delay(took)));

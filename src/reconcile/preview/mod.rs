@@ -16,6 +16,7 @@
 mod admission;
 mod commands;
 mod deploy;
+mod diagnose;
 mod edge;
 pub mod idle;
 pub mod record;
@@ -39,6 +40,11 @@ use std::time::Duration;
 
 /// GitHub's limit on ref names, in bytes; a longer name is not a branch.
 const MAX_BRANCH_BYTES: usize = 255;
+
+/// How long a stack operation runs before pullstack reads why its tasks
+/// are not healthy: a Fargate task starts in well under a minute, and the
+/// circuit breaker takes a few failed tasks to trip.
+const STUCK_AFTER: Duration = Duration::from_secs(180);
 
 /// What should exist for an environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,11 +274,12 @@ impl<'a> Pass<'a> {
                 if let Some(reason) = err.user_message() {
                     // Said once: the same words again change nothing on the PR.
                     match self.target.clone() {
-                        Some(sha) => self.fail(&sha, reason, Vec::new()).await?,
+                        Some(sha) => self.fail(&sha, reason, Vec::new(), Vec::new()).await?,
                         None => {
                             let state = State::Failed {
                                 reason,
                                 events: Vec::new(),
+                                logs: Vec::new(),
                             };
                             self.report(None, state).await?;
                         }
@@ -356,8 +363,18 @@ impl<'a> Pass<'a> {
                     status.push_str(", scaling to zero");
                 }
                 let since = stack.operation_started;
-                self.report(Some(sha), State::Deploying { status, since })
-                    .await?;
+                let trouble = if stack.phase() == Phase::InProgress && elapsed >= STUCK_AFTER {
+                    let found = self.diagnose(&stack).await;
+                    found.cause.map(|c| format!("{c} {}", c.next()))
+                } else {
+                    None
+                };
+                let state = State::Deploying {
+                    status,
+                    since,
+                    trouble,
+                };
+                self.report(Some(sha), state).await?;
                 Ok(Action::after(self.ctx.poll_delay(elapsed)))
             }
             Phase::RollbackFailed => {

@@ -17,8 +17,11 @@ use crate::reconcile::Result;
 impl Pass<'_> {
     pub(super) async fn report_failure(&mut self, stack: &Stack, sha: &str) -> Result<()> {
         let events = self.ctx.aws.stacks.failures(&stack.name, 5).await?;
-        let reason = format!("The stack ended in `{}`.", stack.status.as_str());
-        self.fail(sha, reason, failure_events(events)).await
+        let found = self.diagnose(stack).await;
+        let status = format!("The stack ended in `{}`.", stack.status.as_str());
+        let reason = found.reason(&status);
+        self.fail(sha, reason, failure_events(events), found.logs)
+            .await
     }
 
     pub(super) async fn fail(
@@ -26,10 +29,15 @@ impl Pass<'_> {
         sha: &str,
         reason: String,
         events: Vec<FailureEvent>,
+        logs: Vec<String>,
     ) -> Result<()> {
         self.sticky.memory.failed = Some(sha.to_owned());
-        self.report(Some(sha), State::Failed { reason, events })
-            .await?;
+        let state = State::Failed {
+            reason,
+            events,
+            logs,
+        };
+        self.report(Some(sha), state).await?;
         self.record(Outcome::Ended {
             sha: sha.to_owned(),
             state: DeploymentState::Failure,
@@ -106,6 +114,7 @@ impl Pass<'_> {
             .unwrap_or(State::Deploying {
                 status: "starting".into(),
                 since: None,
+                trouble: None,
             });
         let sha = self.target.clone().or_else(|| self.head());
         self.report(sha.as_deref(), state).await

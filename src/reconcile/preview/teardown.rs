@@ -69,7 +69,12 @@ impl Pass<'_> {
                  (see below), then `/pullstack destroy`.",
             );
             let events = failure_events(events);
-            self.report(None, State::Failed { reason, events }).await?;
+            let state = State::Failed {
+                reason,
+                events,
+                logs: Vec::new(),
+            };
+            self.report(None, state).await?;
             return Err(anyhow::anyhow!("stack {name} keeps failing to delete").into());
         }
         let removing = &mut self.sticky.memory.removing;

@@ -5,6 +5,7 @@
 
 pub mod fault_proxy;
 pub mod github_fake;
+pub mod mocks;
 pub mod payloads;
 pub mod production;
 
