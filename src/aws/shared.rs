@@ -13,6 +13,8 @@ pub struct Shared {
     pub cluster_name: String,
     /// The CloudWatch Logs group every environment's tasks write to.
     pub log_group: String,
+    /// The subnets every environment's service runs in.
+    pub subnets: Vec<String>,
 }
 
 impl Shared {
@@ -33,6 +35,7 @@ impl Shared {
             repository_uri: output("RepositoryUri")?,
             cluster_name: output("ClusterName")?,
             log_group: output("LogGroupName")?,
+            subnets: vec![output("SubnetA")?, output("SubnetB")?],
         })
     }
 

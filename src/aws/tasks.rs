@@ -20,12 +20,14 @@ pub struct Tasks {
     logs: aws_sdk_cloudwatchlogs::Client,
 }
 
-/// A one-off task to start.
+/// A one-off task to start: the environment's task definition, in the
+/// same subnets and security group as its service (the template's).
 #[derive(Clone, Debug)]
 pub struct OneOff<'a> {
     pub cluster: &'a str,
-    /// The service whose task definition and network the task borrows.
-    pub service: &'a str,
+    pub task_definition: &'a str,
+    pub subnets: &'a [String],
+    pub security_group: &'a str,
     /// The container to run `command` in.
     pub container: &'a str,
     pub command: &'a [String],
@@ -144,51 +146,18 @@ impl Tasks {
             .collect())
     }
 
-    /// Starts `task` as a one-off Fargate task with the service's current
-    /// task definition and network configuration; its environment and
+    /// Starts `task` as a one-off Fargate task; its environment and
     /// secrets come with the task definition. Returns its ARN.
     pub async fn run(&self, task: &OneOff<'_>) -> Result<String> {
-        let what = format!("{}/{}", task.cluster, task.service);
-        let out = self
-            .ecs
-            .describe_services()
-            .cluster(task.cluster)
-            .services(task.service)
-            .send()
-            .await
-            .map_err(|e| Error::from_sdk("ECS", "DescribeServices", what.clone(), &e))?;
-        let missing = |detail: &str| {
-            Error::new(
-                ErrorKind::NotFound,
-                "ECS",
-                "DescribeServices",
-                what.clone(),
-                "ServiceNotFoundException",
-                detail,
-            )
-        };
-        let service = out
-            .services()
-            .first()
-            .ok_or_else(|| missing("no such service"))?;
-        let definition = service
-            .task_definition()
-            .ok_or_else(|| missing("the service has no task definition"))?;
-        let vpc = service
-            .network_configuration()
-            .and_then(|n| n.awsvpc_configuration())
-            .ok_or_else(|| missing("the service has no awsvpc network configuration"))?;
-        // The same subnets and security groups as the service's tasks.
+        let what = format!("{}/{}", task.cluster, task.task_definition);
         let network = NetworkConfiguration::builder()
             .awsvpc_configuration(
                 AwsVpcConfiguration::builder()
-                    .set_subnets(Some(vpc.subnets().to_vec()))
-                    .set_security_groups(Some(vpc.security_groups().to_vec()))
-                    .assign_public_ip(
-                        vpc.assign_public_ip()
-                            .cloned()
-                            .unwrap_or(AssignPublicIp::Enabled),
-                    )
+                    .set_subnets(Some(task.subnets.to_vec()))
+                    .security_groups(task.security_group)
+                    // As the service's tasks: the image is pulled over the
+                    // internet gateway.
+                    .assign_public_ip(AssignPublicIp::Enabled)
                     .build()
                     .map_err(|e| {
                         Error::new(
@@ -214,7 +183,7 @@ impl Tasks {
             .ecs
             .run_task()
             .cluster(task.cluster)
-            .task_definition(definition)
+            .task_definition(task.task_definition)
             .launch_type(LaunchType::Fargate)
             .count(1)
             .network_configuration(network)

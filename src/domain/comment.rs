@@ -54,6 +54,28 @@ pub struct Memory {
     /// first, as its log line shows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// The `before_traffic` task started for a commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_traffic: Option<TaskRun>,
+    /// The commit whose `before_traffic` task exited 0: its service may
+    /// take traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passed: Option<String>,
+    /// The `on_delete` task started before the teardown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_delete: Option<TaskRun>,
+    /// How the `on_delete` task failed, shown once the environment is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_delete_failed: Option<String>,
+}
+
+/// A one-off task pullstack started and waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRun {
+    /// The commit it runs for.
+    pub sha: String,
+    pub arn: String,
+    pub started: DateTime<Utc>,
 }
 
 impl Memory {
@@ -220,6 +242,12 @@ pub fn render(view: &View<'_>, seal: &Seal) -> String {
             );
         }
         out.push_str("\n</details>\n\n");
+    }
+    if let (State::Removed { .. }, Some(failed)) = (&view.state, &view.memory.on_delete_failed) {
+        let _ = writeln!(
+            out,
+            "> ⚠️ **`on_delete` failed**: {failed} The environment was removed anyway.\n"
+        );
     }
     if let State::Removed { .. } = &view.state
         && !view.memory.removing.is_empty()

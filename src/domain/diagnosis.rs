@@ -285,6 +285,59 @@ impl fmt::Display for Cause {
     }
 }
 
+/// How a one-off task (`before_traffic`, `on_delete`) ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OneOffEnd {
+    /// Its container exited with this code.
+    Exited(i32),
+    /// It stopped without an exit code (it never started, or was stopped
+    /// from outside); ECS's stop reason says why.
+    NoExitCode,
+    /// It ran past its timeout and was stopped.
+    TimedOut(std::time::Duration),
+    /// ECS no longer knows it (stopped tasks are forgotten after a while).
+    Gone,
+}
+
+impl OneOffEnd {
+    /// How `task` ended, judged by `container`'s exit code.
+    pub fn of(task: &StoppedTask, container: &str) -> OneOffEnd {
+        match task.containers.iter().find(|c| c.name == container) {
+            Some(ContainerExit {
+                exit_code: Some(code),
+                ..
+            }) => OneOffEnd::Exited(*code),
+            _ => OneOffEnd::NoExitCode,
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        *self == OneOffEnd::Exited(0)
+    }
+}
+
+/// The words for a one-off task `name` running `command` that ended as
+/// `end`, with ECS's `stopped_reason`.
+pub fn one_off(name: &str, command: &[String], end: &OneOffEnd, stopped_reason: &str) -> String {
+    let command = command.join(" ");
+    let command: String = command.chars().take(200).collect();
+    let how = match end {
+        OneOffEnd::Exited(code) => format!("exited with code {code}"),
+        OneOffEnd::NoExitCode => "stopped without an exit code".to_owned(),
+        OneOffEnd::TimedOut(after) => format!(
+            "did not finish within {}, so it was stopped",
+            crate::domain::comment::human(*after)
+        ),
+        OneOffEnd::Gone => "is no longer known to ECS".to_owned(),
+    };
+    let mut text = format!("`{name}` (`{}`) {how}.", command.replace('`', "'"));
+    if !stopped_reason.is_empty() && !matches!(end, OneOffEnd::TimedOut(_)) {
+        let reason: String = stopped_reason.chars().take(300).collect();
+        text.push_str(&format!(" ECS's stop reason: {reason}."));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,6 +532,47 @@ mod tests {
         // Without the targets (they went with the stack), the stop still says it.
         let cause = diagnose(&tasks, &[], "/health").unwrap();
         assert!(matches!(cause, Cause::HealthFailed { .. }));
+    }
+
+    #[test]
+    fn one_off_ends_by_the_container_exit_code() {
+        let ok = task(
+            "Essential container in task exited",
+            "",
+            &[("app", Some(0), "")],
+        );
+        assert!(OneOffEnd::of(&ok, "app").succeeded());
+        let failed = task(
+            "Essential container in task exited",
+            "",
+            &[("app", Some(3), "")],
+        );
+        assert_eq!(OneOffEnd::of(&failed, "app"), OneOffEnd::Exited(3));
+        let never = task("CannotPullContainerError: denied", "", &[("app", None, "")]);
+        assert_eq!(OneOffEnd::of(&never, "app"), OneOffEnd::NoExitCode);
+        assert!(!OneOffEnd::of(&never, "app").succeeded());
+    }
+
+    #[test]
+    fn one_off_words_name_code_reason_and_timeout() {
+        let cmd = ["./migrate".to_owned(), "up".to_owned()];
+        assert_eq!(
+            one_off(
+                "before_traffic",
+                &cmd,
+                &OneOffEnd::Exited(3),
+                "Essential container in task exited"
+            ),
+            "`before_traffic` (`./migrate up`) exited with code 3. ECS's stop reason: \
+             Essential container in task exited."
+        );
+        let timed_out = OneOffEnd::TimedOut(std::time::Duration::from_secs(600));
+        assert_eq!(
+            one_off("before_traffic", &cmd, &timed_out, "Task stopped by user"),
+            "`before_traffic` (`./migrate up`) did not finish within 10m 00s, so it was stopped."
+        );
+        let odd = ["echo".to_owned(), "`rm`".to_owned()];
+        assert!(!one_off("x", &odd, &OneOffEnd::NoExitCode, "").contains("`rm`"));
     }
 
     #[test]

@@ -88,6 +88,8 @@ impl Pass<'_> {
         memory.failed = None;
         memory.ready = None;
         memory.removing.clear();
+        memory.on_delete = None;
+        memory.on_delete_failed = None;
         let shared_edge = ctx.config.edge_mode() == EdgeMode::Shared;
         match stack {
             None => {
@@ -320,9 +322,10 @@ impl Pass<'_> {
             sizing: Sizing {
                 cpu: &preview.cpu,
                 memory: &preview.memory,
+                // Zero until `before_traffic` has exited 0 for this commit.
                 desired_count: match scale {
-                    Scale::Up => preview.desired_count,
-                    Scale::Zero => 0,
+                    Scale::Up if !self.gated(sha) => preview.desired_count,
+                    Scale::Up | Scale::Zero => 0,
                 },
                 capacity: preview.capacity,
             },

@@ -19,6 +19,7 @@ mod deploy;
 mod diagnose;
 mod edge;
 pub mod idle;
+mod one_off;
 pub mod record;
 mod report;
 mod teardown;
@@ -346,6 +347,8 @@ impl<'a> Pass<'a> {
         if self.flags.redeploy {
             self.sticky.memory.failed = None;
             self.sticky.memory.ready = None;
+            // A redeploy runs a failed `before_traffic` again.
+            self.sticky.memory.before_traffic = None;
         }
         let Some(stack) = stack else {
             if self.sticky.memory.failed.as_deref() == Some(sha) {
@@ -423,6 +426,9 @@ impl<'a> Pass<'a> {
                     return Ok(Action::done());
                 }
                 self.deploy(Some(&stack), sha, Scale::Up).await
+            }
+            Phase::Stable if deployed == sha && !self.flags.redeploy && self.gated(sha) => {
+                self.before_traffic(&stack, sha).await
             }
             Phase::Stable if deployed == sha && !self.flags.redeploy => {
                 self.settled(&stack, sha, elapsed).await

@@ -46,7 +46,15 @@ impl Pass<'_> {
             }
             // Another operation is running; CloudFormation allows no second one.
             Phase::InProgress => Ok(Action::after(self.ctx.poll_delay(self.elapsed(&stack)))),
-            _ => self.delete(&stack, announce).await,
+            _ => {
+                if let Some(waiting) = self.on_delete(&stack).await? {
+                    if announce {
+                        self.report(None, State::Removing).await?;
+                    }
+                    return Ok(waiting);
+                }
+                self.delete(&stack, announce).await
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode};
 use pullstack::aws::Aws;
+use pullstack::aws::metered::Metered;
 use pullstack::aws::stacks::Stacks;
 use pullstack::aws::tasks::Tasks;
 
@@ -16,6 +17,8 @@ pub struct Scripted<'a> {
     pub elb: Vec<&'a Rule>,
 }
 
+/// Mocked or not, every call is counted on `/metrics`, as pullstack's own
+/// clients count theirs.
 fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
     let mut interceptor = MockResponseInterceptor::new()
         .rule_mode(RuleMode::MatchAny)
@@ -30,19 +33,26 @@ fn interceptor(rules: &[&Rule]) -> MockResponseInterceptor {
 pub fn aws(sdk: &aws_config::SdkConfig, scripted: &Scripted<'_>) -> Aws {
     let mut aws = Aws::from_config(sdk);
     let cfn = aws_sdk_cloudformation::config::Builder::from(sdk)
+        .interceptor(Metered)
         .interceptor(interceptor(&scripted.cloudformation))
         .build();
     aws.stacks = Stacks::new(aws_sdk_cloudformation::Client::from_conf(cfn));
     let ecs = aws_sdk_ecs::config::Builder::from(sdk)
+        .interceptor(Metered)
         .interceptor(interceptor(&scripted.ecs))
         .build();
     let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(sdk)
+        .interceptor(Metered)
         .interceptor(interceptor(&scripted.elb))
         .build();
     aws.tasks = Tasks::new(
         aws_sdk_ecs::Client::from_conf(ecs),
         aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
-        aws_sdk_cloudwatchlogs::Client::new(sdk),
+        aws_sdk_cloudwatchlogs::Client::from_conf(
+            aws_sdk_cloudwatchlogs::config::Builder::from(sdk)
+                .interceptor(Metered)
+                .build(),
+        ),
     );
     aws
 }
