@@ -42,6 +42,8 @@ pub struct Aws {
     pub sqs: work_queue::Sqs,
     /// The lease on periodic work (`queue.backend: sqs`).
     pub leases: lease::Leases,
+    /// The region the clients talk to, for console links.
+    pub region: Option<String>,
 }
 
 impl Aws {
@@ -106,6 +108,7 @@ impl Aws {
         let registry = registry::Registry::new(aws_sdk_ecr::Client::from_conf(ecr.clone()));
         let usage = usage::Usage::new(ecs.clone());
         Aws {
+            region: config.region().map(|r| r.as_ref().to_owned()),
             registry,
             usage,
             quotas: quotas::Quotas::new(elb.clone(), cloudformation.clone()),

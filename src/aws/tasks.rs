@@ -278,9 +278,12 @@ impl Tasks {
             .send()
             .await
             .map_err(|e| Error::from_sdk("CloudWatchLogs", "FilterLogEvents", prefix, &e))?;
+        // The prefix is applied here too: not every implementation of the
+        // API honours it (moto returns the whole group).
         let events = out
             .events()
             .iter()
+            .filter(|e| e.log_stream_name().is_some_and(|s| s.starts_with(prefix)))
             .map(|e| LogEvent {
                 stream: e.log_stream_name().unwrap_or_default().to_owned(),
                 timestamp_ms: e.timestamp().unwrap_or_default(),

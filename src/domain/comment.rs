@@ -196,6 +196,8 @@ pub struct View<'a> {
     pub memory: &'a Memory,
     /// The estimated running cost, when known.
     pub cost: Option<&'a str>,
+    /// The environment's log streams in the CloudWatch console, when known.
+    pub logs: Option<&'a str>,
 }
 
 /// Renders the whole comment body, marker first.
@@ -259,6 +261,17 @@ pub fn render(view: &View<'_>, seal: &Seal) -> String {
         out.push_str("\n</details>\n\n");
     }
     let _ = writeln!(out, "Stack: `{}`", view.stack);
+    let has_tasks = matches!(
+        view.state,
+        State::Deploying { .. } | State::Ready { .. } | State::Failed { .. } | State::Asleep { .. }
+    );
+    if let (true, Some(url)) = (has_tasks, view.logs) {
+        let _ = writeln!(
+            out,
+            "\nLogs: [the tasks' log streams in CloudWatch]({url}), or `pullstack logs {}`",
+            view.memory.env
+        );
+    }
     if let Some(cost) = view.cost {
         let _ = writeln!(out, "\nEstimated cost: {cost}");
     }

@@ -22,6 +22,7 @@ mod idle;
 mod images;
 mod isolation;
 mod limits;
+mod logs;
 mod one_off;
 mod preview;
 mod production;

@@ -27,6 +27,7 @@ fn costed(state: State, memory: &Memory, cost: Option<&str>) -> String {
             state,
             memory,
             cost,
+            logs: None,
         },
         &seal(),
     )
@@ -41,8 +42,44 @@ fn sealed_with(memory: &Memory, seal: &Seal) -> String {
         state: State::Removing,
         memory,
         cost: None,
+        logs: None,
     };
     render(&view, seal)
+}
+
+#[test]
+fn the_log_link_shows_while_there_are_tasks() {
+    let url = "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logs";
+    let with = |state: State| {
+        render(
+            &View {
+                title: "PR #42",
+                stack: "demo-pr-42",
+                sha: None,
+                state,
+                memory: &memory(),
+                cost: None,
+                logs: Some(url),
+            },
+            &seal(),
+        )
+    };
+    let ready = with(State::Ready {
+        url: "https://pr-42.example.com".into(),
+        took: Duration::from_secs(90),
+        phases: Vec::new(),
+    });
+    assert!(
+        ready.contains(&format!(
+            "Logs: [the tasks' log streams in CloudWatch]({url}), or `pullstack logs pr-42`"
+        )),
+        "{ready}"
+    );
+    let removed = with(State::Removed {
+        why: "closed".into(),
+        reversible: false,
+    });
+    assert!(!removed.contains("Logs:"), "{removed}");
 }
 
 const COST: Option<&str> = Some("~$0.0492/hour (~$35.92/month): …");

@@ -11,6 +11,7 @@ use crate::config::Capacity;
 use crate::config::EdgeMode;
 use crate::domain::comment::{FailureEvent, State, View};
 use crate::domain::cost::{self, Shape};
+use crate::domain::logs;
 use crate::github::client::{DeploymentState, StatusState};
 use crate::reconcile::Result;
 
@@ -73,6 +74,7 @@ impl Pass<'_> {
         let title = self.env.key.to_string();
         let memory = self.sticky.memory.clone();
         let cost = self.cost(&state);
+        let logs = self.logs_url().await;
         let view = View {
             title: &title,
             stack: &self.env.stack_name,
@@ -80,12 +82,22 @@ impl Pass<'_> {
             state,
             memory: &memory,
             cost: cost.as_deref(),
+            logs: logs.as_deref(),
         };
         let ctx = self.ctx;
         ctx.sticky
             .show(&ctx.forge, &mut self.sticky, view, true)
             .await?;
         Ok(())
+    }
+
+    /// The environment's log streams in the CloudWatch console; none when
+    /// the region or the shared stack cannot be read.
+    async fn logs_url(&self) -> Option<String> {
+        let region = self.ctx.aws.region.as_deref()?;
+        let shared = self.ctx.shared().await.ok()?;
+        let prefix = logs::stream_prefix(&self.env.key.slug());
+        Some(logs::console_url(region, &shared.log_group, &prefix))
     }
 
     /// Puts a notice that pullstack keeps failing on the comment, under the
