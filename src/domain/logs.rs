@@ -52,6 +52,68 @@ fn console_escape(text: &str) -> String {
     twice.replace('%', "$")
 }
 
+/// `line` with the credentials it may carry masked, before it is shown on
+/// a PR that anyone may read: the password of a URL
+/// (`postgres://app:hunter2@db` → `postgres://app:***@db`) and AWS access
+/// key ids. pullstack never holds the secrets' values, so it cannot look
+/// for them; these are the shapes apps print most.
+pub fn redact(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the first '/', whitespace or quote.
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    mask_access_keys(&out)
+}
+
+/// AWS access key ids (`AKIA…`, `ASIA…` and 16 more upper-case letters or
+/// digits) replaced by their first four characters and `***`.
+fn mask_access_keys(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let key_char = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+    while i < bytes.len() {
+        let starts = text[i..].starts_with("AKIA") || text[i..].starts_with("ASIA");
+        let bounded = i == 0 || !key_char(bytes[i - 1]);
+        if starts && bounded && i + 20 <= bytes.len() {
+            let ends = i + 20 == bytes.len() || !key_char(bytes[i + 20]);
+            if bytes[i..i + 20].iter().all(|b| key_char(*b)) && ends {
+                out.push_str(&text[i..i + 4]);
+                out.push_str("***");
+                i += 20;
+                continue;
+            }
+        }
+        let c = text[i..].chars().next().expect("in bounds");
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
 /// The last `n` of `lines`.
 pub fn tail(lines: &[String], n: usize) -> &[String] {
     &lines[lines.len().saturating_sub(n)..]
@@ -89,6 +151,31 @@ mod tests {
             console_url("us-gov-west-1", "g", "p")
                 .starts_with("https://console.amazonaws-us-gov.com/")
         );
+    }
+
+    /// Attack: a migration that prints its connection string (or an AWS
+    /// key) would put the password on a PR comment anyone can read.
+    #[test]
+    fn credentials_in_log_lines_are_masked() {
+        assert_eq!(
+            redact("connecting to postgres://app:hunter2@db.internal:5432/app ok"),
+            "connecting to postgres://app:***@db.internal:5432/app ok"
+        );
+        assert_eq!(
+            redact("DATABASE_URL='mysql://root:p@ss:w0rd@db' x"),
+            "DATABASE_URL='mysql://root:***@db' x"
+        );
+        assert_eq!(
+            redact("GET https://example.com/health 200"),
+            "GET https://example.com/health 200"
+        );
+        assert_eq!(redact("redis://cache@host"), "redis://cache@host");
+        assert_eq!(
+            redact("key AKIAIOSFODNN7EXAMPLE used; ASIAXXXXXXXXXXXXXXXX"),
+            "key AKIA*** used; ASIA***"
+        );
+        assert_eq!(redact("AKIASHORT"), "AKIASHORT");
+        assert_eq!(redact("émoji ✓ AKIA"), "émoji ✓ AKIA");
     }
 
     #[test]

@@ -190,7 +190,13 @@ async fn before_traffic_failure_keeps_zero_tasks_and_shows_code_reason_and_logs(
         exit: Some(3),
     });
     let group = mocks::shared_output(&world, "LogGroupName").await;
-    let lines: Vec<String> = (1..=55).map(|i| format!("migration step {i}")).collect();
+    let mut lines: Vec<String> = (1..=55).map(|i| format!("migration step {i}")).collect();
+    // Attack: a migration that prints its connection string would put the
+    // database password on a PR comment anyone can read.
+    lines.insert(
+        30,
+        "connecting to postgres://app:hunter2@db.internal/app".into(),
+    );
     mocks::put_logs(&world.sdk, &group, &format!("pr-1/app/{TASK_ID}"), &lines).await;
     task.start(&mut world).await;
     world.open_pr(1).await;
@@ -207,10 +213,15 @@ async fn before_traffic_failure_keeps_zero_tasks_and_shows_code_reason_and_logs(
     );
     assert!(body.contains("stays at zero tasks"), "{body}");
     assert!(body.contains("migration step 55\n"), "{body}");
-    assert!(body.contains("migration step 6\n"), "the last 50: {body}");
+    assert!(body.contains("migration step 7\n"), "the last 50: {body}");
     assert!(
-        !body.contains("migration step 5\n"),
+        !body.contains("migration step 6\n"),
         "only the last 50: {body}"
+    );
+    assert!(!body.contains("hunter2"), "the password is masked: {body}");
+    assert!(
+        body.contains("postgres://app:***@db.internal/app"),
+        "{body}"
     );
     world.settle().await;
     assert_eq!(

@@ -88,12 +88,13 @@ impl Pass<'_> {
             .await?)
     }
 
-    /// The last lines `task` logged; none when they cannot be read.
+    /// The last lines `task` logged, credentials masked for the PR; none
+    /// when they cannot be read.
     pub(super) async fn last_lines(&self, group: &str, task: &TaskState) -> Vec<String> {
         let stream = logs::stream(&self.env.key.slug(), task.id());
         let limit = i32::try_from(logs::FAILURE_LINES).unwrap_or(i32::MAX);
         match self.ctx.aws.tasks.last_lines(group, &stream, limit).await {
-            Ok(lines) => lines,
+            Ok(lines) => lines.iter().map(|l| logs::redact(l)).collect(),
             Err(err) => {
                 tracing::warn!(stream, error = %err, "could not read a task's log lines");
                 Vec::new()
