@@ -51,9 +51,6 @@ pub enum Cause {
         code: i32,
         reason: String,
     },
-    /// A container stopped without an exit code (it never started, or was
-    /// stopped from outside); `reason` is ECS's.
-    NoExitCode { container: String, reason: String },
     /// The load balancer's health check got these status codes.
     HealthCodes { codes: String, path: String },
     /// The load balancer's health check timed out or could not connect.
@@ -210,7 +207,7 @@ impl Cause {
             Cause::OutOfMemory { .. } => {
                 "Raise `preview.memory` in the config, or make the app use less at start."
             }
-            Cause::Exited { .. } | Cause::NoExitCode { .. } => {
+            Cause::Exited { .. } => {
                 "Run the image locally with the same environment, or read the task's logs \
                  in CloudWatch."
             }
@@ -256,10 +253,6 @@ impl fmt::Display for Cause {
                     write!(f, " ({reason}).")
                 }
             }
-            Cause::NoExitCode { container, reason } => write!(
-                f,
-                "The `{container}` container stopped without an exit code: {reason}"
-            ),
             Cause::HealthCodes { codes, path } => write!(
                 f,
                 "The load balancer's health check got {codes} on `{path}`."
