@@ -46,6 +46,7 @@ IAM_PREFIX = {
     "aws-sdk-acm": "acm",
     "aws-sdk-cloudformation": "cloudformation",
     "aws-sdk-cloudwatch": "cloudwatch",
+    "aws-sdk-cloudwatchlogs": "logs",
     "aws-sdk-ecr": "ecr",
     "aws-sdk-ecs": "ecs",
     "aws-sdk-elasticloadbalancingv2": "elasticloadbalancing",
@@ -291,7 +292,8 @@ def code_needs(crates) -> tuple[set[str], set[str], set[str]]:
                 for client, method in re.findall(r"\baws\s*\.\s*(\w+)\s*\.\s*(\w+)\(", text):
                     if client in preview_methods:
                         preview_methods[client].add(method)
-    preview_clients -= {"with_cloudformation_role"}
+    # Not clients: a builder, and the region for console links.
+    preview_clients -= {"with_cloudformation_role", "region"}
     unknown = preview_clients - set(files)
     if unknown:
         fail(f"{PREVIEW_CODE}: unknown AWS clients {sorted(unknown)}")

@@ -13,6 +13,7 @@ pub mod registry;
 pub mod services;
 pub mod shared;
 pub mod stacks;
+pub mod tasks;
 pub mod traffic;
 pub mod usage;
 pub mod work_queue;
@@ -32,6 +33,8 @@ pub struct Aws {
     pub services: services::Services,
     pub traffic: traffic::Traffic,
     pub health: health::Health,
+    /// Stopped tasks, target health, one-off tasks and their logs.
+    pub tasks: tasks::Tasks,
     pub registry: registry::Registry,
     pub usage: usage::Usage,
     pub quotas: quotas::Quotas,
@@ -39,6 +42,8 @@ pub struct Aws {
     pub sqs: work_queue::Sqs,
     /// The lease on periodic work (`queue.backend: sqs`).
     pub leases: lease::Leases,
+    /// The region the clients talk to, for console links.
+    pub region: Option<String>,
 }
 
 impl Aws {
@@ -92,6 +97,9 @@ impl Aws {
         let sqs = aws_sdk_sqs::config::Builder::from(config)
             .interceptor(Metered)
             .build();
+        let logs = aws_sdk_cloudwatchlogs::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(config)
             .interceptor(Metered)
             .build();
@@ -100,6 +108,7 @@ impl Aws {
         let registry = registry::Registry::new(aws_sdk_ecr::Client::from_conf(ecr.clone()));
         let usage = usage::Usage::new(ecs.clone());
         Aws {
+            region: config.region().map(|r| r.as_ref().to_owned()),
             registry,
             usage,
             quotas: quotas::Quotas::new(elb.clone(), cloudformation.clone()),
@@ -110,6 +119,11 @@ impl Aws {
             sqs: work_queue::Sqs::new(aws_sdk_sqs::Client::from_conf(sqs)),
             leases: lease::Leases::new(aws_sdk_dynamodb::Client::from_conf(dynamodb)),
             traffic: traffic::Traffic::new(aws_sdk_route53::Client::from_conf(route53)),
+            tasks: tasks::Tasks::new(
+                ecs.clone(),
+                elb.clone(),
+                aws_sdk_cloudwatchlogs::Client::from_conf(logs),
+            ),
             health: health::Health::new(
                 ecs,
                 elb,

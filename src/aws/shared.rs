@@ -9,6 +9,12 @@ pub struct Shared {
     pub stack_name: String,
     pub repository_name: String,
     pub repository_uri: String,
+    /// The ECS cluster every environment's service runs in.
+    pub cluster_name: String,
+    /// The CloudWatch Logs group every environment's tasks write to.
+    pub log_group: String,
+    /// The subnets every environment's service runs in.
+    pub subnets: Vec<String>,
 }
 
 impl Shared {
@@ -27,6 +33,9 @@ impl Shared {
             stack_name: name.to_owned(),
             repository_name: output("RepositoryName")?,
             repository_uri: output("RepositoryUri")?,
+            cluster_name: output("ClusterName")?,
+            log_group: output("LogGroupName")?,
+            subnets: vec![output("SubnetA")?, output("SubnetB")?],
         })
     }
 

@@ -318,6 +318,36 @@ impl Stacks {
             .collect())
     }
 
+    /// The physical id of resource `logical` of the stack, once created.
+    pub async fn physical_id(&self, name: &str, logical: &str) -> Result<Option<String>> {
+        let out = self
+            .client
+            .describe_stack_resources()
+            .stack_name(name)
+            .logical_resource_id(logical)
+            .send()
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                let err = api("DescribeStackResources", name, &e);
+                // CloudFormation's answer for a resource not created yet.
+                if err.kind() == super::ErrorKind::NotFound
+                    || err.kind() == super::ErrorKind::Validation
+                {
+                    return Ok(None);
+                }
+                return Err(err);
+            }
+        };
+        Ok(out
+            .stack_resources()
+            .first()
+            .and_then(|r| r.physical_resource_id())
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned))
+    }
+
     /// The first resource failures of the stack's latest operation, oldest
     /// first: the ones that explain why it failed.
     pub async fn failures(&self, name: &str, limit: usize) -> Result<Vec<ResourceFailure>> {

@@ -5,6 +5,7 @@ mod config;
 mod handle_event;
 mod healthcheck;
 mod images;
+mod logs;
 mod prod;
 mod serve;
 
@@ -48,6 +49,8 @@ pub enum Command {
     Images(images::Args),
     /// Reconcile one GitHub Actions event to the end (no server needed).
     HandleEvent(handle_event::Args),
+    /// Print an environment's task logs (`logs 42 --follow --since 30m`).
+    Logs(logs::Args),
 }
 
 /// The `--config` flag of every command that reads the config.
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Prod(args) => prod::run(args).await,
             Command::Images(args) => images::run(args).await,
             Command::HandleEvent(args) => handle_event::run(args).await,
+            Command::Logs(args) => logs::run(args).await,
         }
     });
     match result {

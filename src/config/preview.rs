@@ -64,6 +64,36 @@ pub struct PreviewConfig {
     pub prices: Prices,
     /// Who may reach a preview. Default: everyone (`public`).
     pub access: AccessConfig,
+    /// A command run on the commit's image, with the environment's variables
+    /// and secrets, as a one-off Fargate task before the service takes
+    /// traffic (migrations, seed data). The service starts at zero tasks and
+    /// scales up once the task exits 0; any other end leaves it at zero.
+    /// Runs on every new commit's deploy. Default: none.
+    pub before_traffic: Option<OneOffTask>,
+    /// A command run the same way before an environment is torn down (e.g.
+    /// dropping its schema in a shared database). Best effort: its failure
+    /// is shown on the PR, and the teardown goes on. Default: none.
+    pub on_delete: Option<OneOffTask>,
+}
+
+/// A command run once as a Fargate task with the environment's task
+/// definition, network, variables and secrets.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OneOffTask {
+    /// The command and its arguments, replacing the image's own (no
+    /// shell: `["sh", "-c", "..."]` for one). Required.
+    pub command: Vec<String>,
+    /// How long it may run; it is then stopped and counts as failed.
+    /// Default: 10m.
+    #[serde(with = "humantime_serde", default = "OneOffTask::default_timeout")]
+    pub timeout: Duration,
+}
+
+impl OneOffTask {
+    fn default_timeout() -> Duration {
+        Duration::from_secs(10 * 60)
+    }
 }
 
 /// Idle environments: no push and no activity on the PR for a while.
@@ -163,6 +193,8 @@ impl Default for PreviewConfig {
             limits: LimitsConfig::default(),
             prices: Prices::default(),
             access: AccessConfig::default(),
+            before_traffic: None,
+            on_delete: None,
         }
     }
 }

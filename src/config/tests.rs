@@ -522,3 +522,34 @@ fn a_login_needs_https_host_rules_in_either_mode() {
         "{err}"
     );
 }
+
+#[test]
+fn one_off_tasks_take_a_command_and_a_timeout() {
+    let text = "app: demo\nrepository: octo/app\npreview:\n  before_traffic:\n    command: [\"./migrate\", \"up\"]\n  on_delete:\n    command: [sh, -c, \"drop schema\"]\n    timeout: 2m\n";
+    let config = parse(text).unwrap();
+    let before = config.preview.before_traffic.unwrap();
+    assert_eq!(before.command, ["./migrate", "up"]);
+    assert_eq!(before.timeout, std::time::Duration::from_secs(600));
+    let on_delete = config.preview.on_delete.unwrap();
+    assert_eq!(on_delete.timeout, std::time::Duration::from_secs(120));
+    assert_eq!(
+        parse("app: demo\nrepository: octo/app\n")
+            .unwrap()
+            .preview
+            .before_traffic,
+        None
+    );
+}
+
+#[test]
+fn one_off_tasks_need_a_program() {
+    let text = "app: demo\nrepository: octo/app\npreview:\n  before_traffic:\n    command: []\n";
+    let err = parse(text).unwrap_err().to_string();
+    assert!(
+        err.starts_with("pullstack.yaml:4:3: before_traffic: command must name a program"),
+        "{err}"
+    );
+    let text = "app: demo\nrepository: octo/app\npreview:\n  before_traffic:\n    command: [x]\n    timout: 1m\n";
+    let err = parse(text).unwrap_err().to_string();
+    assert!(err.contains("timout"), "unknown fields are refused: {err}");
+}

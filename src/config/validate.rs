@@ -30,6 +30,18 @@ impl Config {
         if !self.preview.health_path.starts_with('/') {
             return Err(("health_path", "must start with '/'".into()));
         }
+        for (field, task) in [
+            ("before_traffic", &self.preview.before_traffic),
+            ("on_delete", &self.preview.on_delete),
+        ] {
+            let Some(task) = task else { continue };
+            if task.command.is_empty() || task.command[0].is_empty() {
+                return Err((field, "command must name a program to run".into()));
+            }
+            if task.timeout.is_zero() || task.timeout > Duration::from_secs(24 * 3600) {
+                return Err((field, "timeout must be between 1s and 24h".into()));
+            }
+        }
         if self.preview.port == 0 {
             return Err(("port", "must be between 1 and 65535".into()));
         }

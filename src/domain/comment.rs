@@ -54,6 +54,28 @@ pub struct Memory {
     /// first, as its log line shows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// The `before_traffic` task started for a commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before_traffic: Option<TaskRun>,
+    /// The commit whose `before_traffic` task exited 0: its service may
+    /// take traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passed: Option<String>,
+    /// The `on_delete` task started before the teardown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_delete: Option<TaskRun>,
+    /// How the `on_delete` task failed, shown once the environment is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_delete_failed: Option<String>,
+}
+
+/// A one-off task pullstack started and waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRun {
+    /// The commit it runs for.
+    pub sha: String,
+    pub arn: String,
+    pub started: DateTime<Utc>,
 }
 
 impl Memory {
@@ -123,6 +145,9 @@ pub enum State {
         status: String,
         /// When the stack operation began, if known.
         since: Option<DateTime<Utc>>,
+        /// Why the tasks are not healthy yet, when it has taken long, and
+        /// what to do about it.
+        trouble: Option<String>,
     },
     Ready {
         url: String,
@@ -131,8 +156,11 @@ pub enum State {
         phases: Vec<Phase>,
     },
     Failed {
+        /// The cause first, in plain words, then what to do.
         reason: String,
         events: Vec<FailureEvent>,
+        /// The last log lines of the task that failed, oldest first.
+        logs: Vec<String>,
     },
     /// Deleting, after close or `/pullstack destroy`.
     Removing,
@@ -168,6 +196,8 @@ pub struct View<'a> {
     pub memory: &'a Memory,
     /// The estimated running cost, when known.
     pub cost: Option<&'a str>,
+    /// The environment's log streams in the CloudWatch console, when known.
+    pub logs: Option<&'a str>,
 }
 
 /// Renders the whole comment body, marker first.
@@ -188,6 +218,17 @@ pub fn render(view: &View<'_>, seal: &Seal) -> String {
             cell(id)
         );
     }
+    if let State::Failed { logs, .. } = &view.state
+        && !logs.is_empty()
+    {
+        let _ = writeln!(
+            out,
+            "<details><summary>The task's last {} log lines</summary>\n",
+            logs.len()
+        );
+        out.push_str(&fenced(logs));
+        out.push_str("\n</details>\n\n");
+    }
     if let State::Failed { events, .. } = &view.state
         && !events.is_empty()
     {
@@ -204,6 +245,12 @@ pub fn render(view: &View<'_>, seal: &Seal) -> String {
         }
         out.push_str("\n</details>\n\n");
     }
+    if let (State::Removed { .. }, Some(failed)) = (&view.state, &view.memory.on_delete_failed) {
+        let _ = writeln!(
+            out,
+            "> ⚠️ **`on_delete` failed**: {failed} The environment was removed anyway.\n"
+        );
+    }
     if let State::Removed { .. } = &view.state
         && !view.memory.removing.is_empty()
     {
@@ -214,6 +261,17 @@ pub fn render(view: &View<'_>, seal: &Seal) -> String {
         out.push_str("\n</details>\n\n");
     }
     let _ = writeln!(out, "Stack: `{}`", view.stack);
+    let has_tasks = matches!(
+        view.state,
+        State::Deploying { .. } | State::Ready { .. } | State::Failed { .. } | State::Asleep { .. }
+    );
+    if let (true, Some(url)) = (has_tasks, view.logs) {
+        let _ = writeln!(
+            out,
+            "\nLogs: [the tasks' log streams in CloudWatch]({url}), or `pullstack logs {}`",
+            view.memory.env
+        );
+    }
     if let Some(cost) = view.cost {
         let _ = writeln!(out, "\nEstimated cost: {cost}");
     }
@@ -242,11 +300,21 @@ fn headline(state: &State) -> String {
              and pushes it ran for this commit.",
             human(*waited)
         ),
-        State::Deploying { status, since } => {
+        State::Deploying {
+            status,
+            since,
+            trouble,
+        } => {
             let since = since
                 .map(|at| format!(", since {}", clock_time(&at)))
                 .unwrap_or_default();
-            format!("🚧 **Deploying** ({status}{since}). The link appears here when it is ready.")
+            let mut text = format!(
+                "🚧 **Deploying** ({status}{since}). The link appears here when it is ready."
+            );
+            if let Some(trouble) = trouble {
+                let _ = write!(text, "\n\n⚠️ **The tasks are not healthy yet.** {trouble}");
+            }
+            text
         }
         State::Ready { url, took, phases } => {
             let mut text = format!("✅ **Ready** at {url} (deployed in {}", human(*took));
@@ -345,6 +413,31 @@ fn cell(text: &str) -> String {
             c => c,
         })
         .collect()
+}
+
+/// Log lines in a code block that no line can close: the fence is longer
+/// than any run of backticks in them.
+fn fenced(lines: &[String]) -> String {
+    let longest = lines
+        .iter()
+        .flat_map(|l| l.split(|c| c != '`'))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    let mut out = format!("{fence}text\n");
+    for line in lines {
+        // One line each, at most 500 characters.
+        let line: String = line
+            .chars()
+            .take(500)
+            .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+            .collect();
+        let _ = writeln!(out, "{line}");
+    }
+    out.push_str(&fence);
+    out.push('\n');
+    out
 }
 
 /// `1m 05s`-style durations, to the second.

@@ -27,6 +27,7 @@ fn costed(state: State, memory: &Memory, cost: Option<&str>) -> String {
             state,
             memory,
             cost,
+            logs: None,
         },
         &seal(),
     )
@@ -41,8 +42,44 @@ fn sealed_with(memory: &Memory, seal: &Seal) -> String {
         state: State::Removing,
         memory,
         cost: None,
+        logs: None,
     };
     render(&view, seal)
+}
+
+#[test]
+fn the_log_link_shows_while_there_are_tasks() {
+    let url = "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logs";
+    let with = |state: State| {
+        render(
+            &View {
+                title: "PR #42",
+                stack: "demo-pr-42",
+                sha: None,
+                state,
+                memory: &memory(),
+                cost: None,
+                logs: Some(url),
+            },
+            &seal(),
+        )
+    };
+    let ready = with(State::Ready {
+        url: "https://pr-42.example.com".into(),
+        took: Duration::from_secs(90),
+        phases: Vec::new(),
+    });
+    assert!(
+        ready.contains(&format!(
+            "Logs: [the tasks' log streams in CloudWatch]({url}), or `pullstack logs pr-42`"
+        )),
+        "{ready}"
+    );
+    let removed = with(State::Removed {
+        why: "closed".into(),
+        reversible: false,
+    });
+    assert!(!removed.contains("Logs:"), "{removed}");
 }
 
 const COST: Option<&str> = Some("~$0.0492/hour (~$35.92/month): …");
@@ -138,6 +175,29 @@ fn failed_comment_lists_events() {
                 resource_type: "AWS::ECS::Service".into(),
                 reason: "Circuit breaker | tripped\nsecond line".into(),
             }],
+            logs: Vec::new(),
+        },
+        &memory()
+    ));
+}
+
+#[test]
+fn failed_comment_puts_the_cause_first_then_logs_then_events() {
+    insta::assert_snapshot!(view(
+        State::Failed {
+            reason: "The essential `app` container exited with code 3. Read the logs. \
+                     The stack ended in `ROLLBACK_COMPLETE`."
+                .into(),
+            events: vec![FailureEvent {
+                logical_id: "Service".into(),
+                resource_type: "AWS::ECS::Service".into(),
+                reason: "ECS Deployment Circuit Breaker was triggered".into(),
+            }],
+            logs: vec![
+                "starting".into(),
+                "a line with ``` fences </details>".into(),
+                "panic: no DATABASE_URL".into(),
+            ],
         },
         &memory()
     ));
@@ -217,6 +277,7 @@ fn in_progress_comments_do_not_change_with_time() {
         State::Deploying {
             status: "CREATE_IN_PROGRESS".into(),
             since: Some(since),
+            trouble: None,
         },
         &memory(),
     );

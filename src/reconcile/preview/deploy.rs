@@ -88,6 +88,8 @@ impl Pass<'_> {
         memory.failed = None;
         memory.ready = None;
         memory.removing.clear();
+        memory.on_delete = None;
+        memory.on_delete_failed = None;
         let shared_edge = ctx.config.edge_mode() == EdgeMode::Shared;
         match stack {
             None => {
@@ -204,17 +206,20 @@ impl Pass<'_> {
         }
         if preview.ready_check && !probe(&url, &preview.health_path).await {
             if took > preview.ready_timeout {
-                let reason = format!(
-                    "the stack is up but {url}{} did not answer within {}.",
+                let status = format!(
+                    "The stack is up but {url}{} did not answer within {}.",
                     preview.health_path,
                     comment::human(preview.ready_timeout)
                 );
-                self.fail(sha, reason, Vec::new()).await?;
+                let found = self.diagnose(stack).await;
+                let reason = found.reason(&status);
+                self.fail(sha, reason, Vec::new(), found.logs).await?;
                 return Ok(Action::done());
             }
             let state = State::Deploying {
                 status: "waiting for the app to answer".into(),
                 since: stack.operation_started,
+                trouble: None,
             };
             self.report(Some(sha), state).await?;
             return Ok(Action::after(ctx.poll_delay(took)));
@@ -319,9 +324,10 @@ impl Pass<'_> {
             sizing: Sizing {
                 cpu: &preview.cpu,
                 memory: &preview.memory,
+                // Zero until `before_traffic` has exited 0 for this commit.
                 desired_count: match scale {
-                    Scale::Up => preview.desired_count,
-                    Scale::Zero => 0,
+                    Scale::Up if !self.gated(sha) => preview.desired_count,
+                    Scale::Up | Scale::Zero => 0,
                 },
                 capacity: preview.capacity,
             },

@@ -67,6 +67,7 @@ impl Pass<'_> {
                     let state = State::Deploying {
                         status: ADDING_SHARD.into(),
                         since: None,
+                        trouble: None,
                     };
                     self.report(Some(sha), state).await?;
                     return Ok(Claimed::Waiting(Action::after(ctx.poll_delay(elapsed))));

@@ -16,8 +16,10 @@
 mod admission;
 mod commands;
 mod deploy;
+mod diagnose;
 mod edge;
 pub mod idle;
+mod one_off;
 pub mod record;
 mod report;
 mod teardown;
@@ -39,6 +41,11 @@ use std::time::Duration;
 
 /// GitHub's limit on ref names, in bytes; a longer name is not a branch.
 const MAX_BRANCH_BYTES: usize = 255;
+
+/// How long a stack operation runs before pullstack reads why its tasks
+/// are not healthy: a Fargate task starts in well under a minute, and the
+/// circuit breaker takes a few failed tasks to trip.
+const STUCK_AFTER: Duration = Duration::from_secs(180);
 
 /// What should exist for an environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,11 +275,12 @@ impl<'a> Pass<'a> {
                 if let Some(reason) = err.user_message() {
                     // Said once: the same words again change nothing on the PR.
                     match self.target.clone() {
-                        Some(sha) => self.fail(&sha, reason, Vec::new()).await?,
+                        Some(sha) => self.fail(&sha, reason, Vec::new(), Vec::new()).await?,
                         None => {
                             let state = State::Failed {
                                 reason,
                                 events: Vec::new(),
+                                logs: Vec::new(),
                             };
                             self.report(None, state).await?;
                         }
@@ -339,6 +347,8 @@ impl<'a> Pass<'a> {
         if self.flags.redeploy {
             self.sticky.memory.failed = None;
             self.sticky.memory.ready = None;
+            // A redeploy runs a failed `before_traffic` again.
+            self.sticky.memory.before_traffic = None;
         }
         let Some(stack) = stack else {
             if self.sticky.memory.failed.as_deref() == Some(sha) {
@@ -356,8 +366,18 @@ impl<'a> Pass<'a> {
                     status.push_str(", scaling to zero");
                 }
                 let since = stack.operation_started;
-                self.report(Some(sha), State::Deploying { status, since })
-                    .await?;
+                let trouble = if stack.phase() == Phase::InProgress && elapsed >= STUCK_AFTER {
+                    let found = self.diagnose(&stack).await;
+                    found.cause.map(|c| format!("{c} {}", c.next()))
+                } else {
+                    None
+                };
+                let state = State::Deploying {
+                    status,
+                    since,
+                    trouble,
+                };
+                self.report(Some(sha), state).await?;
                 Ok(Action::after(self.ctx.poll_delay(elapsed)))
             }
             Phase::RollbackFailed => {
@@ -407,6 +427,9 @@ impl<'a> Pass<'a> {
                     return Ok(Action::done());
                 }
                 self.deploy(Some(&stack), sha, Scale::Up).await
+            }
+            Phase::Stable if deployed == sha && !self.flags.redeploy && self.gated(sha) => {
+                self.before_traffic(&stack, sha).await
             }
             Phase::Stable if deployed == sha && !self.flags.redeploy => {
                 self.settled(&stack, sha, elapsed).await

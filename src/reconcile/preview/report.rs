@@ -11,14 +11,18 @@ use crate::config::Capacity;
 use crate::config::EdgeMode;
 use crate::domain::comment::{FailureEvent, State, View};
 use crate::domain::cost::{self, Shape};
+use crate::domain::logs;
 use crate::github::client::{DeploymentState, StatusState};
 use crate::reconcile::Result;
 
 impl Pass<'_> {
     pub(super) async fn report_failure(&mut self, stack: &Stack, sha: &str) -> Result<()> {
         let events = self.ctx.aws.stacks.failures(&stack.name, 5).await?;
-        let reason = format!("The stack ended in `{}`.", stack.status.as_str());
-        self.fail(sha, reason, failure_events(events)).await
+        let found = self.diagnose(stack).await;
+        let status = format!("The stack ended in `{}`.", stack.status.as_str());
+        let reason = found.reason(&status);
+        self.fail(sha, reason, failure_events(events), found.logs)
+            .await
     }
 
     pub(super) async fn fail(
@@ -26,10 +30,15 @@ impl Pass<'_> {
         sha: &str,
         reason: String,
         events: Vec<FailureEvent>,
+        logs: Vec<String>,
     ) -> Result<()> {
         self.sticky.memory.failed = Some(sha.to_owned());
-        self.report(Some(sha), State::Failed { reason, events })
-            .await?;
+        let state = State::Failed {
+            reason,
+            events,
+            logs,
+        };
+        self.report(Some(sha), state).await?;
         self.record(Outcome::Ended {
             sha: sha.to_owned(),
             state: DeploymentState::Failure,
@@ -65,6 +74,7 @@ impl Pass<'_> {
         let title = self.env.key.to_string();
         let memory = self.sticky.memory.clone();
         let cost = self.cost(&state);
+        let logs = self.logs_url().await;
         let view = View {
             title: &title,
             stack: &self.env.stack_name,
@@ -72,12 +82,22 @@ impl Pass<'_> {
             state,
             memory: &memory,
             cost: cost.as_deref(),
+            logs: logs.as_deref(),
         };
         let ctx = self.ctx;
         ctx.sticky
             .show(&ctx.forge, &mut self.sticky, view, true)
             .await?;
         Ok(())
+    }
+
+    /// The environment's log streams in the CloudWatch console; none when
+    /// the region or the shared stack cannot be read.
+    async fn logs_url(&self) -> Option<String> {
+        let region = self.ctx.aws.region.as_deref()?;
+        let shared = self.ctx.shared().await.ok()?;
+        let prefix = logs::stream_prefix(&self.env.key.slug());
+        Some(logs::console_url(region, &shared.log_group, &prefix))
     }
 
     /// Puts a notice that pullstack keeps failing on the comment, under the
@@ -106,6 +126,7 @@ impl Pass<'_> {
             .unwrap_or(State::Deploying {
                 status: "starting".into(),
                 since: None,
+                trouble: None,
             });
         let sha = self.target.clone().or_else(|| self.head());
         self.report(sha.as_deref(), state).await

@@ -46,7 +46,15 @@ impl Pass<'_> {
             }
             // Another operation is running; CloudFormation allows no second one.
             Phase::InProgress => Ok(Action::after(self.ctx.poll_delay(self.elapsed(&stack)))),
-            _ => self.delete(&stack, announce).await,
+            _ => {
+                if let Some(waiting) = self.on_delete(&stack).await? {
+                    if announce {
+                        self.report(None, State::Removing).await?;
+                    }
+                    return Ok(waiting);
+                }
+                self.delete(&stack, announce).await
+            }
         }
     }
 
@@ -69,7 +77,12 @@ impl Pass<'_> {
                  (see below), then `/pullstack destroy`.",
             );
             let events = failure_events(events);
-            self.report(None, State::Failed { reason, events }).await?;
+            let state = State::Failed {
+                reason,
+                events,
+                logs: Vec::new(),
+            };
+            self.report(None, state).await?;
             return Err(anyhow::anyhow!("stack {name} keeps failing to delete").into());
         }
         let removing = &mut self.sticky.memory.removing;

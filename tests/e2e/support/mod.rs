@@ -6,6 +6,7 @@
 pub mod edge;
 pub mod fault_proxy;
 pub mod github_fake;
+pub mod mocks;
 pub mod payloads;
 pub mod production;
 
