@@ -4,5 +4,5 @@ pub mod client;
 mod deployments;
 mod error;
 pub mod events;
-mod pacing;
+pub mod pacing;
 mod types;

@@ -24,5 +24,6 @@ mod limits;
 mod preview;
 mod production;
 mod replicas;
+mod repos;
 mod service_role;
 mod webhook;

@@ -28,6 +28,7 @@
 mod api;
 mod apps;
 mod comments;
+mod contents;
 mod control;
 mod deployments;
 mod json;
@@ -202,6 +203,8 @@ struct Repo {
     reactions: Vec<(u64, String, String)>,
     deployments: Vec<FakeDeployment>,
     statuses: Vec<FakeStatus>,
+    /// Files by commit sha, then by path.
+    files: HashMap<String, BTreeMap<String, String>>,
 }
 
 impl Repo {
@@ -226,6 +229,22 @@ struct Db {
     failures: Option<(usize, Fault)>,
     chaos: Option<(Chaos, rand::rngs::StdRng)>,
     tokens_issued: usize,
+    /// The App's installations and the repositories each reaches; none
+    /// given, installation 1 reaches every repository.
+    installations: BTreeMap<u64, Vec<String>>,
+    /// Which installation each token issued belongs to.
+    tokens: HashMap<String, u64>,
+}
+
+impl Db {
+    /// The installations, as given or the default one.
+    fn installations(&self) -> BTreeMap<u64, Vec<String>> {
+        if self.installations.is_empty() {
+            let all = self.repos.values().map(|r| r.full_name.clone()).collect();
+            return BTreeMap::from([(1, all)]);
+        }
+        self.installations.clone()
+    }
 }
 
 impl Db {
@@ -494,6 +513,38 @@ impl GitHubFake {
             let rng = rand::rngs::StdRng::seed_from_u64(c.seed);
             (c, rng)
         });
+    }
+    /// Adds an installation of the App reaching `repos` (the default
+    /// installation 1, reaching every repository, is then gone).
+    pub fn add_installation(&self, id: u64, repos: &[&str]) {
+        let repos = repos.iter().map(|r| r.to_string()).collect();
+        self.shared.lock().installations.insert(id, repos);
+    }
+    /// Writes `path` into the commit `git_ref` resolves to (a branch's head, a PR's head, a sha).
+    pub fn set_file(&self, repo: &str, git_ref: &str, path: &str, text: &str) {
+        must(
+            "set_file",
+            self.shared.repo(repo, |r| {
+                let sha = r.resolve(git_ref);
+                let files = r.files.entry(sha).or_default();
+                Ok(files.insert(path.into(), text.into()))
+            }),
+        );
+    }
+    /// A new commit on `branch` that writes `path`; returns its sha.
+    pub fn commit_file(&self, repo: &str, branch: &str, path: &str, text: &str) -> String {
+        must(
+            "commit_file",
+            self.shared.repo(repo, |r| {
+                let parent = r.resolve(branch);
+                let sha = fake_sha(&format!("{parent}:{path}:{text}"));
+                let mut files = r.files.get(&parent).cloned().unwrap_or_default();
+                files.insert(path.into(), text.into());
+                r.files.insert(sha.clone(), files);
+                r.branches.insert(branch.into(), sha.clone());
+                Ok(sha)
+            }),
+        )
     }
     pub fn installation_tokens_issued(&self) -> usize {
         self.shared.lock().tokens_issued

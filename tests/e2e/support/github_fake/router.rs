@@ -13,10 +13,14 @@ use axum::routing::{get, post};
 use chrono::Utc;
 
 use super::api::{ApiError, Sh, not_found};
-use super::apps::{create_token, get_app, get_installation, get_user, rate_limit};
+use super::apps::{
+    create_token, get_app, get_installation, get_user, list_installation_repositories,
+    list_installations, rate_limit,
+};
 use super::comments::{
     add_reaction, create_comment, edit_comment, get_comment, list_comments, list_reactions,
 };
+use super::contents::get_contents;
 use super::control::{fake_comments, fake_deployments, fake_post_pr, fake_requests};
 use super::deployments::{
     create_deployment, create_deployment_status, get_deployment, list_deployment_statuses,
@@ -68,7 +72,13 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route(&format!("{repo}/branches"), get(list_branches))
         .route(&format!("{repo}/branches/{{*name}}"), get(get_branch))
         .route(&format!("{repo}/installation"), get(get_installation))
+        .route(&format!("{repo}/contents/{{*path}}"), get(get_contents))
+        .route("/app/installations", get(list_installations))
         .route("/app/installations/{id}/access_tokens", post(create_token))
+        .route(
+            "/installation/repositories",
+            get(list_installation_repositories),
+        )
         .route("/rate_limit", get(rate_limit))
         .route("/user", get(get_user))
         .route("/app", get(get_app))
