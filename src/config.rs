@@ -193,6 +193,12 @@ impl Config {
     }
 }
 
+/// Where the key at dotted path `at` (`preview.cpu`) is written in `text`,
+/// as (line, column); the top of the file when it is not.
+pub fn key_position(text: &str, at: &str) -> (usize, usize) {
+    locate::locate(text, at)
+}
+
 /// Reads YAML into `T`; an error names `path` and where in `text` it is.
 fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     serde_yaml::from_str(text).map_err(|err| {

@@ -89,8 +89,10 @@ impl Running {
         self.http.abort();
         self.queue.abort();
         self.prune.abort();
-        // The repositories' reconcilers stop at once, dropping their work.
-        self.shutdown.cancel();
+        if self.hub.is_some() {
+            // The repositories' reconcilers stop at once, dropping their work.
+            self.shutdown.cancel();
+        }
         for task in &self.shared {
             task.abort();
         }

@@ -538,6 +538,31 @@ impl Forge {
         let method = Method::Post(priority);
         send(&self.limits, &self.crab, method, &route, Some(body)).await
     }
+
+    /// A change to something pullstack wrote, paced as a write.
+    pub(super) async fn write_patch<T: serde::de::DeserializeOwned>(
+        &self,
+        route: String,
+        body: &serde_json::Value,
+        priority: Priority,
+    ) -> Result<T> {
+        let method = Method::Patch(priority);
+        send(&self.limits, &self.crab, method, &route, Some(body)).await
+    }
+
+    /// The paths a pull request changes, with how (`added`, `modified`,
+    /// `removed`, `renamed`...).
+    pub async fn pull_request_files(&self, number: u64) -> Result<Vec<(String, String)>> {
+        #[derive(Deserialize)]
+        struct File {
+            filename: String,
+            status: String,
+        }
+        let files: Vec<File> = self
+            .get_all(format!("/repos/{}/pulls/{number}/files", self.repo))
+            .await?;
+        Ok(files.into_iter().map(|f| (f.filename, f.status)).collect())
+    }
 }
 
 /// Sends one request to GitHub within its limits: after any pause GitHub

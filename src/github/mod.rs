@@ -1,5 +1,6 @@
 //! GitHub: webhook events as pullstack's own types, and the forge client.
 
+pub mod checks;
 pub mod client;
 mod deployments;
 mod error;

@@ -16,9 +16,10 @@ use super::routing::{Route, Router};
 use super::{Ctx, Job, Mode};
 use crate::aws::Aws;
 use crate::clock::Clock;
-use crate::config::{Config, REPO_FILE};
+use crate::config::{Config, ConfigError, REPO_FILE};
 use crate::domain::naming::RepoName;
 use crate::domain::seal::Seal;
+use crate::github::checks::{Annotation, CheckRun, CheckStatus, Conclusion, Level, Output};
 use crate::github::client::{AppAuth, Forge, ForgeError, RepoFile, installations};
 use crate::github::events::{Event, PrAction};
 use crate::github::pacing::Limits;
@@ -308,6 +309,17 @@ impl Hub {
         };
         let forge = self.forge(&repo, installation).map_err(HubError)?;
         let branch = forge.default_branch().await?;
+        for event in events {
+            if let Event::PullRequest(pr) = event
+                && matches!(
+                    pr.action,
+                    PrAction::Opened | PrAction::Reopened | PrAction::Synchronize
+                )
+            {
+                self.check_config(key, &repo, &forge, &branch, pr.number, &pr.head_sha)
+                    .await?;
+            }
+        }
         let Some(file) = forge.file(REPO_FILE, &branch).await? else {
             tracing::info!(%repo, branch, "no {REPO_FILE} on its default branch: not served");
             self.stop_run(key);
@@ -349,6 +361,108 @@ impl Hub {
         Ok(Action::done())
     }
 }
+
+impl Hub {
+    /// When PR `number` changes `.pullstack.yaml`, checks the file at its
+    /// head `sha` as it would run once merged, and reports it as the
+    /// `pullstack/config` Check Run on that commit (once per commit).
+    async fn check_config(
+        &self,
+        key: &str,
+        repo: &RepoName,
+        forge: &Forge,
+        branch: &str,
+        number: u64,
+        sha: &str,
+    ) -> Result<(), ForgeError> {
+        let files = forge.pull_request_files(number).await?;
+        let Some((_, change)) = files.iter().find(|(path, _)| path == REPO_FILE) else {
+            return Ok(());
+        };
+        if !forge.check_runs(sha, CONFIG_CHECK).await?.is_empty() {
+            return Ok(());
+        }
+        let file = match change.as_str() {
+            "removed" => None,
+            _ => forge.file(REPO_FILE, sha).await?,
+        };
+        let (conclusion, title, summary, annotations) = match file {
+            None => (
+                Conclusion::Neutral,
+                format!("This pull request removes {REPO_FILE}"),
+                format!(
+                    "Once it is on `{branch}`, pullstack stops serving {repo}; its environments \
+                     are left as they are."
+                ),
+                Vec::new(),
+            ),
+            Some(file) => match self.judge(key, repo, &file.text) {
+                Ok(app) => (
+                    Conclusion::Success,
+                    format!("{REPO_FILE} is valid"),
+                    format!("Once it is on `{branch}`, pullstack runs {repo} as app `{app}`."),
+                    Vec::new(),
+                ),
+                Err((line, column, message)) => (
+                    Conclusion::Failure,
+                    format!("{REPO_FILE} has an error"),
+                    format!(
+                        "```\n{REPO_FILE}:{line}:{column}: {message}\n```\n\nOnce it is on \
+                         `{branch}`, pullstack would leave {repo}'s environments as they are \
+                         until the file is fixed."
+                    ),
+                    vec![Annotation::at(
+                        REPO_FILE,
+                        line,
+                        column,
+                        Level::Failure,
+                        message,
+                    )],
+                ),
+            },
+        };
+        let run = CheckRun {
+            name: CONFIG_CHECK.to_owned(),
+            head_sha: sha.to_owned(),
+            status: CheckStatus::Completed,
+            conclusion: Some(conclusion),
+            output: Some(Output {
+                title,
+                summary,
+                annotations,
+            }),
+        };
+        forge.create_check_run(&run).await?;
+        Ok(())
+    }
+
+    /// The app `text` would run `repo` as, or where and why it cannot.
+    fn judge(&self, key: &str, repo: &RepoName, text: &str) -> Result<String, (u32, u32, String)> {
+        let config = match self.options.config.for_repository(repo, text) {
+            Ok(config) => config,
+            Err(ConfigError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            }) => return Err((line as u32, column as u32, message)),
+            Err(err) => return Err((1, 1, err.to_string())),
+        };
+        if let Some(other) = self.app_taken(key, &config.app) {
+            let (line, column) = crate::config::key_position(text, "app");
+            let message = format!(
+                "app: {:?} is already the app of {other}; stack names start with it, so give \
+                 this repository an app name of its own",
+                config.app
+            );
+            return Err((line as u32, column as u32, message));
+        }
+        Ok(config.app)
+    }
+}
+
+/// The name of the Check Run that reports a changed `.pullstack.yaml`.
+pub const CONFIG_CHECK: &str = "pullstack/config";
 
 /// A repository reconciler's queue, as handed out by [`Hub::run`].
 struct HubRun(Queue<Job, Carried>);

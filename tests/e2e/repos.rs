@@ -46,8 +46,21 @@ fn add_named(world: &World, repo: &str, config: &str) {
 /// Opens PR `number` on `repo` with its image pushed; returns the head sha
 /// and the delivery's answer.
 async fn open_pr(world: &World, repo: &str, number: u64) -> (String, serde_json::Value) {
+    open_pr_changing(world, repo, number, None).await
+}
+
+/// [`open_pr`], whose head commit writes `config` as `.pullstack.yaml`.
+async fn open_pr_changing(
+    world: &World,
+    repo: &str,
+    number: u64,
+    config: Option<&str>,
+) -> (String, serde_json::Value) {
     let sha = fake_sha(&format!("{repo}-{number}-open"));
     world.push_image(&sha).await;
+    if let Some(config) = config {
+        world.github.set_file(repo, &sha, ".pullstack.yaml", config);
+    }
     let pr = FakePr {
         number,
         title: format!("Change {number}"),
@@ -355,4 +368,193 @@ async fn a_broken_config_on_the_default_branch_leaves_environments_alone_and_say
         .wait_named_stack_at(&format!("{app}-web-pr-2"), &pr.head_sha)
         .await;
     world.wait_named_stack_gone(&stack).await;
+}
+
+#[tokio::test]
+async fn a_pr_that_changes_the_config_gets_a_pullstack_config_check_run() {
+    let mut world = org("orgchk", "").await;
+    let app = world.app.clone();
+    let repo = add(&world, "web", &format!("app: {app}-web\n"));
+    world.start().await;
+
+    let broken = format!("app: {app}-web\npreview:\n  port: lots\n");
+    let (sha, _) = open_pr_changing(&world, &repo, 1, Some(&broken)).await;
+    world.settle().await;
+    let runs = world.github.check_runs(&repo, &sha);
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    let run = &runs[0];
+    assert_eq!(run.name, "pullstack/config");
+    assert_eq!(
+        (run.status.as_str(), run.conclusion.as_deref()),
+        ("completed", Some("failure"))
+    );
+    let summary = run.summary.as_deref().unwrap();
+    assert!(
+        summary.contains(".pullstack.yaml:3:9: preview.port: invalid type"),
+        "{summary}"
+    );
+    assert_eq!(run.annotations.len(), 1);
+    let note = &run.annotations[0];
+    assert_eq!(
+        (
+            note.path.as_str(),
+            note.start_line,
+            note.start_column,
+            note.annotation_level.as_str()
+        ),
+        (".pullstack.yaml", 3, Some(9), "failure")
+    );
+    assert!(
+        note.message.starts_with("preview.port: invalid type"),
+        "{}",
+        note.message
+    );
+    // Until it is merged, the PR's environment runs under the default branch's config.
+    world
+        .wait_named_stack_at(&format!("{app}-web-pr-1"), &sha)
+        .await;
+    // Checked once per commit, however often the PR is looked at.
+    let pr = world.github.pr(&repo, 1).unwrap();
+    world
+        .deliver("pull_request", pr_payload(&repo, &pr, "synchronize"))
+        .await;
+    world.settle().await;
+    assert_eq!(world.github.check_runs(&repo, &sha).len(), 1);
+
+    // A valid change passes; one that asks past the server's ceilings does not.
+    let valid = format!("app: {app}-web\npreview:\n  port: 3000\n");
+    let (sha, _) = open_pr_changing(&world, &repo, 2, Some(&valid)).await;
+    let too_big = format!("app: {app}-web\npreview:\n  memory: \"65536\"\n");
+    let (big_sha, _) = open_pr_changing(&world, &repo, 3, Some(&too_big)).await;
+    // A PR that leaves the file alone gets no check.
+    let (plain_sha, _) = open_pr(&world, &repo, 4).await;
+    world.settle().await;
+    let runs = world.github.check_runs(&repo, &sha);
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].conclusion.as_deref(), Some("success"));
+    assert!(runs[0].annotations.is_empty());
+    let runs = world.github.check_runs(&repo, &big_sha);
+    assert_eq!(runs[0].conclusion.as_deref(), Some("failure"));
+    let note = &runs[0].annotations[0];
+    assert_eq!((note.start_line, note.start_column), (3, Some(3)));
+    assert!(
+        note.message.contains("allow.memory: 2048"),
+        "{}",
+        note.message
+    );
+    assert!(world.github.check_runs(&repo, &plain_sha).is_empty());
+}
+
+/// The Check Runs port against the fake, which checks bodies as GitHub
+/// does: more than 50 annotations go in batches, and what GitHub refuses
+/// the fake refuses too.
+#[tokio::test]
+async fn check_runs_are_written_as_github_takes_them() {
+    use pullstack::domain::naming::RepoName;
+    use pullstack::github::checks::{Annotation, CheckRun, CheckStatus, Conclusion, Level, Output};
+    use pullstack::github::client::{Auth, Forge};
+    let github = crate::support::github_fake::GitHubFake::start().await;
+    github.add_repo("octo/checks", "main");
+    let repo = RepoName::parse("octo/checks").unwrap();
+    let auth = Auth::Token("ghp_test".to_owned().into());
+    let forge = Forge::connect(&github.url(), repo, auth, 6000)
+        .await
+        .unwrap();
+    let sha = fake_sha("checked");
+    let notes = (1..=120)
+        .map(|n| Annotation::at("a.yaml", n, 2, Level::Warning, format!("note {n}")))
+        .collect();
+    let mut run = CheckRun {
+        name: "pullstack/checks".into(),
+        head_sha: sha.clone(),
+        status: CheckStatus::InProgress,
+        conclusion: None,
+        output: Some(Output {
+            title: "Checking".into(),
+            summary: "120 notes".into(),
+            annotations: notes,
+        }),
+    };
+    let id = forge.create_check_run(&run).await.unwrap();
+    let stored = github.check_runs("octo/checks", &sha);
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].annotations.len(), stored[0].requests), (120, 3));
+    assert_eq!(stored[0].status, "in_progress");
+    run.status = CheckStatus::Completed;
+    run.conclusion = Some(Conclusion::Success);
+    run.output = None;
+    forge.update_check_run(id, &run).await.unwrap();
+    let listed = forge.check_runs(&sha, "pullstack/checks").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].id, listed[0].status),
+        (id, CheckStatus::Completed)
+    );
+    assert_eq!(listed[0].conclusion, Some(Conclusion::Success));
+    assert!(forge.check_runs(&sha, "other").await.unwrap().is_empty());
+
+    // What GitHub refuses with 422.
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        let request = http
+            .post(format!("{}repos/octo/checks/check-runs", github.url()))
+            .header("authorization", "token ghp_test")
+            .json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let note = |level: &str| serde_json::json!({ "path": "a", "start_line": 1, "end_line": 1, "annotation_level": level, "message": "m" });
+    let output = |notes: Vec<serde_json::Value>| serde_json::json!({ "title": "t", "summary": "s", "annotations": notes });
+    assert_eq!(
+        post(serde_json::json!({ "head_sha": sha })).await,
+        422,
+        "no name"
+    );
+    assert_eq!(
+        post(serde_json::json!({ "name": "x" })).await,
+        422,
+        "no head_sha"
+    );
+    let base = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({ "name": "x", "head_sha": sha });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    assert_eq!(
+        post(base(serde_json::json!({ "status": "done" }))).await,
+        422
+    );
+    assert_eq!(
+        post(base(serde_json::json!({ "status": "completed" }))).await,
+        422
+    );
+    assert_eq!(
+        post(base(serde_json::json!({ "conclusion": "passed" }))).await,
+        422
+    );
+    let fifty_one = output((0..51).map(|_| note("notice")).collect());
+    assert_eq!(
+        post(base(serde_json::json!({ "output": fifty_one }))).await,
+        422
+    );
+    let bad_level = output(vec![note("error")]);
+    assert_eq!(
+        post(base(serde_json::json!({ "output": bad_level }))).await,
+        422
+    );
+    let span = serde_json::json!({ "path": "a", "start_line": 1, "end_line": 2, "start_column": 1,
+        "annotation_level": "notice", "message": "m" });
+    assert_eq!(
+        post(base(serde_json::json!({ "output": output(vec![span]) }))).await,
+        422
+    );
+    let no_summary = serde_json::json!({ "title": "t" });
+    assert_eq!(
+        post(base(serde_json::json!({ "output": no_summary }))).await,
+        422
+    );
+    let fifty = output((0..50).map(|_| note("failure")).collect());
+    let ok = base(serde_json::json!({ "conclusion": "failure", "output": fifty }));
+    assert_eq!(post(ok).await, 201);
 }

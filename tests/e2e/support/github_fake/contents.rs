@@ -6,7 +6,10 @@ use axum::extract::{Path, Query, State};
 use base64::Engine;
 use serde_json::json;
 
-use super::api::{ApiError, ApiResult, Params, Sh, ok};
+use axum::http::Uri;
+use serde_json::Value;
+
+use super::api::{ApiError, ApiResult, Params, Sh, not_found, ok, paginate};
 use super::fake_sha;
 
 /// The blob SHA of `text`: determined by the content, as git's is.
@@ -22,9 +25,8 @@ pub(super) async fn get_contents(
     let v = sh.with_repo(&o, &r, |repo| {
         let git_ref = q.get("ref").cloned().unwrap_or_else(|| repo.default_branch.clone());
         let sha = repo.resolve(&git_ref);
-        let text = (repo.files.get(&sha))
-            .and_then(|files| files.get(&path))
-            .ok_or_else(|| ApiError::new(404, "Not Found"))?;
+        let tree = repo.tree(&sha);
+        let text = tree.get(&path).ok_or_else(|| ApiError::new(404, "Not Found"))?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
         let wrapped: Vec<&str> = encoded
             .as_bytes()
@@ -45,4 +47,43 @@ pub(super) async fn get_contents(
         }))
     })?;
     ok(v)
+}
+
+/// `GET /repos/{o}/{r}/pulls/{n}/files`: the files the PR's head changes
+/// against its base branch.
+pub(super) async fn list_pull_files(
+    State(sh): Sh,
+    Path((o, r, n)): Path<(String, String, u64)>,
+    Query(q): Params,
+    uri: Uri,
+) -> ApiResult {
+    let items = sh.with_repo(&o, &r, |repo| {
+        let pr = repo.prs.get(&n).ok_or_else(not_found)?.pr.clone();
+        let head = &repo.tree(&pr.head_sha);
+        let base = &repo.tree(&repo.resolve(&pr.base_ref));
+        let mut paths: Vec<&String> = head.keys().chain(base.keys()).collect();
+        paths.sort();
+        paths.dedup();
+        let items: Vec<Value> = paths
+            .into_iter()
+            .filter_map(|path| {
+                let status = match (base.get(path), head.get(path)) {
+                    (None, Some(_)) => "added",
+                    (Some(_), None) => "removed",
+                    (Some(a), Some(b)) if a != b => "modified",
+                    _ => return None,
+                };
+                let blob = head.get(path).or(base.get(path)).map(|t| blob_sha(t));
+                Some(json!({
+                    "sha": blob, "filename": path, "status": status, "additions": 1, "deletions": 1,
+                    "changes": 2,
+                    "blob_url": format!("https://github.com/{}/blob/{}/{path}", repo.full_name, pr.head_sha),
+                    "raw_url": format!("https://github.com/{}/raw/{}/{path}", repo.full_name, pr.head_sha),
+                    "contents_url": format!("{}repos/{}/contents/{path}?ref={}", sh.base, repo.full_name, pr.head_sha),
+                }))
+            })
+            .collect();
+        Ok(items)
+    })?;
+    paginate(&sh.base, &uri, &q, items)
 }

@@ -27,6 +27,7 @@
 
 mod api;
 mod apps;
+mod checks;
 mod comments;
 mod contents;
 mod control;
@@ -150,6 +151,38 @@ pub struct FakeStatus {
     pub created_at: DateTime<Utc>,
 }
 
+/// An annotation on a check run, as GitHub takes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FakeAnnotation {
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub start_column: Option<u32>,
+    pub end_column: Option<u32>,
+    pub annotation_level: String,
+    pub message: String,
+    pub title: Option<String>,
+    pub raw_details: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FakeCheckRun {
+    pub id: u64,
+    pub name: String,
+    pub head_sha: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    /// Every request's, in order.
+    pub annotations: Vec<FakeAnnotation>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The create and each update.
+    pub requests: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RecordedRequest {
     pub method: String,
@@ -205,9 +238,19 @@ struct Repo {
     statuses: Vec<FakeStatus>,
     /// Files by commit sha, then by path.
     files: HashMap<String, BTreeMap<String, String>>,
+    check_runs: Vec<FakeCheckRun>,
 }
 
 impl Repo {
+    /// The files of commit `sha`; a commit the fake was told no files of
+    /// has the default branch's.
+    fn tree(&self, sha: &str) -> BTreeMap<String, String> {
+        (self.files.get(sha))
+            .or_else(|| self.files.get(&self.resolve(&self.default_branch)))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// 40-hex → itself; else branch head, else head of a PR with that head ref, else the ref.
     fn resolve(&self, git_ref: &str) -> String {
         let r = git_ref.strip_prefix("refs/heads/").unwrap_or(git_ref);
@@ -514,20 +557,32 @@ impl GitHubFake {
             (c, rng)
         });
     }
+    /// Check runs created on `sha`, oldest first.
+    pub fn check_runs(&self, repo: &str, sha: &str) -> Vec<FakeCheckRun> {
+        let f = |r: &mut Repo| {
+            Ok((r.check_runs.iter())
+                .filter(|c| c.head_sha == sha)
+                .cloned()
+                .collect())
+        };
+        self.shared.repo(repo, f).unwrap_or_default()
+    }
     /// Adds an installation of the App reaching `repos` (the default
     /// installation 1, reaching every repository, is then gone).
     pub fn add_installation(&self, id: u64, repos: &[&str]) {
         let repos = repos.iter().map(|r| r.to_string()).collect();
         self.shared.lock().installations.insert(id, repos);
     }
-    /// Writes `path` into the commit `git_ref` resolves to (a branch's head, a PR's head, a sha).
+    /// Writes `path` into the commit `git_ref` resolves to (a branch's head, a PR's head, a
+    /// sha); a commit with no files yet starts from the default branch's.
     pub fn set_file(&self, repo: &str, git_ref: &str, path: &str, text: &str) {
         must(
             "set_file",
             self.shared.repo(repo, |r| {
                 let sha = r.resolve(git_ref);
-                let files = r.files.entry(sha).or_default();
-                Ok(files.insert(path.into(), text.into()))
+                let mut files = r.tree(&sha);
+                files.insert(path.into(), text.into());
+                Ok(r.files.insert(sha, files))
             }),
         );
     }
@@ -538,7 +593,7 @@ impl GitHubFake {
             self.shared.repo(repo, |r| {
                 let parent = r.resolve(branch);
                 let sha = fake_sha(&format!("{parent}:{path}:{text}"));
-                let mut files = r.files.get(&parent).cloned().unwrap_or_default();
+                let mut files = r.tree(&parent);
                 files.insert(path.into(), text.into());
                 r.files.insert(sha.clone(), files);
                 r.branches.insert(branch.into(), sha.clone());
