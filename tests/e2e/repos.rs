@@ -558,3 +558,52 @@ async fn check_runs_are_written_as_github_takes_them() {
     let ok = base(serde_json::json!({ "conclusion": "failure", "output": fifty }));
     assert_eq!(post(ok).await, 201);
 }
+
+/// Attack: one installation's repository opens pull requests faster than
+/// GitHub's write limit lets it comment; another installation's pull
+/// request must not wait behind them, since GitHub counts its limits per
+/// installation.
+#[tokio::test]
+async fn a_noisy_installation_does_not_hold_back_anothers_writes() {
+    // A write every 7.5 s after the first: the noisy one's line is long.
+    let mut world = org("orgpace", "github:\n  writes_per_minute: 8\n").await;
+    let app = world.app.clone();
+    let noisy = add(&world, "noisy", &format!("app: {app}-noisy\n"));
+    let quiet = add(&world, "quiet", &format!("app: {app}-quiet\n"));
+    world.github.add_installation(1, &[&noisy]);
+    world.github.add_installation(2, &[&quiet]);
+    world.start().await;
+    let mut shas = Vec::new();
+    for number in 1..=4 {
+        shas.push(open_pr(&world, &noisy, number).await.0);
+    }
+    for (number, sha) in (1..=4).zip(&shas) {
+        world
+            .wait_named_stack_at(&format!("{app}-noisy-pr-{number}"), sha)
+            .await;
+    }
+    let commented = |repo: &str, number: u64| !bot_comments(&world, repo, number).is_empty();
+    assert!(
+        !commented(&noisy, 4),
+        "the noisy repository's last comment must still be waiting for its turn"
+    );
+
+    open_pr(&world, &quiet, 1).await;
+    crate::support::eventually(
+        "the quiet repository's comment",
+        crate::support::WAIT,
+        || async { commented(&quiet, 1) },
+    )
+    .await;
+    let posts: Vec<String> = (world.github.requests().into_iter())
+        .filter(|r| r.method == "POST" && r.path.ends_with("/comments"))
+        .map(|r| r.path)
+        .collect();
+    let at = |path: String| posts.iter().position(|p| *p == path);
+    let quiet_at = at(format!("/repos/{quiet}/issues/1/comments")).unwrap();
+    let noisy_last = at(format!("/repos/{noisy}/issues/4/comments"));
+    assert!(
+        noisy_last.is_none_or(|noisy| quiet_at < noisy),
+        "the quiet installation's comment waited behind the noisy one's: {posts:#?}"
+    );
+}
