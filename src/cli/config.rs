@@ -1,6 +1,8 @@
 //! `pullstack config check FILE...`
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::domain::naming::RepoName;
+use anyhow::Context;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +17,14 @@ pub enum Command {
         /// Output format; `json` lists each valid file's names, for scripts.
         #[arg(long, short, value_enum, default_value_t)]
         output: Output,
+        /// Check each FILE as a repository's `.pullstack.yaml` laid over
+        /// this server config (one with `repositories:`).
+        #[arg(long, requires = "repository")]
+        server: Option<PathBuf>,
+        /// The repository, as owner/name, the `.pullstack.yaml` files are
+        /// checked for (with `--server`).
+        #[arg(long, requires = "server")]
+        repository: Option<String>,
     },
 }
 
@@ -36,11 +46,40 @@ struct Checked {
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let Command::Check { files, output } = command;
+    let Command::Check {
+        files,
+        output,
+        server,
+        repository,
+    } = command;
+    let over = match (server, repository) {
+        (Some(server), Some(repository)) => {
+            let server = match Config::load(&server) {
+                Ok(server) => server,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let repo = RepoName::parse(&repository)
+                .with_context(|| format!("--repository {repository:?} is not owner/name"))?;
+            Some((server, repo))
+        }
+        _ => None,
+    };
     let mut ok = true;
     let mut checked = Vec::new();
     for file in files {
-        match Config::load(&file) {
+        let loaded = match &over {
+            None => Config::load(&file),
+            Some((server, repo)) => std::fs::read_to_string(&file)
+                .map_err(|source| ConfigError::Read {
+                    file: file.clone(),
+                    source,
+                })
+                .and_then(|text| server.for_repository_file(&file, repo, &text)),
+        };
+        match loaded {
             Ok(config) => {
                 if let Some(warning) = public_warning(&config) {
                     eprintln!("{}: warning: {warning}", file.display());

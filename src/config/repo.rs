@@ -112,7 +112,17 @@ impl Config {
     /// `.pullstack.yaml` (`text`) laid over it. Errors name
     /// `.pullstack.yaml`, the line, the column and the field.
     pub fn for_repository(&self, repo: &RepoName, text: &str) -> Result<Config, ConfigError> {
-        let path = Path::new(REPO_FILE);
+        self.for_repository_file(Path::new(REPO_FILE), repo, text)
+    }
+
+    /// [`Config::for_repository`] for a copy of the file at `path`, which
+    /// errors name instead.
+    pub fn for_repository_file(
+        &self,
+        path: &Path,
+        repo: &RepoName,
+        text: &str,
+    ) -> Result<Config, ConfigError> {
         let own: RepoConfig = super::read_yaml(path, text)?;
         let mut merged = self.clone();
         // What the server names stays the server's.

@@ -268,7 +268,7 @@ impl Hub {
         let ctx = Arc::new(Ctx::new(
             config.clone(),
             forge,
-            options.aws.clone(),
+            Aws::clone(&options.aws),
             options.clock.clone(),
             Mode::Serve,
             Seal::new(options.webhook_secrets.iter().map(|s| s.expose_secret())),

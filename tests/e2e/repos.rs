@@ -607,3 +607,47 @@ async fn a_noisy_installation_does_not_hold_back_anothers_writes() {
         "the quiet installation's comment waited behind the noisy one's: {posts:#?}"
     );
 }
+
+/// A team checks its `.pullstack.yaml` before pushing it, against the
+/// server's config, and gets the error the Check Run would show.
+#[test]
+fn config_check_reads_a_repository_file_over_the_server_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = dir.path().join("pullstack.yaml");
+    std::fs::write(
+        &server,
+        "app: platform\nrepositories: [acme/*]\nallow:\n  cpu: 512\n",
+    )
+    .unwrap();
+    let own = dir.path().join(".pullstack.yaml");
+    std::fs::write(&own, "app: web\npreview:\n  cpu: \"1024\"\n").unwrap();
+    let check = |repo: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pullstack"))
+            .args(["config", "check", own.to_str().unwrap(), "--server"])
+            .args([server.to_str().unwrap(), "--repository", repo])
+            .output()
+            .unwrap()
+    };
+    let output = check("acme/web");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "{}:3:3: preview.cpu: 1024 is more than this server allows (allow.cpu: 512)",
+            own.display()
+        )
+    );
+    std::fs::write(&own, "app: web\npreview:\n  cpu: \"512\"\n").unwrap();
+    let output = check("acme/web");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("ok (app web, repository acme/web)"),
+        "{stdout}"
+    );
+}

@@ -148,3 +148,55 @@ fn a_server_serves_one_repository_or_globs_never_both() {
             .serves_many()
     );
 }
+
+#[test]
+fn shipped_repository_example_is_valid_and_states_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pullstack.repo.example.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let server = Config::parse(
+        Path::new("pullstack.yaml"),
+        "app: p\nrepositories: [acme/*]\n",
+    )
+    .unwrap();
+    let config = server.for_repository(&repo("acme/web"), &text).unwrap();
+    assert_eq!(config.app, "web");
+    let defaults = Config::parse(
+        Path::new("pullstack.yaml"),
+        "app: p\nrepository: acme/web\n",
+    )
+    .unwrap();
+    let (p, d) = (&config.preview, &defaults.preview);
+    assert_eq!((&p.cpu, &p.memory, p.port), (&d.cpu, &d.memory, d.port));
+    assert_eq!(
+        (&p.health_path, p.desired_count),
+        (&d.health_path, d.desired_count)
+    );
+    assert_eq!(
+        (p.ready_check, p.ready_timeout),
+        (d.ready_check, d.ready_timeout)
+    );
+    let (p, d) = (&config.production, &defaults.production);
+    assert_eq!(
+        (&p.cpu, &p.memory, p.desired_count),
+        (&d.cpu, &d.memory, d.desired_count)
+    );
+    assert_eq!((&p.steps, p.bake, p.gate), (&d.steps, d.bake, d.gate));
+    assert_eq!(p.enabled, d.enabled);
+}
+
+#[test]
+fn shipped_server_example_states_the_allow_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pullstack.example.yaml");
+    let config = Config::load(&path).unwrap();
+    let allow = AllowConfig::default();
+    assert_eq!(
+        (
+            config.allow.cpu,
+            config.allow.memory,
+            config.allow.desired_count
+        ),
+        (allow.cpu, allow.memory, allow.desired_count)
+    );
+    assert!(config.allow.production.0.is_empty());
+    assert!(!config.serves_many());
+}
