@@ -328,11 +328,11 @@ impl Hub {
         let parsed =
             self.parse(&repo, &file)
                 .and_then(|config| match self.app_taken(key, &config.app) {
-                    Some(other) => Err(format!(
-                        "{REPO_FILE}: app {:?} is already the app of {other}; stack names start \
-                     with it, so give this repository an app name of its own",
-                        config.app
-                    )),
+                    Some(other) => {
+                        let (line, column) = crate::config::key_position(&file.text, "app");
+                        let why = app_taken_by(&config.app, &other);
+                        Err(format!("{REPO_FILE}:{line}:{column}: {why}"))
+                    }
                     None => Ok(config),
                 });
         match parsed {
@@ -450,11 +450,7 @@ impl Hub {
         };
         if let Some(other) = self.app_taken(key, &config.app) {
             let (line, column) = crate::config::key_position(text, "app");
-            let message = format!(
-                "app: {:?} is already the app of {other}; stack names start with it, so give \
-                 this repository an app name of its own",
-                config.app
-            );
+            let message = app_taken_by(&config.app, &other);
             return Err((line as u32, column as u32, message));
         }
         Ok(config.app)
@@ -493,6 +489,14 @@ async fn tell_broken(
     );
     forge.create_comment(number, &body).await?;
     Ok(())
+}
+
+/// Why a repository cannot take `app`, which `other` runs.
+fn app_taken_by(app: &str, other: &str) -> String {
+    format!(
+        "app: {app:?} is already the app of {other}; stack names start with it, so give this \
+         repository an app name of its own"
+    )
 }
 
 /// The key a repository goes by: GitHub's names ignore case.

@@ -290,7 +290,7 @@ async fn a_second_repository_with_the_same_app_name_is_refused() {
     assert_eq!(comments.len(), 1, "{comments:#?}");
     assert!(
         comments[0].contains(&format!(
-            "app \"{app}-one\" is already the app of {}",
+            ".pullstack.yaml:1:1: app: \"{app}-one\" is already the app of {}",
             first.to_lowercase()
         )),
         "{}",
@@ -343,7 +343,8 @@ async fn a_broken_config_on_the_default_branch_leaves_environments_alone_and_say
         .deliver("pull_request", pr_payload(&repo, &closed, "closed"))
         .await;
     world.settle().await;
-    assert!(world.aws.stacks.describe(&stack).await.unwrap().is_some());
+    let left = world.aws.stacks.describe(&stack).await.unwrap().unwrap();
+    assert_eq!(left.status.as_str(), "CREATE_COMPLETE");
     assert!(
         world
             .aws
