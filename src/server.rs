@@ -192,9 +192,20 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// The GitHub client for the config's repository. `serve` and
 /// `handle-event` both connect here.
 pub async fn forge(config: &Config, github_api_url: &str, auth: Auth) -> anyhow::Result<Forge> {
-    let repo = crate::domain::naming::RepoName::parse(&config.repository)
-        .context("config: repository is not owner/name")?;
+    let repo = one_repository(config)?;
     Forge::connect(github_api_url, repo, auth, config.github.writes_per_minute).await
+}
+
+/// The one repository `config` serves.
+fn one_repository(config: &Config) -> anyhow::Result<crate::domain::naming::RepoName> {
+    if config.serves_many() {
+        anyhow::bail!(
+            "config: repositories: is served by `pullstack serve` only; this command takes a \
+             config with repository: (one repository)"
+        );
+    }
+    crate::domain::naming::RepoName::parse(&config.repository)
+        .context("config: repository is not owner/name")
 }
 
 /// Limits the queue runs under, from the config.
@@ -208,8 +219,7 @@ pub fn limits(config: &Config) -> Limits {
 
 /// Maps the config repository's events to jobs, for `serve` and `handle-event`.
 pub fn router(config: &Config) -> anyhow::Result<Router> {
-    let repo = crate::domain::naming::RepoName::parse(&config.repository)
-        .context("config: repository is not owner/name")?;
+    let repo = one_repository(config)?;
     Ok(Router {
         repo,
         approve_label: config.preview.approve_label.clone(),

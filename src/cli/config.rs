@@ -84,10 +84,15 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 if let Some(warning) = public_warning(&config) {
                     eprintln!("{}: warning: {warning}", file.display());
                 }
+                let repository = if config.serves_many() {
+                    config.repositories.0.patterns().join(", ")
+                } else {
+                    config.repository.clone()
+                };
                 checked.push(Checked {
                     shared_stack: config.shared_stack_name(),
                     app: config.app,
-                    repository: config.repository,
+                    repository,
                     file,
                 })
             }
@@ -123,6 +128,14 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 fn public_warning(config: &Config) -> Option<String> {
     if !config.preview.enabled || !config.preview.access.is_public() {
         return None;
+    }
+    if config.serves_many() {
+        return Some(
+            "preview.access is public: anyone who finds a preview's URL reaches it, in \
+             every repository this server serves. Set preview.access (allow_cidrs, oidc or \
+             cognito) unless that is intended"
+                .to_owned(),
+        );
     }
     let repo = &config.repository;
     Some(match visibility(repo) {

@@ -8,7 +8,8 @@
 //! blob SHA changes), starts or replaces the repository's reconciler when
 //! the config changed, and hands it the events that woke the pass. A
 //! broken config stops the repository's reconciler, leaving its
-//! environments as they are, and says so once on each pull request.
+//! environments as they are, and says so once on each pull request. A pull
+//! request that changes the file gets the `pullstack/config` Check Run.
 
 use super::durable::{Carried, Durable};
 use super::queue::{self, Action, OnError, Queue};
@@ -249,12 +250,18 @@ impl Hub {
     /// The reconciler of `key` under `config`: the running one if it runs
     /// this version, else a new one (the old one stops; every step is
     /// idempotent, so the new one takes over where it was).
-    fn run(&self, key: &str, forge: Forge, config: Arc<Config>, sha: &str) -> (Router, HubRun) {
+    fn run(
+        &self,
+        key: &str,
+        forge: Forge,
+        config: Arc<Config>,
+        sha: &str,
+    ) -> (Router, Queue<Job, Carried>) {
         let mut runs = self.runs.lock().expect("runs lock");
         if let Some(run) = runs.get(key)
             && run.sha == sha
         {
-            return (run.router.clone(), HubRun(run.queue.clone()));
+            return (run.router.clone(), run.queue.clone());
         }
         if let Some(old) = runs.remove(key) {
             tracing::info!(
@@ -295,7 +302,7 @@ impl Hub {
                 stop,
             },
         );
-        (router, HubRun(queue))
+        (router, queue)
     }
 
     async fn repository(&self, key: &str, events: &[Event]) -> Result<Action<HubJob>, HubError> {
@@ -337,11 +344,11 @@ impl Hub {
                 });
         match parsed {
             Ok(config) => {
-                let (router, run) = self.run(key, forge, config, &file.sha);
+                let (router, queue) = self.run(key, forge, config, &file.sha);
                 for event in events {
                     if let Route::Jobs(jobs) = router.route(event) {
                         for (job, intent) in jobs {
-                            run.0.push(job, intent.map(Carried::Intent));
+                            queue.push(job, intent.map(Carried::Intent));
                         }
                     }
                 }
@@ -459,9 +466,6 @@ impl Hub {
 
 /// The name of the Check Run that reports a changed `.pullstack.yaml`.
 pub const CONFIG_CHECK: &str = "pullstack/config";
-
-/// A repository reconciler's queue, as handed out by [`Hub::run`].
-struct HubRun(Queue<Job, Carried>);
 
 /// Says on PR `number`, once per broken version, that the repository's
 /// config is broken and its environments are left as they are.

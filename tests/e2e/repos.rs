@@ -651,4 +651,20 @@ fn config_check_reads_a_repository_file_over_the_server_config() {
         stdout.contains("ok (app web, repository acme/web)"),
         "{stdout}"
     );
+    // The server's own config names what it serves.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pullstack"))
+        .args(["config", "check", server.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("ok (app platform, repository acme/*)"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("in every repository this server serves"),
+        "{stderr}"
+    );
 }
