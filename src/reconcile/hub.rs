@@ -529,8 +529,19 @@ impl queue::Reconcile for Hub {
         }
     }
 
+    /// GitHub unavailable or limiting: try again. Anything else (a
+    /// repository gone, a refusal) waits for the next delivery or resync
+    /// rather than asking again and again.
     fn error_policy(&self, job: &HubJob, error: &HubError, failures: u32) -> OnError {
-        tracing::warn!(%job, failures, error = %error, "will try again");
-        OnError::Retry
+        let transient = (error.0.chain())
+            .filter_map(|cause| cause.downcast_ref::<ForgeError>())
+            .any(ForgeError::is_transient);
+        if transient {
+            tracing::warn!(%job, failures, error = %error, "will try again");
+            OnError::Retry
+        } else {
+            tracing::warn!(%job, error = %error, "given up until the next delivery or resync");
+            OnError::GiveUp
+        }
     }
 }
