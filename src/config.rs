@@ -5,11 +5,13 @@
 //! the file, line, column and field. Secrets never live here: they come from
 //! the environment (see [`crate::settings`]).
 
+use crate::domain::globs::RepoGlobs;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub mod access;
+mod allow;
 mod container;
 mod edge;
 mod github;
@@ -17,16 +19,19 @@ mod locate;
 mod preview;
 mod production;
 mod queue;
+mod repo;
 mod shared;
 mod validate;
 
 pub use access::{AccessConfig, CognitoConfig, OidcConfig};
+pub use allow::AllowConfig;
 pub use container::{Container, StackRole, secrets_prefix};
 pub use edge::{ALB_RULES, EdgeConfig, EdgeMode};
 pub use github::GitHubConfig;
 pub use preview::{Capacity, IdleConfig, LimitsConfig, OneOffTask, PreviewConfig};
 pub use production::{Gate, ProductionConfig};
 pub use queue::{Backend, QueueConfig, ResyncConfig, SqsConfig};
+pub use repo::{REPO_FILE, RepoConfig};
 pub use shared::{ImagesConfig, SharedConfig};
 use validate::Problem;
 
@@ -53,10 +58,24 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Short name of the app: lower-case letters, digits and dashes, at most
-    /// 24 characters. Stack names start with it. Required.
+    /// 24 characters. Stack names start with it. With `repositories:` it
+    /// names the server's own shared stack, queue and lease table, and each
+    /// repository names its app in its `.pullstack.yaml`. Required.
     pub app: String,
-    /// The GitHub repository the app is built from, as `owner/name`. Required.
+    /// The GitHub repository the app is built from, as `owner/name`.
+    /// Required unless `repositories:` is set; never both. Default: "".
+    #[serde(default)]
     pub repository: String,
+    /// Serve every repository of the GitHub App's installations that
+    /// matches one of these globs (`acme/*`, `acme/web`), each with its own
+    /// `.pullstack.yaml` laid over this config. Needs GitHub App
+    /// credentials. Default: [] (serve `repository:` only).
+    #[serde(default)]
+    pub repositories: RepoGlobs,
+    /// What repositories served through `repositories:` may ask for in
+    /// their `.pullstack.yaml`.
+    #[serde(default)]
+    pub allow: AllowConfig,
     /// The shared stack (`pullstack bootstrap`).
     #[serde(default)]
     pub shared: SharedConfig,
@@ -96,48 +115,35 @@ impl Config {
 
     /// Parses and validates config text; `path` is only used in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let invalid = |line: usize, column: usize, message: String| ConfigError::Invalid {
-            file: path.to_owned(),
-            line,
-            column,
-            message,
-        };
-        let config: Config = serde_yaml::from_str(text).map_err(|err| {
-            let (line, column) = err
-                .location()
-                .map_or((1, 1), |loc| (loc.line(), loc.column()));
-            invalid(line, column, err.to_string())
-        })?;
-        config
-            .validate()
-            .map_err(|(field, message)| Problem {
-                field: field.to_owned(),
-                at: field.to_owned(),
-                message,
-            })
-            .and_then(|()| config.validate_containers())
+        let config: Config = read_yaml(path, text)?;
+        config.check(path, text)?;
+        Ok(config)
+    }
+
+    /// Whether this server serves the repositories of its App's
+    /// installations (`repositories:`) rather than one.
+    pub fn serves_many(&self) -> bool {
+        !self.repositories.0.is_empty()
+    }
+
+    /// Validates a parsed config; errors point into `text`, read from `path`.
+    fn check(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        self.validate()
+            .map_err(|(field, message)| Problem::at(field, message))
+            .and_then(|()| self.validate_containers())
             .and_then(|()| {
-                let host_rules = config.edge_mode() == EdgeMode::Shared
-                    || config.dedicated_certificate().is_some();
-                config
-                    .preview
+                let host_rules =
+                    self.edge_mode() == EdgeMode::Shared || self.dedicated_certificate().is_some();
+                self.preview
                     .access
-                    .validate(&config.app, host_rules)
+                    .validate(&self.app, host_rules)
                     .map_err(|(field, message)| Problem {
                         at: field.clone(),
                         field,
                         message,
                     })
             })
-            .map_err(|problem| {
-                let (line, column) = locate::locate(text, &problem.at);
-                invalid(
-                    line,
-                    column,
-                    format!("{}: {}", problem.field, problem.message),
-                )
-            })?;
-        Ok(config)
+            .map_err(|problem| problem.at_in(path, text))
     }
 
     /// What `role`'s containers get.
@@ -198,6 +204,27 @@ impl Config {
             .clone()
             .unwrap_or_else(|| crate::domain::naming::shared_stack_name(&self.app))
     }
+}
+
+/// Where the key at dotted path `at` (`preview.cpu`) is written in `text`,
+/// as (line, column); the top of the file when it is not.
+pub fn key_position(text: &str, at: &str) -> (usize, usize) {
+    locate::locate(text, at)
+}
+
+/// Reads YAML into `T`; an error names `path` and where in `text` it is.
+fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    serde_yaml::from_str(text).map_err(|err| {
+        let (line, column) = err
+            .location()
+            .map_or((1, 1), |loc| (loc.line(), loc.column()));
+        ConfigError::Invalid {
+            file: path.to_owned(),
+            line,
+            column,
+            message: err.to_string(),
+        }
+    })
 }
 
 #[cfg(test)]

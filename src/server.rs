@@ -6,11 +6,12 @@ use crate::clock::Clock;
 use crate::config::Backend;
 use crate::config::Config;
 use crate::domain::seal::Seal;
-use crate::github::client::{Auth, Forge};
+use crate::github::client::{AppAuth, Auth, Forge};
 use crate::http::body::BodyBudget;
 use crate::http::serve::HttpLimits;
 use crate::http::{Admit, AppState, app};
 use crate::reconcile::durable::{self, Carried, Durable};
+use crate::reconcile::hub::{Hub, HubJob, HubOptions, HubQueue};
 use crate::reconcile::lease::{self, Claim};
 use crate::reconcile::queue::{self, Limits, Queue};
 use crate::reconcile::routing::Router;
@@ -46,7 +47,10 @@ pub struct Options {
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
-    work: Queue<Job, Carried>,
+    /// One repository's queue; `None` when the hub serves many.
+    work: Option<Queue<Job, Carried>>,
+    /// With `repositories:`: the hub and its queue.
+    hub: Option<(Arc<Hub>, HubQueue)>,
     shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     queue: JoinHandle<()>,
@@ -71,6 +75,9 @@ impl Running {
         let _ = self.http.await;
         let _ = self.queue.await;
         let _ = self.prune.await;
+        if let Some((hub, _)) = &self.hub {
+            hub.stopped().await;
+        }
         self.drained.cancel();
         for task in self.shared {
             let _ = task.await;
@@ -82,6 +89,10 @@ impl Running {
         self.http.abort();
         self.queue.abort();
         self.prune.abort();
+        if self.hub.is_some() {
+            // The repositories' reconcilers stop at once, dropping their work.
+            self.shutdown.cancel();
+        }
         for task in &self.shared {
             task.abort();
         }
@@ -93,6 +104,9 @@ impl Running {
         self.shutdown.cancel();
         let _ = self.queue.await;
         let _ = self.prune.await;
+        if let Some((hub, _)) = &self.hub {
+            hub.stopped().await;
+        }
         self.drained.cancel();
         for task in self.shared {
             let _ = task.await;
@@ -100,9 +114,33 @@ impl Running {
         result.context("HTTP server task")?.context("HTTP server")
     }
 
-    /// The server's work queue (in this process).
+    /// The server's work queue (in this process) when it serves one
+    /// repository.
     pub fn queue(&self) -> &Queue<Job, Carried> {
-        &self.work
+        (self.work.as_ref()).expect("a server of one repository (not repositories:)")
+    }
+
+    /// With `repositories:`: the hub, which runs each repository.
+    pub fn hub(&self) -> Option<&Arc<Hub>> {
+        self.hub.as_ref().map(|(hub, _)| hub)
+    }
+
+    /// Waits until nothing is queued or running: for one repository, its
+    /// queue; with the hub, the hub's and every repository's, all at once.
+    pub async fn idle(&self) {
+        let Some((hub, queue)) = &self.hub else {
+            return self.queue().idle().await;
+        };
+        loop {
+            queue.idle().await;
+            let queues = hub.queues();
+            for queue in &queues {
+                queue.idle().await;
+            }
+            if queue.busy() == 0 && hub.queues().iter().all(|q| q.busy() == 0) {
+                return;
+            }
+        }
     }
 
     /// Whether this process holds the periodic work, as it changes.
@@ -154,9 +192,20 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// The GitHub client for the config's repository. `serve` and
 /// `handle-event` both connect here.
 pub async fn forge(config: &Config, github_api_url: &str, auth: Auth) -> anyhow::Result<Forge> {
-    let repo = crate::domain::naming::RepoName::parse(&config.repository)
-        .context("config: repository is not owner/name")?;
+    let repo = one_repository(config)?;
     Forge::connect(github_api_url, repo, auth, config.github.writes_per_minute).await
+}
+
+/// The one repository `config` serves.
+fn one_repository(config: &Config) -> anyhow::Result<crate::domain::naming::RepoName> {
+    if config.serves_many() {
+        anyhow::bail!(
+            "config: repositories: is served by `pullstack serve` only; this command takes a \
+             config with repository: (one repository)"
+        );
+    }
+    crate::domain::naming::RepoName::parse(&config.repository)
+        .context("config: repository is not owner/name")
 }
 
 /// Limits the queue runs under, from the config.
@@ -170,8 +219,7 @@ pub fn limits(config: &Config) -> Limits {
 
 /// Maps the config repository's events to jobs, for `serve` and `handle-event`.
 pub fn router(config: &Config) -> anyhow::Result<Router> {
-    let repo = crate::domain::naming::RepoName::parse(&config.repository)
-        .context("config: repository is not owner/name")?;
+    let repo = one_repository(config)?;
     Ok(Router {
         repo,
         approve_label: config.preview.approve_label.clone(),
@@ -182,6 +230,9 @@ pub fn router(config: &Config) -> anyhow::Result<Router> {
 
 /// Starts the server and its workers, and runs the first resync.
 pub async fn start(options: Options) -> anyhow::Result<Running> {
+    if options.config.serves_many() {
+        return start_hub(options).await;
+    }
     let config = Arc::new(options.config);
     let router = router(&config)?;
     let forge = forge(&config, &options.github_api_url, options.auth).await?;
@@ -273,7 +324,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
 
     let state = Arc::new(AppState::new(
         options.webhook_secrets,
-        router,
+        Some(router),
         admit,
         metrics_handle(),
         BodyBudget::new(options.http.body_memory),
@@ -298,7 +349,8 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     tracing::info!(%addr, "pullstack is listening");
     Ok(Running {
         addr,
-        work: queue,
+        work: Some(queue),
+        hub: None,
         shutdown,
         http,
         queue: queue_task,
@@ -307,5 +359,105 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         lease: held,
         drained,
         quota_reads: ctx.admissions.quota_reads(),
+    })
+}
+
+/// Starts a server for the repositories of the App's installations that
+/// match `repositories:`, each under its own `.pullstack.yaml`.
+async fn start_hub(options: Options) -> anyhow::Result<Running> {
+    let config = Arc::new(options.config);
+    let Auth::App { app_id, key, .. } = options.auth else {
+        anyhow::bail!(
+            "repositories: serves the repositories of a GitHub App's installations: \
+             give the App's id and private key (PULLSTACK_GITHUB_APP_ID, \
+             PULLSTACK_GITHUB_APP_KEY), not a token"
+        );
+    };
+    let aws = match options.aws {
+        Some(aws) => aws,
+        None => Aws::from_env().await,
+    };
+    let shutdown = CancellationToken::new();
+    let hub = Arc::new(Hub::new(HubOptions {
+        config: config.clone(),
+        github_api_url: options.github_api_url.clone(),
+        app: AppAuth { app_id, key },
+        aws: aws.clone(),
+        clock: options.clock.clone(),
+        webhook_secrets: options.webhook_secrets.clone(),
+        shutdown: shutdown.clone(),
+        shutdown_grace: options.shutdown_grace,
+    }));
+    // Deliveries are taken only for repositories known to be served, so
+    // the list is read before the first one is.
+    let served = match hub.refresh().await {
+        Ok(served) => served,
+        Err(err)
+            if err
+                .downcast_ref::<crate::github::client::ForgeError>()
+                .is_some_and(|e| e.is_transient()) =>
+        {
+            tracing::warn!(error = %format!("{err:#}"), "listing the App's installations failed; trying again");
+            Vec::new()
+        }
+        Err(err) => {
+            return Err(err.context(format!(
+                "listing the GitHub App's installations on {}: check the API URL and the \
+                 App's id and key",
+                options.github_api_url
+            )));
+        }
+    };
+    let (queue, queue_task) = queue::start(
+        hub.clone(),
+        limits(&config),
+        options.clock.clone(),
+        shutdown.clone(),
+        options.shutdown_grace,
+    );
+    if served.is_empty() {
+        queue.push(HubJob::Installations, None);
+    } else {
+        for key in served {
+            queue.push(HubJob::Repo(key), None);
+        }
+        queue.later(HubJob::Installations, config.resync.interval);
+    }
+    let admit = Admit::Hub {
+        hub: hub.clone(),
+        queue: queue.clone(),
+    };
+    let state = Arc::new(AppState::new(
+        options.webhook_secrets,
+        None,
+        admit,
+        metrics_handle(),
+        BodyBudget::new(options.http.body_memory),
+    ));
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let addr = listener.local_addr()?;
+    let http = tokio::spawn(crate::http::serve::serve(
+        listener,
+        app(state),
+        options.http,
+        shutdown.clone(),
+    ));
+    let held = lease::always();
+    let prune = crate::prune::spawn(aws, config.images.clone(), held.clone(), shutdown.clone());
+    tracing::info!(%addr, "pullstack is listening for the App's repositories");
+    Ok(Running {
+        addr,
+        work: None,
+        hub: Some((hub, queue)),
+        shutdown,
+        http,
+        queue: queue_task,
+        prune,
+        shared: Vec::new(),
+        lease: held,
+        drained: CancellationToken::new(),
+        quota_reads: tokio::sync::watch::channel(0).1,
     })
 }

@@ -1,6 +1,8 @@
 //! `pullstack config check FILE...`
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::domain::naming::RepoName;
+use anyhow::Context;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +17,14 @@ pub enum Command {
         /// Output format; `json` lists each valid file's names, for scripts.
         #[arg(long, short, value_enum, default_value_t)]
         output: Output,
+        /// Check each FILE as a repository's `.pullstack.yaml` laid over
+        /// this server config (one with `repositories:`).
+        #[arg(long, requires = "repository")]
+        server: Option<PathBuf>,
+        /// The repository, as owner/name, the `.pullstack.yaml` files are
+        /// checked for (with `--server`).
+        #[arg(long, requires = "server")]
+        repository: Option<String>,
     },
 }
 
@@ -36,19 +46,53 @@ struct Checked {
 }
 
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let Command::Check { files, output } = command;
+    let Command::Check {
+        files,
+        output,
+        server,
+        repository,
+    } = command;
+    let over = match (server, repository) {
+        (Some(server), Some(repository)) => {
+            let server = match Config::load(&server) {
+                Ok(server) => server,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let repo = RepoName::parse(&repository)
+                .with_context(|| format!("--repository {repository:?} is not owner/name"))?;
+            Some((server, repo))
+        }
+        _ => None,
+    };
     let mut ok = true;
     let mut checked = Vec::new();
     for file in files {
-        match Config::load(&file) {
+        let loaded = match &over {
+            None => Config::load(&file),
+            Some((server, repo)) => std::fs::read_to_string(&file)
+                .map_err(|source| ConfigError::Read {
+                    file: file.clone(),
+                    source,
+                })
+                .and_then(|text| server.for_repository_file(&file, repo, &text)),
+        };
+        match loaded {
             Ok(config) => {
                 if let Some(warning) = public_warning(&config) {
                     eprintln!("{}: warning: {warning}", file.display());
                 }
+                let repository = if config.serves_many() {
+                    config.repositories.0.patterns().join(", ")
+                } else {
+                    config.repository.clone()
+                };
                 checked.push(Checked {
                     shared_stack: config.shared_stack_name(),
                     app: config.app,
-                    repository: config.repository,
+                    repository,
                     file,
                 })
             }
@@ -84,6 +128,14 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 fn public_warning(config: &Config) -> Option<String> {
     if !config.preview.enabled || !config.preview.access.is_public() {
         return None;
+    }
+    if config.serves_many() {
+        return Some(
+            "preview.access is public: anyone who finds a preview's URL reaches it, in \
+             every repository this server serves. Set preview.access (allow_cidrs, oidc or \
+             cognito) unless that is intended"
+                .to_owned(),
+        );
     }
     let repo = &config.repository;
     Some(match visibility(repo) {

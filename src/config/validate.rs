@@ -21,10 +21,36 @@ impl Config {
                 ),
             ));
         }
-        if crate::domain::naming::RepoName::parse(&self.repository).is_none() {
+        match (self.repository.is_empty(), self.serves_many()) {
+            (false, true) => {
+                return Err((
+                    "repositories",
+                    "serves the App's repositories: leave out repository:".into(),
+                ));
+            }
+            (true, false) => {
+                return Err((
+                    "repository",
+                    "missing field `repository` (owner/name; or repositories:, to serve many)"
+                        .into(),
+                ));
+            }
+            (true, true) => {}
+            (false, false) => {
+                if crate::domain::naming::RepoName::parse(&self.repository).is_none() {
+                    return Err((
+                        "repository",
+                        format!("{:?} must look like owner/name", self.repository),
+                    ));
+                }
+            }
+        }
+        if self.serves_many() && self.queue.backend == super::Backend::Sqs {
             return Err((
-                "repository",
-                format!("{:?} must look like owner/name", self.repository),
+                "queue.backend",
+                "sqs does not yet carry the repository of each job: use memory with \
+                 repositories:"
+                    .into(),
             ));
         }
         if !self.preview.health_path.starts_with('/') {
@@ -237,4 +263,26 @@ pub(super) struct Problem {
     pub(super) field: String,
     pub(super) at: String,
     pub(super) message: String,
+}
+
+impl Problem {
+    /// A problem with the key at dotted path `field`.
+    pub(super) fn at(field: &str, message: String) -> Problem {
+        Problem {
+            field: field.to_owned(),
+            at: field.to_owned(),
+            message,
+        }
+    }
+
+    /// The error naming `path` and where the key is written in `text`.
+    pub(super) fn at_in(self, path: &std::path::Path, text: &str) -> super::ConfigError {
+        let (line, column) = super::locate::locate(text, &self.at);
+        super::ConfigError::Invalid {
+            file: path.to_owned(),
+            line,
+            column,
+            message: format!("{}: {}", self.field, self.message),
+        }
+    }
 }

@@ -46,6 +46,7 @@ const PATH_SEGMENTS: &AsciiSet = &NON_ALPHANUMERIC
 pub(super) type Result<T> = std::result::Result<T, ForgeError>;
 
 /// How pullstack authenticates to GitHub.
+#[derive(Clone)]
 pub enum Auth {
     Token(secrecy::SecretString),
     App {
@@ -53,6 +54,110 @@ pub enum Auth {
         key: octocrab::EncodingKey,
         installation_id: Option<u64>,
     },
+}
+
+/// A GitHub App's credentials.
+#[derive(Clone)]
+pub struct AppAuth {
+    pub app_id: u64,
+    pub key: octocrab::EncodingKey,
+}
+
+/// A file read from a repository, with its blob SHA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoFile {
+    pub sha: String,
+    pub text: String,
+}
+
+/// An App installation and the repositories it may reach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Installation {
+    pub id: u64,
+    pub repositories: Vec<RepoName>,
+}
+
+/// An octocrab builder for `base_url` that sends the media type and API
+/// version GitHub asks every client to send, the App's token exchange
+/// included.
+fn builder(
+    base_url: &str,
+) -> anyhow::Result<
+    octocrab::OctocrabBuilder<
+        octocrab::NoSvc,
+        octocrab::DefaultOctocrabBuilderConfig,
+        octocrab::NoAuth,
+        octocrab::NotLayerReady,
+    >,
+> {
+    use anyhow::Context;
+    Ok(octocrab::Octocrab::builder()
+        .base_uri(base_url)
+        .context("invalid GitHub API URL")?
+        .add_header(reqwest::header::ACCEPT, GITHUB_JSON.to_owned())
+        .add_header(
+            reqwest::header::HeaderName::from_static("x-github-api-version"),
+            API_VERSION.to_owned(),
+        )
+        // Retries are `send`'s: octocrab's would repeat a 429 at once,
+        // before anyone read its Retry-After.
+        .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None))
+}
+
+/// Every installation of the App and the repositories each may reach
+/// (`GET /app/installations`, then each one's `GET /installation/repositories`).
+pub async fn installations(
+    base_url: &str,
+    app: &AppAuth,
+    limits: &Limits,
+) -> anyhow::Result<Vec<Installation>> {
+    use anyhow::Context;
+    #[derive(Deserialize)]
+    struct Listed {
+        id: u64,
+    }
+    #[derive(Deserialize)]
+    struct Repositories {
+        repositories: Vec<Repository>,
+    }
+    #[derive(Deserialize)]
+    struct Repository {
+        full_name: String,
+    }
+    let crab = builder(base_url)?
+        .app(app.app_id.into(), app.key.clone())
+        .build()?;
+    let mut listed: Vec<Listed> = Vec::new();
+    for page in 1.. {
+        let route = format!("/app/installations?per_page=100&page={page}");
+        let batch: Vec<Listed> = send(limits, &crab, Method::Get, &route, None)
+            .await
+            .context("listing the GitHub App's installations")?;
+        let done = batch.len() < 100;
+        listed.extend(batch);
+        if done {
+            break;
+        }
+    }
+    let mut installations = Vec::new();
+    for Listed { id } in listed {
+        let client = crab.installation(id.into())?;
+        let mut repositories = Vec::new();
+        for page in 1.. {
+            let route = format!("/installation/repositories?per_page=100&page={page}");
+            let batch: Repositories = send(limits, &client, Method::Get, &route, None)
+                .await
+                .with_context(|| format!("listing the repositories of installation {id}"))?;
+            let done = batch.repositories.len() < 100;
+            repositories
+                .extend((batch.repositories.iter()).filter_map(|r| RepoName::parse(&r.full_name)));
+            if done {
+                break;
+            }
+        }
+        installations.push(Installation { id, repositories });
+    }
+    Ok(installations)
 }
 
 /// The GitHub client for one repository.
@@ -90,19 +195,7 @@ impl Forge {
         writes_per_minute: u32,
     ) -> anyhow::Result<Forge> {
         use anyhow::Context;
-        // The media type and API version GitHub asks every client to send,
-        // the App's token exchange included.
-        let builder = octocrab::Octocrab::builder()
-            .base_uri(base_url)
-            .context("invalid GitHub API URL")?
-            .add_header(reqwest::header::ACCEPT, GITHUB_JSON.to_owned())
-            .add_header(
-                reqwest::header::HeaderName::from_static("x-github-api-version"),
-                API_VERSION.to_owned(),
-            )
-            // Retries are `send`'s: octocrab's would repeat a 429 at once,
-            // before anyone read its Retry-After.
-            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None);
+        let builder = builder(base_url)?;
         let limits = Arc::new(Limits::new(writes_per_minute));
         let (crab, app_crab) = match auth {
             Auth::Token(token) => (builder.personal_token(token).build()?, None),
@@ -136,6 +229,30 @@ impl Forge {
         })
     }
 
+    /// The client for `repo` in a GitHub App's `installation`, keeping
+    /// `limits`, which every repository of the installation shares: GitHub
+    /// counts its limits per installation.
+    pub fn for_installation(
+        base_url: &str,
+        repo: RepoName,
+        app: &AppAuth,
+        installation: u64,
+        limits: Arc<Limits>,
+    ) -> anyhow::Result<Forge> {
+        let app_crab = builder(base_url)?
+            .app(app.app_id.into(), app.key.clone())
+            .build()?;
+        Ok(Forge {
+            crab: app_crab.installation(installation.into())?,
+            api: base_url.trim_end_matches('/').to_owned(),
+            repo,
+            identity: Arc::new(OnceCell::new()),
+            default_branch: Arc::default(),
+            app_crab: Some(app_crab),
+            limits,
+        })
+    }
+
     pub fn repo(&self) -> &RepoName {
         &self.repo
     }
@@ -144,6 +261,49 @@ impl Forge {
     /// (replicas): this client then paces its share.
     pub fn share_writes(&self, processes: u32) {
         self.limits.share(processes);
+    }
+
+    /// The file at `path` on `git_ref`, with its blob SHA; `None` when the
+    /// repository has no such file there.
+    pub async fn file(&self, path: &str, git_ref: &str) -> Result<Option<RepoFile>> {
+        #[derive(Deserialize)]
+        struct Contents {
+            sha: String,
+            #[serde(default)]
+            content: String,
+            #[serde(default)]
+            encoding: String,
+        }
+        let path = utf8_percent_encode(path, PATH_SEGMENTS);
+        let git_ref = utf8_percent_encode(git_ref, PATH_SEGMENTS);
+        let route = format!("/repos/{}/contents/{path}?ref={git_ref}", self.repo);
+        let contents: Contents = match self.get(route).await {
+            Ok(contents) => contents,
+            Err(ForgeError::NotFound) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let text = match contents.encoding.as_str() {
+            "base64" => {
+                use base64::Engine;
+                // GitHub wraps the base64 text every 60 characters.
+                let packed: String = contents.content.split_whitespace().collect();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(packed)
+                    .map_err(|err| ForgeError::Malformed(format!("{path}: {err}")))?;
+                String::from_utf8(bytes)
+                    .map_err(|_| ForgeError::Malformed(format!("{path} is not UTF-8 text")))?
+            }
+            "" | "utf-8" => contents.content,
+            other => {
+                return Err(ForgeError::Malformed(format!(
+                    "{path}: unknown encoding {other:?}"
+                )));
+            }
+        };
+        Ok(Some(RepoFile {
+            sha: contents.sha,
+            text,
+        }))
     }
 
     /// Uses `login` as pullstack's own login instead of asking GitHub: a
@@ -383,6 +543,31 @@ impl Forge {
     ) -> Result<T> {
         let method = Method::Post(priority);
         send(&self.limits, &self.crab, method, &route, Some(body)).await
+    }
+
+    /// A change to something pullstack wrote, paced as a write.
+    pub(super) async fn write_patch<T: serde::de::DeserializeOwned>(
+        &self,
+        route: String,
+        body: &serde_json::Value,
+        priority: Priority,
+    ) -> Result<T> {
+        let method = Method::Patch(priority);
+        send(&self.limits, &self.crab, method, &route, Some(body)).await
+    }
+
+    /// The paths a pull request changes, with how (`added`, `modified`,
+    /// `removed`, `renamed`...).
+    pub async fn pull_request_files(&self, number: u64) -> Result<Vec<(String, String)>> {
+        #[derive(Deserialize)]
+        struct File {
+            filename: String,
+            status: String,
+        }
+        let files: Vec<File> = self
+            .get_all(format!("/repos/{}/pulls/{number}/files", self.repo))
+            .await?;
+        Ok(files.into_iter().map(|f| (f.filename, f.status)).collect())
     }
 }
 

@@ -9,6 +9,9 @@ pub enum ForgeError {
     Refused { status: u16, message: String },
     #[error("GitHub request failed: {0}")]
     Transport(String),
+    /// GitHub answered with something pullstack cannot read.
+    #[error("GitHub's answer cannot be read: {0}")]
+    Malformed(String),
 }
 
 impl ForgeError {
@@ -19,6 +22,7 @@ impl ForgeError {
             ForgeError::NotFound => false,
             ForgeError::Refused { status, .. } => *status >= 500 || self.is_rate_limit(),
             ForgeError::Transport(_) => true,
+            ForgeError::Malformed(_) => false,
         }
     }
 

@@ -35,6 +35,20 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The repository the event is about; `None` for pings, installation
+    /// changes and ignored deliveries.
+    pub fn repo(&self) -> Option<&RepoName> {
+        match self {
+            Event::PullRequest(pr) => Some(&pr.repo),
+            Event::Push(push) => Some(&push.repo),
+            Event::Comment(comment) => Some(&comment.repo),
+            Event::BranchDeleted { repo, .. } | Event::CiCompleted { repo, .. } => Some(repo),
+            Event::Ping | Event::Installation { .. } | Event::Ignored { .. } => None,
+        }
+    }
+}
+
 /// What happened to a pull request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PrAction {

@@ -1,4 +1,7 @@
 //! GitHub's limits, kept for the whole client rather than per request.
+//! GitHub counts them per installation, so a server of many repositories
+//! keeps one [`Limits`] per App installation, shared by its repositories'
+//! clients (`reconcile/hub.rs`).
 //!
 //! - **Writes** (content-creating requests): at most the configured number
 //!   reaches GitHub in any 60 s window. A small burst goes at once and the

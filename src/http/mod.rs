@@ -34,6 +34,12 @@ const SEEN_DELIVERIES: usize = 10_000;
 pub enum Admit {
     /// Into this process's queue.
     Local(Queue<Job, Carried>),
+    /// Each repository's events to the hub, which reads the repository's
+    /// config and routes them to its reconciler.
+    Hub {
+        hub: Arc<crate::reconcile::hub::Hub>,
+        queue: crate::reconcile::hub::HubQueue,
+    },
     /// Into the SQS queue replicas share; 202 only once SQS has them.
     Shared {
         queue: WorkQueue,
@@ -46,7 +52,9 @@ pub enum Admit {
 /// What the handlers share.
 pub struct AppState {
     pub secrets: Vec<SecretString>,
-    pub router: crate::reconcile::routing::Router,
+    /// How one repository's events map to jobs; `None` with the hub,
+    /// which routes each repository's events under its own config.
+    pub router: Option<crate::reconcile::routing::Router>,
     pub admit: Admit,
     pub metrics: PrometheusHandle,
     /// Memory for request bodies in flight, shared by all connections.
@@ -57,7 +65,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         secrets: Vec<SecretString>,
-        router: crate::reconcile::routing::Router,
+        router: Option<crate::reconcile::routing::Router>,
         admit: Admit,
         metrics: PrometheusHandle,
         budget: BodyBudget,

@@ -4,7 +4,9 @@
 
 use super::delivery::Delivery;
 use super::{Admit, AppState};
+use crate::github::events::Event;
 use crate::reconcile::durable::{self, Carried, Wish};
+use crate::reconcile::hub::{Hub, HubJob, HubQueue};
 use crate::reconcile::routing::Route;
 use axum::Json;
 use axum::extract::State;
@@ -34,7 +36,11 @@ pub(super) fn reply(code: StatusCode, status: &'static str, reason: Option<Strin
 const SEND_WITHIN: Duration = Duration::from_secs(5);
 
 pub async fn receive(State(state): State<Arc<AppState>>, delivery: Delivery) -> Answer {
-    let jobs = match state.router.route(&delivery.event) {
+    if let Admit::Hub { hub, queue } = &state.admit {
+        return to_hub(hub, queue, delivery.event);
+    }
+    let router = (state.router.as_ref()).expect("a one-repository server routes its own events");
+    let jobs = match router.route(&delivery.event) {
         Route::Pong => return reply(StatusCode::OK, "pong", None),
         Route::Ignored(reason) => return reply(StatusCode::ACCEPTED, "ignored", Some(reason)),
         Route::Jobs(jobs) => jobs,
@@ -47,6 +53,7 @@ pub async fn receive(State(state): State<Arc<AppState>>, delivery: Delivery) -> 
             return reply(StatusCode::ACCEPTED, "queued", None);
         }
         Admit::Shared { queue, .. } => queue,
+        Admit::Hub { .. } => unreachable!("the hub's deliveries are taken above"),
     };
     // Without a delivery id, nothing marks a redelivery: each is new.
     let delivery_id =
@@ -74,4 +81,38 @@ pub async fn receive(State(state): State<Arc<AppState>>, delivery: Delivery) -> 
         "unavailable",
         Some("the work queue cannot take the delivery now; redeliver it".to_owned()),
     )
+}
+
+/// Hands a delivery to the hub: the repository's config decides what it
+/// asks for. A repository the server does not serve is answered 202 and
+/// ignored, so GitHub never shows it as a failure to redeliver.
+fn to_hub(hub: &Hub, queue: &HubQueue, event: Event) -> Answer {
+    match &event {
+        Event::Ping => return reply(StatusCode::OK, "pong", None),
+        Event::Ignored { reason } => {
+            return reply(StatusCode::ACCEPTED, "ignored", Some(reason.clone()));
+        }
+        Event::Installation { action, account } => {
+            tracing::info!(
+                action,
+                account,
+                "installation event: listing the repositories again"
+            );
+            queue.push(HubJob::Installations, None);
+            return reply(StatusCode::ACCEPTED, "queued", None);
+        }
+        _ => {}
+    }
+    match event.repo() {
+        Some(repo) if hub.serves(repo) => {
+            queue.push(HubJob::repo(repo), Some(event));
+            reply(StatusCode::ACCEPTED, "queued", None)
+        }
+        Some(repo) => {
+            tracing::info!(%repo, "a delivery for a repository this server does not serve: ignored");
+            let reason = format!("{repo} is not served by this server");
+            reply(StatusCode::ACCEPTED, "ignored", Some(reason))
+        }
+        None => reply(StatusCode::ACCEPTED, "ignored", None),
+    }
 }

@@ -18,6 +18,7 @@
 //! - [`queue`]: one pass per key at a time, retries, deadlines;
 //! - [`durable`]: the SQS queue replicas share, in front of [`queue`];
 //! - [`lease`]: which replica runs the periodic work;
+//! - [`hub`]: many repositories, each with its own config and reconciler;
 //! - [`sticky`], [`gate`], [`spec`]: what passes share.
 
 pub mod context;
@@ -25,6 +26,7 @@ pub mod durable;
 pub mod edge;
 pub mod error;
 pub mod gate;
+pub mod hub;
 pub mod lease;
 pub mod preview;
 pub mod production;

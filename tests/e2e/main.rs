@@ -27,5 +27,6 @@ mod one_off;
 mod preview;
 mod production;
 mod replicas;
+mod repos;
 mod service_role;
 mod webhook;

@@ -626,7 +626,7 @@ impl World {
     /// [`World::settle`], for work that may take up to `limit`.
     pub async fn settle_within(&self, limit: Duration) {
         let server = self.server.as_ref().expect("server running");
-        tokio::time::timeout(limit, server.queue().idle())
+        tokio::time::timeout(limit, server.idle())
             .await
             .expect("the queue settles");
         self.assert_alive();

@@ -175,6 +175,6 @@ pub(super) fn branch_json(base: &str, full: &str, name: &str, sha: &str) -> Valu
 }
 
 pub(super) fn installation_permissions() -> Value {
-    json!({ "contents": "read", "deployments": "write", "issues": "write", "metadata": "read",
+    json!({ "checks": "write", "contents": "read", "deployments": "write", "issues": "write", "metadata": "read",
         "pull_requests": "write", "statuses": "write" })
 }

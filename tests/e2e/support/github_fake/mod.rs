@@ -27,7 +27,9 @@
 
 mod api;
 mod apps;
+mod checks;
 mod comments;
+mod contents;
 mod control;
 mod deployments;
 mod json;
@@ -149,6 +151,38 @@ pub struct FakeStatus {
     pub created_at: DateTime<Utc>,
 }
 
+/// An annotation on a check run, as GitHub takes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FakeAnnotation {
+    pub path: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub start_column: Option<u32>,
+    pub end_column: Option<u32>,
+    pub annotation_level: String,
+    pub message: String,
+    pub title: Option<String>,
+    pub raw_details: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FakeCheckRun {
+    pub id: u64,
+    pub name: String,
+    pub head_sha: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    /// Every request's, in order.
+    pub annotations: Vec<FakeAnnotation>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The create and each update.
+    pub requests: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RecordedRequest {
     pub method: String,
@@ -202,9 +236,21 @@ struct Repo {
     reactions: Vec<(u64, String, String)>,
     deployments: Vec<FakeDeployment>,
     statuses: Vec<FakeStatus>,
+    /// Files by commit sha, then by path.
+    files: HashMap<String, BTreeMap<String, String>>,
+    check_runs: Vec<FakeCheckRun>,
 }
 
 impl Repo {
+    /// The files of commit `sha`; a commit the fake was told no files of
+    /// has the default branch's.
+    fn tree(&self, sha: &str) -> BTreeMap<String, String> {
+        (self.files.get(sha))
+            .or_else(|| self.files.get(&self.resolve(&self.default_branch)))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// 40-hex → itself; else branch head, else head of a PR with that head ref, else the ref.
     fn resolve(&self, git_ref: &str) -> String {
         let r = git_ref.strip_prefix("refs/heads/").unwrap_or(git_ref);
@@ -226,6 +272,22 @@ struct Db {
     failures: Option<(usize, Fault)>,
     chaos: Option<(Chaos, rand::rngs::StdRng)>,
     tokens_issued: usize,
+    /// The App's installations and the repositories each reaches; none
+    /// given, installation 1 reaches every repository.
+    installations: BTreeMap<u64, Vec<String>>,
+    /// Which installation each token issued belongs to.
+    tokens: HashMap<String, u64>,
+}
+
+impl Db {
+    /// The installations, as given or the default one.
+    fn installations(&self) -> BTreeMap<u64, Vec<String>> {
+        if self.installations.is_empty() {
+            let all = self.repos.values().map(|r| r.full_name.clone()).collect();
+            return BTreeMap::from([(1, all)]);
+        }
+        self.installations.clone()
+    }
 }
 
 impl Db {
@@ -494,6 +556,50 @@ impl GitHubFake {
             let rng = rand::rngs::StdRng::seed_from_u64(c.seed);
             (c, rng)
         });
+    }
+    /// Check runs created on `sha`, oldest first.
+    pub fn check_runs(&self, repo: &str, sha: &str) -> Vec<FakeCheckRun> {
+        let f = |r: &mut Repo| {
+            Ok((r.check_runs.iter())
+                .filter(|c| c.head_sha == sha)
+                .cloned()
+                .collect())
+        };
+        self.shared.repo(repo, f).unwrap_or_default()
+    }
+    /// Adds an installation of the App reaching `repos` (the default
+    /// installation 1, reaching every repository, is then gone).
+    pub fn add_installation(&self, id: u64, repos: &[&str]) {
+        let repos = repos.iter().map(|r| r.to_string()).collect();
+        self.shared.lock().installations.insert(id, repos);
+    }
+    /// Writes `path` into the commit `git_ref` resolves to (a branch's head, a PR's head, a
+    /// sha); a commit with no files yet starts from the default branch's.
+    pub fn set_file(&self, repo: &str, git_ref: &str, path: &str, text: &str) {
+        must(
+            "set_file",
+            self.shared.repo(repo, |r| {
+                let sha = r.resolve(git_ref);
+                let mut files = r.tree(&sha);
+                files.insert(path.into(), text.into());
+                Ok(r.files.insert(sha, files))
+            }),
+        );
+    }
+    /// A new commit on `branch` that writes `path`; returns its sha.
+    pub fn commit_file(&self, repo: &str, branch: &str, path: &str, text: &str) -> String {
+        must(
+            "commit_file",
+            self.shared.repo(repo, |r| {
+                let parent = r.resolve(branch);
+                let sha = fake_sha(&format!("{parent}:{path}:{text}"));
+                let mut files = r.tree(&parent);
+                files.insert(path.into(), text.into());
+                r.files.insert(sha.clone(), files);
+                r.branches.insert(branch.into(), sha.clone());
+                Ok(sha)
+            }),
+        )
     }
     pub fn installation_tokens_issued(&self) -> usize {
         self.shared.lock().tokens_issued

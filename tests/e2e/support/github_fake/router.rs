@@ -13,10 +13,15 @@ use axum::routing::{get, post};
 use chrono::Utc;
 
 use super::api::{ApiError, Sh, not_found};
-use super::apps::{create_token, get_app, get_installation, get_user, rate_limit};
+use super::apps::{
+    create_token, get_app, get_installation, get_user, list_installation_repositories,
+    list_installations, rate_limit,
+};
+use super::checks::{create_check_run, get_check_run, list_check_runs, update_check_run};
 use super::comments::{
     add_reaction, create_comment, edit_comment, get_comment, list_comments, list_reactions,
 };
+use super::contents::{get_contents, list_pull_files};
 use super::control::{fake_comments, fake_deployments, fake_post_pr, fake_requests};
 use super::deployments::{
     create_deployment, create_deployment_status, get_deployment, list_deployment_statuses,
@@ -68,7 +73,23 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route(&format!("{repo}/branches"), get(list_branches))
         .route(&format!("{repo}/branches/{{*name}}"), get(get_branch))
         .route(&format!("{repo}/installation"), get(get_installation))
+        .route(&format!("{repo}/contents/{{*path}}"), get(get_contents))
+        .route(&format!("{repo}/pulls/{{n}}/files"), get(list_pull_files))
+        .route(&format!("{repo}/check-runs"), post(create_check_run))
+        .route(
+            &format!("{repo}/check-runs/{{id}}"),
+            get(get_check_run).patch(update_check_run),
+        )
+        .route(
+            &format!("{repo}/commits/{{git_ref}}/check-runs"),
+            get(list_check_runs),
+        )
+        .route("/app/installations", get(list_installations))
         .route("/app/installations/{id}/access_tokens", post(create_token))
+        .route(
+            "/installation/repositories",
+            get(list_installation_repositories),
+        )
         .route("/rate_limit", get(rate_limit))
         .route("/user", get(get_user))
         .route("/app", get(get_app))

@@ -1,0 +1,547 @@
+//! Many repositories, one server: the repositories of the GitHub App's
+//! installations that match `repositories:`, each run under its own
+//! `.pullstack.yaml` with its own reconciler (context, queue, router).
+//!
+//! The hub is itself a reconciler over two kinds of key: the list of
+//! installations, and each repository. A repository's pass reads its
+//! `.pullstack.yaml` from the default branch (parsed again only when its
+//! blob SHA changes), starts or replaces the repository's reconciler when
+//! the config changed, and hands it the events that woke the pass. A
+//! broken config stops the repository's reconciler, leaving its
+//! environments as they are, and says so once on each pull request. A pull
+//! request that changes the file gets the `pullstack/config` Check Run.
+
+use super::durable::{Carried, Durable};
+use super::queue::{self, Action, OnError, Queue};
+use super::routing::{Route, Router};
+use super::{Ctx, Job, Mode};
+use crate::aws::Aws;
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, REPO_FILE};
+use crate::domain::naming::RepoName;
+use crate::domain::seal::Seal;
+use crate::github::checks::{Annotation, CheckRun, CheckStatus, Conclusion, Level, Output};
+use crate::github::client::{AppAuth, Forge, ForgeError, RepoFile, installations};
+use crate::github::events::{Event, PrAction};
+use crate::github::pacing::Limits;
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A key of the hub's queue.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HubJob {
+    /// List the App's installations and their repositories again.
+    Installations,
+    /// Look at one repository (by its lower-case `owner/name`): its config,
+    /// its reconciler, and the events that woke it.
+    Repo(String),
+}
+
+impl HubJob {
+    /// The key of `repo`'s events.
+    pub fn repo(repo: &RepoName) -> HubJob {
+        HubJob::Repo(key_of(repo))
+    }
+}
+
+impl fmt::Display for HubJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HubJob::Installations => f.write_str("the App's installations"),
+            HubJob::Repo(repo) => write!(f, "{repo}"),
+        }
+    }
+}
+
+/// The hub's work queue: each repository's events wait here until its
+/// config is read.
+pub type HubQueue = Queue<HubJob, Event>;
+
+/// What a hub pass can fail with: GitHub could not be asked.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct HubError(anyhow::Error);
+
+impl From<ForgeError> for HubError {
+    fn from(err: ForgeError) -> Self {
+        HubError(err.into())
+    }
+}
+
+/// What the hub is started with.
+pub struct HubOptions {
+    pub config: Arc<Config>,
+    pub github_api_url: String,
+    pub app: AppAuth,
+    pub aws: Aws,
+    pub clock: Clock,
+    pub webhook_secrets: Vec<SecretString>,
+    pub shutdown: CancellationToken,
+    pub shutdown_grace: Duration,
+}
+
+/// A repository's reconciler, run under one version of its config.
+struct Run {
+    /// The blob SHA of the `.pullstack.yaml` it runs under.
+    sha: String,
+    app: String,
+    router: Router,
+    queue: Queue<Job, Carried>,
+    stop: CancellationToken,
+}
+
+/// A `.pullstack.yaml` read once: the config it makes, or why it makes none.
+type Parsed = Result<Arc<Config>, String>;
+
+/// Every repository the server serves, and their reconcilers.
+pub struct Hub {
+    options: HubOptions,
+    /// Served repositories by lower-case name: the name as GitHub spells
+    /// it, and the installation it is reached through.
+    served: RwLock<BTreeMap<String, (RepoName, u64)>>,
+    /// One pacer per installation: GitHub's limits are per installation.
+    pacers: Mutex<HashMap<u64, Arc<Limits>>>,
+    /// The pacer of the App's own requests (listing installations).
+    app_pacer: Limits,
+    forges: Mutex<HashMap<String, Forge>>,
+    /// Each repository's `.pullstack.yaml`, by blob SHA, as last parsed.
+    parsed: Mutex<HashMap<String, (String, Parsed)>>,
+    runs: Mutex<HashMap<String, Run>>,
+    /// Every reconciler's queue task, for a graceful stop.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Hub {
+    pub fn new(options: HubOptions) -> Hub {
+        let writes = options.config.github.writes_per_minute;
+        Hub {
+            options,
+            served: RwLock::default(),
+            pacers: Mutex::default(),
+            app_pacer: Limits::new(writes),
+            forges: Mutex::default(),
+            parsed: Mutex::default(),
+            runs: Mutex::default(),
+            tasks: Mutex::default(),
+        }
+    }
+
+    /// Whether deliveries for `repo` are taken: it is in one of the App's
+    /// installations and matches `repositories:`.
+    pub fn serves(&self, repo: &RepoName) -> bool {
+        let served = self.served.read().expect("served lock");
+        served.contains_key(&key_of(repo))
+    }
+
+    /// Lists the installations again; returns the repositories served.
+    pub async fn refresh(&self) -> anyhow::Result<Vec<String>> {
+        let options = &self.options;
+        let listed = installations(&options.github_api_url, &options.app, &self.app_pacer).await?;
+        let globs = &options.config.repositories.0;
+        let mut served = BTreeMap::new();
+        for installation in listed {
+            for repo in installation.repositories {
+                if globs.matches(&repo.to_string()) {
+                    served.insert(key_of(&repo), (repo, installation.id));
+                } else {
+                    tracing::debug!(%repo, "not in repositories: ignored");
+                }
+            }
+        }
+        let gone: Vec<String> = {
+            let mut current = self.served.write().expect("served lock");
+            let gone = (current.keys())
+                .filter(|key| !served.contains_key(*key))
+                .cloned()
+                .collect();
+            *current = served.clone();
+            gone
+        };
+        for key in gone {
+            // Its environments stay: the App may be given the repository back.
+            tracing::info!(repo = key, "no longer served: its reconciler stops");
+            self.stop_run(&key);
+        }
+        tracing::info!(
+            repositories = served.len(),
+            "serving the App's repositories"
+        );
+        Ok(served.into_keys().collect())
+    }
+
+    /// Every reconciler's queue, for tests and metrics.
+    pub fn queues(&self) -> Vec<Queue<Job, Carried>> {
+        let runs = self.runs.lock().expect("runs lock");
+        runs.values().map(|run| run.queue.clone()).collect()
+    }
+
+    /// Waits until every repository's reconciler has stopped.
+    pub async fn stopped(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("tasks lock"));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    fn stop_run(&self, key: &str) {
+        if let Some(run) = self.runs.lock().expect("runs lock").remove(key) {
+            run.stop.cancel();
+        }
+    }
+
+    fn forge(&self, repo: &RepoName, installation: u64) -> anyhow::Result<Forge> {
+        let key = key_of(repo);
+        if let Some(forge) = self.forges.lock().expect("forges lock").get(&key) {
+            return Ok(forge.clone());
+        }
+        let limits = self.pacer(installation);
+        let options = &self.options;
+        let forge = Forge::for_installation(
+            &options.github_api_url,
+            repo.clone(),
+            &options.app,
+            installation,
+            limits,
+        )?;
+        let mut forges = self.forges.lock().expect("forges lock");
+        Ok(forges.entry(key).or_insert(forge).clone())
+    }
+
+    /// The pacer every repository of `installation` shares.
+    fn pacer(&self, installation: u64) -> Arc<Limits> {
+        let writes = self.options.config.github.writes_per_minute;
+        let mut pacers = self.pacers.lock().expect("pacers lock");
+        (pacers.entry(installation))
+            .or_insert_with(|| Arc::new(Limits::new(writes)))
+            .clone()
+    }
+
+    /// The config `file` makes for `repo`, parsed only when its blob SHA
+    /// is new.
+    fn parse(&self, repo: &RepoName, file: &RepoFile) -> Parsed {
+        let key = key_of(repo);
+        let mut parsed = self.parsed.lock().expect("parsed lock");
+        if let Some((sha, outcome)) = parsed.get(&key)
+            && *sha == file.sha
+        {
+            return outcome.clone();
+        }
+        metrics::counter!("pullstack_repo_config_parses_total", "repo" => repo.to_string())
+            .increment(1);
+        let outcome = (self.options.config.for_repository(repo, &file.text))
+            .map(Arc::new)
+            .map_err(|err| err.to_string());
+        parsed.insert(key, (file.sha.clone(), outcome.clone()));
+        outcome
+    }
+
+    /// The repository that already runs an app named `app`, other than `key`.
+    fn app_taken(&self, key: &str, app: &str) -> Option<String> {
+        let runs = self.runs.lock().expect("runs lock");
+        (runs.iter())
+            .find(|(other, run)| *other != key && run.app == app)
+            .map(|(other, _)| other.clone())
+    }
+
+    /// The reconciler of `key` under `config`: the running one if it runs
+    /// this version, else a new one (the old one stops; every step is
+    /// idempotent, so the new one takes over where it was).
+    fn run(
+        &self,
+        key: &str,
+        forge: Forge,
+        config: Arc<Config>,
+        sha: &str,
+    ) -> (Router, Queue<Job, Carried>) {
+        let mut runs = self.runs.lock().expect("runs lock");
+        if let Some(run) = runs.get(key)
+            && run.sha == sha
+        {
+            return (run.router.clone(), run.queue.clone());
+        }
+        if let Some(old) = runs.remove(key) {
+            tracing::info!(
+                repo = key,
+                "its .pullstack.yaml changed: its reconciler restarts"
+            );
+            old.stop.cancel();
+        }
+        let options = &self.options;
+        let router = crate::server::router(&config).expect("a merged config names its repository");
+        let ctx = Arc::new(Ctx::new(
+            config.clone(),
+            forge,
+            Aws::clone(&options.aws),
+            options.clock.clone(),
+            Mode::Serve,
+            Seal::new(options.webhook_secrets.iter().map(|s| s.expose_secret())),
+        ));
+        ctx.admissions.refresh_quotas(&ctx);
+        let stop = options.shutdown.child_token();
+        let (queue, task) = queue::start(
+            Arc::new(Durable::memory(ctx)),
+            crate::server::limits(&config),
+            options.clock.clone(),
+            stop.clone(),
+            options.shutdown_grace,
+        );
+        self.tasks.lock().expect("tasks lock").push(task);
+        queue.push(Job::Resync, None);
+        tracing::info!(repo = key, app = config.app, "serving");
+        runs.insert(
+            key.to_owned(),
+            Run {
+                sha: sha.to_owned(),
+                app: config.app.clone(),
+                router: router.clone(),
+                queue: queue.clone(),
+                stop,
+            },
+        );
+        (router, queue)
+    }
+
+    async fn repository(&self, key: &str, events: &[Event]) -> Result<Action<HubJob>, HubError> {
+        let served = self.served.read().expect("served lock").get(key).cloned();
+        let Some((repo, installation)) = served else {
+            tracing::info!(
+                repo = key,
+                "not served by this server: its events are ignored"
+            );
+            return Ok(Action::done());
+        };
+        let forge = self.forge(&repo, installation).map_err(HubError)?;
+        let branch = forge.default_branch().await?;
+        for event in events {
+            if let Event::PullRequest(pr) = event
+                && matches!(
+                    pr.action,
+                    PrAction::Opened | PrAction::Reopened | PrAction::Synchronize
+                )
+            {
+                self.check_config(key, &repo, &forge, &branch, pr.number, &pr.head_sha)
+                    .await?;
+            }
+        }
+        let Some(file) = forge.file(REPO_FILE, &branch).await? else {
+            tracing::info!(%repo, branch, "no {REPO_FILE} on its default branch: not served");
+            self.stop_run(key);
+            return Ok(Action::done());
+        };
+        let parsed =
+            self.parse(&repo, &file)
+                .and_then(|config| match self.app_taken(key, &config.app) {
+                    Some(other) => {
+                        let (line, column) = crate::config::key_position(&file.text, "app");
+                        let why = app_taken_by(&config.app, &other);
+                        Err(format!("{REPO_FILE}:{line}:{column}: {why}"))
+                    }
+                    None => Ok(config),
+                });
+        match parsed {
+            Ok(config) => {
+                let (router, queue) = self.run(key, forge, config, &file.sha);
+                for event in events {
+                    if let Route::Jobs(jobs) = router.route(event) {
+                        for (job, intent) in jobs {
+                            queue.push(job, intent.map(Carried::Intent));
+                        }
+                    }
+                }
+            }
+            Err(message) => {
+                tracing::warn!(%repo, error = message, "its config is broken: environments are left as they are");
+                self.stop_run(key);
+                for event in events {
+                    if let Event::PullRequest(pr) = event
+                        && !matches!(pr.action, PrAction::Closed { .. })
+                    {
+                        tell_broken(&forge, pr.number, &branch, &file.sha, &message).await?;
+                    }
+                }
+            }
+        }
+        Ok(Action::done())
+    }
+}
+
+impl Hub {
+    /// When PR `number` changes `.pullstack.yaml`, checks the file at its
+    /// head `sha` as it would run once merged, and reports it as the
+    /// `pullstack/config` Check Run on that commit (once per commit).
+    async fn check_config(
+        &self,
+        key: &str,
+        repo: &RepoName,
+        forge: &Forge,
+        branch: &str,
+        number: u64,
+        sha: &str,
+    ) -> Result<(), ForgeError> {
+        let files = forge.pull_request_files(number).await?;
+        let Some((_, change)) = files.iter().find(|(path, _)| path == REPO_FILE) else {
+            return Ok(());
+        };
+        if !forge.check_runs(sha, CONFIG_CHECK).await?.is_empty() {
+            return Ok(());
+        }
+        let file = match change.as_str() {
+            "removed" => None,
+            _ => forge.file(REPO_FILE, sha).await?,
+        };
+        let (conclusion, title, summary, annotations) = match file {
+            None => (
+                Conclusion::Neutral,
+                format!("This pull request removes {REPO_FILE}"),
+                format!(
+                    "Once it is on `{branch}`, pullstack stops serving {repo}; its environments \
+                     are left as they are."
+                ),
+                Vec::new(),
+            ),
+            Some(file) => match self.judge(key, repo, &file.text) {
+                Ok(app) => (
+                    Conclusion::Success,
+                    format!("{REPO_FILE} is valid"),
+                    format!("Once it is on `{branch}`, pullstack runs {repo} as app `{app}`."),
+                    Vec::new(),
+                ),
+                Err((line, column, message)) => (
+                    Conclusion::Failure,
+                    format!("{REPO_FILE} has an error"),
+                    format!(
+                        "```\n{REPO_FILE}:{line}:{column}: {message}\n```\n\nOnce it is on \
+                         `{branch}`, pullstack would leave {repo}'s environments as they are \
+                         until the file is fixed."
+                    ),
+                    vec![Annotation::at(
+                        REPO_FILE,
+                        line,
+                        column,
+                        Level::Failure,
+                        message,
+                    )],
+                ),
+            },
+        };
+        let run = CheckRun {
+            name: CONFIG_CHECK.to_owned(),
+            head_sha: sha.to_owned(),
+            status: CheckStatus::Completed,
+            conclusion: Some(conclusion),
+            output: Some(Output {
+                title,
+                summary,
+                annotations,
+            }),
+        };
+        forge.create_check_run(&run).await?;
+        Ok(())
+    }
+
+    /// The app `text` would run `repo` as, or where and why it cannot.
+    fn judge(&self, key: &str, repo: &RepoName, text: &str) -> Result<String, (u32, u32, String)> {
+        let config = match self.options.config.for_repository(repo, text) {
+            Ok(config) => config,
+            Err(ConfigError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            }) => return Err((line as u32, column as u32, message)),
+            Err(err) => return Err((1, 1, err.to_string())),
+        };
+        if let Some(other) = self.app_taken(key, &config.app) {
+            let (line, column) = crate::config::key_position(text, "app");
+            let message = app_taken_by(&config.app, &other);
+            return Err((line as u32, column as u32, message));
+        }
+        Ok(config.app)
+    }
+}
+
+/// The name of the Check Run that reports a changed `.pullstack.yaml`.
+pub const CONFIG_CHECK: &str = "pullstack/config";
+
+/// Says on PR `number`, once per broken version, that the repository's
+/// config is broken and its environments are left as they are.
+async fn tell_broken(
+    forge: &Forge,
+    number: u64,
+    branch: &str,
+    sha: &str,
+    message: &str,
+) -> Result<(), ForgeError> {
+    let marker = format!("<!-- pullstack:config-broken {sha} -->");
+    let me = forge.identity().await?;
+    let comments = forge.comments(number).await?;
+    if comments
+        .iter()
+        .any(|c| c.user.login == me && c.body.contains(&marker))
+    {
+        return Ok(());
+    }
+    let body = format!(
+        "{marker}\n**pullstack cannot read `{REPO_FILE}` on `{branch}`**, so it leaves this \
+         repository's environments as they are until it is fixed:\n\n```\n{message}\n```\n\n\
+         Run `pullstack config check` on the file, or see the `pullstack/config` check of the \
+         pull request that changes it."
+    );
+    forge.create_comment(number, &body).await?;
+    Ok(())
+}
+
+/// Why a repository cannot take `app`, which `other` runs.
+fn app_taken_by(app: &str, other: &str) -> String {
+    format!(
+        "app: {app:?} is already the app of {other}; stack names start with it, so give this \
+         repository an app name of its own"
+    )
+}
+
+/// The key a repository goes by: GitHub's names ignore case.
+fn key_of(repo: &RepoName) -> String {
+    repo.to_string().to_lowercase()
+}
+
+impl queue::Reconcile for Hub {
+    type Key = HubJob;
+    type Intent = Event;
+    type Error = HubError;
+
+    async fn reconcile(
+        &self,
+        job: HubJob,
+        events: &[Event],
+        _failures: u32,
+    ) -> Result<Action<HubJob>, HubError> {
+        match job {
+            HubJob::Installations => {
+                let served = self.refresh().await.map_err(HubError)?;
+                let interval = self.options.config.resync.interval;
+                Ok(Action::after(interval).waking(served.into_iter().map(HubJob::Repo)))
+            }
+            HubJob::Repo(key) => self.repository(&key, events).await,
+        }
+    }
+
+    /// GitHub unavailable or limiting: try again. Anything else (a
+    /// repository gone, a refusal) waits for the next delivery or resync
+    /// rather than asking again and again.
+    fn error_policy(&self, job: &HubJob, error: &HubError, failures: u32) -> OnError {
+        let transient = (error.0.chain())
+            .filter_map(|cause| cause.downcast_ref::<ForgeError>())
+            .any(ForgeError::is_transient);
+        if transient {
+            tracing::warn!(%job, failures, error = %error, "will try again");
+            OnError::Retry
+        } else {
+            tracing::warn!(%job, error = %error, "given up until the next delivery or resync");
+            OnError::GiveUp
+        }
+    }
+}
