@@ -9,10 +9,8 @@
 //! through to moto.
 
 use crate::support::World;
-use crate::support::mocks::{self, Scripted};
-use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
-use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
-use aws_sdk_cloudformation::types::{ResourceStatus, Stack, StackEvent, StackStatus, Tag};
+use crate::support::mocks::{self, Scripted, circuit_breaker_events, stack_in};
+use aws_sdk_cloudformation::types::StackStatus;
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
 use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
 use aws_sdk_ecs::types::{Container, Task, TaskStopCode};
@@ -22,64 +20,11 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetHealthStateEnum,
 };
 use aws_smithy_mocks::mock;
-use aws_smithy_types::DateTime;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const TASK_ID: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-
-fn stack_in(name: &str, status: StackStatus, sha: &str) -> DescribeStacksOutput {
-    let stack = Stack::builder()
-        .stack_name(name)
-        .stack_status(status)
-        .creation_time(DateTime::from_secs(chrono::Utc::now().timestamp()))
-        .tags(Tag::builder().key("pullstack:commit").value(sha).build())
-        .tags(
-            Tag::builder()
-                .key("pullstack:managed")
-                .value("true")
-                .build(),
-        )
-        .build();
-    DescribeStacksOutput::builder().stacks(stack).build()
-}
-
-/// What CloudFormation says of a circuit-breaker rollback: nothing a person
-/// can act on.
-fn circuit_breaker_events(name: &str) -> DescribeStackEventsOutput {
-    let event = |logical: &str, kind: &str, status: ResourceStatus, reason: &str| {
-        StackEvent::builder()
-            .stack_name(name)
-            .event_id(format!("{logical}-{}", status.as_str()))
-            .logical_resource_id(logical)
-            .resource_type(kind)
-            .resource_status(status)
-            .resource_status_reason(reason)
-            .timestamp(DateTime::from_secs(chrono::Utc::now().timestamp()))
-            .build()
-    };
-    DescribeStackEventsOutput::builder()
-        .stack_events(event(
-            name,
-            "AWS::CloudFormation::Stack",
-            ResourceStatus::RollbackComplete,
-            "",
-        ))
-        .stack_events(event(
-            "Service",
-            "AWS::ECS::Service",
-            ResourceStatus::CreateFailed,
-            "ECS Deployment Circuit Breaker was triggered",
-        ))
-        .stack_events(event(
-            name,
-            "AWS::CloudFormation::Stack",
-            ResourceStatus::CreateInProgress,
-            "User Initiated",
-        ))
-        .build()
-}
 
 fn stopped_task(reason: &str, code: TaskStopCode, exit: Option<i32>) -> DescribeTasksOutput {
     let mut container = Container::builder().name("app").last_status("STOPPED");

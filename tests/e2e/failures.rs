@@ -9,90 +9,31 @@
 //! (webhook in, ECR, GitHub fake out) is the same as in the other tests.
 
 use crate::support;
+use crate::support::mocks::{self, Scripted, circuit_breaker_events, stack_in};
 use crate::support::{World, eventually};
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::operation::continue_update_rollback::ContinueUpdateRollbackOutput;
 use aws_sdk_cloudformation::operation::create_stack::CreateStackError;
-use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
-use aws_sdk_cloudformation::operation::describe_stacks::{
-    DescribeStacksError, DescribeStacksOutput,
-};
+use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksError;
 use aws_sdk_cloudformation::operation::update_stack::UpdateStackError;
-use aws_sdk_cloudformation::types::{ResourceStatus, Stack, StackEvent, StackStatus, Tag};
-use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
-use aws_smithy_types::DateTime;
+use aws_sdk_cloudformation::types::StackStatus;
+use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_types::error::ErrorMetadata;
 use pullstack::aws::Aws;
-use pullstack::aws::stacks::Stacks;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The world's AWS clients, with CloudFormation answering `rules` first.
 fn mocked(world: &World, rules: &[&Rule]) -> Aws {
-    let mut interceptor = MockResponseInterceptor::new()
-        .rule_mode(RuleMode::MatchAny)
-        .allow_passthrough();
-    for rule in rules {
-        interceptor = interceptor.with_rule(rule);
-    }
-    let config = aws_sdk_cloudformation::config::Builder::from(&world.sdk)
-        .interceptor(interceptor)
-        .build();
-    let mut aws = Aws::from_config(&world.sdk);
-    aws.stacks = Stacks::new(Client::from_conf(config));
-    aws
-}
-
-fn stack_in(name: &str, status: StackStatus, sha: &str) -> DescribeStacksOutput {
-    let stack = Stack::builder()
-        .stack_name(name)
-        .stack_status(status)
-        .creation_time(DateTime::from_secs(chrono::Utc::now().timestamp()))
-        .tags(Tag::builder().key("pullstack:commit").value(sha).build())
-        .tags(
-            Tag::builder()
-                .key("pullstack:managed")
-                .value("true")
-                .build(),
-        )
-        .build();
-    DescribeStacksOutput::builder().stacks(stack).build()
-}
-
-fn failure_events(name: &str) -> DescribeStackEventsOutput {
-    let event = |logical: &str, kind: &str, status: ResourceStatus, reason: &str| {
-        StackEvent::builder()
-            .stack_name(name)
-            .event_id(format!("{logical}-{}", status.as_str()))
-            .logical_resource_id(logical)
-            .resource_type(kind)
-            .resource_status(status)
-            .resource_status_reason(reason)
-            .timestamp(DateTime::from_secs(chrono::Utc::now().timestamp()))
-            .build()
-    };
-    // Newest first, as CloudFormation lists them.
-    DescribeStackEventsOutput::builder()
-        .stack_events(event(
-            name,
-            "AWS::CloudFormation::Stack",
-            ResourceStatus::RollbackComplete,
-            "",
-        ))
-        .stack_events(event(
-            "Service",
-            "AWS::ECS::Service",
-            ResourceStatus::CreateFailed,
-            "ECS Deployment Circuit Breaker was triggered",
-        ))
-        .stack_events(event(
-            name,
-            "AWS::CloudFormation::Stack",
-            ResourceStatus::CreateInProgress,
-            "User Initiated",
-        ))
-        .build()
+    let cloudformation = rules.to_vec();
+    mocks::aws(
+        &world.sdk,
+        &Scripted {
+            cloudformation,
+            ..Scripted::default()
+        },
+    )
 }
 
 #[tokio::test]
@@ -112,7 +53,7 @@ async fn rollback_complete_is_reported_then_deleted_and_recreated() {
         .match_requests(move |r| r.stack_name() == Some(n.as_str()))
         .then_output({
             let n = world.stack_name(1);
-            move || failure_events(&n)
+            move || circuit_breaker_events(&n)
         });
     world
         .start_with(mocked(&world, &[&describe, &events]))

@@ -10,6 +10,7 @@
 //! reads stay off a PR's way runs through the fault proxy in front of moto.
 
 use crate::support::fault_proxy::{FaultProxy, Outcome};
+use crate::support::mocks::{self, Scripted};
 use crate::support::{WAIT, World, eventually, moto_endpoint};
 use aws_sdk_cloudformation::operation::describe_account_limits::DescribeAccountLimitsOutput as StackLimits;
 use aws_sdk_cloudformation::types::AccountLimit;
@@ -70,27 +71,12 @@ async fn beyond_the_limit_prs_wait_in_line_and_start_when_a_slot_frees() {
 /// The world's AWS clients, with quota calls answered by `elb` and `cfn`
 /// rules first.
 pub(crate) fn with_quotas(world: &World, elb: &[&Rule], cfn: &[&Rule]) -> Aws {
-    let interceptor = |rules: &[&Rule]| {
-        let mut interceptor = MockResponseInterceptor::new()
-            .rule_mode(RuleMode::MatchAny)
-            .allow_passthrough();
-        for rule in rules {
-            interceptor = interceptor.with_rule(rule);
-        }
-        interceptor
+    let scripted = Scripted {
+        elb: elb.to_vec(),
+        cloudformation: cfn.to_vec(),
+        ..Scripted::default()
     };
-    let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
-        .interceptor(interceptor(elb))
-        .build();
-    let cfn = aws_sdk_cloudformation::config::Builder::from(&world.sdk)
-        .interceptor(interceptor(cfn))
-        .build();
-    let mut aws = Aws::from_config(&world.sdk);
-    aws.quotas = Quotas::new(
-        aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
-        aws_sdk_cloudformation::Client::from_conf(cfn),
-    );
-    aws
+    mocks::aws(&world.sdk, &scripted)
 }
 
 pub(crate) fn elb_limit(max: &'static str) -> Rule {

@@ -3,9 +3,14 @@
 //! moto cannot produce (tasks that run and stop, unhealthy targets, stacks
 //! stuck in progress).
 
+use aws_sdk_cloudformation::operation::describe_stack_events::DescribeStackEventsOutput;
+use aws_sdk_cloudformation::operation::describe_stacks::DescribeStacksOutput;
+use aws_sdk_cloudformation::types::{ResourceStatus, Stack, StackEvent, StackStatus, Tag};
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode};
+use aws_smithy_types::DateTime;
 use pullstack::aws::Aws;
 use pullstack::aws::metered::Metered;
+use pullstack::aws::quotas::Quotas;
 use pullstack::aws::stacks::Stacks;
 use pullstack::aws::tasks::Tasks;
 
@@ -36,7 +41,6 @@ pub fn aws(sdk: &aws_config::SdkConfig, scripted: &Scripted<'_>) -> Aws {
         .interceptor(Metered)
         .interceptor(interceptor(&scripted.cloudformation))
         .build();
-    aws.stacks = Stacks::new(aws_sdk_cloudformation::Client::from_conf(cfn));
     let ecs = aws_sdk_ecs::config::Builder::from(sdk)
         .interceptor(Metered)
         .interceptor(interceptor(&scripted.ecs))
@@ -45,9 +49,13 @@ pub fn aws(sdk: &aws_config::SdkConfig, scripted: &Scripted<'_>) -> Aws {
         .interceptor(Metered)
         .interceptor(interceptor(&scripted.elb))
         .build();
+    let elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(elb);
+    let cfn = aws_sdk_cloudformation::Client::from_conf(cfn);
+    aws.stacks = Stacks::new(cfn.clone());
+    aws.quotas = Quotas::new(elb.clone(), cfn);
     aws.tasks = Tasks::new(
         aws_sdk_ecs::Client::from_conf(ecs),
-        aws_sdk_elasticloadbalancingv2::Client::from_conf(elb),
+        elb,
         aws_sdk_cloudwatchlogs::Client::from_conf(
             aws_sdk_cloudwatchlogs::config::Builder::from(sdk)
                 .interceptor(Metered)
@@ -91,4 +99,57 @@ pub async fn shared_output(world: &super::World, key: &str) -> String {
     let name = format!("{}-shared", world.app);
     let stack = world.aws.stacks.describe(&name).await.unwrap().unwrap();
     stack.output(key).unwrap().to_owned()
+}
+
+/// `DescribeStacks` of a managed stack `name` in `status` at commit `sha`.
+pub fn stack_in(name: &str, status: StackStatus, sha: &str) -> DescribeStacksOutput {
+    let stack = Stack::builder()
+        .stack_name(name)
+        .stack_status(status)
+        .creation_time(DateTime::from_secs(chrono::Utc::now().timestamp()))
+        .tags(Tag::builder().key("pullstack:commit").value(sha).build())
+        .tags(
+            Tag::builder()
+                .key("pullstack:managed")
+                .value("true")
+                .build(),
+        )
+        .build();
+    DescribeStacksOutput::builder().stacks(stack).build()
+}
+
+/// What CloudFormation says of a circuit-breaker rollback: nothing a person
+/// can act on.
+pub fn circuit_breaker_events(name: &str) -> DescribeStackEventsOutput {
+    let event = |logical: &str, kind: &str, status: ResourceStatus, reason: &str| {
+        StackEvent::builder()
+            .stack_name(name)
+            .event_id(format!("{logical}-{}", status.as_str()))
+            .logical_resource_id(logical)
+            .resource_type(kind)
+            .resource_status(status)
+            .resource_status_reason(reason)
+            .timestamp(DateTime::from_secs(chrono::Utc::now().timestamp()))
+            .build()
+    };
+    DescribeStackEventsOutput::builder()
+        .stack_events(event(
+            name,
+            "AWS::CloudFormation::Stack",
+            ResourceStatus::RollbackComplete,
+            "",
+        ))
+        .stack_events(event(
+            "Service",
+            "AWS::ECS::Service",
+            ResourceStatus::CreateFailed,
+            "ECS Deployment Circuit Breaker was triggered",
+        ))
+        .stack_events(event(
+            name,
+            "AWS::CloudFormation::Stack",
+            ResourceStatus::CreateInProgress,
+            "User Initiated",
+        ))
+        .build()
 }
