@@ -8,7 +8,7 @@
 //! references through verbatim instead of resolving them: the tests can
 //! therefore see that only the reference, never a secret value, was sent.
 
-use crate::support::edge::{edge_yaml, shards, zone};
+use crate::support::edge::{assert_own_balancer_gone, edge_yaml, shards, zone};
 use crate::support::{World, merge_yaml};
 use aws_sdk_elasticloadbalancingv2::Client as Elb;
 use aws_sdk_elasticloadbalancingv2::types::Rule;
@@ -73,6 +73,19 @@ fn condition<'a>(
     rule.conditions().iter().find(|c| c.field() == Some(field))
 }
 
+/// Access from 203.0.113.0/24 only, signed in through an OIDC provider
+/// whose client secret is `oidc_secret`, with CI's bypass in
+/// `bypass_secret`.
+fn oidc_access(oidc_secret: &str, bypass_secret: &str) -> String {
+    format!(
+        "    allow_cidrs: [203.0.113.0/24]\n    oidc:\n      issuer: https://idp.example.com\n      \
+         authorization_endpoint: https://idp.example.com/auth\n      \
+         token_endpoint: https://idp.example.com/token\n      \
+         user_info_endpoint: https://idp.example.com/userinfo\n      client_id: previews\n      \
+         client_secret_arn: {oidc_secret}\n    bypass_secret_arn: {bypass_secret}\n"
+    )
+}
+
 /// Attack: anyone who finds a preview's URL reaches unreleased code. With
 /// OIDC and source ranges, the preview's rule signs people in first and
 /// admits only those ranges; CI gets past both with the bypass header,
@@ -83,14 +96,7 @@ async fn an_oidc_preview_signs_in_first_and_ci_bypasses_it_with_a_header() {
     let zone = zone("oidc").await;
     let mut world = World::new("oidc", &edge_yaml(&zone, "")).await;
     let (oidc_secret, bypass_secret) = (secret(&world, "oidc"), secret(&world, "ci"));
-    let access = format!(
-        "    allow_cidrs: [203.0.113.0/24]\n    oidc:\n      issuer: https://idp.example.com\n      \
-         authorization_endpoint: https://idp.example.com/auth\n      \
-         token_endpoint: https://idp.example.com/token\n      \
-         user_info_endpoint: https://idp.example.com/userinfo\n      client_id: previews\n      \
-         client_secret_arn: {oidc_secret}\n    bypass_secret_arn: {bypass_secret}\n"
-    );
-    with_access(&mut world, &access);
+    with_access(&mut world, &oidc_access(&oidc_secret, &bypass_secret));
     world.start().await;
     world.open_pr(1).await;
     world.wait_comment(1, "Ready").await;
@@ -383,14 +389,7 @@ async fn a_dedicated_preview_signs_in_on_its_own_https_load_balancer() {
     let zone = zone("private").await;
     let mut world = World::new("private", &edge_yaml(&zone, "  mode: dedicated\n")).await;
     let (oidc_secret, bypass_secret) = (secret(&world, "oidc"), secret(&world, "ci"));
-    let access = format!(
-        "    allow_cidrs: [203.0.113.0/24]\n    oidc:\n      issuer: https://idp.example.com\n      \
-         authorization_endpoint: https://idp.example.com/auth\n      \
-         token_endpoint: https://idp.example.com/token\n      \
-         user_info_endpoint: https://idp.example.com/userinfo\n      client_id: previews\n      \
-         client_secret_arn: {oidc_secret}\n    bypass_secret_arn: {bypass_secret}\n"
-    );
-    with_access(&mut world, &access);
+    with_access(&mut world, &oidc_access(&oidc_secret, &bypass_secret));
     world.start().await;
     world.open_pr(1).await;
     let host = format!("pr-1.{}", zone.name);
@@ -527,28 +526,7 @@ async fn a_dedicated_preview_signs_in_on_its_own_https_load_balancer() {
     let after = world.wait_stack_at(1, &sha).await;
     world.settle().await;
     assert!(after.output("LoadBalancerArn").is_none());
-    let gone = elb
-        .describe_load_balancers()
-        .load_balancer_arns(&balancer)
-        .send()
-        .await;
-    assert!(gone.is_err(), "its own load balancer is left: {gone:?}");
-    let resources = world
-        .aws
-        .stacks
-        .resources(&world.stack_name(1))
-        .await
-        .unwrap();
-    for kind in [
-        "AWS::ElasticLoadBalancingV2::LoadBalancer ",
-        "AWS::ElasticLoadBalancingV2::Listener ",
-        "AWS::ElasticLoadBalancingV2::TargetGroup TargetGroup",
-    ] {
-        assert!(
-            !resources.iter().any(|r| r.starts_with(kind)),
-            "{kind} still in the stack: {resources:?}"
-        );
-    }
+    assert_own_balancer_gone(&world, 1, &balancer).await;
     // moto 5.2.5 modifies a listener rule in place when its ListenerArn
     // changes (AWS replaces it on the new listener), so where the rules
     // went is read from the stack's parameters.

@@ -7,7 +7,7 @@
 //! the ACM API and gives its ARN as `edge.certificate_arn`
 //! (`support::edge`).
 
-use crate::support::edge::{edge_yaml, shards, zone};
+use crate::support::edge::{assert_own_balancer_gone, edge_yaml, shards, zone};
 use crate::support::{WAIT, World, eventually};
 use aws_sdk_elasticloadbalancingv2::Client as Elb;
 use std::collections::{BTreeMap, BTreeSet};
@@ -237,32 +237,7 @@ async fn switching_a_live_preview_to_the_edge_leaves_nothing_behind() {
 
     // Its own load balancer went with the update, and the stack holds
     // only what shared mode needs.
-    let elb = Elb::new(&world.sdk);
-    let gone = elb
-        .describe_load_balancers()
-        .load_balancer_arns(&own_balancer)
-        .send()
-        .await;
-    assert!(
-        gone.is_err(),
-        "the dedicated load balancer is left: {gone:?}"
-    );
-    let resources = world
-        .aws
-        .stacks
-        .resources(&world.stack_name(1))
-        .await
-        .unwrap();
-    for kind in [
-        "AWS::ElasticLoadBalancingV2::LoadBalancer ",
-        "AWS::ElasticLoadBalancingV2::Listener ",
-        "AWS::ElasticLoadBalancingV2::TargetGroup TargetGroup",
-    ] {
-        assert!(
-            !resources.iter().any(|r| r.starts_with(kind)),
-            "{kind} still in the stack: {resources:?}"
-        );
-    }
+    assert_own_balancer_gone(&world, 1, &own_balancer).await;
     let new_group = after.output("TargetGroupArn").unwrap();
     assert_ne!(new_group, own_group);
     // moto 5.2.5 never deletes a target group CloudFormation made (it has

@@ -81,3 +81,29 @@ pub async fn shards(world: &World) -> BTreeMap<u32, pullstack::aws::stacks::Stac
         .filter_map(|s| Some((s.name.strip_prefix(&prefix)?.parse().ok()?, s)))
         .collect()
 }
+
+/// Asserts that preview `number` left its own load balancer (`balancer`)
+/// behind on the move to the shared edge: it is gone, and the stack holds
+/// no load balancer, listener or own target group any more.
+pub async fn assert_own_balancer_gone(world: &World, number: u64, balancer: &str) {
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&world.sdk);
+    let gone = elb
+        .describe_load_balancers()
+        .load_balancer_arns(balancer)
+        .send()
+        .await;
+    assert!(gone.is_err(), "its own load balancer is left: {gone:?}");
+    let resources = (world.aws.stacks.resources(&world.stack_name(number)))
+        .await
+        .unwrap();
+    for kind in [
+        "AWS::ElasticLoadBalancingV2::LoadBalancer ",
+        "AWS::ElasticLoadBalancingV2::Listener ",
+        "AWS::ElasticLoadBalancingV2::TargetGroup TargetGroup",
+    ] {
+        assert!(
+            !resources.iter().any(|r| r.starts_with(kind)),
+            "{kind} still in the stack: {resources:?}"
+        );
+    }
+}
