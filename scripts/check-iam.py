@@ -21,6 +21,7 @@ Run with the project venv's python (scripts/setup-tools.sh), from anywhere:
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import pathlib
 import re
@@ -443,6 +444,45 @@ def check_trust(name: str, principal: dict, conditions: dict) -> None:
 # --------------------------------------------------------------- parliament
 
 
+def shared_roles() -> list[str]:
+    """The names CloudFormation gives the shared stack's IAM roles
+    (`<stack>-<logical id>-<suffix>`), for the example stack APP-shared."""
+    template = yaml.safe_load((ROOT / SHARED).read_text())
+    return [
+        f"APP-shared-{logical}-EXAMPLE"
+        for logical, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::IAM::Role"
+    ]
+
+
+def check_shared_roles() -> None:
+    """Each action a policy grants on one of the shared stack's roles, it
+    grants on all of them: a role added to the template, or renamed, must
+    not be left to a pattern that names only the others."""
+    roles = shared_roles()
+    for path in sorted(IAM.rglob("*-policy.json")):
+        granted: dict[str, set[str]] = {}
+        for statement in statements(load(path)):
+            if statement.get("Effect") != "Allow":
+                continue
+            patterns = [
+                r.split(":role/", 1)[1]
+                for r in as_list(statement.get("Resource", []))
+                if ":role/APP-shared-" in r
+            ]
+            for action in as_list(statement.get("Action", [])):
+                for role in roles:
+                    if any(fnmatch.fnmatchcase(role, p) for p in patterns):
+                        granted.setdefault(action, set()).add(role)
+        for action, covered in sorted(granted.items()):
+            for role in roles:
+                if role not in covered:
+                    fail(
+                        f"{path.relative_to(ROOT)}: grants {action} on some of the shared stack's "
+                        f"roles but not on {role.removesuffix('-EXAMPLE')}-*"
+                    )
+
+
 def lint() -> None:
     """parliament with the community auditors, minus the documented exceptions.
 
@@ -497,6 +537,7 @@ def main() -> int:
     }
     for name, need in policies.items():
         check_policy(name, need, database)
+    check_shared_roles()
     listed = {str(p.relative_to(IAM)) for p in IAM.rglob("*-policy.json")}
     trust = {
         "service-role/cloudformation-role-trust-policy.json",
