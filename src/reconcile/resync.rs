@@ -82,13 +82,15 @@ pub async fn pass(ctx: &Ctx) -> Result<Action> {
     Ok(action.waking(jobs))
 }
 
-/// The environments of the previews' database clones this repository owns.
+/// The environments of the previews' database clones this app owns.
 async fn orphaned_clones(ctx: &Ctx) -> Result<impl Iterator<Item = EnvKey>> {
     let clones = (ctx.aws.databases)
         .list_tagged(tag::REPO, &ctx.config.repository)
         .await?;
     Ok(clones.into_iter().filter_map(|clone| {
-        if clone.tag(tag::MANAGED) != Some("true") {
+        if clone.tag(tag::MANAGED) != Some("true")
+            || clone.tag(tag::APP) != Some(ctx.config.app.as_str())
+        {
             return None;
         }
         match clone.tag(tag::ENV).and_then(EnvKey::from_tag_value) {

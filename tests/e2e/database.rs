@@ -105,7 +105,14 @@ async fn a_preview_gets_a_clone_that_sleeps_wakes_and_goes_with_it() {
     let (mut world, source) = world_with_source("db").await;
     world.start().await;
     world.open_pr(1).await;
-    world.wait_comment(1, "Ready").await;
+    let ready = world.wait_comment(1, "Ready").await;
+    assert!(
+        ready
+            .body
+            .contains("· database 0.5 ACU Serverless v2, 1 GB standard storage $0.0601"),
+        "the estimate counts the clone: {}",
+        ready.body
+    );
 
     let clone = clone_of(&world, 1).await.expect("a clone of the source");
     assert_eq!(clone.status(), Some("available"));
@@ -118,6 +125,7 @@ async fn a_preview_gets_a_clone_that_sleeps_wakes_and_goes_with_it() {
     assert_eq!(tags.get("pullstack:managed"), Some(&"true"));
     assert_eq!(tags.get("pullstack:repo"), Some(&world.repo.as_str()));
     assert_eq!(tags.get("pullstack:env"), Some(&"pr/1"));
+    assert_eq!(tags.get("pullstack:app"), Some(&world.app.as_str()));
     assert_eq!(clone.db_cluster_members().len(), 1, "one instance");
     let shared = world
         .aws
@@ -159,7 +167,12 @@ async fn a_preview_gets_a_clone_that_sleeps_wakes_and_goes_with_it() {
 
     // Idle for a day: scaled to zero, the clone stopped.
     world.advance(DAY + HOUR);
-    world.wait_comment(1, "Asleep").await;
+    let asleep = world.wait_comment(1, "Asleep").await;
+    assert!(
+        asleep.body.contains("· database stopped"),
+        "{}",
+        asleep.body
+    );
     wait_clone_status(&world, 1, "stopped").await;
 
     // Woken: the clone is started before the service scales up.
@@ -205,6 +218,7 @@ async fn the_resync_deletes_an_orphaned_clone() {
         .use_latest_restorable_time(true)
         .tags(tag("pullstack:managed", "true"))
         .tags(tag("pullstack:repo", &world.repo))
+        .tags(tag("pullstack:app", &world.app))
         .tags(tag("pullstack:env", "pr/7"))
         .send()
         .await
@@ -219,6 +233,7 @@ async fn the_resync_deletes_an_orphaned_clone() {
         .use_latest_restorable_time(true)
         .tags(tag("pullstack:managed", "true"))
         .tags(tag("pullstack:repo", "octo/someone-else"))
+        .tags(tag("pullstack:app", &world.app))
         .tags(tag("pullstack:env", "pr/7"))
         .send()
         .await

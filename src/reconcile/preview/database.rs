@@ -116,6 +116,7 @@ impl Pass<'_> {
         let mut tags = BTreeMap::from([
             (tag::MANAGED.to_owned(), "true".to_owned()),
             (tag::REPO.to_owned(), config.repository.clone()),
+            (tag::APP.to_owned(), config.app.clone()),
             (tag::ENV.to_owned(), self.env.key.tag_value()),
             (tag::ROLE.to_owned(), "preview".to_owned()),
         ]);
