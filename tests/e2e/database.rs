@@ -7,8 +7,15 @@
 
 use crate::support::github_fake::FakePr;
 use crate::support::{WAIT, WRITER, World, eventually, merge_yaml};
-use aws_sdk_rds::types::Tag;
+use aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput;
+use aws_sdk_rds::types::{DbCluster, Tag};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
+use pullstack::aws::Aws;
+use pullstack::aws::databases::Databases;
+use pullstack::aws::metered::Metered;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -262,4 +269,113 @@ async fn the_resync_deletes_an_orphaned_clone() {
     };
     assert!(!exists(orphan).await, "the orphaned clone is deleted");
     assert!(exists(foreign).await, "another repository's clone stays");
+}
+
+/// The world's AWS clients, with RDS answering `rules` first
+/// (aws-smithy-mocks on the real client; every other call reaches moto):
+/// for a state moto's RDS never shows (a clone still being created).
+fn rds_scripted(world: &World, rules: &[&Rule]) -> Aws {
+    let mut interceptor = MockResponseInterceptor::new()
+        .rule_mode(RuleMode::MatchAny)
+        .allow_passthrough();
+    for rule in rules {
+        interceptor = interceptor.with_rule(rule);
+    }
+    let config = aws_sdk_rds::config::Builder::from(&world.sdk)
+        .interceptor(Metered)
+        .interceptor(interceptor)
+        .build();
+    let mut aws = Aws::from_config(&world.sdk);
+    aws.databases = Databases::new(aws_sdk_rds::Client::from_conf(config));
+    aws
+}
+
+/// Uses aws-smithy-mocks: RDS answers that the clone is still being
+/// created until the test lets it be available.
+#[tokio::test]
+async fn the_deploy_waits_for_the_clone_and_says_so() {
+    let (mut world, _) = world_with_source("dbwait").await;
+    let creating = Arc::new(AtomicBool::new(true));
+    let (flag, id) = (creating.clone(), format!("{}-pr-1", world.app));
+    let describe = mock!(aws_sdk_rds::Client::describe_db_clusters)
+        .match_requests(move |r| {
+            flag.load(Ordering::SeqCst) && r.db_cluster_identifier() == Some(id.as_str())
+        })
+        .sequence()
+        .output({
+            let id = format!("{}-pr-1", world.app);
+            move || {
+                DescribeDbClustersOutput::builder()
+                    .db_clusters(
+                        DbCluster::builder()
+                            .db_cluster_identifier(&id)
+                            .status("creating")
+                            .engine("aurora-postgresql")
+                            .build(),
+                    )
+                    .build()
+            }
+        })
+        .repeatedly()
+        .build();
+    world.start_with(rds_scripted(&world, &[&describe])).await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "creating the database").await;
+    world.settle().await;
+    assert!(
+        world.stack(1).await.is_none(),
+        "no stack before the database is available"
+    );
+    creating.store(false, Ordering::SeqCst);
+    world.wait_comment(1, "Ready").await;
+    let env = task_env(&world, 1).await;
+    assert!(env.contains_key("DATABASE_HOST"), "{env:?}");
+}
+
+/// A delete RDS refuses (here: someone turned deletion protection on)
+/// does not hold the stack back, and is retried until the clone is gone.
+#[tokio::test]
+async fn a_refused_clone_delete_is_retried_until_it_is_gone() {
+    let (mut world, _) = world_with_source("dbdelete").await;
+    world.start().await;
+    world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    let id = format!("{}-pr-1", world.app);
+    let protect = |on: bool| {
+        let (client, id) = (rds(&world), id.clone());
+        async move {
+            client
+                .modify_db_cluster()
+                .db_cluster_identifier(id)
+                .deletion_protection(on)
+                .send()
+                .await
+                .expect("modify the clone");
+        }
+    };
+    protect(true).await;
+    world.close(1, true).await;
+    world.wait_stack_gone(1).await;
+    let deletes = || async {
+        world
+            .aws_requests()
+            .await
+            .iter()
+            .filter(|((_, operation), _)| operation == "DeleteDBCluster")
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    eventually("the refused delete is tried again", WAIT, || async {
+        deletes().await >= 3
+    })
+    .await;
+    assert!(
+        clone_of(&world, 1).await.is_some(),
+        "refused, so still there"
+    );
+    protect(false).await;
+    eventually("the clone is deleted", WAIT, || async {
+        clone_of(&world, 1).await.is_none()
+    })
+    .await;
 }
