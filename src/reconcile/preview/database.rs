@@ -40,6 +40,11 @@ impl Pass<'_> {
         let databases = &self.ctx.aws.databases;
         let id = self.clone_id();
         let Some(cluster) = databases.describe(&id).await? else {
+            if scale == Scale::Zero {
+                // Not made for an environment going to sleep: it is when
+                // the environment wakes.
+                return Ok(Ok(BTreeMap::new()));
+            }
             self.create_clone(&config, &id).await?;
             return self.database_wait(sha, "creating the database").await;
         };
