@@ -53,6 +53,7 @@ IAM_PREFIX = {
     "aws-sdk-elasticloadbalancingv2": "elasticloadbalancing",
     # A dev-dependency: the tests read roles' policies back from moto.
     "aws-sdk-iam": "iam",
+    "aws-sdk-rds": "rds",
     "aws-sdk-route53": "route53",
     "aws-sdk-sqs": "sqs",
     "aws-sdk-dynamodb": "dynamodb",
@@ -526,13 +527,18 @@ def main() -> int:
     everything, bootstrap, preview = code_needs(crates)
     database = iam_database()
     pass_role = {"iam:PassRole"}
+    # RDS authorises the tags given with RestoreDBClusterToPointInTime and
+    # CreateDBInstance (the previews' database clones) as this action too.
+    tag_on_create = {"rds:AddTagsToResource"}
     policies = {
-        "serve-policy.json": Need(code=everything, templates=[PREVIEW, EDGE]),
+        "serve-policy.json": Need(code=everything, templates=[PREVIEW, EDGE], extra=tag_on_create),
         "bootstrap-policy.json": Need(code=bootstrap, templates=[SHARED]),
-        "service-role/serve-policy.json": Need(code=everything, extra=pass_role),
+        "service-role/serve-policy.json": Need(code=everything, extra=pass_role | tag_on_create),
         "service-role/bootstrap-policy.json": Need(code=bootstrap, extra=pass_role),
         "service-role/cloudformation-role-policy.json": Need(templates=[PREVIEW, SHARED, EDGE]),
-        "github/preview-role-policy.json": Need(code=preview, templates=[PREVIEW, EDGE]),
+        "github/preview-role-policy.json": Need(
+            code=preview, templates=[PREVIEW, EDGE], extra=tag_on_create
+        ),
         "github/image-push-policy.json": Need(extra=action_yml_needs()),
     }
     for name, need in policies.items():

@@ -2,6 +2,7 @@
 //! honoured (credential chain, region, `AWS_ENDPOINT_URL`), so the same
 //! binary runs against AWS or a local emulator.
 
+pub mod databases;
 pub mod edge;
 pub mod error;
 pub mod health;
@@ -28,6 +29,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Aws {
     pub stacks: stacks::Stacks,
+    /// The previews' Aurora clones.
+    pub databases: databases::Databases,
     pub edge: edge::Edge,
     pub images: images::Images,
     pub services: services::Services,
@@ -103,6 +106,9 @@ impl Aws {
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(config)
             .interceptor(Metered)
             .build();
+        let rds = aws_sdk_rds::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
         let cloudformation = aws_sdk_cloudformation::Client::from_conf(cloudformation);
         let elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(elb);
         let registry = registry::Registry::new(aws_sdk_ecr::Client::from_conf(ecr.clone()));
@@ -113,6 +119,7 @@ impl Aws {
             usage,
             quotas: quotas::Quotas::new(elb.clone(), cloudformation.clone()),
             stacks: stacks::Stacks::new(cloudformation),
+            databases: databases::Databases::new(aws_sdk_rds::Client::from_conf(rds)),
             edge: edge::Edge::new(elb.clone()),
             images: images::Images::new(aws_sdk_ecr::Client::from_conf(ecr)),
             services: services::Services::new(ecs.clone()),

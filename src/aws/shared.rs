@@ -15,6 +15,9 @@ pub struct Shared {
     pub log_group: String,
     /// The subnets every environment's service runs in.
     pub subnets: Vec<String>,
+    /// Where previews' database clones go: the DB subnet group and the
+    /// security group. `None` from a shared stack made before they existed.
+    pub database: Option<(String, String)>,
 }
 
 impl Shared {
@@ -36,6 +39,9 @@ impl Shared {
             cluster_name: output("ClusterName")?,
             log_group: output("LogGroupName")?,
             subnets: vec![output("SubnetA")?, output("SubnetB")?],
+            database: output("DatabaseSubnetGroupName")
+                .ok()
+                .zip(output("DatabaseSecurityGroupId").ok()),
         })
     }
 

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 pub mod tag {
     pub const MANAGED: &str = "pullstack:managed";
     pub const REPO: &str = "pullstack:repo";
+    /// The app (`app` in the config) a database clone belongs to.
+    pub const APP: &str = "pullstack:app";
     pub const ENV: &str = "pullstack:env";
     pub const PR: &str = "pullstack:pr";
     pub const COMMIT: &str = "pullstack:commit";

@@ -74,6 +74,55 @@ pub struct PreviewConfig {
     /// dropping its schema in a shared database). Best effort: its failure
     /// is shown on the PR, and the teardown goes on. Default: none.
     pub on_delete: Option<OneOffTask>,
+    /// A database of its own for each environment: an Aurora copy-on-write
+    /// clone of an existing cluster, created before the service is
+    /// deployed, stopped while the environment sleeps and deleted with it.
+    /// Default: none.
+    pub database: Option<DatabaseConfig>,
+}
+
+/// Each environment's Aurora clone.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// The DB cluster identifier of the Aurora cluster to clone. Required.
+    pub clone_from: String,
+    /// The clone's one instance: `db.serverless` (Aurora Serverless v2) or
+    /// a provisioned class such as `db.t4g.medium`. Default: "db.serverless".
+    #[serde(default = "DatabaseConfig::default_instance_class")]
+    pub instance_class: String,
+    /// The database name the app is given as `DATABASE_NAME`. Default: the
+    /// source cluster's.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Serverless v2 minimum capacity, in ACUs. Default: 0.5.
+    #[serde(default = "DatabaseConfig::default_min_acu")]
+    pub min_acu: f64,
+    /// Serverless v2 maximum capacity, in ACUs. Default: 2.
+    #[serde(default = "DatabaseConfig::default_max_acu")]
+    pub max_acu: f64,
+}
+
+impl DatabaseConfig {
+    /// The instance class of Aurora Serverless v2.
+    pub const SERVERLESS: &str = "db.serverless";
+
+    fn default_instance_class() -> String {
+        Self::SERVERLESS.into()
+    }
+
+    fn default_min_acu() -> f64 {
+        0.5
+    }
+
+    fn default_max_acu() -> f64 {
+        2.0
+    }
+
+    /// Whether the clone's instance is Aurora Serverless v2.
+    pub fn serverless(&self) -> bool {
+        self.instance_class == Self::SERVERLESS
+    }
 }
 
 /// A command run once as a Fargate task with the environment's task
@@ -195,6 +244,7 @@ impl Default for PreviewConfig {
             access: AccessConfig::default(),
             before_traffic: None,
             on_delete: None,
+            database: None,
         }
     }
 }

@@ -68,6 +68,74 @@ impl Config {
                 return Err((field, "timeout must be between 1s and 24h".into()));
             }
         }
+        if let Some(database) = &self.preview.database {
+            use crate::domain::database::is_valid_identifier;
+            if !is_valid_identifier(&database.clone_from) {
+                return Err((
+                    "preview.database.clone_from",
+                    format!(
+                        "{:?} must be a DB cluster identifier: 1-63 letters, digits or single \
+                         hyphens, starting with a letter",
+                        database.clone_from
+                    ),
+                ));
+            }
+            if !is_valid_identifier(&self.app) {
+                return Err((
+                    "app",
+                    format!(
+                        "{:?} names each preview's database clone, so it may not have two \
+                         dashes in a row or end with one",
+                        self.app
+                    ),
+                ));
+            }
+            let class_ok = database.instance_class.starts_with("db.")
+                && database.instance_class.len() > 3
+                && (database.instance_class.chars()).all(|c| c.is_ascii_alphanumeric() || c == '.');
+            if !class_ok {
+                return Err((
+                    "preview.database.instance_class",
+                    format!(
+                        "{:?} must be an RDS instance class such as db.serverless or db.t4g.medium",
+                        database.instance_class
+                    ),
+                ));
+            }
+            let name_ok = |n: &str| {
+                !n.is_empty()
+                    && n.len() <= 63
+                    && n.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            };
+            if let Some(name) = database.name.as_deref().filter(|n| !name_ok(n)) {
+                return Err((
+                    "preview.database.name",
+                    format!(
+                        "{name:?} must be 1-63 letters, digits or underscores, starting with a letter"
+                    ),
+                ));
+            }
+            let acu_ok = |acu: f64| (0.0..=256.0).contains(&acu) && (acu * 2.0).fract() == 0.0;
+            if !acu_ok(database.min_acu) {
+                return Err((
+                    "preview.database.min_acu",
+                    "must be 0 to 256 in steps of 0.5".into(),
+                ));
+            }
+            if !acu_ok(database.max_acu) || database.max_acu < 1.0 {
+                return Err((
+                    "preview.database.max_acu",
+                    "must be 1 to 256 in steps of 0.5".into(),
+                ));
+            }
+            if database.max_acu < database.min_acu {
+                return Err((
+                    "preview.database.max_acu",
+                    "must be at least min_acu".into(),
+                ));
+            }
+        }
         if self.preview.port == 0 {
             return Err(("port", "must be between 1 and 65535".into()));
         }

@@ -5,6 +5,17 @@
 //! IPv4 addresses of both) and says which prices it used. On the shared
 //! edge, the load balancer and its addresses are divided over the previews
 //! on it.
+//!
+//! A preview's database clone (`preview.database`) is counted as Aurora
+//! Serverless v2 at its minimum capacity (`min_acu`), which is what an idle
+//! preview's clone scales down to, plus the storage it holds of its own:
+//! a copy-on-write clone shares its source's pages and pays only for those
+//! it writes, assumed to be `aurora_clone_gb`. Storage is priced as
+//! standard, or as I/O-Optimized when `aurora_io_optimized` says the source
+//! uses it (a clone keeps its source's storage type); standard storage's
+//! per-request I/O charge is left out, a quiet preview makes few. A stopped
+//! clone (the environment asleep) costs its storage only. A provisioned
+//! instance class is not priced, and the estimate says so.
 
 use serde::Deserialize;
 use std::fmt;
@@ -28,6 +39,20 @@ pub struct Prices {
     pub alb_lcu_hour: f64,
     /// One public IPv4 address, per hour. Default: 0.005.
     pub public_ipv4_hour: f64,
+    /// Aurora Serverless v2, per ACU-hour, standard storage. Default: 0.12.
+    pub aurora_acu_hour: f64,
+    /// Aurora Serverless v2, per ACU-hour, I/O-Optimized. Default: 0.156.
+    pub aurora_io_optimized_acu_hour: f64,
+    /// Aurora standard storage, per GB-month. Default: 0.10.
+    pub aurora_storage_gb_month: f64,
+    /// Aurora I/O-Optimized storage, per GB-month. Default: 0.225.
+    pub aurora_io_optimized_storage_gb_month: f64,
+    /// Whether the cloned cluster uses Aurora I/O-Optimized storage (its
+    /// clones do too). Default: false.
+    pub aurora_io_optimized: bool,
+    /// The GB a clone writes of its own; copy-on-write shares the rest
+    /// with its source. Default: 1.
+    pub aurora_clone_gb: f64,
     /// Where the prices come from, shown with the estimate.
     /// Default: "AWS list prices, us-east-1".
     pub source: String,
@@ -43,6 +68,12 @@ impl Default for Prices {
             alb_hour: 0.0225,
             alb_lcu_hour: 0.008,
             public_ipv4_hour: 0.005,
+            aurora_acu_hour: 0.12,
+            aurora_io_optimized_acu_hour: 0.156,
+            aurora_storage_gb_month: 0.10,
+            aurora_io_optimized_storage_gb_month: 0.225,
+            aurora_io_optimized: false,
+            aurora_clone_gb: 1.0,
             source: "AWS list prices, us-east-1".into(),
         }
     }
@@ -58,6 +89,68 @@ pub struct Shape {
     pub spot: bool,
 }
 
+/// A preview's database clone, as priced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Database {
+    /// The instance class: `db.serverless` is priced by `min_acu`.
+    pub instance_class: String,
+    pub min_acu: f64,
+    /// Stopped (the environment sleeps): storage only.
+    pub stopped: bool,
+}
+
+/// What the clone adds to an estimate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatabaseCost {
+    pub hourly: f64,
+    /// How it was counted, for the comment.
+    pub what: String,
+}
+
+/// Hours in the month AWS prices storage by.
+const HOURS_PER_MONTH: f64 = 730.0;
+
+/// The hourly cost of `database` at `prices`.
+pub fn database(database: &Database, prices: &Prices) -> DatabaseCost {
+    let (acu_hour, gb_month, storage) = if prices.aurora_io_optimized {
+        (
+            prices.aurora_io_optimized_acu_hour,
+            prices.aurora_io_optimized_storage_gb_month,
+            "I/O-Optimized",
+        )
+    } else {
+        (
+            prices.aurora_acu_hour,
+            prices.aurora_storage_gb_month,
+            "standard",
+        )
+    };
+    let storage_hour = prices.aurora_clone_gb * gb_month / HOURS_PER_MONTH;
+    let gb = prices.aurora_clone_gb;
+    if database.stopped {
+        return DatabaseCost {
+            hourly: storage_hour,
+            what: format!("database stopped, {gb} GB {storage} storage"),
+        };
+    }
+    if database.instance_class != "db.serverless" {
+        return DatabaseCost {
+            hourly: storage_hour,
+            what: format!(
+                "database {gb} GB {storage} storage ({} instance not priced)",
+                database.instance_class
+            ),
+        };
+    }
+    DatabaseCost {
+        hourly: database.min_acu * acu_hour + storage_hour,
+        what: format!(
+            "database {} ACU Serverless v2, {gb} GB {storage} storage",
+            database.min_acu
+        ),
+    }
+}
+
 /// The load balancer spans two subnets, so it holds two public addresses.
 const ALB_ADDRESSES: f64 = 2.0;
 
@@ -71,6 +164,8 @@ pub struct Estimate {
     pub shape: Shape,
     /// How many previews share the load balancer (1: its own).
     pub sharing: u32,
+    /// The database clone, when the preview has one.
+    pub database: Option<DatabaseCost>,
     pub source: String,
 }
 
@@ -108,7 +203,18 @@ pub fn estimate(shape: Shape, prices: &Prices, sharing: u32) -> Estimate {
         addresses,
         shape,
         sharing: sharing.max(1),
+        database: None,
         source: prices.source.clone(),
+    }
+}
+
+impl Estimate {
+    /// This estimate with the preview's database clone counted in.
+    pub fn with_database(mut self, clone: &Database, prices: &Prices) -> Estimate {
+        let cost = database(clone, prices);
+        self.hourly += cost.hourly;
+        self.database = Some(cost);
+        self
     }
 }
 
@@ -127,12 +233,16 @@ impl fmt::Display for Estimate {
         } else {
             String::new()
         };
+        let database = match &self.database {
+            Some(cost) => format!(" · {} ${:.4}", cost.what, cost.hourly),
+            None => String::new(),
+        };
         write!(
             f,
             "~${:.4}/hour (~${:.2}/month): {} × {} vCPU, {} GB on {capacity} ${:.4} · \
-             load balancer{share} ${:.4} · {} public IPv4 ${:.4}. Prices: {}.",
+             load balancer{share} ${:.4} · {} public IPv4 ${:.4}{database}. Prices: {}.",
             self.hourly,
-            self.hourly * 730.0,
+            self.hourly * HOURS_PER_MONTH,
             shape.tasks,
             f64::from(shape.cpu_units) / 1024.0,
             f64::from(shape.memory_mib) / 1024.0,
@@ -196,6 +306,68 @@ mod tests {
         );
         // Nobody divides by zero.
         assert_eq!(estimate(shape(1, true), &prices, 0), own);
+    }
+
+    fn serverless(min_acu: f64, stopped: bool) -> Database {
+        Database {
+            instance_class: "db.serverless".into(),
+            min_acu,
+            stopped,
+        }
+    }
+
+    #[test]
+    fn a_clone_costs_its_minimum_capacity_and_its_own_storage() {
+        let prices = Prices::default();
+        let base = estimate(shape(1, true), &prices, 1);
+        let with = base.clone().with_database(&serverless(0.5, false), &prices);
+        // 0.5 ACU × 0.12 + 1 GB × 0.10 / 730
+        let clone = 0.06 + 0.1 / 730.0;
+        assert!((with.hourly - base.hourly - clone).abs() < 1e-9, "{with:?}");
+        assert!(
+            with.to_string().contains(
+                "· database 0.5 ACU Serverless v2, 1 GB standard storage $0.0601. Prices:"
+            ),
+            "{with}"
+        );
+    }
+
+    #[test]
+    fn io_optimized_storage_costs_more_per_acu_and_per_gb() {
+        let standard = Prices::default();
+        let optimized = Prices {
+            aurora_io_optimized: true,
+            ..Prices::default()
+        };
+        let cost = database(&serverless(1.0, false), &optimized);
+        assert!((cost.hourly - (0.156 + 0.225 / 730.0)).abs() < 1e-9);
+        assert!(cost.what.contains("I/O-Optimized"), "{}", cost.what);
+        assert!(cost.hourly > database(&serverless(1.0, false), &standard).hourly);
+    }
+
+    #[test]
+    fn a_stopped_or_provisioned_clone_costs_its_storage() {
+        let prices = Prices::default();
+        let storage = 0.1 / 730.0;
+        let stopped = database(&serverless(2.0, true), &prices);
+        assert!((stopped.hourly - storage).abs() < 1e-12);
+        assert!(
+            stopped.what.starts_with("database stopped"),
+            "{}",
+            stopped.what
+        );
+        let provisioned = Database {
+            instance_class: "db.t4g.medium".into(),
+            min_acu: 0.5,
+            stopped: false,
+        };
+        let cost = database(&provisioned, &prices);
+        assert!((cost.hourly - storage).abs() < 1e-12);
+        assert!(
+            cost.what.contains("db.t4g.medium instance not priced"),
+            "{}",
+            cost.what
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod access;
 pub mod commands;
 pub mod comment;
 pub mod cost;
+pub mod database;
 pub mod diagnosis;
 pub mod edge;
 pub mod globs;

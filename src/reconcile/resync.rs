@@ -50,6 +50,15 @@ pub async fn pass(ctx: &Ctx) -> Result<Action> {
     }
     let open: BTreeSet<EnvKey> = prs.iter().map(|pr| EnvKey::Pr(pr.number)).collect();
     keys.extend(stacks.into_keys().filter(|key| !open.contains(key)));
+    // A clone whose environment is gone (a PR closed while pullstack was
+    // down, a teardown cut short) gets a pass, which deletes it.
+    if ctx.config.preview.database.is_some() {
+        keys.extend(
+            orphaned_clones(ctx)
+                .await?
+                .filter(|key| !open.contains(key)),
+        );
+    }
     if !ctx.deleted_looked.load(Ordering::SeqCst) {
         keys.extend(deleted(ctx).await?.filter(|key| !open.contains(key)));
         ctx.deleted_looked.store(true, Ordering::SeqCst);
@@ -71,6 +80,24 @@ pub async fn pass(ctx: &Ctx) -> Result<Action> {
         Mode::OneShot => Action::done(),
     };
     Ok(action.waking(jobs))
+}
+
+/// The environments of the previews' database clones this app owns.
+async fn orphaned_clones(ctx: &Ctx) -> Result<impl Iterator<Item = EnvKey>> {
+    let clones = (ctx.aws.databases)
+        .list_tagged(tag::REPO, &ctx.config.repository)
+        .await?;
+    Ok(clones.into_iter().filter_map(|clone| {
+        if clone.tag(tag::MANAGED) != Some("true")
+            || clone.tag(tag::APP) != Some(ctx.config.app.as_str())
+        {
+            return None;
+        }
+        match clone.tag(tag::ENV).and_then(EnvKey::from_tag_value) {
+            Some(Tagged::Key(key)) => Some(key),
+            _ => None,
+        }
+    }))
 }
 
 /// Whether the listings show a PR's environment exactly as this process

@@ -39,6 +39,9 @@ pub struct Request<'a> {
     pub placeholders: Placeholders,
     /// When the environment was first created, RFC 3339.
     pub created_at: String,
+    /// Variables pullstack adds to the container's own (a preview's
+    /// database connection); they win over the config's of the same name.
+    pub extra_env: BTreeMap<String, String>,
 }
 
 /// One deploy's template body, parameters and tags.
@@ -56,9 +59,11 @@ impl Spec {
     pub fn build(config: &Config, shared: &Shared, request: Request<'_>) -> Result<Spec, Error> {
         let preview = &config.preview;
         let container = config.container(request.role);
+        let mut env = container.env.clone();
+        env.extend(request.extra_env);
         let rendered = template::render(
             template::PREVIEW,
-            container.env,
+            &env,
             container.secrets,
             &request.placeholders,
         )

@@ -10,6 +10,7 @@ mod chaos;
 mod cli;
 mod commenters;
 mod convergence;
+mod database;
 mod diagnosis;
 mod edge;
 mod failures;

@@ -16,7 +16,7 @@ use crate::reconcile::edge::Placement;
 use crate::reconcile::spec::{self, Request, Sizing, Spec};
 use crate::reconcile::{Action, Result};
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -83,7 +83,11 @@ impl Pass<'_> {
             .lock()
             .expect("image waits lock")
             .remove(&(self.env.key.clone(), sha.to_owned()));
-        let mut spec = self.spec(&shared, stack, sha, scale)?;
+        let database = match self.database_env(sha, scale).await? {
+            Ok(env) => env,
+            Err(waiting) => return Ok(waiting),
+        };
+        let mut spec = self.spec(&shared, stack, sha, scale, database)?;
         let memory = &mut self.sticky.memory;
         memory.failed = None;
         memory.ready = None;
@@ -288,13 +292,14 @@ impl Pass<'_> {
 
     /// The spec for `sha` at `scale`, keeping what the existing `stack`
     /// must keep (its creation time, and its activity time unless the
-    /// commit moved or it wakes).
+    /// commit moved or it wakes), with the `database` clone's connection.
     fn spec(
         &self,
         shared: &Shared,
         stack: Option<&Stack>,
         sha: &str,
         scale: Scale,
+        database: BTreeMap<String, String>,
     ) -> Result<Spec> {
         let ctx = self.ctx;
         let preview = &ctx.config.preview;
@@ -341,6 +346,7 @@ impl Pass<'_> {
                 env: env.key.slug(),
             },
             created_at: kept(tag::CREATED_AT).unwrap_or(now.clone()),
+            extra_env: database,
         };
         let mut spec = Spec::build(&ctx.config, shared, request)?;
         if let EnvKey::Pr(number) = env.key {

@@ -55,7 +55,10 @@ impl Pass<'_> {
         };
         let name = self.env.stack_name.clone();
         match verdict {
-            Verdict::Awake => self.ready(stack, sha, took).await,
+            Verdict::Awake => {
+                self.wake_database().await?;
+                self.ready(stack, sha, took).await
+            }
             Verdict::Wake => {
                 tracing::info!(stack = name, "waking an idle environment");
                 self.deploy(Some(stack), sha, Scale::Up).await
@@ -65,6 +68,7 @@ impl Pass<'_> {
                 self.deploy(Some(stack), sha, Scale::Zero).await
             }
             Verdict::Asleep { deletes_at } => {
+                self.sleep_database().await?;
                 let idle_for = (asleep_since.unwrap_or(now) - last_activity)
                     .to_std()
                     .unwrap_or_default();

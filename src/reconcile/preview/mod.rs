@@ -8,6 +8,7 @@
 //! - [`deploy`]: create or update the stack, wait for the image, say ready;
 //! - [`admission`]: the preview limits' line and the account quotas;
 //! - [`idle`]: scale to zero, wake, delete after long idleness;
+//! - [`database`]: the environment's own Aurora clone;
 //! - [`teardown`]: delete and say what was removed;
 //! - [`commands`]: PR commands and the approval label;
 //! - [`report`]: the sticky comment and the commit status;
@@ -15,6 +16,7 @@
 
 mod admission;
 mod commands;
+mod database;
 mod deploy;
 mod diagnose;
 mod edge;

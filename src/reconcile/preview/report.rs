@@ -153,7 +153,16 @@ impl Pass<'_> {
                 .and_then(|l| self.ctx.edge.load(l))
                 .map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         };
-        Some(cost::estimate(shape, &preview.prices, sharing).to_string())
+        let mut estimate = cost::estimate(shape, &preview.prices, sharing);
+        if let Some(database) = &preview.database {
+            let clone = cost::Database {
+                instance_class: database.instance_class.clone(),
+                min_acu: database.min_acu,
+                stopped: tasks == 0 && matches!(state, State::Asleep { .. }),
+            };
+            estimate = estimate.with_database(&clone, &preview.prices);
+        }
+        Some(estimate.to_string())
     }
 }
 

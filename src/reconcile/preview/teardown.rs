@@ -32,6 +32,12 @@ impl Pass<'_> {
         reversible: bool,
     ) -> Result<Action> {
         let Some(stack) = stack else {
+            if let Some(waiting) = self.drop_database().await? {
+                if reversible {
+                    self.report(None, State::Removing).await?;
+                }
+                return Ok(waiting);
+            }
             return self.removed(why, reversible).await;
         };
         // Someone who destroyed it, or woke it in vain, is told it is
@@ -52,6 +58,13 @@ impl Pass<'_> {
                         self.report(None, State::Removing).await?;
                     }
                     return Ok(waiting);
+                }
+                // The clone goes at the same time as the stack; once the
+                // stack is gone, the pass waits for it too.
+                // A clone RDS will not delete yet does not hold the stack
+                // back: the pass after it is gone tries again.
+                if let Err(err) = self.drop_database().await {
+                    tracing::warn!(stack = stack.name, error = %err, "could not delete the database yet");
                 }
                 self.delete(&stack, announce).await
             }

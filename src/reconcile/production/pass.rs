@@ -238,6 +238,7 @@ async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
             ..Default::default()
         },
         created_at: spec::tag_time(ctx.clock.now()),
+        extra_env: Default::default(),
     };
     let spec = Spec::build(&ctx.config, &shared, request)?;
     ctx.aws.stacks.create(&spec.deploy(stack)).await?;
