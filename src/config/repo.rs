@@ -7,7 +7,7 @@
 //! pacing) and the ceilings in `allow:`, which a repository cannot pass.
 
 use super::validate::Problem;
-use super::{AllowConfig, Config, ConfigError, Gate, OneOffTask};
+use super::{AllowConfig, Config, ConfigError, DatabaseConfig, Gate, OneOffTask};
 use crate::domain::globs::{Globs, RepoGlobs};
 use crate::domain::naming::RepoName;
 use serde::Deserialize;
@@ -72,6 +72,9 @@ pub struct RepoPreview {
     /// A command run before the environment is torn down. Default: the
     /// server's.
     pub on_delete: Option<OneOffTask>,
+    /// An Aurora copy-on-write clone of the team's cluster per environment.
+    /// Default: the server's.
+    pub database: Option<DatabaseConfig>,
 }
 
 /// What a repository may set of `production:`; each unset field keeps the
@@ -205,6 +208,9 @@ impl RepoConfig {
         }
         if preview.on_delete.is_some() {
             p.on_delete = preview.on_delete;
+        }
+        if preview.database.is_some() {
+            p.database = preview.database;
         }
         let p = &mut to.production;
         set(&mut p.enabled, production.enabled);

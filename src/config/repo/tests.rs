@@ -211,3 +211,11 @@ fn a_repository_names_its_own_tasks_before_traffic_and_on_delete() {
     assert_eq!(task.timeout, Duration::from_secs(120));
     assert!(config.preview.on_delete.is_none(), "the server's: none");
 }
+
+#[test]
+fn a_repository_clones_its_own_database() {
+    let text = "app: api\npreview:\n  database:\n    clone_from: api-staging\n";
+    let config = server().for_repository(&repo("acme/api"), text).unwrap();
+    let database = config.preview.database.expect("its own clone");
+    assert_eq!(database.clone_from, "api-staging");
+}
