@@ -25,7 +25,7 @@ pub use container::{Container, StackRole, secrets_prefix};
 pub use edge::{ALB_RULES, EdgeConfig, EdgeMode};
 pub use github::GitHubConfig;
 pub use preview::{Capacity, IdleConfig, LimitsConfig, PreviewConfig};
-pub use production::{Gate, ProductionConfig};
+pub use production::{Gate, ProductionConfig, Strategy};
 pub use queue::{Backend, QueueConfig, ResyncConfig, SqsConfig};
 pub use shared::{ImagesConfig, SharedConfig};
 use validate::Problem;

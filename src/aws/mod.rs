@@ -4,6 +4,7 @@
 
 pub mod edge;
 pub mod error;
+pub mod forward;
 pub mod health;
 pub mod images;
 pub mod lease;
@@ -31,6 +32,8 @@ pub struct Aws {
     pub images: images::Images,
     pub services: services::Services,
     pub traffic: traffic::Traffic,
+    /// The production load balancer's weighted rule (`production.strategy: alb`).
+    pub forward: forward::Forward,
     pub health: health::Health,
     pub registry: registry::Registry,
     pub usage: usage::Usage,
@@ -105,6 +108,7 @@ impl Aws {
             quotas: quotas::Quotas::new(elb.clone(), cloudformation.clone()),
             stacks: stacks::Stacks::new(cloudformation),
             edge: edge::Edge::new(elb.clone()),
+            forward: forward::Forward::new(elb.clone()),
             images: images::Images::new(aws_sdk_ecr::Client::from_conf(ecr)),
             services: services::Services::new(ecs.clone()),
             sqs: work_queue::Sqs::new(aws_sdk_sqs::Client::from_conf(sqs)),

@@ -23,6 +23,7 @@ mod isolation;
 mod limits;
 mod preview;
 mod production;
+mod production_alb;
 mod replicas;
 mod service_role;
 mod webhook;

@@ -2,8 +2,8 @@
 //! watch the alarms during a shift, then let the planner choose the next
 //! action and carry it out.
 
-use super::{Observed, Production, Reporter};
-use crate::config::StackRole;
+use super::{Observed, Production, Reporter, alb};
+use crate::config::{StackRole, Strategy};
 use crate::domain::commands::Command;
 use crate::domain::naming::{release_slug, short_sha};
 use crate::domain::release::{Ignored, Schedule, TOTAL, written_directive};
@@ -31,6 +31,13 @@ pub async fn pass(ctx: &Ctx, intents: &[Intent]) -> Result<Action> {
         None => ctx.forge.default_branch().await?,
     };
     let head = ctx.forge.branch_head(&branch).await?;
+    if config.strategy == Strategy::Alb {
+        // Releases go on the production load balancer: it comes first.
+        let shared = ctx.shared().await?;
+        if let alb::State::Busy = alb::ensure(&ctx.aws, &ctx.config, &shared.stack_name).await? {
+            return Ok(Action::after(ctx.poll_delay(STEADY_POLL)));
+        }
+    }
     let mut observed = prod.observe(head.clone()).await?;
     // Commands that act go first, then the alarm watch and the plan; the
     // answers to refused commands wait until all of that is done, so no
@@ -95,7 +102,9 @@ async fn carry_out(
     // start: it polls at the steady pace.
     let poll = Action::after(ctx.poll_delay(STEADY_POLL));
     match step {
-        Step::Create { sha, stack } => create_release(ctx, &sha, &stack).await,
+        Step::Create { sha, stack } => {
+            create_release(ctx, observed.edge.as_ref(), &sha, &stack).await
+        }
         Step::Track { mut log, stack } => {
             let sha = observed
                 .view
@@ -208,7 +217,12 @@ async fn follow_directive(
     Ok(None)
 }
 
-async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
+async fn create_release(
+    ctx: &Ctx,
+    edge: Option<&alb::ProdEdge>,
+    sha: &str,
+    stack: &str,
+) -> Result<Action> {
     let shared = ctx.shared().await?;
     // Pinned to the digest the tag names now: a tag pushed again later
     // changes neither this release nor a rollback to it.
@@ -229,7 +243,9 @@ async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
             desired_count: config.desired_count,
             capacity: config.capacity,
         },
-        dns: None,
+        // On the production load balancer the stack's own rule, on a name
+        // of its own, attaches its target group; the weights are elsewhere.
+        dns: edge.map(|_| (format!("{}.{}", release_slug(sha), config.domain), "")),
         certificate_arn: &config.certificate_arn,
         placeholders: Placeholders {
             sha: sha.to_owned(),
@@ -239,7 +255,10 @@ async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
         },
         created_at: spec::tag_time(ctx.clock.now()),
     };
-    let spec = Spec::build(&ctx.config, &shared, request)?;
+    let mut spec = Spec::build(&ctx.config, &shared, request)?;
+    if let Some(edge) = edge {
+        spec.place(&alb::place(&ctx.aws, edge).await?)?;
+    }
     ctx.aws.stacks.create(&spec.deploy(stack)).await?;
     tracing::info!(stack, digest, "production stack created");
     Ok(Action::after(ctx.poll_delay(Duration::ZERO)))

@@ -1,0 +1,180 @@
+//! Production releases with `production.strategy: alb`, end to end against
+//! moto: the production load balancer's rule forwards to the releases'
+//! target groups with weights (read back with DescribeRules), and its tags
+//! hold the release log.
+
+use crate::support::production::*;
+use crate::support::{self, MAINTAINER, WRITER, eventually};
+use pullstack::aws::forward::Forward;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+const ALB: &str = "  strategy: alb\n";
+
+#[tokio::test]
+async fn a_canary_moves_exact_weights_on_the_production_rule() {
+    let (mut world, zone) = production_world("albcanary", &format!("{ALB}  sticky: 1h\n")).await;
+    let bake = Duration::from_secs(600);
+    world.config_yaml = world.config_yaml.replace("bake: 300ms", "bake: 10m");
+    world.start().await;
+    let first = first_release(&world).await;
+    let second = merge(&world, 2, "Second").await;
+    let (old, new) = (release_name(&world, &first), release_name(&world, &second));
+    for (percent, then) in [(10, 50), (50, 100)] {
+        wait_weight(&world, &new, percent).await;
+        world.settle().await;
+        let w = weights(&world).await;
+        assert_eq!(
+            (w[&old], w[&new]),
+            (100 - percent, percent),
+            "held for the bake"
+        );
+        world.advance(bake);
+        wait_weight(&world, &new, then).await;
+    }
+    wait_released(&world, &second).await;
+    assert_eq!(steps(&world, &second), CANARY);
+    // Only what has traffic stays in the forward action.
+    assert_eq!(
+        weights(&world).await.into_iter().collect::<Vec<_>>(),
+        [(new.clone(), 100)]
+    );
+
+    // Stickiness rides on the forward action.
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&world.sdk);
+    let rule = production_rule(&world).await.unwrap();
+    let described = elb.describe_rules().rule_arns(&rule).send().await.unwrap();
+    let forward = described.rules()[0].actions()[0].forward_config().unwrap();
+    let sticky = forward.target_group_stickiness_config().unwrap();
+    assert_eq!(
+        (sticky.enabled(), sticky.duration_seconds()),
+        (Some(true), Some(3600))
+    );
+
+    // Release stacks have no load balancer of their own.
+    let stack = world.aws.stacks.describe(&new).await.unwrap().unwrap();
+    assert_eq!(stack.output("LoadBalancerArn"), None);
+    assert!(stack.output("TargetGroupArn").is_some());
+    // The production name points at the production load balancer, once.
+    let config = world.config();
+    let (records, log) = world
+        .aws
+        .traffic
+        .read(&zone, &config.production.domain)
+        .await
+        .unwrap();
+    let edge = format!("{}-prod-edge", world.app);
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.stack.as_str(), r.weight))
+            .collect::<Vec<_>>(),
+        [(edge.as_str(), 100)]
+    );
+    assert_eq!(log, None, "the log lives on the rule, not in DNS");
+}
+
+// Attack: anyone who can get a PR merged writes `[hotfix]` in its title
+// and skips the canary that guards production's traffic; on the load
+// balancer as with Route53, only a maintainer's merge may.
+#[tokio::test]
+async fn a_writers_hotfix_gets_the_canary_on_the_load_balancer_too() {
+    let (mut world, _) = production_world("albdirect", ALB).await;
+    world.start().await;
+    first_release(&world).await;
+    let by_writer = merge_by(&world, 2, "[hotfix] skip the checks", WRITER).await;
+    wait_released(&world, &by_writer).await;
+    assert_eq!(steps(&world, &by_writer), CANARY);
+    let by_maintainer = merge_by(&world, 3, "[hotfix] stop the bleeding", MAINTAINER).await;
+    wait_released(&world, &by_maintainer).await;
+    assert_eq!(
+        steps(&world, &by_maintainer),
+        ["in_progress: 0% of traffic", "success: 100% of traffic"]
+    );
+}
+
+/// Counts ELBv2 ModifyRule requests made through a client.
+#[derive(Debug, Clone, Default)]
+struct CountModifyRule(Arc<AtomicUsize>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for CountModifyRule {
+    fn name(&self) -> &'static str {
+        "CountModifyRule"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if context
+            .input()
+            .downcast_ref::<aws_sdk_elasticloadbalancingv2::operation::modify_rule::ModifyRuleInput>()
+            .is_some()
+        {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_rollback_from_a_comment_is_one_modify_rule() {
+    let (mut world, _) = production_world("albrb", ALB).await;
+    let counter = CountModifyRule::default();
+    let mut aws = pullstack::aws::Aws::from_config(&world.sdk);
+    let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
+        .interceptor(counter.clone())
+        .build();
+    aws.forward = Forward::new(aws_sdk_elasticloadbalancingv2::Client::from_conf(elb));
+    world.start_with(aws).await;
+    let first = first_release(&world).await;
+    let second = merge(&world, 2, "[hotfix] second").await;
+    let (old, new) = (release_name(&world, &first), release_name(&world, &second));
+    wait_weight(&world, &new, 100).await;
+    eventually("release settled", LONG, || async {
+        statuses(&world, &second)
+            .iter()
+            .any(|s| s.starts_with("success"))
+    })
+    .await;
+    world.settle().await;
+
+    let before = counter.0.load(Ordering::SeqCst);
+    world.comment(2, MAINTAINER, "/pullstack rollback").await;
+    wait_weight(&world, &old, 100).await;
+    eventually("reply", LONG, || async {
+        world
+            .bot_comments(2)
+            .iter()
+            .any(|c| c.body.contains("Rolled production back"))
+    })
+    .await;
+    world.settle().await;
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst) - before,
+        1,
+        "one ModifyRule"
+    );
+    assert!(!weights(&world).await.contains_key(&new));
+    let by = format!("requested by @{}", support::MAINTAINER);
+    assert_rollback_recorded(&world, 2, &second, &first, &by);
+}
+
+#[tokio::test]
+async fn a_crash_at_10_percent_resumes_at_10_on_the_load_balancer() {
+    let (mut world, _) = production_world("albresume", ALB).await;
+    world.config_yaml = world.config_yaml.replace("bake: 300ms", "bake: 2s");
+    world.start().await;
+    first_release(&world).await;
+    let sha = merge(&world, 2, "Second").await;
+    let new = release_name(&world, &sha);
+    wait_weight(&world, &new, 10).await;
+    world.kill();
+    assert_eq!(weights(&world).await[&new], 10);
+    world.start().await;
+    wait_weight(&world, &new, 100).await;
+    wait_released(&world, &sha).await;
+    assert_eq!(steps(&world, &sha), CANARY, "no step skipped or repeated");
+}
