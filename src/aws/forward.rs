@@ -27,13 +27,15 @@ const PART: usize = 240;
 /// rest are left for the stack's own tags.
 pub const MAX_PARTS: usize = 8;
 
-/// What the rule holds.
+/// What the rules hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Forwarding {
     /// Target group ARN and weight, in the order the rule lists them.
     pub targets: Vec<(String, u8)>,
     /// The stored release log.
     pub log: Option<String>,
+    /// The target groups the test route's rule forwards to.
+    pub next: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -46,28 +48,44 @@ impl Forward {
         Forward { elb }
     }
 
-    /// The rule's weighted target groups and the stored log.
-    pub async fn read(&self, rule: &str) -> Result<Forwarding> {
+    /// The rule's weighted target groups and the stored log, and what the
+    /// test route's rule `next` forwards to: one DescribeRules for both.
+    pub async fn read(&self, rule: &str, next: &str) -> Result<Forwarding> {
         let out = self
             .elb
             .describe_rules()
             .rule_arns(rule)
+            .rule_arns(next)
             .send()
             .await
             .map_err(|e| Error::from_sdk("ELBv2", "DescribeRules", rule, &e))?;
-        let mut targets = Vec::new();
-        for action in out.rules().iter().flat_map(|r| r.actions()) {
-            if action.r#type() != Some(&ActionTypeEnum::Forward) {
-                continue;
+        let forwarded = |arn: &str| {
+            let mut targets = Vec::new();
+            let actions = out
+                .rules()
+                .iter()
+                .filter(|r| r.rule_arn() == Some(arn))
+                .flat_map(|r| r.actions());
+            for action in actions {
+                if action.r#type() != Some(&ActionTypeEnum::Forward) {
+                    continue;
+                }
+                match action.forward_config() {
+                    Some(config) => {
+                        targets.extend(config.target_groups().iter().filter_map(|tg| {
+                            let weight = tg.weight().unwrap_or(1).clamp(0, 255);
+                            Some((tg.target_group_arn()?.to_owned(), weight as u8))
+                        }));
+                    }
+                    None => {
+                        targets.extend(action.target_group_arn().map(|tg| (tg.to_owned(), 100)));
+                    }
+                }
             }
-            match action.forward_config() {
-                Some(config) => targets.extend(config.target_groups().iter().filter_map(|tg| {
-                    let weight = tg.weight().unwrap_or(1).clamp(0, 255);
-                    Some((tg.target_group_arn()?.to_owned(), weight as u8))
-                })),
-                None => targets.extend(action.target_group_arn().map(|tg| (tg.to_owned(), 100))),
-            }
-        }
+            targets
+        };
+        let targets = forwarded(rule);
+        let next = forwarded(next).into_iter().map(|(tg, _)| tg).collect();
         let tags = self
             .elb
             .describe_tags()
@@ -89,6 +107,7 @@ impl Forward {
         Ok(Forwarding {
             targets,
             log: decode_log(&parts),
+            next,
         })
     }
 
@@ -118,6 +137,31 @@ impl Forward {
             .send()
             .await
             .map_err(|e| Error::from_sdk("ELBv2", "ModifyRule", rule, &e))?;
+        Ok(())
+    }
+
+    /// Points the test route's rule at `target`, or answers 404 without one.
+    pub async fn point_next(&self, next: &str, target: Option<&str>) -> Result<()> {
+        let action = match target {
+            Some(target) => action(&[(target.to_owned(), 1)], None),
+            None => Action::builder()
+                .r#type(ActionTypeEnum::FixedResponse)
+                .fixed_response_config(
+                    FixedResponseActionConfig::builder()
+                        .status_code("404")
+                        .content_type("text/plain")
+                        .message_body("No release candidate right now.")
+                        .build(),
+                )
+                .build(),
+        };
+        self.elb
+            .modify_rule()
+            .rule_arn(next)
+            .actions(action)
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("ELBv2", "ModifyRule", next, &e))?;
         Ok(())
     }
 }

@@ -132,6 +132,17 @@ pub fn kept(medium: Medium, weights: &BTreeMap<String, u8>, log: &Log) -> BTreeM
     }
 }
 
+/// The release candidate the test route (`next.<domain>`) should reach: the
+/// release in flight once its stack is ready, until it holds all traffic or
+/// fails. `None`: the route answers that there is no candidate.
+pub fn candidate(view: &View) -> Option<String> {
+    let release = view.log.release.as_ref()?;
+    let ready = view
+        .stack(release)
+        .is_some_and(|s| matches!(s.phase, ProdPhase::Ready { .. }));
+    (ready && !view.log.is_failed(release) && view.weight(release) < TOTAL).then(|| release.clone())
+}
+
 /// Release policy from the config.
 #[derive(Clone, Debug)]
 pub struct Policy {

@@ -43,7 +43,7 @@ async fn a_canary_moves_exact_weights_on_the_production_rule() {
 
     // Stickiness rides on the forward action.
     let elb = aws_sdk_elasticloadbalancingv2::Client::new(&world.sdk);
-    let rule = production_rule(&world).await.unwrap();
+    let (rule, _) = production_rules(&world).await.unwrap();
     let described = elb.describe_rules().rule_arns(&rule).send().await.unwrap();
     let forward = described.rules()[0].actions()[0].forward_config().unwrap();
     let sticky = forward.target_group_stickiness_config().unwrap();
@@ -177,4 +177,105 @@ async fn a_crash_at_10_percent_resumes_at_10_on_the_load_balancer() {
     wait_weight(&world, &new, 100).await;
     wait_released(&world, &sha).await;
     assert_eq!(steps(&world, &sha), CANARY, "no step skipped or repeated");
+}
+
+/// The target groups the test route (`next.<domain>`) forwards to.
+async fn test_route(world: &support::World) -> Vec<String> {
+    let (rule, next) = production_rules(world).await.unwrap();
+    world.aws.forward.read(&rule, &next).await.unwrap().next
+}
+
+async fn target_group(world: &support::World, stack: &str) -> String {
+    let stack = world.aws.stacks.describe(stack).await.unwrap().unwrap();
+    stack.output("TargetGroupArn").unwrap().to_owned()
+}
+
+// Two worker threads: the CLI runs as a blocking child process while this
+// runtime serves the GitHub fake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_route_reaches_the_candidate_before_customers_do() {
+    let (mut world, _) = production_world("albnext", ALB).await;
+    world.start().await;
+    first_release(&world).await;
+    world.settle().await;
+    assert!(test_route(&world).await.is_empty(), "no candidate");
+
+    // Paused, the next release joins at 0 and stays there.
+    world.stop().await;
+    let cli = Cli::new(&world);
+    assert!(cli.run(&["prod", "pause"]).status.success());
+    world.start().await;
+    let second = merge(&world, 2, "Second").await;
+    let new = release_name(&world, &second);
+    let tg = target_group_when_ready(&world, &new).await;
+    eventually("the test route reaches the candidate", LONG, || async {
+        test_route(&world).await == [tg.clone()]
+    })
+    .await;
+    wait_weight(&world, &new, 0).await;
+    world.settle().await;
+    assert_eq!(weights(&world).await[&new], 0, "no customer traffic yet");
+    assert_eq!(test_route(&world).await, [tg]);
+
+    world.stop().await;
+    assert!(cli.run(&["prod", "resume"]).status.success());
+    world.start().await;
+    wait_released(&world, &second).await;
+    world.settle().await;
+    assert!(
+        test_route(&world).await.is_empty(),
+        "a release holding all traffic is no longer a candidate"
+    );
+}
+
+async fn target_group_when_ready(world: &support::World, stack: &str) -> String {
+    eventually("the release's stack", LONG, || async {
+        world
+            .aws
+            .stacks
+            .describe(stack)
+            .await
+            .unwrap()
+            .is_some_and(|s| s.output("TargetGroupArn").is_some())
+    })
+    .await;
+    target_group(world, stack).await
+}
+
+#[tokio::test]
+async fn a_move_cut_short_between_log_and_weights_is_finished() {
+    let (mut world, _) = production_world("albcut", ALB).await;
+    world.config_yaml = world.config_yaml.replace("bake: 300ms", "bake: 1h");
+    world.start().await;
+    let first = first_release(&world).await;
+    let second = merge(&world, 2, "Second").await;
+    let (old, new) = (release_name(&world, &first), release_name(&world, &second));
+    wait_weight(&world, &new, 10).await;
+    world.settle().await;
+    world.kill();
+
+    // What a process killed between its two calls leaves: the log of a
+    // move to 50% in the rule's tags, the ModifyRule never sent.
+    let (rule, next) = production_rules(&world).await.unwrap();
+    let forwarding = world.aws.forward.read(&rule, &next).await.unwrap();
+    let mut stored: serde_json::Value = serde_json::from_str(&forwarding.log.unwrap()).unwrap();
+    stored["weights"][&old] = 50.into();
+    stored["weights"][&new] = 50.into();
+    world
+        .aws
+        .forward
+        .apply(&rule, &forwarding.targets, None, Some(&stored.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(weights(&world).await[&new], 10, "the weights did not move");
+
+    world.start().await;
+    wait_weight(&world, &new, 50).await;
+    world.settle().await;
+    let w = weights(&world).await;
+    assert_eq!(
+        (w[&old], w[&new]),
+        (50, 50),
+        "finished, and held for the bake"
+    );
 }

@@ -415,3 +415,22 @@ fn a_forward_holds_only_what_has_traffic() {
         "a rolled-back release leaves the forward"
     );
 }
+
+#[test]
+fn the_test_route_reaches_the_candidate_until_it_holds_everything() {
+    let mut sim = Sim::new();
+    sim.merge(1);
+    sim.step();
+    assert_eq!(candidate(&sim.view), None, "nothing ready yet");
+    sim.settle(true, true);
+    sim.step();
+    assert_eq!(candidate(&sim.view).as_deref(), Some("app-prod-1"));
+    sim.until_shift();
+    assert_eq!(candidate(&sim.view), None, "it holds all traffic");
+
+    let mut sim = Sim::second_release_at_10();
+    assert_eq!(candidate(&sim.view).as_deref(), Some("app-prod-2"));
+    let (weights, log, _, _) = rollback(&sim.view, None).unwrap();
+    sim.store(&weights, &log);
+    assert_eq!(candidate(&sim.view), None, "rolled back");
+}

@@ -34,6 +34,8 @@ pub struct Observed {
     pub records: Vec<Weighted>,
     /// `strategy: alb`: the production load balancer.
     pub edge: Option<ProdEdge>,
+    /// `strategy: alb`: the target groups the test route forwards to.
+    pub test_route: Vec<String>,
 }
 
 /// What the production rule's tags hold (`strategy: alb`): the log, and
@@ -90,6 +92,7 @@ impl Production<'_> {
                 s.tag(tag::ROLE) == Some("production") && s.tag(tag::MANAGED) == Some("true")
             })
             .collect();
+        let mut test_route = Vec::new();
         let (records, weights, log, edge) = match self.config.production.strategy {
             Strategy::Route53 => {
                 let (records, log) = self.aws.traffic.read(self.zone(), self.domain()).await?;
@@ -103,7 +106,8 @@ impl Production<'_> {
                 (records, weights, log, None)
             }
             Strategy::Alb => {
-                let (weights, log, edge) = self.observe_forward(&stacks).await?;
+                let (weights, log, edge, next) = self.observe_forward(&stacks).await?;
+                test_route = next;
                 (Vec::new(), weights, log, Some(edge))
             }
         };
@@ -132,6 +136,7 @@ impl Production<'_> {
             stacks,
             records,
             edge,
+            test_route,
         })
     }
 
@@ -141,11 +146,11 @@ impl Production<'_> {
     async fn observe_forward(
         &self,
         stacks: &[Stack],
-    ) -> anyhow::Result<(BTreeMap<String, u8>, Log, ProdEdge)> {
+    ) -> anyhow::Result<(BTreeMap<String, u8>, Log, ProdEdge, Vec<String>)> {
         let edge = alb::describe(self.aws, self.config)
             .await?
             .context("the production load balancer (strategy: alb) is not ready yet")?;
-        let forwarding = self.aws.forward.read(&edge.rule).await?;
+        let forwarding = self.aws.forward.read(&edge.rule, &edge.next_rule).await?;
         let stored: Stored = forwarding
             .log
             .and_then(|l| serde_json::from_str(&l).ok())
@@ -176,9 +181,34 @@ impl Production<'_> {
                 .apply(&edge.rule, &intended, sticky, None)
                 .await?;
             let weights = intended.iter().map(|(arn, w)| (name_of(arn), *w)).collect();
-            return Ok((weights, stored.log, edge));
+            return Ok((weights, stored.log, edge, forwarding.next));
         }
-        Ok((actual, stored.log, edge))
+        Ok((actual, stored.log, edge, forwarding.next))
+    }
+
+    /// Points the test route (`next.<domain>`, `strategy: alb`) at the
+    /// release candidate of `view`, or at nothing when there is none.
+    pub async fn sync_test_route(&self, observed: &Observed, view: &View) -> anyhow::Result<()> {
+        let Some(edge) = &observed.edge else {
+            return Ok(());
+        };
+        let candidate = rollout::candidate(view).and_then(|name| {
+            observed
+                .stacks
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.output("TargetGroupArn"))
+                .map(str::to_owned)
+        });
+        if observed.test_route == Vec::from_iter(candidate.clone()) {
+            return Ok(());
+        }
+        self.aws
+            .forward
+            .point_next(&edge.next_rule, candidate.as_deref())
+            .await?;
+        tracing::info!(candidate, "test route updated");
+        Ok(())
     }
 
     /// A stack's phase; the health gate is checked for the release in flight.

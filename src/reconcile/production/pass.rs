@@ -89,6 +89,16 @@ async fn plan(ctx: &Ctx, prod: &Production<'_>, observed: &Observed) -> Result<A
         .map_err(|err| Error::user(format!("`production.steps` cannot be used: {err}")))?;
     let step = rollout::plan(&observed.view, &policy, &schedule);
     tracing::debug!(?step, "production");
+    // The test route follows the candidate as the step leaves it.
+    let mut after = observed.view.clone();
+    if let Step::Track { log, .. } = &step {
+        after.log = log.clone();
+    }
+    if let Step::Shift { weights, log, .. } | Step::Fail { weights, log, .. } = &step {
+        after.weights = weights.clone();
+        after.log = log.clone();
+    }
+    prod.sync_test_route(observed, &after).await?;
     carry_out(ctx, prod, observed, step).await
 }
 

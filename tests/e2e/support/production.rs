@@ -73,10 +73,10 @@ pub async fn weights(world: &World) -> BTreeMap<String, u8> {
 /// production load balancer exists.
 pub async fn forward_weights(world: &World) -> BTreeMap<String, u8> {
     let config = world.config();
-    let Some(rule) = production_rule(world).await else {
+    let Some((rule, next)) = production_rules(world).await else {
         return BTreeMap::new();
     };
-    let forwarding = world.aws.forward.read(&rule).await.unwrap();
+    let forwarding = world.aws.forward.read(&rule, &next).await.unwrap();
     let stacks = world
         .aws
         .stacks
@@ -96,15 +96,19 @@ pub async fn forward_weights(world: &World) -> BTreeMap<String, u8> {
         .collect()
 }
 
-/// The production rule's ARN (`strategy: alb`), once its stack exists.
-pub async fn production_rule(world: &World) -> Option<String> {
+/// The production rule's and the test route's ARNs (`strategy: alb`),
+/// once their stack exists.
+pub async fn production_rules(world: &World) -> Option<(String, String)> {
     let stack = world
         .aws
         .stacks
         .describe(&format!("{}-prod-edge", world.app))
         .await
         .unwrap()?;
-    stack.output("ProductionRuleArn").map(str::to_owned)
+    Some((
+        stack.output("ProductionRuleArn")?.to_owned(),
+        stack.output("NextRuleArn")?.to_owned(),
+    ))
 }
 
 pub fn release_name(world: &World, sha: &str) -> String {
