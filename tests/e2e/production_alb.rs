@@ -279,3 +279,71 @@ async fn a_move_cut_short_between_log_and_weights_is_finished() {
         "finished, and held for the bake"
     );
 }
+
+// Attack on availability: a config switched to `alb` while a release is
+// live on Route53 records must not point the production name at a load
+// balancer with nothing behind it, not even for one sample.
+#[tokio::test]
+async fn switching_a_live_route53_release_to_alb_keeps_every_sample_whole() {
+    let (mut world, zone) = production_world("albswitch", "").await;
+    world.start().await;
+    let first = first_release(&world).await;
+    let live = release_name(&world, &first);
+    world.settle().await;
+    world.stop().await;
+    world.config_yaml = world
+        .config_yaml
+        .replace("  bake: 300ms\n", "  bake: 300ms\n  strategy: alb\n");
+
+    // The watcher: the Route53 weights on the production name, every 100 ms.
+    let config = world.config();
+    let domain = config.production.domain.clone();
+    let traffic = world.aws.traffic.clone();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = tokio::spawn({
+        let (stop, zone) = (stop.clone(), zone.clone());
+        async move {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let (records, _) = traffic.read(&zone, &domain).await.unwrap();
+                samples.push(records.iter().map(|r| u32::from(r.weight)).sum::<u32>());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            samples
+        }
+    });
+    world.start().await;
+    world.settle().await;
+    world.resync().await;
+    world.settle().await;
+    world.advance(Duration::from_secs(60));
+    world.settle().await;
+    stop.store(true, Ordering::SeqCst);
+    let samples = watcher.await.unwrap();
+    assert!(samples.len() >= 2, "{samples:?}");
+    assert!(samples.iter().all(|s| *s == 100), "{samples:?}");
+    let (records, _) = world
+        .aws
+        .traffic
+        .read(&zone, &world.config().production.domain)
+        .await
+        .unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.stack.as_str(), r.weight))
+            .collect::<Vec<_>>(),
+        [(live.as_str(), 100)],
+        "traffic stays where it was"
+    );
+    assert!(
+        world
+            .aws
+            .stacks
+            .describe(&format!("{}-prod-edge", world.app))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing made for a switch that cannot be carried out"
+    );
+}

@@ -44,6 +44,12 @@ pub enum State {
     Ready(ProdEdge),
     /// Being created (or just asked for).
     Busy,
+    /// Release stacks hold traffic through Route53 weighted records (as
+    /// `strategy: route53` leaves them), as `stack at weight`: their target
+    /// groups belong to their own load balancers and cannot join the
+    /// production rule, and pointing the name elsewhere would cut them off.
+    /// Nothing is made or changed.
+    Refused(Vec<String>),
 }
 
 impl ProdEdge {
@@ -75,6 +81,19 @@ pub async fn describe(aws: &Aws, config: &Config) -> anyhow::Result<Option<ProdE
 /// name's alias record pointing at it.
 pub async fn ensure(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::Result<State> {
     let name = stack_name(&config.app);
+    let production = &config.production;
+    let (records, _) = aws
+        .traffic
+        .read(&production.hosted_zone_id, &production.domain)
+        .await?;
+    let live: Vec<String> = records
+        .iter()
+        .filter(|r| r.stack != name && r.weight > 0)
+        .map(|r| format!("{} at {}", r.stack, r.weight))
+        .collect();
+    if !live.is_empty() {
+        return Ok(State::Refused(live));
+    }
     let Some(stack) = aws.stacks.describe(&name).await? else {
         create(aws, config, shared_stack).await?;
         return Ok(State::Busy);
@@ -89,7 +108,7 @@ pub async fn ensure(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::R
     }
     let edge =
         ProdEdge::of(&stack).context("the production load balancer's stack lacks outputs")?;
-    point_name(aws, config, &edge).await?;
+    point_name(aws, config, &edge, &records).await?;
     Ok(State::Ready(edge))
 }
 
@@ -128,12 +147,13 @@ async fn create(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::Resul
 /// The production name's alias: one weighted record (all the weight) to
 /// the load balancer, written once. Weighted, so that it can stand beside
 /// the records of `strategy: route53` while an installation switches.
-async fn point_name(aws: &Aws, config: &Config, edge: &ProdEdge) -> anyhow::Result<()> {
+async fn point_name(
+    aws: &Aws,
+    config: &Config,
+    edge: &ProdEdge,
+    records: &[Weighted],
+) -> anyhow::Result<()> {
     let production = &config.production;
-    let (records, _) = aws
-        .traffic
-        .read(&production.hosted_zone_id, &production.domain)
-        .await?;
     let wanted = Weighted {
         stack: edge.stack.clone(),
         weight: 100,

@@ -34,8 +34,17 @@ pub async fn pass(ctx: &Ctx, intents: &[Intent]) -> Result<Action> {
     if config.strategy == Strategy::Alb {
         // Releases go on the production load balancer: it comes first.
         let shared = ctx.shared().await?;
-        if let alb::State::Busy = alb::ensure(&ctx.aws, &ctx.config, &shared.stack_name).await? {
-            return Ok(Action::after(ctx.poll_delay(STEADY_POLL)));
+        match alb::ensure(&ctx.aws, &ctx.config, &shared.stack_name).await? {
+            alb::State::Ready(_) => {}
+            alb::State::Busy => return Ok(Action::after(ctx.poll_delay(STEADY_POLL))),
+            alb::State::Refused(live) => {
+                return Err(Error::user(format!(
+                    "`production.strategy: alb`, but production traffic is on Route53 weighted \
+                     records ({}): moving a live release onto the production load balancer is \
+                     not supported, so nothing was changed. Keep `strategy: route53`.",
+                    live.join(", ")
+                )));
+            }
         }
     }
     let mut observed = prod.observe(head.clone()).await?;
