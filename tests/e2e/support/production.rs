@@ -4,6 +4,8 @@
 use super::github_fake::{FakePr, fake_sha};
 use super::{World, eventually, payloads};
 use aws_sdk_route53::types::HostedZoneConfig;
+use pullstack::aws::forward::Forward;
+use pullstack::aws::stacks::Stacks;
 use pullstack::aws::traffic::Traffic;
 use pullstack::config::Strategy;
 use std::collections::BTreeMap;
@@ -76,10 +78,8 @@ pub async fn forward_weights(world: &World) -> BTreeMap<String, u8> {
     let Some((rule, next)) = production_rules(world).await else {
         return BTreeMap::new();
     };
-    let forwarding = world.aws.forward.read(&rule, &next).await.unwrap();
-    let stacks = world
-        .aws
-        .stacks
+    let forwarding = forward(world).read(&rule, &next).await.unwrap();
+    let stacks = stacks(world)
         .list_tagged("pullstack:repo", &config.repository)
         .await
         .unwrap();
@@ -96,12 +96,20 @@ pub async fn forward_weights(world: &World) -> BTreeMap<String, u8> {
         .collect()
 }
 
+/// Clients of their own, without pullstack's metering, so that reading
+/// the weights adds nothing to the server's AWS call counts.
+pub fn forward(world: &World) -> Forward {
+    Forward::new(aws_sdk_elasticloadbalancingv2::Client::new(&world.sdk))
+}
+
+fn stacks(world: &World) -> Stacks {
+    Stacks::new(aws_sdk_cloudformation::Client::new(&world.sdk))
+}
+
 /// The production rule's and the test route's ARNs (`strategy: alb`),
 /// once their stack exists.
 pub async fn production_rules(world: &World) -> Option<(String, String)> {
-    let stack = world
-        .aws
-        .stacks
+    let stack = stacks(world)
         .describe(&format!("{}-prod-edge", world.app))
         .await
         .unwrap()?;
