@@ -347,3 +347,69 @@ async fn switching_a_live_route53_release_to_alb_keeps_every_sample_whole() {
         "nothing made for a switch that cannot be carried out"
     );
 }
+
+#[tokio::test]
+async fn old_release_stacks_leave_the_load_balancer_after_the_window() {
+    let (mut world, _) = production_world("albretain", &format!("{ALB}  keep: 1\n")).await;
+    world.start().await;
+    let mut names = vec![];
+    for n in 1..=3 {
+        let sha = merge(&world, n, "[hotfix] release").await;
+        let name = release_name(&world, &sha);
+        wait_weight(&world, &name, 100).await;
+        names.push(name);
+    }
+    // The live stack and the rollback target stay; the oldest goes, its
+    // rule on the production listener with it.
+    let oldest = names[0].clone();
+    eventually("oldest stack deleted", LONG, || async {
+        world.aws.stacks.describe(&oldest).await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        world
+            .aws
+            .stacks
+            .describe(&names[1])
+            .await
+            .unwrap()
+            .is_some(),
+        "rollback target kept"
+    );
+    let edge = world
+        .aws
+        .stacks
+        .describe(&format!("{}-prod-edge", world.app))
+        .await
+        .unwrap()
+        .unwrap();
+    let listener = edge.output("ListenerArn").unwrap().to_owned();
+    let oldest_host = |rules: &[pullstack::aws::edge::Rule]| {
+        let sha7 = oldest.rsplit('-').next().unwrap().to_owned();
+        rules.iter().any(|r| {
+            r.hosts
+                .iter()
+                .any(|h| h.starts_with(&format!("prod-{sha7}.")))
+        })
+    };
+    world.resync().await;
+    eventually("the oldest release's rule removed", LONG, || async {
+        !oldest_host(&world.aws.edge.rules(&listener).await.unwrap())
+    })
+    .await;
+    let rules = world.aws.edge.rules(&listener).await.unwrap();
+    let domain = world.config().production.domain;
+    let mut hosts: Vec<String> = rules
+        .into_iter()
+        .flat_map(|r| r.hosts)
+        .filter(|h| h.starts_with("prod-"))
+        .collect();
+    hosts.sort();
+    let mut expected = vec![];
+    for name in &names[1..] {
+        let sha7 = name.rsplit('-').next().unwrap();
+        expected.push(format!("prod-{sha7}.{domain}"));
+    }
+    expected.sort();
+    assert_eq!(hosts, expected);
+}

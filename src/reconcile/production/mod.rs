@@ -305,6 +305,45 @@ impl Production<'_> {
         Ok(())
     }
 
+    /// Removes the rules deleted release stacks left on the production
+    /// listener, and the target groups they forwarded to (`strategy: alb`).
+    /// CloudFormation removes them with the stack; this heals a delete
+    /// that did not, so nothing is left behind.
+    pub async fn remove_leftovers(&self, observed: &Observed) -> anyhow::Result<()> {
+        let Some(edge) = &observed.edge else {
+            return Ok(());
+        };
+        let hosts: std::collections::BTreeSet<&str> = observed
+            .stacks
+            .iter()
+            .filter_map(|s| s.parameters.get("DnsName").map(String::as_str))
+            .collect();
+        let in_use: std::collections::BTreeSet<&str> = observed
+            .stacks
+            .iter()
+            .filter_map(|s| s.output("TargetGroupArn"))
+            .chain(observed.test_route.iter().map(String::as_str))
+            .chain(observed.view.weights.keys().map(String::as_str))
+            .collect();
+        for rule in self.aws.edge.rules(&edge.listener).await? {
+            let ours = rule.arn == edge.rule || rule.arn == edge.next_rule;
+            let owned = rule.hosts.iter().any(|h| hosts.contains(h.as_str()));
+            let used = rule
+                .target_groups
+                .iter()
+                .any(|t| in_use.contains(t.as_str()));
+            if ours || owned || used {
+                continue;
+            }
+            tracing::warn!(rule = rule.arn, hosts = ?rule.hosts, "removing a rule a deleted release left");
+            self.aws.edge.delete_rule(&rule.arn).await?;
+            for group in &rule.target_groups {
+                self.aws.edge.delete_target_group(group).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a stack's record (if any) and then the stack.
     pub async fn delete(&self, observed: &Observed, stack: &str) -> anyhow::Result<()> {
         if observed.edge.is_some() && observed.view.weights.contains_key(stack) {

@@ -190,7 +190,10 @@ async fn carry_out(
             Ok(poll)
         }
         Step::Wait(delay) => Ok(Action::after(delay)),
-        Step::Idle => Ok(Action::done()),
+        Step::Idle => {
+            prod.remove_leftovers(observed).await?;
+            Ok(Action::done())
+        }
     }
 }
 
