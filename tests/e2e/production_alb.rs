@@ -165,16 +165,24 @@ async fn a_rollback_from_a_comment_is_one_modify_rule() {
 #[tokio::test]
 async fn a_crash_at_10_percent_resumes_at_10_on_the_load_balancer() {
     let (mut world, _) = production_world("albresume", ALB).await;
-    world.config_yaml = world.config_yaml.replace("bake: 300ms", "bake: 2s");
+    // A real bake; the test moves the clock through it.
+    let bake = Duration::from_secs(600);
+    world.config_yaml = world.config_yaml.replace("bake: 300ms", "bake: 10m");
     world.start().await;
     first_release(&world).await;
     let sha = merge(&world, 2, "Second").await;
     let new = release_name(&world, &sha);
     wait_weight(&world, &new, 10).await;
+    world.settle().await;
     world.kill();
     assert_eq!(weights(&world).await[&new], 10);
     world.start().await;
-    wait_weight(&world, &new, 100).await;
+    world.settle().await;
+    assert_eq!(weights(&world).await[&new], 10, "resumed at 10, baking");
+    for then in [50, 100] {
+        world.advance(bake);
+        wait_weight(&world, &new, then).await;
+    }
     wait_released(&world, &sha).await;
     assert_eq!(steps(&world, &sha), CANARY, "no step skipped or repeated");
 }
