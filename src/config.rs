@@ -29,7 +29,7 @@ pub use container::{Container, StackRole, secrets_prefix};
 pub use edge::{ALB_RULES, EdgeConfig, EdgeMode};
 pub use github::GitHubConfig;
 pub use preview::{Capacity, DatabaseConfig, IdleConfig, LimitsConfig, OneOffTask, PreviewConfig};
-pub use production::{Gate, ProductionConfig};
+pub use production::{Gate, ProductionConfig, Strategy};
 pub use queue::{Backend, QueueConfig, ResyncConfig, SqsConfig};
 pub use repo::{REPO_FILE, RepoConfig};
 pub use shared::{ImagesConfig, SharedConfig};

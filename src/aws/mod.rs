@@ -5,6 +5,7 @@
 pub mod databases;
 pub mod edge;
 pub mod error;
+pub mod forward;
 pub mod health;
 pub mod images;
 pub mod lease;
@@ -35,6 +36,8 @@ pub struct Aws {
     pub images: images::Images,
     pub services: services::Services,
     pub traffic: traffic::Traffic,
+    /// The production load balancer's weighted rule (`production.strategy: alb`).
+    pub forward: forward::Forward,
     pub health: health::Health,
     /// Stopped tasks, target health, one-off tasks and their logs.
     pub tasks: tasks::Tasks,
@@ -121,6 +124,7 @@ impl Aws {
             stacks: stacks::Stacks::new(cloudformation),
             databases: databases::Databases::new(aws_sdk_rds::Client::from_conf(rds)),
             edge: edge::Edge::new(elb.clone()),
+            forward: forward::Forward::new(elb.clone()),
             images: images::Images::new(aws_sdk_ecr::Client::from_conf(ecr)),
             services: services::Services::new(ecs.clone()),
             sqs: work_queue::Sqs::new(aws_sdk_sqs::Client::from_conf(sqs)),

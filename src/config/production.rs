@@ -61,6 +61,29 @@ pub struct ProductionConfig {
     /// balancer serves HTTPS:443 with it and redirects HTTP:80 there.
     /// Required when enabled. Default: "".
     pub certificate_arn: String,
+    /// How traffic moves between releases: `route53` (a weighted alias
+    /// record per release stack) or `alb` (one production load balancer,
+    /// `<app>-prod-edge`, whose rule on `domain` forwards to the releases'
+    /// target groups with weights). Default: route53.
+    pub strategy: Strategy,
+    /// With `strategy: alb`, how long a client stays on the target group it
+    /// first reached (target-group stickiness on the forward action), so one
+    /// session does not flip between releases during a canary; 1s to 7d.
+    /// Default: none (every request is weighted on its own).
+    #[serde(with = "humantime_serde")]
+    pub sticky: Option<Duration>,
+}
+
+/// Where production's traffic weights live.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Route53 weighted records, split per resolver.
+    #[default]
+    Route53,
+    /// Weighted target groups on the production load balancer's rule,
+    /// split per request.
+    Alb,
 }
 
 /// What "healthy" means before a new production stack gets traffic.
@@ -94,6 +117,8 @@ impl Default for ProductionConfig {
             secrets: None,
             task_role_arn: None,
             certificate_arn: String::new(),
+            strategy: Strategy::Route53,
+            sticky: None,
         }
     }
 }

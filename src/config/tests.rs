@@ -35,6 +35,8 @@ fn shipped_example_is_valid() {
     assert_eq!(config.edge.certificate_arn, edge.certificate_arn);
     assert_eq!(config.edge.rules_per_alb, edge.rules_per_alb);
     assert_eq!(config.production.certificate_arn, "");
+    assert_eq!(config.production.strategy, super::Strategy::Route53);
+    assert_eq!(config.production.sticky, None);
     assert_eq!(config.preview.access, AccessConfig::default());
 }
 
@@ -613,4 +615,30 @@ fn a_database_clone_is_checked_field_by_field() {
             .unwrap_err()
             .to_string();
     assert!(err.starts_with("pullstack.yaml:1:1: app:"), "{err}");
+}
+
+#[test]
+fn stickiness_needs_the_load_balancer_and_a_sane_duration() {
+    let base = format!("app: demo\nrepository: octo/app\n{PRODUCTION}  env: {{}}\n");
+    let config = parse(&format!("{base}  strategy: alb\n  sticky: 1h\n")).unwrap();
+    assert_eq!(config.production.strategy, super::Strategy::Alb);
+    assert_eq!(config.production.sticky, Some(Duration::from_secs(3600)));
+    let err = parse(&format!("{base}  sticky: 1h\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("production.sticky: only `strategy: alb` keeps sessions"),
+        "{err}"
+    );
+    let err = parse(&format!("{base}  strategy: alb\n  sticky: 8d\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("production.sticky: must be from 1s to 7d"),
+        "{err}"
+    );
+    let err = parse(&format!("{base}  strategy: nlb\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("strategy"), "{err}");
 }

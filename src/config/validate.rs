@@ -1,6 +1,6 @@
 //! What a parsed config must also satisfy, field by field.
 
-use super::{ALB_RULES, Config, EdgeMode, StackRole, container, secrets_prefix};
+use super::{ALB_RULES, Config, EdgeMode, StackRole, Strategy, container, secrets_prefix};
 use std::time::Duration;
 
 impl Config {
@@ -193,6 +193,17 @@ impl Config {
         if !production.certificate_arn.is_empty() {
             check_certificate_arn(&production.certificate_arn)
                 .map_err(|err| ("production.certificate_arn", err))?;
+        }
+        if let Some(sticky) = production.sticky {
+            if production.strategy != Strategy::Alb {
+                return Err((
+                    "production.sticky",
+                    "only `strategy: alb` keeps sessions on one release; Route53 cannot".into(),
+                ));
+            }
+            if !(1..=604_800).contains(&sticky.as_secs()) {
+                return Err(("production.sticky", "must be from 1s to 7d".into()));
+            }
         }
         self.validate_edge()?;
         if let Err(err) =

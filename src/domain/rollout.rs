@@ -2,9 +2,13 @@
 //! weights, the release log) to the one next action. Pure, so the whole
 //! release logic is property-tested; the reconciler only carries actions out.
 //!
-//! Crash safety comes from the inputs: weights and the log live in Route53
-//! and change together in one batch, so a restarted planner sees exactly
-//! how far a release got and never jumps ahead.
+//! Crash safety comes from the inputs: weights and the log live together
+//! (Route53 records and a TXT record changed in one batch, or an ALB rule's
+//! forward action and its tags), so a restarted planner sees exactly how far
+//! a release got and never jumps ahead.
+//!
+//! Both traffic media carry out the same actions; [`kept`] says what each
+//! holds of them.
 
 use super::release::{Ignored, Schedule, Step, TOTAL};
 use chrono::{DateTime, Utc};
@@ -96,6 +100,47 @@ pub struct View {
     /// The default branch's head, and the stack name a release of it gets.
     pub head: Option<(String, String)>,
     pub now: DateTime<Utc>,
+}
+
+/// An ALB forward action takes at most this many target groups.
+pub const FORWARD_LIMIT: usize = 5;
+
+/// Where the weights live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Medium {
+    /// Route53: one weighted record per stack, kept at 0 until the stack goes.
+    Records,
+    /// An ALB rule's forward action: only target groups with traffic, and
+    /// the release in flight at 0 until it gets some.
+    Forward,
+}
+
+/// What `medium` holds of `weights` once `log` is in force. A forward keeps
+/// only what has traffic and the release in flight, so it never needs more
+/// than [`FORWARD_LIMIT`] target groups: at most the release, the stable
+/// stack and the release at 0 before its first step.
+pub fn kept(medium: Medium, weights: &BTreeMap<String, u8>, log: &Log) -> BTreeMap<String, u8> {
+    match medium {
+        Medium::Records => weights.clone(),
+        Medium::Forward => weights
+            .iter()
+            .filter(|(name, weight)| {
+                **weight > 0 || (log.release.as_ref() == Some(*name) && !log.is_failed(name))
+            })
+            .map(|(name, weight)| (name.clone(), *weight))
+            .collect(),
+    }
+}
+
+/// The release candidate the test route (`next.<domain>`) should reach: the
+/// release in flight once its stack is ready, until it holds all traffic or
+/// fails. `None`: the route answers that there is no candidate.
+pub fn candidate(view: &View) -> Option<String> {
+    let release = view.log.release.as_ref()?;
+    let ready = view
+        .stack(release)
+        .is_some_and(|s| matches!(s.phase, ProdPhase::Ready { .. }));
+    (ready && !view.log.is_failed(release) && view.weight(release) < TOTAL).then(|| release.clone())
 }
 
 /// Release policy from the config.
@@ -261,6 +306,7 @@ pub fn plan(view: &View, policy: &Policy, schedule: &Schedule) -> Action {
         },
         (Some(_), Some(step)) => step,
     };
+    // A gate (checks, a hook) would hold the release here, before `next`.
     if weight > 0
         && let Some(at) = view.log.shifted_at
     {

@@ -27,6 +27,7 @@ mod logs;
 mod one_off;
 mod preview;
 mod production;
+mod production_alb;
 mod replicas;
 mod repos;
 mod service_role;

@@ -23,11 +23,17 @@ fn at(secs: i64) -> DateTime<Utc> {
 struct Sim {
     view: View,
     created: usize,
+    medium: Medium,
 }
 
 impl Sim {
     fn new() -> Sim {
+        Sim::on(Medium::Records)
+    }
+
+    fn on(medium: Medium) -> Sim {
         Sim {
+            medium,
             view: View {
                 stacks: vec![],
                 weights: BTreeMap::new(),
@@ -37,6 +43,12 @@ impl Sim {
             },
             created: 0,
         }
+    }
+
+    /// Stores weights and log as the medium keeps them.
+    fn store(&mut self, weights: &BTreeMap<String, u8>, log: &Log) {
+        self.view.weights = kept(self.medium, weights, log);
+        self.view.log = log.clone();
     }
 
     fn merge(&mut self, n: usize) {
@@ -85,8 +97,7 @@ impl Sim {
             }
             Action::Track { log, .. } => self.view.log = log.clone(),
             Action::Shift { weights, log, .. } | Action::Fail { weights, log, .. } => {
-                self.view.weights = weights.clone();
-                self.view.log = log.clone();
+                self.store(weights, log);
             }
             Action::Delete { stack } => {
                 assert_eq!(
@@ -128,6 +139,14 @@ impl Sim {
     }
 
     fn check(&self) {
+        if self.medium == Medium::Forward {
+            assert!(
+                self.view.weights.len() <= FORWARD_LIMIT,
+                "a forward to {} target groups: {:?}",
+                self.view.weights.len(),
+                self.view.weights
+            );
+        }
         let sum: u32 = self.view.weights.values().map(|w| u32::from(*w)).sum();
         assert!(
             sum == 0 || sum == u32::from(TOTAL),
@@ -330,8 +349,11 @@ proptest! {
     /// and crashes, which are just planning again from the same state), the
     /// weights sum to the total and traffic only points at live stacks.
     #[test]
-    fn weights_stay_whole_and_point_at_stacks(ops in prop::collection::vec(op(), 1..120)) {
-        let mut sim = Sim::new();
+    fn weights_stay_whole_and_point_at_stacks(
+        ops in prop::collection::vec(op(), 1..120),
+        forward in any::<bool>(),
+    ) {
+        let mut sim = Sim::on(if forward { Medium::Forward } else { Medium::Records });
         let mut merges = 0;
         for op in ops {
             match op {
@@ -342,14 +364,12 @@ proptest! {
                 Op::Plan => { sim.step(); }
                 Op::Rollback => {
                     if let Some((weights, log, _, _)) = rollback(&sim.view, None) {
-                        sim.view.weights = weights;
-                        sim.view.log = log;
+                        sim.store(&weights, &log);
                     }
                 }
                 Op::Promote => {
                     if let Some((weights, log, _)) = promote(&sim.view) {
-                        sim.view.weights = weights;
-                        sim.view.log = log;
+                        sim.store(&weights, &log);
                     }
                 }
                 Op::Pause(paused) => sim.view.log.paused = paused,
@@ -357,4 +377,60 @@ proptest! {
             sim.check();
         }
     }
+}
+
+/// On a forward, the canary walks as on records, with only the stacks that
+/// hold traffic (and the release before its first step) in the action.
+#[test]
+fn a_forward_holds_only_what_has_traffic() {
+    let mut sim = Sim::on(Medium::Forward);
+    for n in 1..=4 {
+        sim.merge(n);
+        sim.step();
+        sim.settle(true, true);
+        while sim.until_shift() < 100 {
+            sim.view.now += chrono::Duration::from_std(BAKE).unwrap();
+        }
+    }
+    assert_eq!(
+        sim.view.weights,
+        BTreeMap::from([("app-prod-4".to_owned(), 100)])
+    );
+    sim.merge(5);
+    sim.step();
+    sim.settle(true, true);
+    assert!(matches!(sim.step(), Action::Track { .. }));
+    assert!(matches!(sim.step(), Action::Shift { percent: 0, .. }));
+    assert_eq!(
+        sim.view.weights,
+        BTreeMap::from([("app-prod-4".to_owned(), 100), ("app-prod-5".to_owned(), 0)]),
+        "the release joins at 0"
+    );
+    assert_eq!(sim.until_shift(), 10);
+    let (weights, log, _, _) = rollback(&sim.view, None).unwrap();
+    sim.store(&weights, &log);
+    assert_eq!(
+        sim.view.weights,
+        BTreeMap::from([("app-prod-4".to_owned(), 100)]),
+        "a rolled-back release leaves the forward"
+    );
+}
+
+#[test]
+fn the_test_route_reaches_the_candidate_until_it_holds_everything() {
+    let mut sim = Sim::new();
+    sim.merge(1);
+    sim.step();
+    assert_eq!(candidate(&sim.view), None, "nothing ready yet");
+    sim.settle(true, true);
+    sim.step();
+    assert_eq!(candidate(&sim.view).as_deref(), Some("app-prod-1"));
+    sim.until_shift();
+    assert_eq!(candidate(&sim.view), None, "it holds all traffic");
+
+    let mut sim = Sim::second_release_at_10();
+    assert_eq!(candidate(&sim.view).as_deref(), Some("app-prod-2"));
+    let (weights, log, _, _) = rollback(&sim.view, None).unwrap();
+    sim.store(&weights, &log);
+    assert_eq!(candidate(&sim.view), None, "rolled back");
 }

@@ -6,6 +6,7 @@
 //!
 //! The planner ([`crate::domain::rollout`]) decides; this module carries out.
 
+pub mod alb;
 pub(super) mod pass;
 mod report;
 
@@ -16,10 +17,12 @@ use crate::aws::Aws;
 use crate::aws::stacks::{Phase, Stack, tag};
 use crate::aws::traffic::{Batch, Weighted};
 use crate::clock::Clock;
-use crate::config::{Config, Gate};
+use crate::config::{Config, Gate, Strategy};
 use crate::domain::naming::release_stack_name;
-use crate::domain::rollout::{self, Log, ProdPhase, ProdStack, View};
+use crate::domain::rollout::{self, Log, Medium, ProdPhase, ProdStack, View};
+use alb::ProdEdge;
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Production as observed: the planner's view plus what carrying out an
@@ -27,7 +30,22 @@ use std::collections::BTreeMap;
 pub struct Observed {
     pub view: View,
     pub stacks: Vec<Stack>,
+    /// `strategy: route53`: the weighted records.
     pub records: Vec<Weighted>,
+    /// `strategy: alb`: the production load balancer.
+    pub edge: Option<ProdEdge>,
+    /// `strategy: alb`: the target groups the test route forwards to.
+    pub test_route: Vec<String>,
+}
+
+/// What the production rule's tags hold (`strategy: alb`): the log, and
+/// the weights it was written with. Tags and weights are two calls, tags
+/// first: weights that differ from these are a move cut short, finished on
+/// the next read.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Stored {
+    log: Log,
+    weights: BTreeMap<String, u8>,
 }
 
 /// A move of all traffic to one stack, computed and not yet applied.
@@ -74,10 +92,25 @@ impl Production<'_> {
                 s.tag(tag::ROLE) == Some("production") && s.tag(tag::MANAGED) == Some("true")
             })
             .collect();
-        let (records, log) = self.aws.traffic.read(self.zone(), self.domain()).await?;
-        let log: Log = log
-            .and_then(|l| serde_json::from_str(&l).ok())
-            .unwrap_or_default();
+        let mut test_route = Vec::new();
+        let (records, weights, log, edge) = match self.config.production.strategy {
+            Strategy::Route53 => {
+                let (records, log) = self.aws.traffic.read(self.zone(), self.domain()).await?;
+                let log: Log = log
+                    .and_then(|l| serde_json::from_str(&l).ok())
+                    .unwrap_or_default();
+                let weights = records
+                    .iter()
+                    .map(|r| (r.stack.clone(), r.weight))
+                    .collect();
+                (records, weights, log, None)
+            }
+            Strategy::Alb => {
+                let (weights, log, edge, next) = self.observe_forward(&stacks).await?;
+                test_route = next;
+                (Vec::new(), weights, log, Some(edge))
+            }
+        };
         let now = self.clock.now();
         let mut prod = Vec::new();
         for stack in &stacks {
@@ -88,10 +121,6 @@ impl Production<'_> {
                 phase: self.phase(stack, log.release.as_deref()).await?,
             });
         }
-        let weights = records
-            .iter()
-            .map(|r| (r.stack.clone(), r.weight))
-            .collect();
         let head = head.map(|sha| {
             let name = release_stack_name(&self.config.app, &sha);
             (sha, name)
@@ -106,7 +135,80 @@ impl Production<'_> {
             },
             stacks,
             records,
+            edge,
+            test_route,
         })
+    }
+
+    /// The production rule's weights (by stack name; a target group no
+    /// stack owns any more by its ARN) and log, after finishing a move cut
+    /// short between its two calls.
+    async fn observe_forward(
+        &self,
+        stacks: &[Stack],
+    ) -> anyhow::Result<(BTreeMap<String, u8>, Log, ProdEdge, Vec<String>)> {
+        let edge = alb::describe(self.aws, self.config)
+            .await?
+            .context("the production load balancer (strategy: alb) is not ready yet")?;
+        let forwarding = self.aws.forward.read(&edge.rule, &edge.next_rule).await?;
+        let stored: Stored = forwarding
+            .log
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or_default();
+        let name_of = |arn: &str| {
+            stacks
+                .iter()
+                .find(|s| s.output("TargetGroupArn") == Some(arn))
+                .map_or_else(|| arn.to_owned(), |s| s.name.clone())
+        };
+        let actual: BTreeMap<String, u8> = forwarding
+            .targets
+            .iter()
+            .map(|(arn, weight)| (name_of(arn), *weight))
+            .collect();
+        let intended = targets(stacks, &stored.weights);
+        let mut sorted = forwarding.targets.clone();
+        sorted.sort();
+        if stored.log != Log::default() && intended != sorted {
+            tracing::warn!(
+                ?actual,
+                intended = ?stored.weights,
+                "finishing a traffic move that was cut short"
+            );
+            let sticky = self.config.production.sticky;
+            self.aws
+                .forward
+                .apply(&edge.rule, &intended, sticky, None)
+                .await?;
+            let weights = intended.iter().map(|(arn, w)| (name_of(arn), *w)).collect();
+            return Ok((weights, stored.log, edge, forwarding.next));
+        }
+        Ok((actual, stored.log, edge, forwarding.next))
+    }
+
+    /// Points the test route (`next.<domain>`, `strategy: alb`) at the
+    /// release candidate of `view`, or at nothing when there is none.
+    pub async fn sync_test_route(&self, observed: &Observed, view: &View) -> anyhow::Result<()> {
+        let Some(edge) = &observed.edge else {
+            return Ok(());
+        };
+        let candidate = rollout::candidate(view).and_then(|name| {
+            observed
+                .stacks
+                .iter()
+                .find(|s| s.name == name)
+                .and_then(|s| s.output("TargetGroupArn"))
+                .map(str::to_owned)
+        });
+        if observed.test_route == Vec::from_iter(candidate.clone()) {
+            return Ok(());
+        }
+        self.aws
+            .forward
+            .point_next(&edge.next_rule, candidate.as_deref())
+            .await?;
+        tracing::info!(candidate, "test route updated");
+        Ok(())
     }
 
     /// A stack's phase; the health gate is checked for the release in flight.
@@ -140,13 +242,32 @@ impl Production<'_> {
         })
     }
 
-    /// Sets the weights and the log in one change batch.
+    /// Sets the weights and the log: one change batch on Route53; on the
+    /// load balancer the log (tags) and then the weights (one ModifyRule).
     pub async fn apply(
         &self,
         observed: &Observed,
         weights: &BTreeMap<String, u8>,
         log: &Log,
     ) -> anyhow::Result<()> {
+        if let Some(edge) = &observed.edge {
+            let weights = rollout::kept(Medium::Forward, weights, log);
+            let stored = serde_json::to_string(&Stored {
+                log: log.clone(),
+                weights: weights.clone(),
+            })?;
+            let targets = targets(&observed.stacks, &weights);
+            self.aws
+                .forward
+                .apply(
+                    &edge.rule,
+                    &targets,
+                    self.config.production.sticky,
+                    Some(&stored),
+                )
+                .await?;
+            return Ok(());
+        }
         let mut upsert = Vec::new();
         let mut delete = Vec::new();
         for (name, weight) in weights {
@@ -184,8 +305,52 @@ impl Production<'_> {
         Ok(())
     }
 
+    /// Removes the rules deleted release stacks left on the production
+    /// listener, and the target groups they forwarded to (`strategy: alb`).
+    /// CloudFormation removes them with the stack; this heals a delete
+    /// that did not, so nothing is left behind.
+    pub async fn remove_leftovers(&self, observed: &Observed) -> anyhow::Result<()> {
+        let Some(edge) = &observed.edge else {
+            return Ok(());
+        };
+        let hosts: std::collections::BTreeSet<&str> = observed
+            .stacks
+            .iter()
+            .filter_map(|s| s.parameters.get("DnsName").map(String::as_str))
+            .collect();
+        let in_use: std::collections::BTreeSet<&str> = observed
+            .stacks
+            .iter()
+            .filter_map(|s| s.output("TargetGroupArn"))
+            .chain(observed.test_route.iter().map(String::as_str))
+            .chain(observed.view.weights.keys().map(String::as_str))
+            .collect();
+        for rule in self.aws.edge.rules(&edge.listener).await? {
+            let ours = rule.arn == edge.rule || rule.arn == edge.next_rule;
+            let owned = rule.hosts.iter().any(|h| hosts.contains(h.as_str()));
+            let used = rule
+                .target_groups
+                .iter()
+                .any(|t| in_use.contains(t.as_str()));
+            if ours || owned || used {
+                continue;
+            }
+            tracing::warn!(rule = rule.arn, hosts = ?rule.hosts, "removing a rule a deleted release left");
+            self.aws.edge.delete_rule(&rule.arn).await?;
+            for group in &rule.target_groups {
+                self.aws.edge.delete_target_group(group).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a stack's record (if any) and then the stack.
     pub async fn delete(&self, observed: &Observed, stack: &str) -> anyhow::Result<()> {
+        if observed.edge.is_some() && observed.view.weights.contains_key(stack) {
+            let mut weights = observed.view.weights.clone();
+            weights.remove(stack);
+            self.apply(observed, &weights, &observed.view.log).await?;
+        }
         let record: Vec<Weighted> = observed
             .records
             .iter()
@@ -252,4 +417,23 @@ impl Production<'_> {
         tracing::info!(release = plan.to, by, "promoted");
         self.reporter.promoted(&plan.log, by).await
     }
+}
+
+/// The weighted target groups for `weights`, sorted: a stack's target
+/// group, or the name itself when it is an ARN no stack owns any more (a
+/// stack without a target group is left out).
+fn targets(stacks: &[Stack], weights: &BTreeMap<String, u8>) -> Vec<(String, u8)> {
+    let mut targets: Vec<(String, u8)> = weights
+        .iter()
+        .filter_map(|(name, weight)| {
+            let arn = match stacks.iter().find(|s| s.name == *name) {
+                Some(stack) => stack.output("TargetGroupArn")?.to_owned(),
+                None if name.starts_with("arn:") => name.clone(),
+                None => return None,
+            };
+            Some((arn, *weight))
+        })
+        .collect();
+    targets.sort();
+    targets
 }

@@ -2,8 +2,8 @@
 //! watch the alarms during a shift, then let the planner choose the next
 //! action and carry it out.
 
-use super::{Observed, Production, Reporter};
-use crate::config::StackRole;
+use super::{Observed, Production, Reporter, alb};
+use crate::config::{StackRole, Strategy};
 use crate::domain::commands::Command;
 use crate::domain::naming::{release_slug, short_sha};
 use crate::domain::release::{Ignored, Schedule, TOTAL, written_directive};
@@ -31,6 +31,22 @@ pub async fn pass(ctx: &Ctx, intents: &[Intent]) -> Result<Action> {
         None => ctx.forge.default_branch().await?,
     };
     let head = ctx.forge.branch_head(&branch).await?;
+    if config.strategy == Strategy::Alb {
+        // Releases go on the production load balancer: it comes first.
+        let shared = ctx.shared().await?;
+        match alb::ensure(&ctx.aws, &ctx.config, &shared.stack_name).await? {
+            alb::State::Ready(_) => {}
+            alb::State::Busy => return Ok(Action::after(ctx.poll_delay(STEADY_POLL))),
+            alb::State::Refused(live) => {
+                return Err(Error::user(format!(
+                    "`production.strategy: alb`, but production traffic is on Route53 weighted \
+                     records ({}): moving a live release onto the production load balancer is \
+                     not supported, so nothing was changed. Keep `strategy: route53`.",
+                    live.join(", ")
+                )));
+            }
+        }
+    }
     let mut observed = prod.observe(head.clone()).await?;
     // Commands that act go first, then the alarm watch and the plan; the
     // answers to refused commands wait until all of that is done, so no
@@ -82,6 +98,16 @@ async fn plan(ctx: &Ctx, prod: &Production<'_>, observed: &Observed) -> Result<A
         .map_err(|err| Error::user(format!("`production.steps` cannot be used: {err}")))?;
     let step = rollout::plan(&observed.view, &policy, &schedule);
     tracing::debug!(?step, "production");
+    // The test route follows the candidate as the step leaves it.
+    let mut after = observed.view.clone();
+    if let Step::Track { log, .. } = &step {
+        after.log = log.clone();
+    }
+    if let Step::Shift { weights, log, .. } | Step::Fail { weights, log, .. } = &step {
+        after.weights = weights.clone();
+        after.log = log.clone();
+    }
+    prod.sync_test_route(observed, &after).await?;
     carry_out(ctx, prod, observed, step).await
 }
 
@@ -95,7 +121,9 @@ async fn carry_out(
     // start: it polls at the steady pace.
     let poll = Action::after(ctx.poll_delay(STEADY_POLL));
     match step {
-        Step::Create { sha, stack } => create_release(ctx, &sha, &stack).await,
+        Step::Create { sha, stack } => {
+            create_release(ctx, observed.edge.as_ref(), &sha, &stack).await
+        }
         Step::Track { mut log, stack } => {
             let sha = observed
                 .view
@@ -162,7 +190,10 @@ async fn carry_out(
             Ok(poll)
         }
         Step::Wait(delay) => Ok(Action::after(delay)),
-        Step::Idle => Ok(Action::done()),
+        Step::Idle => {
+            prod.remove_leftovers(observed).await?;
+            Ok(Action::done())
+        }
     }
 }
 
@@ -208,7 +239,12 @@ async fn follow_directive(
     Ok(None)
 }
 
-async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
+async fn create_release(
+    ctx: &Ctx,
+    edge: Option<&alb::ProdEdge>,
+    sha: &str,
+    stack: &str,
+) -> Result<Action> {
     let shared = ctx.shared().await?;
     // Pinned to the digest the tag names now: a tag pushed again later
     // changes neither this release nor a rollback to it.
@@ -229,7 +265,9 @@ async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
             desired_count: config.desired_count,
             capacity: config.capacity,
         },
-        dns: None,
+        // On the production load balancer the stack's own rule, on a name
+        // of its own, attaches its target group; the weights are elsewhere.
+        dns: edge.map(|_| (format!("{}.{}", release_slug(sha), config.domain), "")),
         certificate_arn: &config.certificate_arn,
         placeholders: Placeholders {
             sha: sha.to_owned(),
@@ -240,7 +278,10 @@ async fn create_release(ctx: &Ctx, sha: &str, stack: &str) -> Result<Action> {
         created_at: spec::tag_time(ctx.clock.now()),
         extra_env: Default::default(),
     };
-    let spec = Spec::build(&ctx.config, &shared, request)?;
+    let mut spec = Spec::build(&ctx.config, &shared, request)?;
+    if let Some(edge) = edge {
+        spec.place(&alb::place(&ctx.aws, edge).await?)?;
+    }
     ctx.aws.stacks.create(&spec.deploy(stack)).await?;
     tracing::info!(stack, digest, "production stack created");
     Ok(Action::after(ctx.poll_delay(Duration::ZERO)))

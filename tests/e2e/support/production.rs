@@ -4,7 +4,10 @@
 use super::github_fake::{FakePr, fake_sha};
 use super::{World, eventually, payloads};
 use aws_sdk_route53::types::HostedZoneConfig;
+use pullstack::aws::forward::Forward;
+use pullstack::aws::stacks::Stacks;
 use pullstack::aws::traffic::Traffic;
+use pullstack::config::Strategy;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -53,14 +56,67 @@ pub async fn production_world(prefix: &str, extra: &str) -> (World, String) {
     (world, zone_id)
 }
 
+/// The release weights by stack name: Route53's records, or with
+/// `strategy: alb` the production rule's forward action (DescribeRules).
 pub async fn weights(world: &World) -> BTreeMap<String, u8> {
     let config = world.config();
+    if config.production.strategy == Strategy::Alb {
+        return forward_weights(world).await;
+    }
     let traffic = Traffic::new(aws_sdk_route53::Client::new(&world.sdk));
     let (records, _) = traffic
         .read(&config.production.hosted_zone_id, &config.production.domain)
         .await
         .unwrap();
     records.into_iter().map(|r| (r.stack, r.weight)).collect()
+}
+
+/// The production rule's forward action, by stack name; empty until the
+/// production load balancer exists.
+pub async fn forward_weights(world: &World) -> BTreeMap<String, u8> {
+    let config = world.config();
+    let Some((rule, next)) = production_rules(world).await else {
+        return BTreeMap::new();
+    };
+    let forwarding = forward(world).read(&rule, &next).await.unwrap();
+    let stacks = stacks(world)
+        .list_tagged("pullstack:repo", &config.repository)
+        .await
+        .unwrap();
+    forwarding
+        .targets
+        .into_iter()
+        .map(|(arn, weight)| {
+            let name = stacks
+                .iter()
+                .find(|s| s.output("TargetGroupArn") == Some(arn.as_str()))
+                .map_or(arn, |s| s.name.clone());
+            (name, weight)
+        })
+        .collect()
+}
+
+/// Clients of their own, without pullstack's metering, so that reading
+/// the weights adds nothing to the server's AWS call counts.
+pub fn forward(world: &World) -> Forward {
+    Forward::new(aws_sdk_elasticloadbalancingv2::Client::new(&world.sdk))
+}
+
+fn stacks(world: &World) -> Stacks {
+    Stacks::new(aws_sdk_cloudformation::Client::new(&world.sdk))
+}
+
+/// The production rule's and the test route's ARNs (`strategy: alb`),
+/// once their stack exists.
+pub async fn production_rules(world: &World) -> Option<(String, String)> {
+    let stack = stacks(world)
+        .describe(&format!("{}-prod-edge", world.app))
+        .await
+        .unwrap()?;
+    Some((
+        stack.output("ProductionRuleArn")?.to_owned(),
+        stack.output("NextRuleArn")?.to_owned(),
+    ))
 }
 
 pub fn release_name(world: &World, sha: &str) -> String {
