@@ -112,6 +112,16 @@ fn refuse(state: &AppState, delivery: &Delivery, failure: &str) -> Answer {
     )
 }
 
+/// What became of a delivery for a repository, with the shared queue.
+enum Taken {
+    /// Its jobs are in SQS.
+    Queued,
+    /// Nothing to do, and why.
+    Ignored(String),
+    /// The repository is not served: answered as without the shared queue.
+    NotServed,
+}
+
 /// With the shared queue, a delivery for a served repository is answered
 /// 202 only once its jobs are in SQS.
 ///
@@ -130,35 +140,41 @@ async fn to_shared_hub(
     work: &WorkQueue,
     delivery: Delivery,
 ) -> Answer {
-    let key = match delivery.event.repo() {
-        Some(repo) if hub.serves(repo) => crate::reconcile::hub::key_of(repo),
-        // Pings, installations, what is ignored and what is not served.
-        _ => return to_hub(hub, queue, delivery.event),
+    let Some(key) = delivery.event.repo().map(crate::reconcile::hub::key_of) else {
+        // Pings, installations and what is ignored.
+        return to_hub(hub, queue, delivery.event);
     };
     let delivery_id = id_of(&delivery);
     let event = &delivery.event;
     let taken = async {
+        // Another replica may have taken the delivery that added it.
+        let serves = (hub.serves_now(&key).await)
+            .map_err(|err| format!("listing the App's installations: {err:#}"))?;
+        if !serves {
+            return Ok(Taken::NotServed);
+        }
         let served = (hub.prepare(&key, std::slice::from_ref(event)).await)
             .map_err(|err| format!("reading {key}'s config: {err}"))?;
         let Some(served) = served else {
-            return Ok(Err(format!(
-                "{key} has no valid {}",
-                crate::config::REPO_FILE
-            )));
+            let reason = format!("{key} has no valid {}", crate::config::REPO_FILE);
+            return Ok(Taken::Ignored(reason));
         };
         match served.router.route(event) {
             Route::Jobs(jobs) => {
                 (send_jobs(work, Some(&key), &delivery_id, jobs).await)
                     .map_err(|err| err.to_string())?;
-                Ok(Ok(()))
+                Ok(Taken::Queued)
             }
-            Route::Pong => Ok(Err("a ping".to_owned())),
-            Route::Ignored(reason) => Ok(Err(reason)),
+            Route::Pong => Ok(Taken::Ignored("a ping".to_owned())),
+            Route::Ignored(reason) => Ok(Taken::Ignored(reason)),
         }
     };
     let failure = match tokio::time::timeout(PREPARE_WITHIN, taken).await {
-        Ok(Ok(Ok(()))) => return reply(StatusCode::ACCEPTED, "queued", None),
-        Ok(Ok(Err(reason))) => return reply(StatusCode::ACCEPTED, "ignored", Some(reason)),
+        Ok(Ok(Taken::Queued)) => return reply(StatusCode::ACCEPTED, "queued", None),
+        Ok(Ok(Taken::Ignored(reason))) => {
+            return reply(StatusCode::ACCEPTED, "ignored", Some(reason));
+        }
+        Ok(Ok(Taken::NotServed)) => return to_hub(hub, queue, delivery.event),
         Ok(Err(failure)) => failure,
         Err(_) => format!("GitHub and SQS did not answer within {PREPARE_WITHIN:?}"),
     };

@@ -152,6 +152,8 @@ pub struct Hub {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// How many replicas share GitHub's writes (the roll call's count).
     replicas: AtomicU32,
+    /// A turn per repository for [`Hub::prepare`].
+    preparing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Hub {
@@ -167,6 +169,7 @@ impl Hub {
             runs: Mutex::default(),
             tasks: Mutex::default(),
             replicas: AtomicU32::new(1),
+            preparing: Mutex::default(),
         }
     }
 
@@ -183,8 +186,27 @@ impl Hub {
     /// Whether deliveries for `repo` are taken: it is in one of the App's
     /// installations and matches `repositories:`.
     pub fn serves(&self, repo: &RepoName) -> bool {
+        self.serves_key(&key_of(repo))
+    }
+
+    fn serves_key(&self, key: &str) -> bool {
         let served = self.served.read().expect("served lock");
-        served.contains_key(&key_of(repo))
+        served.contains_key(key)
+    }
+
+    /// [`Hub::serves`], listing the installations again first when `key`
+    /// (a lower-case `owner/name`) matches `repositories:` but is not
+    /// served yet: with replicas, the `installation_repositories` delivery
+    /// that added it may have gone to another one.
+    pub async fn serves_now(&self, key: &str) -> anyhow::Result<bool> {
+        if self.serves_key(key) {
+            return Ok(true);
+        }
+        if !self.options.config.repositories.0.matches(key) {
+            return Ok(false);
+        }
+        self.refresh().await?;
+        Ok(self.serves_key(key))
     }
 
     /// Lists the installations again; returns the repositories served.
@@ -402,6 +424,13 @@ impl Hub {
     /// `events` open). A pull request that changes the config gets its
     /// Check Run first.
     pub async fn prepare(&self, key: &str, events: &[Event]) -> Result<Option<Served>, HubError> {
+        // One at a time per repository in this process, as the hub's queue
+        // runs them: a Check Run or a broken-config comment is posted once.
+        let lock = {
+            let mut locks = self.preparing.lock().expect("preparing lock");
+            locks.entry(key.to_owned()).or_default().clone()
+        };
+        let _turn = lock.lock().await;
         let served = self.served.read().expect("served lock").get(key).cloned();
         let Some((repo, installation)) = served else {
             tracing::info!(
@@ -523,10 +552,22 @@ impl Inboxes for Hub {
         let Some(key) = repository.map(str::to_lowercase) else {
             return Inbox::Gone("it names no repository".to_owned());
         };
-        let served = match self.running(&key) {
-            Some(served) => Ok(Some(served)),
-            None => self.prepare(&key, &[]).await,
-        };
+        if let Some(Served {
+            shared: Some(shared),
+            queue,
+            ..
+        }) = self.running(&key)
+        {
+            return Inbox::Run(shared, queue);
+        }
+        // A message another replica sent for a repository this one has not
+        // listed yet is not deleted.
+        match self.serves_now(&key).await {
+            Ok(true) => {}
+            Ok(false) => return Inbox::Gone(format!("{key} is no longer served")),
+            Err(err) => return Inbox::Later(format!("{err:#}")),
+        }
+        let served = self.prepare(&key, &[]).await;
         match served {
             Ok(Some(Served {
                 shared: Some(shared),
@@ -534,9 +575,7 @@ impl Inboxes for Hub {
                 ..
             })) => Inbox::Run(shared, queue),
             Ok(Some(_)) => Inbox::Later("the server does not share its queue".to_owned()),
-            Ok(None) => Inbox::Gone(format!(
-                "{key} is no longer served, or has no valid {REPO_FILE}"
-            )),
+            Ok(None) => Inbox::Gone(format!("{key} has no valid {REPO_FILE}")),
             Err(err) => Inbox::Later(err.to_string()),
         }
     }

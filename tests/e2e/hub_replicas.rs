@@ -5,9 +5,10 @@
 //! receives it, a replica that dies after its 202 loses nothing, and one
 //! lease for the whole server changes hands when its holder dies.
 
-use crate::repos::{add, bot_comments, open_pr, org};
+use crate::repos::{add, bot_comments, open_pr, org, pr_payload};
 use crate::support::fault_proxy::{FaultProxy, Outcome};
-use crate::support::{WAIT, WRITER, World, eventually, moto_endpoint};
+use crate::support::github_fake::{FakePr, fake_sha};
+use crate::support::{SECRET, WAIT, WRITER, World, eventually, moto_endpoint, payloads};
 use pullstack::reconcile::lease::Claim;
 use std::time::{Duration, Instant};
 
@@ -207,4 +208,63 @@ async fn the_servers_one_lease_changes_hands_within_lease_ttl() {
     })
     .await;
     world.settle_shared(WAIT).await;
+}
+
+/// Attack: the `installation_repositories` delivery that adds a repository
+/// reaches one replica only (or is lost). A replica that had not listed
+/// the repository again would answer its deliveries 202 `ignored`, or
+/// delete the messages another replica sent for it; each lists the
+/// installations again when a repository matching the globs is unknown.
+#[tokio::test]
+async fn replicas_take_a_repository_added_after_they_listed_theirs() {
+    let mut world = org("hubadd", &sqs_config(LEASE_TTL)).await;
+    let app = world.app.clone();
+    let web = add(&world, "web", &format!("app: {app}-web\n"));
+    let api = add(&world, "api", &format!("app: {app}-api\n"));
+    world.github.add_installation(1, &[&web]);
+    // Replica 0 takes the delivery but never receives work; replica 1
+    // receives the message.
+    let proxy = FaultProxy::start(&moto_endpoint()).await;
+    proxy.hold("ReceiveMessage");
+    let held = pullstack::aws::Aws::from_config(&proxy.sdk_config(
+        &world.sdk,
+        1,
+        Duration::from_millis(10),
+    ));
+    world.start_with(held).await;
+    world.start_replica(1, world.aws.clone()).await;
+    world.github.add_installation(2, &[&api]);
+
+    let sha = fake_sha(&format!("{api}-1-open"));
+    world.push_image(&sha).await;
+    let pr = FakePr {
+        number: 1,
+        title: "Change 1".to_owned(),
+        head_sha: sha.clone(),
+        head_ref: "feature-1".to_owned(),
+        head_repo: api.clone(),
+        user: WRITER.to_owned(),
+        ..FakePr::default()
+    };
+    world.github.upsert_pr(&api, pr.clone());
+    let body = pr_payload(&api, &pr, "opened");
+    let headers = payloads::delivery_headers("pull_request", SECRET.as_bytes(), &body);
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/webhook", world.url()))
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["status"], "queued", "{answer}");
+
+    world
+        .wait_named_stack_at(&format!("{app}-api-pr-1"), &sha)
+        .await;
+    wait_bot_comment(&world, &api, 1, "Ready").await;
+    world.kill_server(0);
+    world.settle_shared(WAIT).await;
+    assert_eq!(bot_comments(&world, &api, 1).len(), 1);
 }
