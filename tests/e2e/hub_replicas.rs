@@ -233,6 +233,13 @@ async fn replicas_take_a_repository_added_after_they_listed_theirs() {
     ));
     world.start_with(held).await;
     world.start_replica(1, world.aws.clone()).await;
+    // Both have listed the installations, and the lease holder has
+    // resynced: the list is not read again for `resync.interval`.
+    eventually("the first server holds the lease", WAIT, || async {
+        world.lease_holders() == [0]
+    })
+    .await;
+    world.settle_shared(WAIT).await;
     world.github.add_installation(2, &[&api]);
 
     let sha = fake_sha(&format!("{api}-1-open"));
