@@ -112,8 +112,6 @@ pub struct HubSqs {
 
 /// A served repository's reconciler, as a delivery or message needs it.
 pub struct Served {
-    /// The repository's key (lower-case `owner/name`).
-    pub key: String,
     pub router: Router,
     pub queue: Queue<Job, Carried>,
     /// Its share of the shared queue, with the shared queue.
@@ -340,7 +338,7 @@ impl Hub {
         if let Some(run) = runs.get(key)
             && run.sha == sha
         {
-            return run.served(key);
+            return run.served();
         }
         if let Some(old) = runs.remove(key) {
             tracing::info!(
@@ -385,7 +383,9 @@ impl Hub {
         );
         let task = match &shared {
             None => {
-                // With the shared queue, the lease holder resyncs.
+                // In memory, each reconciler starts with a resync and keeps
+                // it going; with the shared queue, the lease holder resyncs
+                // every repository (`HubJob::Resync`).
                 queue.push(Job::Resync, None);
                 task
             }
@@ -413,7 +413,7 @@ impl Hub {
             shared,
             stop,
         };
-        let served = run.served(key);
+        let served = run.served();
         runs.insert(key.to_owned(), run);
         served
     }
@@ -518,14 +518,13 @@ impl Hub {
     /// The reconciler running `key` now, if any.
     fn running(&self, key: &str) -> Option<Served> {
         let runs = self.runs.lock().expect("runs lock");
-        runs.get(key).map(|run| run.served(key))
+        runs.get(key).map(|run| run.served())
     }
 }
 
 impl Run {
-    fn served(&self, key: &str) -> Served {
+    fn served(&self) -> Served {
         Served {
-            key: key.to_owned(),
             router: self.router.clone(),
             queue: self.queue.clone(),
             shared: self.shared.clone(),
