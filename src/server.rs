@@ -9,9 +9,9 @@ use crate::domain::seal::Seal;
 use crate::github::client::{AppAuth, Auth, Forge};
 use crate::http::body::BodyBudget;
 use crate::http::serve::HttpLimits;
-use crate::http::{Admit, AppState, app};
+use crate::http::{Admit, AppState, SharedQueue, app};
 use crate::reconcile::durable::{self, Carried, Durable};
-use crate::reconcile::hub::{Hub, HubJob, HubOptions, HubQueue};
+use crate::reconcile::hub::{Hub, HubJob, HubOptions, HubQueue, HubSqs};
 use crate::reconcile::lease::{self, Claim};
 use crate::reconcile::queue::{self, Limits, Queue};
 use crate::reconcile::routing::Router;
@@ -89,8 +89,9 @@ impl Running {
         self.http.abort();
         self.queue.abort();
         self.prune.abort();
-        if self.hub.is_some() {
+        if let Some((hub, _)) = &self.hub {
             // The repositories' reconcilers stop at once, dropping their work.
+            hub.abort();
             self.shutdown.cancel();
         }
         for task in &self.shared {
@@ -141,6 +142,16 @@ impl Running {
                 return;
             }
         }
+    }
+
+    /// How many keys are queued or running in this process: for one
+    /// repository, its queue's; with the hub, the hub's and every
+    /// repository's.
+    pub fn busy(&self) -> usize {
+        let Some((hub, queue)) = &self.hub else {
+            return self.queue().busy();
+        };
+        queue.busy() + hub.queues().iter().map(Queue::busy).sum::<usize>()
     }
 
     /// Whether this process holds the periodic work, as it changes.
@@ -260,6 +271,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
             let sqs = &config.queue.sqs;
             Some(Arc::new(durable::Shared::new(
                 work,
+                None,
                 sqs.lease_ttl,
                 sqs.receive_wait,
             )))
@@ -297,9 +309,10 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
                 ttl: config.queue.sqs.lease_ttl,
             };
             let forge = ctx.forge.clone();
+            let local = queue.clone();
             let (task, held) = lease::spawn(
                 claim.clone(),
-                queue.clone(),
+                move || local.push(Job::Resync, None),
                 config.resync.interval,
                 options.clock.clone(),
                 shutdown.clone(),
@@ -313,11 +326,11 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
                 shutdown.clone(),
                 drained.clone(),
             ));
-            let admit = Admit::Shared {
+            let admit = Admit::Shared(SharedQueue {
                 queue: shared.queue.clone(),
                 claim,
                 clock: options.clock.clone(),
-            };
+            });
             (admit, held)
         }
     };
@@ -378,6 +391,22 @@ async fn start_hub(options: Options) -> anyhow::Result<Running> {
         None => Aws::from_env().await,
     };
     let shutdown = CancellationToken::new();
+    // One queue and one table for every repository, named in the server's
+    // config.
+    let sqs = match config.queue.backend {
+        Backend::Memory => None,
+        Backend::Sqs => {
+            let work = (aws.sqs.open(&config.sqs_queue()).await)
+                .with_context(|| format!("opening the SQS queue {}", config.sqs_queue()))?;
+            Some(HubSqs {
+                queue: work,
+                table: config.lease_table(),
+                lease_ttl: config.queue.sqs.lease_ttl,
+                receive_wait: config.queue.sqs.receive_wait,
+            })
+        }
+    };
+    let work = sqs.as_ref().map(|sqs| sqs.queue.clone());
     let hub = Arc::new(Hub::new(HubOptions {
         config: config.clone(),
         github_api_url: options.github_api_url.clone(),
@@ -387,6 +416,7 @@ async fn start_hub(options: Options) -> anyhow::Result<Running> {
         webhook_secrets: options.webhook_secrets.clone(),
         shutdown: shutdown.clone(),
         shutdown_grace: options.shutdown_grace,
+        sqs,
     }));
     // Deliveries are taken only for repositories known to be served, so
     // the list is read before the first one is.
@@ -418,14 +448,58 @@ async fn start_hub(options: Options) -> anyhow::Result<Running> {
     if served.is_empty() {
         queue.push(HubJob::Installations, None);
     } else {
-        for key in served {
-            queue.push(HubJob::Repo(key), None);
+        if work.is_none() {
+            // With the shared queue, the lease holder resyncs them.
+            for key in served {
+                queue.push(HubJob::Repo(key), None);
+            }
         }
         queue.later(HubJob::Installations, config.resync.interval);
     }
+    let drained = CancellationToken::new();
+    let mut shared_tasks = Vec::new();
+    let (shared, held) = match work {
+        None => (None, lease::always()),
+        Some(work) => {
+            // One lease for the server: its holder lists the installations
+            // and resyncs every repository. One roll call per replica: the
+            // replicas split each installation's GitHub writes.
+            let claim = Claim {
+                leases: aws.leases.clone(),
+                table: config.lease_table(),
+                key: Claim::SERVER.to_owned(),
+                holder: Claim::replica_name(),
+                ttl: config.queue.sqs.lease_ttl,
+            };
+            let (local, counted) = (queue.clone(), hub.clone());
+            let (task, held) = lease::spawn(
+                claim.clone(),
+                move || local.push(HubJob::Resync, None),
+                config.resync.interval,
+                options.clock.clone(),
+                shutdown.clone(),
+                move |replicas| counted.share_writes(replicas),
+            );
+            shared_tasks.push(task);
+            shared_tasks.push(tokio::spawn(durable::receive(
+                hub.clone(),
+                work.clone(),
+                (config.queue.sqs.lease_ttl, config.queue.sqs.receive_wait),
+                config.queue.workers,
+                shutdown.clone(),
+            )));
+            let shared = SharedQueue {
+                queue: work,
+                claim,
+                clock: options.clock.clone(),
+            };
+            (Some(shared), held)
+        }
+    };
     let admit = Admit::Hub {
         hub: hub.clone(),
         queue: queue.clone(),
+        shared,
     };
     let state = Arc::new(AppState::new(
         options.webhook_secrets,
@@ -444,7 +518,6 @@ async fn start_hub(options: Options) -> anyhow::Result<Running> {
         options.http,
         shutdown.clone(),
     ));
-    let held = lease::always();
     let prune = crate::prune::spawn(aws, config.images.clone(), held.clone(), shutdown.clone());
     tracing::info!(%addr, "pullstack is listening for the App's repositories");
     Ok(Running {
@@ -455,9 +528,9 @@ async fn start_hub(options: Options) -> anyhow::Result<Running> {
         http,
         queue: queue_task,
         prune,
-        shared: Vec::new(),
+        shared: shared_tasks,
         lease: held,
-        drained: CancellationToken::new(),
+        drained,
         quota_reads: tokio::sync::watch::channel(0).1,
     })
 }

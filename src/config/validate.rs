@@ -45,14 +45,6 @@ impl Config {
                 }
             }
         }
-        if self.serves_many() && self.queue.backend == super::Backend::Sqs {
-            return Err((
-                "queue.backend",
-                "sqs does not yet carry the repository of each job: use memory with \
-                 repositories:"
-                    .into(),
-            ));
-        }
         if !self.preview.health_path.starts_with('/') {
             return Err(("health_path", "must start with '/'".into()));
         }

@@ -39,14 +39,20 @@ pub enum Admit {
     Hub {
         hub: Arc<crate::reconcile::hub::Hub>,
         queue: crate::reconcile::hub::HubQueue,
+        /// With the shared queue, where each repository's jobs are sent;
+        /// 202 only once SQS has them.
+        shared: Option<SharedQueue>,
     },
     /// Into the SQS queue replicas share; 202 only once SQS has them.
-    Shared {
-        queue: WorkQueue,
-        /// The lease on periodic work, shown on `/metrics`.
-        claim: Claim,
-        clock: Clock,
-    },
+    Shared(SharedQueue),
+}
+
+/// The SQS queue replicas share, and their lease.
+pub struct SharedQueue {
+    pub queue: WorkQueue,
+    /// The lease on periodic work, shown on `/metrics`.
+    pub claim: Claim,
+    pub clock: Clock,
 }
 
 /// What the handlers share.
@@ -108,13 +114,13 @@ pub fn app(state: Arc<AppState>) -> Router {
 const SHARED_READ: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn metrics(State(state): State<Arc<AppState>>) -> String {
-    if let Admit::Shared {
-        queue,
-        claim,
-        clock,
+    if let Admit::Shared(shared)
+    | Admit::Hub {
+        shared: Some(shared),
+        ..
     } = &state.admit
     {
-        shared_gauges(queue, claim, clock).await;
+        shared_gauges(&shared.queue, &shared.claim, &shared.clock).await;
     }
     state.metrics.render()
 }

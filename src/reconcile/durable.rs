@@ -52,9 +52,14 @@ pub enum Carried {
     },
 }
 
-/// The body of a message: a job and what its event asked for.
+/// The body of a message: a job, the repository it is for, and what its
+/// event asked for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wish {
+    /// The repository (lower-case `owner/name`) whose job it is, when one
+    /// server serves many (`repositories:`); absent for a server of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     pub job: Job,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Intent>,
@@ -75,12 +80,34 @@ pub fn group(job: &Job) -> String {
     }
 }
 
-/// The deduplication id of the `index`th job of a delivery: the same for a
-/// redelivery, so SQS drops it.
-pub fn dedup_id(delivery: &str, index: usize, job: &Job) -> String {
+/// SQS's longest message group id.
+const GROUP_MAX: usize = 128;
+
+/// The message group of `job` of `repository` (none for a server of one
+/// repository): `<repository>/<group>`, so each repository's keys are
+/// apart. A repository's name is printable ASCII SQS takes; one too long
+/// to fit goes by a hash of it, which keeps the groups of two
+/// repositories apart just as well.
+pub fn message_group(repository: Option<&str>, job: &Job) -> String {
+    let key = group(job);
+    let Some(repository) = repository else {
+        return key;
+    };
+    let fits = repository.len() + 1 + key.len() <= GROUP_MAX
+        && repository.chars().all(|c| c.is_ascii_graphic());
+    if fits {
+        return format!("{repository}/{key}");
+    }
+    let hash = hex::encode(Sha256::digest(repository.as_bytes()));
+    format!("{}/{key}", &hash[..40])
+}
+
+/// The deduplication id of the `index`th job of a delivery for
+/// `repository`: the same for a redelivery, so SQS drops it.
+pub fn dedup_id(repository: Option<&str>, delivery: &str, index: usize, job: &Job) -> String {
     let mut hash = Sha256::new();
     hash.update(delivery.as_bytes());
-    hash.update(format!("\n{index}\n{}", group(job)).as_bytes());
+    hash.update(format!("\n{index}\n{}", message_group(repository, job)).as_bytes());
     hex::encode(hash.finalize())
 }
 
@@ -93,7 +120,8 @@ fn fresh_id() -> String {
 /// Sends `wish` to the shared queue.
 pub async fn send(queue: &WorkQueue, wish: &Wish, dedup: &str) -> Result<(), crate::aws::Error> {
     let body = serde_json::to_string(wish).expect("a wish serializes");
-    queue.send(&group(&wish.job), dedup, &body).await
+    let group = message_group(wish.repository.as_deref(), &wish.job);
+    queue.send(&group, dedup, &body).await
 }
 
 /// The messages this replica holds, by key.
@@ -111,6 +139,8 @@ struct Holding {
 /// The shared queue's side of a replica.
 pub struct Shared {
     pub queue: WorkQueue,
+    /// The repository whose keys these are, when one server serves many.
+    pub repository: Option<String>,
     /// How long a held message stays hidden without being extended.
     pub lease_ttl: Duration,
     /// How long a receive waits for a message.
@@ -121,9 +151,15 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(queue: WorkQueue, lease_ttl: Duration, receive_wait: Duration) -> Shared {
+    pub fn new(
+        queue: WorkQueue,
+        repository: Option<String>,
+        lease_ttl: Duration,
+        receive_wait: Duration,
+    ) -> Shared {
         Shared {
             queue,
+            repository,
             lease_ttl,
             receive_wait,
             holding: Mutex::default(),
@@ -208,6 +244,7 @@ impl Shared {
         let shared = self.clone();
         let clock = clock.clone();
         let wish = Wish {
+            repository: self.repository.clone(),
             job: job.clone(),
             intent: None,
         };
@@ -275,11 +312,13 @@ impl Durable {
             .iter()
             .map(|job| {
                 let wish = Wish {
+                    repository: shared.repository.clone(),
                     job: job.clone(),
                     intent: None,
                 };
                 let body = serde_json::to_string(&wish).expect("a wish serializes");
-                (group(job), fresh_id(), body)
+                let group = message_group(shared.repository.as_deref(), job);
+                (group, fresh_id(), body)
             })
             .collect();
         shared.queue.send_all(&messages).await
@@ -373,6 +412,48 @@ impl Reconcile for Durable {
     }
 }
 
+/// Where a received wish goes.
+pub enum Inbox {
+    /// To the local queue that runs its key, with that key's bookkeeping.
+    Run(Arc<Shared>, Queue<Job, Carried>),
+    /// No one here runs it any more: the message is deleted, saying why.
+    Gone(String),
+    /// Not now (its repository's config cannot be read yet): the message
+    /// is left to come back once hidden no more.
+    Later(String),
+}
+
+/// Where a replica's received wishes go: one repository's queue, or each
+/// repository's (the hub's).
+pub trait Inboxes: Send + Sync + 'static {
+    /// Returns once fewer than `n` keys run here.
+    fn below(&self, n: usize) -> impl Future<Output = ()> + Send;
+    /// How many keys run here.
+    fn busy(&self) -> usize;
+    /// Where a wish for `repository` goes.
+    fn inbox(&self, repository: Option<&str>) -> impl Future<Output = Inbox> + Send;
+}
+
+/// The inbox of a server of one repository.
+pub struct One {
+    pub shared: Arc<Shared>,
+    pub local: Queue<Job, Carried>,
+}
+
+impl Inboxes for One {
+    async fn below(&self, n: usize) {
+        self.local.below(n).await;
+    }
+
+    fn busy(&self) -> usize {
+        self.local.busy()
+    }
+
+    async fn inbox(&self, _repository: Option<&str>) -> Inbox {
+        Inbox::Run(self.shared.clone(), self.local.clone())
+    }
+}
+
 /// Receives messages into `local` while it has room for them, until
 /// `shutdown`; keeps every held message hidden until `drained` (when the
 /// local queue has finished what it runs), then hands them back. Returns
@@ -384,26 +465,39 @@ pub fn spawn(
     shutdown: CancellationToken,
     drained: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let receiver = tokio::spawn(receive(shared.clone(), local.clone(), workers, shutdown));
+    let receiver = tokio::spawn(receive(
+        Arc::new(One {
+            shared: shared.clone(),
+            local,
+        }),
+        shared.queue.clone(),
+        (shared.lease_ttl, shared.receive_wait),
+        workers,
+        shutdown,
+    ));
     let keeper = tokio::spawn(keep_hidden(shared, drained));
     vec![receiver, keeper]
 }
 
-async fn receive(
-    shared: Arc<Shared>,
-    local: Queue<Job, Carried>,
+/// Receives messages while the replica has room for them, until
+/// `shutdown`, and hands each to its inbox. `(lease_ttl, receive_wait)`:
+/// how long a received message stays hidden, and how long a receive waits.
+pub async fn receive<I: Inboxes>(
+    inboxes: Arc<I>,
+    queue: WorkQueue,
+    (lease_ttl, receive_wait): (Duration, Duration),
     workers: usize,
     shutdown: CancellationToken,
 ) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = local.below(workers) => {}
+            () = inboxes.below(workers) => {}
         }
-        let room = workers.saturating_sub(local.busy()).max(1);
+        let room = workers.saturating_sub(inboxes.busy()).max(1);
         let received = tokio::select! {
             () = shutdown.cancelled() => return,
-            received = shared.queue.receive(room, shared.receive_wait, shared.lease_ttl) => received,
+            received = queue.receive(room, receive_wait, lease_ttl) => received,
         };
         let messages = match received {
             Ok(messages) => messages,
@@ -416,7 +510,7 @@ async fn receive(
                 continue;
             }
         };
-        if messages.is_empty() && shared.receive_wait.is_zero() {
+        if messages.is_empty() && receive_wait.is_zero() {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(EMPTY_PAUSE) => {}
@@ -440,6 +534,31 @@ async fn receive(
                     continue;
                 }
             };
+            let (shared, local) = match inboxes.inbox(wish.repository.as_deref()).await {
+                Inbox::Run(shared, local) => (shared, local),
+                Inbox::Gone(why) => {
+                    tracing::info!(
+                        repo = wish.repository,
+                        job = %wish.job,
+                        why,
+                        "a message no one here runs: deleted"
+                    );
+                    if let Err(err) = queue.delete(std::slice::from_ref(&message.receipt)).await {
+                        tracing::warn!(error = %err, "deleting a message failed");
+                    }
+                    continue;
+                }
+                Inbox::Later(why) => {
+                    // Hidden for `lease_ttl`, then received again.
+                    tracing::warn!(
+                        repo = wish.repository,
+                        job = %wish.job,
+                        why,
+                        "a message cannot be run yet: it comes back"
+                    );
+                    continue;
+                }
+            };
             shared.took(&wish.job, &message.receipt, message.sent_at);
             local.push(
                 wish.job,
@@ -454,7 +573,7 @@ async fn receive(
 
 /// Extends every held message's visibility a few times per `lease_ttl`;
 /// once `drained`, makes them visible at once for the other replicas.
-async fn keep_hidden(shared: Arc<Shared>, drained: CancellationToken) {
+pub async fn keep_hidden(shared: Arc<Shared>, drained: CancellationToken) {
     let mut tick = tokio::time::interval(shared.lease_ttl / 4);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -499,14 +618,45 @@ mod tests {
     }
 
     #[test]
+    fn each_repository_has_groups_of_its_own_within_what_sqs_takes() {
+        let pr = Job::Env(EnvKey::Pr(1));
+        assert_eq!(message_group(None, &pr), "pr-1");
+        assert_eq!(message_group(Some("acme/web"), &pr), "acme/web/pr-1");
+        assert_ne!(
+            message_group(Some("acme/web"), &pr),
+            message_group(Some("acme/api"), &pr)
+        );
+        // GitHub allows 39-character owners and 100-character names.
+        let long_a = format!("{}/{}", "o".repeat(39), "a".repeat(100));
+        let long_b = format!("{}/{}", "o".repeat(39), "b".repeat(100));
+        let branch = Job::Env(EnvKey::Branch("release/ünïcode".repeat(20)));
+        for job in [&pr, &branch, &Job::Production, &Job::Resync] {
+            let a = message_group(Some(&long_a), job);
+            assert!(a.len() <= 128, "{a}");
+            assert!(a.chars().all(|c| c.is_ascii_graphic()), "{a}");
+            assert_ne!(a, message_group(Some(&long_b), job));
+        }
+        assert_ne!(
+            message_group(Some(&long_a), &pr),
+            message_group(Some(&long_a), &Job::Env(EnvKey::Pr(2)))
+        );
+    }
+
+    #[test]
     fn a_redelivery_has_the_same_deduplication_id_and_other_jobs_do_not() {
         let pr = Job::Env(EnvKey::Pr(7));
-        let id = dedup_id("72d3162e-cc78-11e3-81ab-4c9367dc0958", 0, &pr);
-        assert_eq!(id, dedup_id("72d3162e-cc78-11e3-81ab-4c9367dc0958", 0, &pr));
-        assert_ne!(id, dedup_id("72d3162e-cc78-11e3-81ab-4c9367dc0959", 0, &pr));
+        let delivery = "72d3162e-cc78-11e3-81ab-4c9367dc0958";
+        let id = dedup_id(None, delivery, 0, &pr);
+        assert_eq!(id, dedup_id(None, delivery, 0, &pr));
         assert_ne!(
             id,
-            dedup_id("72d3162e-cc78-11e3-81ab-4c9367dc0958", 1, &Job::Production)
+            dedup_id(None, "72d3162e-cc78-11e3-81ab-4c9367dc0959", 0, &pr)
+        );
+        assert_ne!(id, dedup_id(None, delivery, 1, &Job::Production));
+        // Another repository's job of the same delivery is another message.
+        assert_ne!(
+            dedup_id(Some("acme/web"), delivery, 0, &pr),
+            dedup_id(Some("acme/api"), delivery, 0, &pr)
         );
         assert!(id.len() <= 128);
         assert_ne!(fresh_id(), fresh_id());
@@ -520,7 +670,7 @@ mod tests {
             .build();
         let sqs = crate::aws::work_queue::Sqs::new(aws_sdk_sqs::Client::from_conf(config));
         let queue = sqs.open("https://sqs.example/1/work.fifo").await.unwrap();
-        Shared::new(queue, Duration::from_secs(30), Duration::ZERO)
+        Shared::new(queue, None, Duration::from_secs(30), Duration::ZERO)
     }
 
     fn message(receipt: &str) -> Carried {
@@ -571,6 +721,7 @@ mod tests {
     #[test]
     fn a_wish_survives_the_message_body() {
         let wish = Wish {
+            repository: Some("acme/web".into()),
             job: Job::Env(EnvKey::Branch("release/1.0".into())),
             intent: Some(Intent::Command {
                 command: Command::Redeploy,

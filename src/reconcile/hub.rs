@@ -10,12 +10,22 @@
 //! broken config stops the repository's reconciler, leaving its
 //! environments as they are, and says so once on each pull request. A pull
 //! request that changes the file gets the `pullstack/config` Check Run.
+//!
+//! With the shared queue (`queue.backend: sqs`), one SQS FIFO queue serves
+//! every repository and replica. The webhook turns a delivery into its
+//! repository's jobs before answering ([`Hub::prepare`]) and sends them,
+//! each carrying its repository; one receive loop per replica hands each
+//! message to its repository's reconciler ([`Hub`] is the
+//! [`Inboxes`](super::durable::Inboxes)), which holds and deletes it as for
+//! one repository. The lease holder lists the installations again and
+//! resyncs every repository ([`HubJob::Resync`]).
 
-use super::durable::{Carried, Durable};
+use super::durable::{self, Carried, Durable, Inbox, Inboxes, Shared};
 use super::queue::{self, Action, OnError, Queue};
 use super::routing::{Route, Router};
 use super::{Ctx, Job, Mode};
 use crate::aws::Aws;
+use crate::aws::work_queue::WorkQueue;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, REPO_FILE};
 use crate::domain::naming::RepoName;
@@ -27,6 +37,7 @@ use crate::github::pacing::Limits;
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +47,9 @@ use tokio_util::sync::CancellationToken;
 pub enum HubJob {
     /// List the App's installations and their repositories again.
     Installations,
+    /// With the shared queue, the lease holder's periodic work: list the
+    /// installations again, then resync every repository.
+    Resync,
     /// Look at one repository (by its lower-case `owner/name`): its config,
     /// its reconciler, and the events that woke it.
     Repo(String),
@@ -52,6 +66,7 @@ impl fmt::Display for HubJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HubJob::Installations => f.write_str("the App's installations"),
+            HubJob::Resync => f.write_str("the resync of every repository"),
             HubJob::Repo(repo) => write!(f, "{repo}"),
         }
     }
@@ -82,6 +97,25 @@ pub struct HubOptions {
     pub webhook_secrets: Vec<SecretString>,
     pub shutdown: CancellationToken,
     pub shutdown_grace: Duration,
+    /// The shared queue, when replicas share the work.
+    pub sqs: Option<HubSqs>,
+}
+
+/// The queue and table every repository and replica share.
+pub struct HubSqs {
+    pub queue: WorkQueue,
+    /// The lease table, where the admission line is kept too.
+    pub table: String,
+    pub lease_ttl: Duration,
+    pub receive_wait: Duration,
+}
+
+/// A served repository's reconciler, as a delivery or message needs it.
+pub struct Served {
+    pub router: Router,
+    pub queue: Queue<Job, Carried>,
+    /// Its share of the shared queue, with the shared queue.
+    pub shared: Option<Arc<Shared>>,
 }
 
 /// A repository's reconciler, run under one version of its config.
@@ -91,6 +125,7 @@ struct Run {
     app: String,
     router: Router,
     queue: Queue<Job, Carried>,
+    shared: Option<Arc<Shared>>,
     stop: CancellationToken,
 }
 
@@ -113,6 +148,10 @@ pub struct Hub {
     runs: Mutex<HashMap<String, Run>>,
     /// Every reconciler's queue task, for a graceful stop.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// How many replicas share GitHub's writes (the roll call's count).
+    replicas: AtomicU32,
+    /// A turn per repository for [`Hub::prepare`].
+    preparing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Hub {
@@ -127,14 +166,45 @@ impl Hub {
             parsed: Mutex::default(),
             runs: Mutex::default(),
             tasks: Mutex::default(),
+            replicas: AtomicU32::new(1),
+            preparing: Mutex::default(),
+        }
+    }
+
+    /// From now on `replicas` share GitHub's writes: each installation's
+    /// pacer, and the App's, paces this replica's share.
+    pub fn share_writes(&self, replicas: u32) {
+        self.replicas.store(replicas, Ordering::Relaxed);
+        self.app_pacer.share(replicas);
+        for pacer in self.pacers.lock().expect("pacers lock").values() {
+            pacer.share(replicas);
         }
     }
 
     /// Whether deliveries for `repo` are taken: it is in one of the App's
     /// installations and matches `repositories:`.
     pub fn serves(&self, repo: &RepoName) -> bool {
+        self.serves_key(&key_of(repo))
+    }
+
+    fn serves_key(&self, key: &str) -> bool {
         let served = self.served.read().expect("served lock");
-        served.contains_key(&key_of(repo))
+        served.contains_key(key)
+    }
+
+    /// [`Hub::serves`], listing the installations again first when `key`
+    /// (a lower-case `owner/name`) matches `repositories:` but is not
+    /// served yet: with replicas, the `installation_repositories` delivery
+    /// that added it may have gone to another one.
+    pub async fn serves_now(&self, key: &str) -> anyhow::Result<bool> {
+        if self.serves_key(key) {
+            return Ok(true);
+        }
+        if !self.options.config.repositories.0.matches(key) {
+            return Ok(false);
+        }
+        self.refresh().await?;
+        Ok(self.serves_key(key))
     }
 
     /// Lists the installations again; returns the repositories served.
@@ -187,6 +257,14 @@ impl Hub {
         }
     }
 
+    /// Ends every repository's reconciler at once, as a crash would: held
+    /// messages are not handed back.
+    pub fn abort(&self) {
+        for task in self.tasks.lock().expect("tasks lock").iter() {
+            task.abort();
+        }
+    }
+
     fn stop_run(&self, key: &str) {
         if let Some(run) = self.runs.lock().expect("runs lock").remove(key) {
             run.stop.cancel();
@@ -214,9 +292,14 @@ impl Hub {
     /// The pacer every repository of `installation` shares.
     fn pacer(&self, installation: u64) -> Arc<Limits> {
         let writes = self.options.config.github.writes_per_minute;
+        let replicas = self.replicas.load(Ordering::Relaxed);
         let mut pacers = self.pacers.lock().expect("pacers lock");
         (pacers.entry(installation))
-            .or_insert_with(|| Arc::new(Limits::new(writes)))
+            .or_insert_with(|| {
+                let limits = Limits::new(writes);
+                limits.share(replicas);
+                Arc::new(limits)
+            })
             .clone()
     }
 
@@ -250,18 +333,12 @@ impl Hub {
     /// The reconciler of `key` under `config`: the running one if it runs
     /// this version, else a new one (the old one stops; every step is
     /// idempotent, so the new one takes over where it was).
-    fn run(
-        &self,
-        key: &str,
-        forge: Forge,
-        config: Arc<Config>,
-        sha: &str,
-    ) -> (Router, Queue<Job, Carried>) {
+    fn run(&self, key: &str, forge: Forge, config: Arc<Config>, sha: &str) -> Served {
         let mut runs = self.runs.lock().expect("runs lock");
         if let Some(run) = runs.get(key)
             && run.sha == sha
         {
-            return (run.router.clone(), run.queue.clone());
+            return run.served();
         }
         if let Some(old) = runs.remove(key) {
             tracing::info!(
@@ -282,37 +359,85 @@ impl Hub {
         ));
         ctx.admissions.refresh_quotas(&ctx);
         let stop = options.shutdown.child_token();
+        let shared = options.sqs.as_ref().map(|sqs| {
+            // The admission line is the server's, its entries this
+            // repository's.
+            (ctx.admissions).share(ctx.aws.leases.clone(), sqs.table.clone(), key.to_owned());
+            Arc::new(Shared::new(
+                sqs.queue.clone(),
+                Some(key.to_owned()),
+                sqs.lease_ttl,
+                sqs.receive_wait,
+            ))
+        });
+        let reconciler = match &shared {
+            None => Durable::memory(ctx),
+            Some(shared) => Durable::sqs(ctx, shared.clone()),
+        };
         let (queue, task) = queue::start(
-            Arc::new(Durable::memory(ctx)),
+            Arc::new(reconciler),
             crate::server::limits(&config),
             options.clock.clone(),
             stop.clone(),
             options.shutdown_grace,
         );
+        let task = match &shared {
+            None => {
+                // In memory, each reconciler starts with a resync and keeps
+                // it going; with the shared queue, the lease holder resyncs
+                // every repository (`HubJob::Resync`).
+                queue.push(Job::Resync, None);
+                task
+            }
+            Some(shared) => {
+                // Its held messages stay hidden until its queue has
+                // finished what it runs, then go back for the next run.
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let drained = CancellationToken::new();
+                    let ran = async {
+                        let _ = task.await;
+                        drained.cancel();
+                    };
+                    tokio::join!(ran, durable::keep_hidden(shared, drained.clone()));
+                })
+            }
+        };
         self.tasks.lock().expect("tasks lock").push(task);
-        queue.push(Job::Resync, None);
         tracing::info!(repo = key, app = config.app, "serving");
-        runs.insert(
-            key.to_owned(),
-            Run {
-                sha: sha.to_owned(),
-                app: config.app.clone(),
-                router: router.clone(),
-                queue: queue.clone(),
-                stop,
-            },
-        );
-        (router, queue)
+        let run = Run {
+            sha: sha.to_owned(),
+            app: config.app.clone(),
+            router,
+            queue,
+            shared,
+            stop,
+        };
+        let served = run.served();
+        runs.insert(key.to_owned(), run);
+        served
     }
 
-    async fn repository(&self, key: &str, events: &[Event]) -> Result<Action<HubJob>, HubError> {
+    /// Reads `key`'s config, starts or replaces its reconciler, and hands
+    /// back the reconciler `events` go to: `None` when the repository is not
+    /// served, has no config, or a broken one (said on each pull request
+    /// `events` open). A pull request that changes the config gets its
+    /// Check Run first.
+    pub async fn prepare(&self, key: &str, events: &[Event]) -> Result<Option<Served>, HubError> {
+        // One at a time per repository in this process, as the hub's queue
+        // runs them: a Check Run or a broken-config comment is posted once.
+        let lock = {
+            let mut locks = self.preparing.lock().expect("preparing lock");
+            locks.entry(key.to_owned()).or_default().clone()
+        };
+        let _turn = lock.lock().await;
         let served = self.served.read().expect("served lock").get(key).cloned();
         let Some((repo, installation)) = served else {
             tracing::info!(
                 repo = key,
                 "not served by this server: its events are ignored"
             );
-            return Ok(Action::done());
+            return Ok(None);
         };
         let forge = self.forge(&repo, installation).map_err(HubError)?;
         let branch = forge.default_branch().await?;
@@ -330,7 +455,7 @@ impl Hub {
         let Some(file) = forge.file(REPO_FILE, &branch).await? else {
             tracing::info!(%repo, branch, "no {REPO_FILE} on its default branch: not served");
             self.stop_run(key);
-            return Ok(Action::done());
+            return Ok(None);
         };
         let parsed =
             self.parse(&repo, &file)
@@ -343,16 +468,7 @@ impl Hub {
                     None => Ok(config),
                 });
         match parsed {
-            Ok(config) => {
-                let (router, queue) = self.run(key, forge, config, &file.sha);
-                for event in events {
-                    if let Route::Jobs(jobs) = router.route(event) {
-                        for (job, intent) in jobs {
-                            queue.push(job, intent.map(Carried::Intent));
-                        }
-                    }
-                }
-            }
+            Ok(config) => Ok(Some(self.run(key, forge, config, &file.sha))),
             Err(message) => {
                 tracing::warn!(%repo, error = message, "its config is broken: environments are left as they are");
                 self.stop_run(key);
@@ -363,9 +479,104 @@ impl Hub {
                         tell_broken(&forge, pr.number, &branch, &file.sha, &message).await?;
                     }
                 }
+                Ok(None)
+            }
+        }
+    }
+
+    /// A pass over `key` woken by `events`, in this process: they go to
+    /// its reconciler's queue.
+    async fn repository(&self, key: &str, events: &[Event]) -> Result<Action<HubJob>, HubError> {
+        if let Some(served) = self.prepare(key, events).await? {
+            for event in events {
+                if let Route::Jobs(jobs) = served.router.route(event) {
+                    for (job, intent) in jobs {
+                        served.queue.push(job, intent.map(Carried::Intent));
+                    }
+                }
             }
         }
         Ok(Action::done())
+    }
+
+    /// The lease holder's periodic work with the shared queue: lists the
+    /// installations again and resyncs each repository (whose reconciler
+    /// sends the keys the resync wakes to the shared queue).
+    async fn resync(&self) -> Result<Action<HubJob>, HubError> {
+        let served = self.refresh().await.map_err(HubError)?;
+        for key in served {
+            match self.prepare(&key, &[]).await {
+                Ok(Some(served)) => served.queue.push(Job::Resync, None),
+                Ok(None) => {}
+                // The other repositories are resynced all the same.
+                Err(err) => tracing::warn!(repo = key, error = %err, "resyncing failed"),
+            }
+        }
+        Ok(Action::done())
+    }
+
+    /// The reconciler running `key` now, if any.
+    fn running(&self, key: &str) -> Option<Served> {
+        let runs = self.runs.lock().expect("runs lock");
+        runs.get(key).map(|run| run.served())
+    }
+}
+
+impl Run {
+    fn served(&self) -> Served {
+        Served {
+            router: self.router.clone(),
+            queue: self.queue.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// With the shared queue, each received message goes to its repository's
+/// reconciler, started (its config read) if it is not running here yet.
+impl Inboxes for Hub {
+    async fn below(&self, n: usize) {
+        // Any repository's key may end: look again shortly.
+        while self.busy() >= n {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn busy(&self) -> usize {
+        let runs = self.runs.lock().expect("runs lock");
+        runs.values().map(|run| run.queue.busy()).sum()
+    }
+
+    async fn inbox(&self, repository: Option<&str>) -> Inbox {
+        let Some(key) = repository.map(str::to_lowercase) else {
+            return Inbox::Gone("it names no repository".to_owned());
+        };
+        if let Some(Served {
+            shared: Some(shared),
+            queue,
+            ..
+        }) = self.running(&key)
+        {
+            return Inbox::Run(shared, queue);
+        }
+        // A message another replica sent for a repository this one has not
+        // listed yet is not deleted.
+        match self.serves_now(&key).await {
+            Ok(true) => {}
+            Ok(false) => return Inbox::Gone(format!("{key} is no longer served")),
+            Err(err) => return Inbox::Later(format!("{err:#}")),
+        }
+        let served = self.prepare(&key, &[]).await;
+        match served {
+            Ok(Some(Served {
+                shared: Some(shared),
+                queue,
+                ..
+            })) => Inbox::Run(shared, queue),
+            Ok(Some(_)) => Inbox::Later("the server does not share its queue".to_owned()),
+            Ok(None) => Inbox::Gone(format!("{key} has no valid {REPO_FILE}")),
+            Err(err) => Inbox::Later(err.to_string()),
+        }
     }
 }
 
@@ -504,7 +715,7 @@ fn app_taken_by(app: &str, other: &str) -> String {
 }
 
 /// The key a repository goes by: GitHub's names ignore case.
-fn key_of(repo: &RepoName) -> String {
+pub fn key_of(repo: &RepoName) -> String {
     repo.to_string().to_lowercase()
 }
 
@@ -523,8 +734,14 @@ impl queue::Reconcile for Hub {
             HubJob::Installations => {
                 let served = self.refresh().await.map_err(HubError)?;
                 let interval = self.options.config.resync.interval;
+                if self.options.sqs.is_some() {
+                    // Every replica keeps its list of repositories fresh, to
+                    // take their deliveries; the lease holder resyncs them.
+                    return Ok(Action::after(interval));
+                }
                 Ok(Action::after(interval).waking(served.into_iter().map(HubJob::Repo)))
             }
+            HubJob::Resync => self.resync().await,
             HubJob::Repo(key) => self.repository(&key, events).await,
         }
     }

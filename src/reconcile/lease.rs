@@ -7,9 +7,6 @@
 //! the holder writes an expiry three quarters of `lease_ttl` ahead. A
 //! holder that dies is replaced within `lease_ttl` of its last renewal.
 
-use super::Job;
-use super::durable::Carried;
-use super::queue::Queue;
 use crate::aws::lease::Leases;
 use crate::clock::Clock;
 use chrono::{DateTime, Utc};
@@ -23,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Claim {
     pub leases: Leases,
     pub table: String,
-    /// The lease's key: one per repository.
+    /// The lease's key: one per repository, or one for a server of many
+    /// ([`Claim::SERVER`]).
     pub key: String,
     /// This replica, as the table names it.
     pub holder: String,
@@ -31,6 +29,10 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// The lease key of a server of many repositories: one holder resyncs
+    /// the list of repositories and every repository.
+    pub const SERVER: &str = "periodic/repositories";
+
     /// The lease key for `repository`'s periodic work.
     pub fn key_for(repository: &str) -> String {
         format!("periodic/{repository}")
@@ -92,8 +94,7 @@ pub fn always() -> watch::Receiver<bool> {
 }
 
 /// Keeps trying for the lease until `shutdown`, then gives it up. While it
-/// holds it, pushes a resync into `local` at once and every
-/// `resync_every`. Returns the task and whether the lease is held, as it
+/// holds it, calls `resync` at once and every `resync_every`. Returns the task and whether the lease is held, as it
 /// changes.
 ///
 /// On the same beat, the replica answers a roll call in the table and
@@ -101,7 +102,7 @@ pub fn always() -> watch::Receiver<bool> {
 /// share of what they must share (GitHub's write limit).
 pub fn spawn(
     claim: Claim,
-    local: Queue<Job, Carried>,
+    resync: impl Fn() + Send + 'static,
     resync_every: Duration,
     clock: Clock,
     shutdown: CancellationToken,
@@ -130,7 +131,7 @@ pub fn spawn(
             if !held {
                 next_resync = None;
             } else if next_resync.is_none_or(|at| at <= now) {
-                local.push(Job::Resync, None);
+                resync();
                 next_resync = Some(now + resync_every);
             }
             tokio::select! {

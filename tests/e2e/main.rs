@@ -19,6 +19,7 @@ mod github_app;
 mod github_fake_selftest;
 mod github_limits;
 mod handle_event;
+mod hub_replicas;
 mod idle;
 mod images;
 mod isolation;

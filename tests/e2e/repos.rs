@@ -17,7 +17,7 @@ fn app_key() -> String {
 
 /// A world whose server serves `octo/<app>-*` through the test App, with
 /// `extra` server settings; repositories are added with [`add`].
-async fn org(prefix: &str, extra: &str) -> World {
+pub(crate) async fn org(prefix: &str, extra: &str) -> World {
     let mut world = World::new(prefix, extra).await;
     world.app_key = Some(app_key());
     let single = format!("repository: {}\n", world.repo);
@@ -29,7 +29,7 @@ async fn org(prefix: &str, extra: &str) -> World {
 
 /// Adds repository `octo/<app>-<name>` with `.pullstack.yaml` on `main`;
 /// returns its full name.
-fn add(world: &World, name: &str, config: &str) -> String {
+pub(crate) fn add(world: &World, name: &str, config: &str) -> String {
     let repo = format!("octo/{}-{name}", world.app);
     add_named(world, &repo, config);
     repo
@@ -45,7 +45,7 @@ fn add_named(world: &World, repo: &str, config: &str) {
 
 /// Opens PR `number` on `repo` with its image pushed; returns the head sha
 /// and the delivery's answer.
-async fn open_pr(world: &World, repo: &str, number: u64) -> (String, serde_json::Value) {
+pub(crate) async fn open_pr(world: &World, repo: &str, number: u64) -> (String, serde_json::Value) {
     open_pr_changing(world, repo, number, None).await
 }
 
@@ -78,7 +78,7 @@ async fn open_pr_changing(
     (sha, answer)
 }
 
-fn pr_payload(repo: &str, pr: &FakePr, action: &str) -> Vec<u8> {
+pub(crate) fn pr_payload(repo: &str, pr: &FakePr, action: &str) -> Vec<u8> {
     payloads::pull_request(&PrPayload {
         action,
         repo,
@@ -113,7 +113,7 @@ async fn task_env(world: &World, stack: &str, name: &str) -> Option<String> {
 }
 
 /// pullstack's comments on `repo`'s PR `number`.
-fn bot_comments(world: &World, repo: &str, number: u64) -> Vec<String> {
+pub(crate) fn bot_comments(world: &World, repo: &str, number: u64) -> Vec<String> {
     (world.github.comments(repo, number).into_iter())
         .filter(|c| c.user == "pullstack[bot]")
         .map(|c| c.body)

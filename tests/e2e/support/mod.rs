@@ -275,7 +275,7 @@ impl World {
         let queue = (self.aws.sqs.open(&config.sqs_queue()).await).expect("open the SQS queue");
         let quiet = || async {
             let depth = queue.depth().await.expect("queue depth");
-            let idle = (self.servers().iter()).all(|(_, s)| s.queue().busy() == 0);
+            let idle = (self.servers().iter()).all(|(_, s)| s.busy() == 0);
             depth.visible + depth.in_flight == 0 && idle
         };
         eventually(
@@ -556,14 +556,19 @@ impl World {
     /// The `issue_comment` delivery for comment `id`, as GitHub sends it:
     /// its author, body and time are the fake's.
     pub fn comment_payload(&self, number: u64, id: u64) -> Vec<u8> {
+        self.comment_payload_on(&self.repo, number, id)
+    }
+
+    /// [`World::comment_payload`] on repository `repo`.
+    pub fn comment_payload_on(&self, repo: &str, number: u64, id: u64) -> Vec<u8> {
         let comment = self
             .github
-            .comments(&self.repo, number)
+            .comments(repo, number)
             .into_iter()
             .find(|c| c.id == id)
             .expect("the comment exists");
         let payload = payloads::issue_comment(
-            &self.repo,
+            repo,
             number,
             id,
             &comment.user,
