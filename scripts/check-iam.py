@@ -83,6 +83,10 @@ BOOTSTRAP_ONLY = {"sqs": {"create", "create_queue"}, "leases": {"create_table"}}
 # and routing, and handle-event itself.
 PREVIEW_CODE = ["src/reconcile/preview", "src/reconcile/*.rs", "src/cli/handle_event.rs"]
 
+# Files under PREVIEW_CODE that only `serve` runs: a server of many
+# repositories (handle-event serves the one repository of its config).
+SERVE_ONLY = {"src/reconcile/hub.rs"}
+
 # Clients whose operations a preview needs only for the methods it calls.
 BY_METHOD_IN_PREVIEWS = {"health"}
 
@@ -289,6 +293,8 @@ def code_needs(crates) -> tuple[set[str], set[str], set[str]]:
         paths = [ROOT / pattern] if not any(ch in pattern for ch in "*") else ROOT.glob(pattern)
         for path in paths:
             for file in [path] if path.is_file() else sorted(path.rglob("*.rs")):
+                if str(file.relative_to(ROOT)) in SERVE_ONLY:
+                    continue
                 text = without_tests(file.read_text())
                 preview_clients |= set(re.findall(r"\baws\s*\.\s*(\w+)\b", text))
                 for client, method in re.findall(r"\baws\s*\.\s*(\w+)\s*\.\s*(\w+)\(", text):
