@@ -7,7 +7,7 @@
 //! pacing) and the ceilings in `allow:`, which a repository cannot pass.
 
 use super::validate::Problem;
-use super::{AllowConfig, Config, ConfigError, Gate, OneOffTask};
+use super::{AllowConfig, Check, Config, ConfigError, Gate, OneOffTask};
 use crate::domain::globs::{Globs, RepoGlobs};
 use crate::domain::naming::RepoName;
 use serde::Deserialize;
@@ -72,6 +72,11 @@ pub struct RepoPreview {
     /// A command run before the environment is torn down. Default: the
     /// server's.
     pub on_delete: Option<OneOffTask>,
+    /// HTTP checks run after every ready deploy; replaces the server's
+    /// whole list. Default: the server's.
+    pub checks: Option<Vec<Check>>,
+    /// The name of the checks' Check Run. Default: the server's.
+    pub checks_name: Option<String>,
 }
 
 /// What a repository may set of `production:`; each unset field keeps the
@@ -206,6 +211,8 @@ impl RepoConfig {
         if preview.on_delete.is_some() {
             p.on_delete = preview.on_delete;
         }
+        set(&mut p.checks, preview.checks);
+        set(&mut p.checks_name, preview.checks_name);
         let p = &mut to.production;
         set(&mut p.enabled, production.enabled);
         set(&mut p.domain, production.domain);

@@ -68,6 +68,10 @@ impl Config {
                 return Err((field, "timeout must be between 1s and 24h".into()));
             }
         }
+        super::checks::validate(&self.preview.checks)?;
+        if self.preview.checks_name.trim().is_empty() {
+            return Err(("checks_name", "must not be empty".into()));
+        }
         if self.preview.port == 0 {
             return Err(("port", "must be between 1 and 65535".into()));
         }
