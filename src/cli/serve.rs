@@ -86,6 +86,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         http,
         aws: None,
         clock: crate::clock::Clock::system(),
+        checks_origin: None,
     };
     let running = server::start(options).await?;
     let token = running.shutdown_token();
