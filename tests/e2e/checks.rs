@@ -32,8 +32,23 @@ async fn preview_app() -> String {
     origin
 }
 
+/// The test App's private key: the Checks API is for Apps.
+fn app_key() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test-app-key.pem"
+    ))
+    .unwrap()
+}
+
 async fn world(prefix: &str, checks: &str) -> World {
+    world_as(prefix, checks, Some(app_key())).await
+}
+
+/// A world authenticated by `app_key`, or by a personal token without one.
+async fn world_as(prefix: &str, checks: &str, app_key: Option<String>) -> World {
     let mut world = World::new(prefix, "").await;
+    world.app_key = app_key;
     world.config_yaml = world.config_yaml.replace(
         "ready_check: false",
         &format!("ready_check: false\n  checks:\n{checks}"),
@@ -113,4 +128,38 @@ async fn a_hostile_body_is_escaped_in_the_summary() {
         assert!(!summary.contains(bad), "{bad} in {summary}");
     }
     assert!(summary.contains("&#64;octocat"), "{summary}");
+}
+
+#[tokio::test]
+async fn a_personal_token_falls_back_to_a_commit_status() {
+    let checks = "    - name: status\n      path: /teapot\n";
+    let world = world_as("checkpat", checks, None).await;
+    let sha = world.open_pr(4).await;
+    world.wait_comment(4, "Ready").await;
+    world.settle().await;
+    assert!(world.github.check_runs(&world.repo, &sha).is_empty());
+    let statuses: Vec<_> = (world.github.statuses(&world.repo, &sha).into_iter())
+        .filter(|s| s.context == "pullstack/checks")
+        .collect();
+    let states: Vec<_> = statuses.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["pending", "failure"], "{statuses:?}");
+    let last = statuses.last().unwrap();
+    assert_eq!(last.description.as_deref(), Some("1 of 1 checks failed"));
+
+    // Remembered: the next commit goes straight to the commit status.
+    let refused = || {
+        (world.github.requests().into_iter())
+            .filter(|r| r.path.contains("/check-runs"))
+            .count()
+    };
+    let before = refused();
+    let next = world.push(4, "second").await;
+    world.wait_comment(4, &next[..7]).await;
+    world.settle().await;
+    assert_eq!(refused(), before, "no second try at a check run");
+    let states: Vec<_> = (world.github.statuses(&world.repo, &next).into_iter())
+        .filter(|s| s.context == "pullstack/checks")
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(states, ["pending", "failure"]);
 }

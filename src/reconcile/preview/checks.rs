@@ -12,8 +12,10 @@ use crate::config::Check;
 use crate::domain::checks::{self, Outcome};
 use crate::domain::naming::EnvKey;
 use crate::github::checks::{CheckRun, CheckStatus, Conclusion, Output};
+use crate::github::client::{ForgeError, StatusState};
 use crate::reconcile::{Action, Ctx, Result};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,22 +35,28 @@ pub struct Wanted {
     pub url: String,
 }
 
-/// Runs waiting for each environment's checks job. Lost on restart: the
-/// Check Run then stays as it was, and `/pullstack redeploy` runs them again.
+/// Runs waiting for each environment's checks job, and whether the token
+/// was found unable to write check runs. Lost on restart: the Check Run
+/// then stays as it was, and the next deploy runs them again; the first
+/// run finds out about the token again.
 #[derive(Default)]
-pub struct SmokeRuns(Mutex<HashMap<EnvKey, Wanted>>);
+pub struct SmokeRuns {
+    wanted: Mutex<HashMap<EnvKey, Wanted>>,
+    /// Results go out as commit statuses instead.
+    as_status: AtomicBool,
+}
 
 impl SmokeRuns {
     /// Asks for a run at `wanted`, replacing one not yet started.
     pub fn put(&self, key: &EnvKey, wanted: Wanted) {
-        self.0
+        self.wanted
             .lock()
             .expect("smoke runs lock")
             .insert(key.clone(), wanted);
     }
 
     fn take(&self, key: &EnvKey) -> Option<Wanted> {
-        self.0.lock().expect("smoke runs lock").remove(key)
+        self.wanted.lock().expect("smoke runs lock").remove(key)
     }
 }
 
@@ -69,17 +77,54 @@ pub async fn run(ctx: &Ctx, key: &EnvKey) -> Result<Action> {
         conclusion: None,
         output: None,
     };
-    let id = match ctx.forge.create_check_run(&started).await {
-        Ok(id) => id,
-        Err(err) => {
+    let fallback = ctx.smoke_runs.as_status.load(Ordering::Relaxed);
+    let id = if fallback {
+        None
+    } else {
+        match ctx.forge.create_check_run(&started).await {
+            Ok(id) => Some(id),
+            Err(err) if cannot_write_check_runs(&err) => {
+                tracing::warn!(
+                    "this token cannot write check runs; smoke checks are reported as \
+                     commit statuses from now on"
+                );
+                ctx.smoke_runs.as_status.store(true, Ordering::Relaxed);
+                None
+            }
+            Err(err) => {
+                ctx.smoke_runs.put(key, wanted);
+                return Err(err.into());
+            }
+        }
+    };
+    let sha = &wanted.sha;
+    if id.is_none() {
+        let why = "smoke checks running";
+        let posted = ctx
+            .forge
+            .commit_status(sha, &name, StatusState::Pending, None, why);
+        if let Err(err) = posted.await {
             ctx.smoke_runs.put(key, wanted);
             return Err(err.into());
         }
-    };
+    }
     let base = ctx.checks_origin.as_deref().unwrap_or(&wanted.url);
     let outcomes = run_all(base, &preview.checks).await;
     let (title, summary) = checks::summary(&wanted.url, &outcomes);
     let passed = outcomes.iter().all(Outcome::passed);
+    let Some(id) = id else {
+        let state = if passed {
+            StatusState::Success
+        } else {
+            StatusState::Failure
+        };
+        let url = Some(wanted.url.as_str());
+        ctx.forge
+            .commit_status(sha, &name, state, url, &title)
+            .await?;
+        tracing::info!(env = %key, passed, "smoke checks concluded (commit status)");
+        return Ok(Action::done());
+    };
     let done = CheckRun {
         status: CheckStatus::Completed,
         conclusion: Some(if passed {
@@ -144,6 +189,20 @@ pub async fn run_all(base: &str, checks: &[Check]) -> Vec<Outcome> {
         .zip(checks)
         .map(|(o, c)| o.unwrap_or_else(|| failed(c, DEADLINE, &why)))
         .collect()
+}
+
+/// Whether GitHub refused a check run because of who is asking: a
+/// personal token gets 403 "Resource not accessible by personal access
+/// token", and some setups answer the Checks API with 404.
+fn cannot_write_check_runs(err: &ForgeError) -> bool {
+    match err {
+        ForgeError::NotFound => true,
+        ForgeError::Refused {
+            status: 403,
+            message,
+        } => message.contains("not accessible by personal access token"),
+        _ => false,
+    }
 }
 
 fn failed(check: &Check, took: Duration, why: &str) -> Outcome {
