@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub mod access;
 mod allow;
+mod checks;
 mod container;
 mod edge;
 mod github;
@@ -25,6 +26,7 @@ mod validate;
 
 pub use access::{AccessConfig, CognitoConfig, OidcConfig};
 pub use allow::AllowConfig;
+pub use checks::{Check, Method, Pattern};
 pub use container::{Container, StackRole, secrets_prefix};
 pub use edge::{ALB_RULES, EdgeConfig, EdgeMode};
 pub use github::GitHubConfig;

@@ -42,6 +42,9 @@ pub struct Options {
     pub aws: Option<Aws>,
     /// The clock every timer reads; tests move a manual one.
     pub clock: Clock,
+    /// Where smoke checks send their requests instead of each preview's
+    /// URL (tests, whose previews' names do not resolve); `None` in service.
+    pub checks_origin: Option<String>,
 }
 
 /// A running server.
@@ -252,14 +255,16 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         Some(aws) => aws,
         None => Aws::from_env().await,
     };
-    let ctx = Arc::new(Ctx::new(
+    let mut ctx = Ctx::new(
         config.clone(),
         forge,
         aws,
         options.clock.clone(),
         Mode::Serve,
         Seal::new(options.webhook_secrets.iter().map(|s| s.expose_secret())),
-    ));
+    );
+    ctx.checks_origin = options.checks_origin.clone();
+    let ctx = Arc::new(ctx);
     // Read before the first PR needs them, and never while it waits.
     ctx.admissions.refresh_quotas(&ctx);
     let shutdown = CancellationToken::new();

@@ -86,6 +86,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         http,
         aws: None,
         clock: crate::clock::Clock::system(),
+        checks_origin: None,
     };
     let signalled = shutdown_signal().context("listening for SIGTERM")?;
     let running = server::start(options).await?;

@@ -1,6 +1,7 @@
 //! Per-pull-request preview environments.
 
 use super::AccessConfig;
+use super::checks::Check;
 use crate::domain::cost::Prices;
 use crate::domain::globs::Globs;
 use serde::Deserialize;
@@ -74,6 +75,14 @@ pub struct PreviewConfig {
     /// dropping its schema in a shared database). Best effort: its failure
     /// is shown on the PR, and the teardown goes on. Default: none.
     pub on_delete: Option<OneOffTask>,
+    /// HTTP checks run against the preview URL after every ready deploy
+    /// (not yet through the access bypass of a private preview), reported
+    /// as a Check Run on the head commit. A failed check never tears the
+    /// environment down. Default: [] (none).
+    pub checks: Vec<Check>,
+    /// The name of that Check Run (or, with a token that cannot write
+    /// check runs, of the commit status). Default: "pullstack/checks".
+    pub checks_name: String,
     /// A database of its own for each environment: an Aurora copy-on-write
     /// clone of an existing cluster, created before the service is
     /// deployed, stopped while the environment sleeps and deleted with it.
@@ -245,6 +254,8 @@ impl Default for PreviewConfig {
             before_traffic: None,
             on_delete: None,
             database: None,
+            checks: Vec::new(),
+            checks_name: "pullstack/checks".into(),
         }
     }
 }

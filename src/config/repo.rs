@@ -7,7 +7,7 @@
 //! pacing) and the ceilings in `allow:`, which a repository cannot pass.
 
 use super::validate::Problem;
-use super::{AllowConfig, Config, ConfigError, DatabaseConfig, Gate, OneOffTask};
+use super::{AllowConfig, Check, Config, ConfigError, DatabaseConfig, Gate, OneOffTask};
 use crate::domain::globs::{Globs, RepoGlobs};
 use crate::domain::naming::RepoName;
 use serde::Deserialize;
@@ -75,6 +75,11 @@ pub struct RepoPreview {
     /// An Aurora copy-on-write clone of the team's cluster per environment.
     /// Default: the server's.
     pub database: Option<DatabaseConfig>,
+    /// HTTP checks run after every ready deploy; replaces the server's
+    /// whole list. Default: the server's.
+    pub checks: Option<Vec<Check>>,
+    /// The name of the checks' Check Run. Default: the server's.
+    pub checks_name: Option<String>,
 }
 
 /// What a repository may set of `production:`; each unset field keeps the
@@ -212,6 +217,8 @@ impl RepoConfig {
         if preview.database.is_some() {
             p.database = preview.database;
         }
+        set(&mut p.checks, preview.checks);
+        set(&mut p.checks_name, preview.checks_name);
         let p = &mut to.production;
         set(&mut p.enabled, production.enabled);
         set(&mut p.domain, production.domain);

@@ -642,3 +642,54 @@ fn stickiness_needs_the_load_balancer_and_a_sane_duration() {
         .to_string();
     assert!(err.contains("strategy"), "{err}");
 }
+
+#[test]
+fn checks_take_defaults_and_refuse_what_cannot_run() {
+    let text = "app: demo\nrepository: octo/app\npreview:\n  checks:\n    - name: home\n      path: /\n    - name: api\n      path: /api/health\n      method: HEAD\n      expect_status: 204\n      body_contains: ok\n      timeout: 3s\n";
+    let config = parse(text).unwrap();
+    let checks = &config.preview.checks;
+    assert_eq!(checks.len(), 2);
+    assert_eq!(
+        (checks[0].method, checks[0].expect_status, checks[0].timeout),
+        (
+            crate::config::Method::Get,
+            200,
+            std::time::Duration::from_secs(10)
+        )
+    );
+    assert!(checks[0].body_contains.is_none() && checks[0].body_matches.is_none());
+    assert_eq!(
+        (checks[1].method, checks[1].expect_status, checks[1].timeout),
+        (
+            crate::config::Method::Head,
+            204,
+            std::time::Duration::from_secs(3)
+        )
+    );
+    assert_eq!(config.preview.checks_name, "pullstack/checks");
+
+    let base = "app: demo\nrepository: octo/app\npreview:\n  checks:\n    - name: home\n";
+    let err = |rest: &str| parse(&format!("{base}{rest}")).unwrap_err().to_string();
+    let bad_regex = err("      path: /\n      body_matches: \"a(\"\n");
+    assert!(
+        bad_regex.starts_with("pullstack.yaml:5:")
+            && bad_regex.contains("not a regular expression"),
+        "{bad_regex}"
+    );
+    let typo = err("      path: /\n      expect: 200\n");
+    assert!(
+        typo.starts_with("pullstack.yaml:7:") && typo.contains("expect"),
+        "{typo}"
+    );
+    let method = err("      path: /\n      method: FETCH\n");
+    assert!(method.starts_with("pullstack.yaml:7:"), "{method}");
+    let relative = err("      path: health\n");
+    assert!(
+        relative.starts_with("pullstack.yaml:4:3: preview.checks: path \"health\""),
+        "{relative}"
+    );
+    let both = err("      path: /\n      body_contains: a\n      body_matches: a\n");
+    assert!(both.contains("keep one"), "{both}");
+    let slow = err("      path: /\n      timeout: 1h\n");
+    assert!(slow.contains("between 1s and 5m"), "{slow}");
+}

@@ -128,6 +128,10 @@ impl Config {
                 ));
             }
         }
+        super::checks::validate(&self.preview.checks)?;
+        if self.preview.checks_name.trim().is_empty() {
+            return Err(("checks_name", "must not be empty".into()));
+        }
         if self.preview.port == 0 {
             return Err(("port", "must be between 1 and 65535".into()));
         }

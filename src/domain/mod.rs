@@ -2,6 +2,7 @@
 //! Nothing here does I/O.
 
 pub mod access;
+pub mod checks;
 pub mod commands;
 pub mod comment;
 pub mod cost;

@@ -5,6 +5,7 @@
 use super::Abandoned;
 use super::edge::EdgePool;
 use super::gate::{Acknowledged, Replies};
+use super::preview::checks::SmokeRuns;
 use super::preview::{
     Admissions, DeleteAttempts, DeployMarks, ImageWaits, Records, Retired, Statuses,
 };
@@ -69,6 +70,12 @@ pub struct Ctx {
     /// Whether a resync has looked for lately deleted stacks since the
     /// start (the first does).
     pub deleted_looked: AtomicBool,
+    /// Smoke check runs waiting for each environment's checks job.
+    pub smoke_runs: SmokeRuns,
+    /// Where smoke checks send their requests instead of each preview's
+    /// own URL; `None` in service. Set by tests, whose previews' names
+    /// do not resolve.
+    pub checks_origin: Option<String>,
     shared: tokio::sync::Mutex<Option<(tokio::time::Instant, Shared)>>,
 }
 
@@ -105,6 +112,8 @@ impl Ctx {
             // A one-shot run is woken by the event that closed the PR, and
             // waits for its environment to converge.
             deleted_looked: AtomicBool::new(mode == Mode::OneShot),
+            smoke_runs: SmokeRuns::default(),
+            checks_origin: None,
             shared: tokio::sync::Mutex::new(None),
         }
     }

@@ -77,6 +77,8 @@ pub fn group(job: &Job) -> String {
         // Not sent in practice: a record job runs in the process whose
         // memory holds its outcomes (see `Durable::reconcile`).
         Job::Record(key) => format!("record-{}", group(&Job::Env(key.clone()))),
+        // Likewise: its request waits in this process's memory.
+        Job::Checks(key) => format!("checks-{}", group(&Job::Env(key.clone()))),
     }
 }
 
@@ -378,7 +380,7 @@ impl Reconcile for Durable {
             .wakes()
             .iter()
             .cloned()
-            .partition(|woken| matches!(woken, Job::Record(_)));
+            .partition(|woken| matches!(woken, Job::Record(_) | Job::Checks(_)));
         if let Err(err) = Durable::wake(shared, &sent).await {
             // Run again: the pass is idempotent, and the wakes are sent then.
             shared.keep(&job, covered);

@@ -59,6 +59,9 @@ pub enum Job {
     /// Write an environment's outcome as its Deployment, beside its passes
     /// and outside their cap.
     Record(EnvKey),
+    /// Run an environment's smoke checks and report them as a Check Run,
+    /// beside its passes and outside their cap.
+    Checks(EnvKey),
     /// List open PRs and owned stacks, and queue every environment found.
     Resync,
     /// Production releases.
@@ -70,6 +73,7 @@ impl fmt::Display for Job {
         match self {
             Job::Env(key) => write!(f, "{key}"),
             Job::Record(key) => write!(f, "the Deployments of {key}"),
+            Job::Checks(key) => write!(f, "the smoke checks of {key}"),
             Job::Resync => f.write_str("every open pull request and owned stack"),
             Job::Production => f.write_str("production"),
         }
@@ -120,6 +124,7 @@ impl queue::Reconcile for Ctx {
             }
             Job::Env(EnvKey::Branch(branch)) => preview::branch(self, branch, failures).await,
             Job::Record(key) => preview::record::run(self, key).await,
+            Job::Checks(key) => preview::checks::run(self, key).await,
             Job::Production => production::pass(self, intents).await,
         };
         metrics::histogram!("pullstack_reconcile_seconds").record(started.elapsed().as_secs_f64());
@@ -129,7 +134,7 @@ impl queue::Reconcile for Ctx {
     /// Record jobs mostly wait for GitHub's write turns: they must not
     /// hold the places passes need to show what a person waits for.
     fn background(&self, job: &Job) -> bool {
-        matches!(job, Job::Record(_))
+        matches!(job, Job::Record(_) | Job::Checks(_))
     }
 
     fn error_policy(&self, job: &Job, error: &Error, failures: u32) -> OnError {

@@ -7,6 +7,7 @@ mod support;
 mod access;
 mod branches;
 mod chaos;
+mod checks;
 mod cli;
 mod commenters;
 mod convergence;

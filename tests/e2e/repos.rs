@@ -457,7 +457,9 @@ async fn check_runs_are_written_as_github_takes_them() {
     let github = crate::support::github_fake::GitHubFake::start().await;
     github.add_repo("octo/checks", "main");
     let repo = RepoName::parse("octo/checks").unwrap();
-    let auth = Auth::Token("ghp_test".to_owned().into());
+    // An App installation's token: GitHub refuses check runs to a
+    // personal one (`ghp_`), and so does the fake.
+    let auth = Auth::Token("ghs_test".to_owned().into());
     let forge = Forge::connect(&github.url(), repo, auth, 6000)
         .await
         .unwrap();
@@ -499,7 +501,7 @@ async fn check_runs_are_written_as_github_takes_them() {
     let post = |body: serde_json::Value| {
         let request = http
             .post(format!("{}repos/octo/checks/check-runs", github.url()))
-            .header("authorization", "token ghp_test")
+            .header("authorization", "token ghs_test")
             .json(&body);
         async move { request.send().await.unwrap().status().as_u16() }
     };

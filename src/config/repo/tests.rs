@@ -219,3 +219,33 @@ fn a_repository_clones_its_own_database() {
     let database = config.preview.database.expect("its own clone");
     assert_eq!(database.clone_from, "api-staging");
 }
+
+#[test]
+fn a_repository_names_its_own_checks_and_their_check_run() {
+    let text = "app: api\npreview:\n  checks:\n    - name: home\n      path: /\n      \
+                body_matches: \"^<!doctype\"\n  checks_name: api/smoke\n";
+    let config = server().for_repository(&repo("acme/api"), text).unwrap();
+    let [check] = &config.preview.checks[..] else {
+        panic!("one check: {:?}", config.preview.checks)
+    };
+    assert_eq!((check.name.as_str(), check.expect_status), ("home", 200));
+    assert!(
+        check
+            .body_matches
+            .as_ref()
+            .unwrap()
+            .0
+            .is_match("<!doctype html>")
+    );
+    assert_eq!(config.preview.checks_name, "api/smoke");
+    let unset = server()
+        .for_repository(&repo("acme/api"), "app: api\n")
+        .unwrap();
+    assert!(unset.preview.checks.is_empty());
+    assert_eq!(unset.preview.checks_name, "pullstack/checks");
+    let (file, line, _, message) = error(
+        "app: api\npreview:\n  checks:\n    - name: x\n      path: /\n      body_matches: \"(\"\n",
+    );
+    assert_eq!((file.as_str(), line), (".pullstack.yaml", 4), "{message}");
+    assert!(message.contains("not a regular expression"), "{message}");
+}

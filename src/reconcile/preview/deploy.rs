@@ -14,7 +14,7 @@ use crate::domain::template::Placeholders;
 use crate::github::client::{DeploymentState, StatusState};
 use crate::reconcile::edge::Placement;
 use crate::reconcile::spec::{self, Request, Sizing, Spec};
-use crate::reconcile::{Action, Result};
+use crate::reconcile::{Action, Job, Result};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -239,12 +239,24 @@ impl Pass<'_> {
                 .record(phase.took.as_secs_f64());
         }
         metrics::histogram!("pullstack_deploy_seconds").record(took.as_secs_f64());
+        let checked = !preview.checks.is_empty();
+        if checked {
+            let wanted = super::checks::Wanted {
+                sha: sha.to_owned(),
+                url: url.clone(),
+            };
+            ctx.smoke_runs.put(key, wanted);
+        }
         let state = State::Ready { url, took, phases };
         self.report(Some(sha), state).await?;
         self.record(success);
         let name = &self.env.stack_name;
         tracing::info!(stack = name, commit = short_sha(sha), took = ?took, "environment ready");
-        Ok(Action::done())
+        Ok(if checked {
+            Action::done().waking([Job::Checks(self.env.key.clone())])
+        } else {
+            Action::done()
+        })
     }
 
     /// While the ready check waits: marks the tasks running and then the

@@ -12,9 +12,11 @@
 //! - [`teardown`]: delete and say what was removed;
 //! - [`commands`]: PR commands and the approval label;
 //! - [`report`]: the sticky comment and the commit status;
-//! - [`record`]: the Deployment, written beside the passes.
+//! - [`record`]: the Deployment, written beside the passes;
+//! - [`checks`]: the smoke checks' Check Run, run beside the passes.
 
 mod admission;
+pub mod checks;
 mod commands;
 mod database;
 mod deploy;

@@ -109,6 +109,9 @@ pub struct World {
     pub clock: pullstack::clock::Clock,
     /// Limits on HTTP clients the server starts with.
     pub http_limits: HttpLimits,
+    /// Where smoke checks send their requests instead of the previews'
+    /// URLs, which do not resolve.
+    pub checks_origin: Option<String>,
     server: Option<Running>,
     /// More `pullstack serve` processes sharing the world's SQS queue;
     /// deliveries go round-robin over every server that runs.
@@ -158,6 +161,7 @@ impl World {
             app_key: None,
             clock: pullstack::clock::Clock::manual(),
             http_limits: HttpLimits::default(),
+            checks_origin: None,
             server: None,
             replicas: Vec::new(),
             turn: std::sync::atomic::AtomicUsize::new(0),
@@ -309,6 +313,7 @@ impl World {
             http: self.http_limits.clone(),
             aws: Some(aws),
             clock: self.clock.clone(),
+            checks_origin: self.checks_origin.clone(),
         })
         .await
         .expect("start pullstack")

@@ -135,6 +135,16 @@ async fn gate(State(sh): Sh, req: Request, next: Next) -> Response {
     });
     let rejection = if authorization.is_none() && req.uri().path() != "/rate_limit" {
         Some(Err(ApiError::new(401, "Requires authentication")))
+    } else if req.uri().path().contains("/check-runs")
+        && authorization
+            .as_deref()
+            .is_some_and(|a| a.contains("ghp_") || a.contains("github_pat_"))
+    {
+        // As GitHub: the Checks API is for Apps; a personal token is refused.
+        Some(Err(ApiError::new(
+            403,
+            "Resource not accessible by personal access token",
+        )))
     } else {
         sh.lock().next_fault().map(|fault| match fault {
             Fault::Status(status) => Err(injected_failure(status)),
