@@ -5,7 +5,6 @@
 use crate::support::World;
 use axum::http::StatusCode;
 use axum::routing::get;
-use std::time::Duration;
 
 /// A local stand-in for the preview; returns its origin.
 async fn preview_app() -> String {
@@ -17,10 +16,8 @@ async fn preview_app() -> String {
         )
         .route(
             "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                "too late"
-            }),
+            // Never answers: the check's own timeout must end it.
+            get(std::future::pending::<&str>),
         )
         .route(
             "/hostile",

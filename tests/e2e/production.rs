@@ -8,8 +8,6 @@ use crate::support;
 use crate::support::eventually;
 use pullstack::aws::traffic::Traffic;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::support::production::*;
@@ -179,35 +177,12 @@ async fn rollback_from_the_cli_restores_the_weights() {
     assert_eq!(weights(&world).await[&old], 100);
 }
 
-/// Counts Route53 ChangeResourceRecordSets requests made through a client.
-#[derive(Debug, Clone, Default)]
-struct CountChanges(Arc<AtomicUsize>);
-
-impl aws_smithy_runtime_api::client::interceptors::Intercept for CountChanges {
-    fn name(&self) -> &'static str {
-        "CountChanges"
-    }
-
-    fn read_before_execution(
-        &self,
-        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        if context
-            .input()
-            .downcast_ref::<aws_sdk_route53::operation::change_resource_record_sets::ChangeResourceRecordSetsInput>()
-            .is_some()
-        {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_maintainer_rolls_back_from_a_comment_in_one_change_batch() {
     let (mut world, _) = production_world("cmtrb", "").await;
-    let counter = CountChanges::default();
+    let counter = Count::<
+        aws_sdk_route53::operation::change_resource_record_sets::ChangeResourceRecordSetsInput,
+    >::default();
     let mut aws = pullstack::aws::Aws::from_config(&world.sdk);
     let route53 = aws_sdk_route53::config::Builder::from(&world.sdk)
         .interceptor(counter.clone())
@@ -238,7 +213,7 @@ async fn a_maintainer_rolls_back_from_a_comment_in_one_change_batch() {
     .await;
     assert_eq!(weights(&world).await[&new], 100);
 
-    let before = counter.0.load(Ordering::SeqCst);
+    let before = counter.get();
     world
         .comment(2, support::MAINTAINER, "/pullstack rollback")
         .await;
@@ -251,11 +226,7 @@ async fn a_maintainer_rolls_back_from_a_comment_in_one_change_batch() {
             .any(|c| c.body.contains("Rolled production back"))
     })
     .await;
-    assert_eq!(
-        counter.0.load(Ordering::SeqCst) - before,
-        1,
-        "one change batch"
-    );
+    assert_eq!(counter.get() - before, 1, "one change batch");
     let by = format!("requested by @{}", support::MAINTAINER);
     assert_rollback_recorded(&world, 2, &second, &first, &by);
 }

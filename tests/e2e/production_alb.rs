@@ -7,7 +7,7 @@ use crate::support::production::*;
 use crate::support::{self, MAINTAINER, WRITER, eventually};
 use pullstack::aws::forward::Forward;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const ALB: &str = "  strategy: alb\n";
@@ -94,35 +94,11 @@ async fn a_writers_hotfix_gets_the_canary_on_the_load_balancer_too() {
     );
 }
 
-/// Counts ELBv2 ModifyRule requests made through a client.
-#[derive(Debug, Clone, Default)]
-struct CountModifyRule(Arc<AtomicUsize>);
-
-impl aws_smithy_runtime_api::client::interceptors::Intercept for CountModifyRule {
-    fn name(&self) -> &'static str {
-        "CountModifyRule"
-    }
-
-    fn read_before_execution(
-        &self,
-        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        if context
-            .input()
-            .downcast_ref::<aws_sdk_elasticloadbalancingv2::operation::modify_rule::ModifyRuleInput>()
-            .is_some()
-        {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_rollback_from_a_comment_is_one_modify_rule() {
     let (mut world, _) = production_world("albrb", ALB).await;
-    let counter = CountModifyRule::default();
+    let counter =
+        Count::<aws_sdk_elasticloadbalancingv2::operation::modify_rule::ModifyRuleInput>::default();
     let mut aws = pullstack::aws::Aws::from_config(&world.sdk);
     let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&world.sdk)
         .interceptor(counter.clone())
@@ -141,7 +117,7 @@ async fn a_rollback_from_a_comment_is_one_modify_rule() {
     .await;
     world.settle().await;
 
-    let before = counter.0.load(Ordering::SeqCst);
+    let before = counter.get();
     world.comment(2, MAINTAINER, "/pullstack rollback").await;
     wait_weight(&world, &old, 100).await;
     eventually("reply", LONG, || async {
@@ -152,11 +128,7 @@ async fn a_rollback_from_a_comment_is_one_modify_rule() {
     })
     .await;
     world.settle().await;
-    assert_eq!(
-        counter.0.load(Ordering::SeqCst) - before,
-        1,
-        "one ModifyRule"
-    );
+    assert_eq!(counter.get() - before, 1, "one ModifyRule");
     assert!(!weights(&world).await.contains_key(&new));
     let by = format!("requested by @{}", support::MAINTAINER);
     assert_rollback_recorded(&world, 2, &second, &first, &by);
@@ -311,11 +283,13 @@ async fn switching_a_live_route53_release_to_alb_keeps_every_sample_whole() {
     let watcher = tokio::spawn({
         let (stop, zone) = (stop.clone(), zone.clone());
         async move {
+            // A sampling rate, not a wait: the test ends on `stop`.
+            let mut every = tokio::time::interval(Duration::from_millis(100));
             let mut samples = Vec::new();
             while !stop.load(Ordering::SeqCst) {
+                every.tick().await;
                 let (records, _) = traffic.read(&zone, &domain).await.unwrap();
                 samples.push(records.iter().map(|r| u32::from(r.weight)).sum::<u32>());
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             samples
         }

@@ -9,6 +9,9 @@ use pullstack::aws::stacks::Stacks;
 use pullstack::aws::traffic::Traffic;
 use pullstack::config::Strategy;
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub const LONG: Duration = Duration::from_secs(45);
@@ -291,5 +294,53 @@ impl Cli {
             .env("PULLSTACK_GITHUB_TOKEN", "ghp_test_token")
             .output()
             .unwrap()
+    }
+}
+
+/// Counts the requests of one operation (its input type `I`) made through
+/// a client it intercepts.
+pub struct Count<I>(Arc<AtomicUsize>, PhantomData<fn(I)>);
+
+impl<I> std::fmt::Debug for Count<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Count({})", self.get())
+    }
+}
+
+impl<I> Clone for Count<I> {
+    fn clone(&self) -> Self {
+        Count(self.0.clone(), PhantomData)
+    }
+}
+
+impl<I> Default for Count<I> {
+    fn default() -> Self {
+        Count(Arc::default(), PhantomData)
+    }
+}
+
+impl<I> Count<I> {
+    /// How many so far.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl<I: Send + Sync + std::fmt::Debug + 'static>
+    aws_smithy_runtime_api::client::interceptors::Intercept for Count<I>
+{
+    fn name(&self) -> &'static str {
+        "Count"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if context.input().downcast_ref::<I>().is_some() {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
     }
 }
