@@ -185,7 +185,7 @@ async fn passing_checks_let_the_canary_continue_with_a_check_run_per_step() {
     assert!(!summary(1).contains("next."), "{}", summary(1));
     let passed = statuses(&world, &second);
     assert!(
-        passed.contains(&"in_progress: 1 checks passed before 50%".to_owned()),
+        passed.contains(&"in_progress: 1 of 1 checks passed before 50%".to_owned()),
         "{passed:?}"
     );
 }
@@ -236,6 +236,10 @@ async fn a_failed_check_rolls_route53_back_in_one_change_batch() {
     world.start_with(aws).await;
     let (first, second) = second_at_10(&world).await;
     let (old, new) = (release_name(&world, &first), release_name(&world, &second));
+    assert!(
+        world.github.check_runs(&world.repo, &first).is_empty(),
+        "before the first release nothing serves production to check"
+    );
 
     let before = counter.get();
     target.health.store(503, Ordering::SeqCst);

@@ -38,6 +38,9 @@ pub struct Asked {
     pub url: String,
     /// The release's Deployment.
     pub deployment: Option<u64>,
+    /// The checks cannot run: with Route53, before the very first release
+    /// nothing serves production to check.
+    pub no_checks: bool,
 }
 
 /// What the gates of a step found.
@@ -146,7 +149,7 @@ pub async fn run(ctx: &Ctx) -> Result<Action> {
     };
     let checks = &ctx.config.production.checks;
     let mut checked = false;
-    if !asked.due.checked && !checks.is_empty() {
+    if !asked.due.checked && !asked.no_checks && !checks.is_empty() {
         let outcomes = run_checks(ctx, &asked, checks).await?;
         if let Some(why) = gates::checks_failed(&outcomes) {
             let verdict = Verdict {
@@ -158,7 +161,8 @@ pub async fn run(ctx: &Ctx) -> Result<Action> {
         }
         checked = true;
         let reporter = Reporter::github(&ctx.forge, &ctx.config);
-        let why = format!("{} checks passed before {}%", outcomes.len(), asked.due.to);
+        let n = outcomes.len();
+        let why = format!("{n} of {n} checks passed before {}%", asked.due.to);
         reporter.note(asked.deployment, &why).await?;
     }
     let answer = call_hooks(ctx, &asked).await;
@@ -351,6 +355,9 @@ pub(super) async fn before_shift(
             weights: weights.clone(),
             url: target(ctx, due),
             deployment: view.log.deployment,
+            no_checks: due.from == 0
+                && ctx.config.production.strategy == Strategy::Route53
+                && view.live().is_none(),
         };
         let wake = ctx.release_gates.ask(asked);
         return Ok(Gated::Waiting { wake });
