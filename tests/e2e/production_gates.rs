@@ -336,8 +336,10 @@ async fn a_gate_that_does_not_answer_rolls_back() {
 }
 
 // A restart while a release waits on its gates asks them again, and runs
-// again only the checks the release log does not record as passed.
-#[tokio::test]
+// again only the checks the release log does not record as passed. Two
+// worker threads: the CLI runs as a blocking child process while this
+// runtime serves the GitHub fake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_asks_the_gates_again_but_keeps_passed_checks() {
     let (mut world, target, _) =
         world("gaterestart", &format!("  strategy: alb\n{CHECKS}"), true).await;
@@ -355,6 +357,14 @@ async fn a_restart_asks_the_gates_again_but_keeps_passed_checks() {
     world.kill();
     let runs = world.github.check_runs(&world.repo, &second).len();
     assert_eq!(runs, 1, "checked once before the hold");
+    let history = Cli::new(&world).run(&["prod", "history", "-o", "json"]);
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(history["in_flight"], new.as_str());
+    assert_eq!(
+        history["checks_passed_at"],
+        serde_json::json!([0]),
+        "the log records the step whose checks passed"
+    );
     world.start().await;
     target.gate.store(PASS, Ordering::SeqCst);
     wait_weight(&world, &new, 10).await;
