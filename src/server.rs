@@ -45,6 +45,9 @@ pub struct Options {
     /// Where smoke checks send their requests instead of each preview's
     /// URL (tests, whose previews' names do not resolve); `None` in service.
     pub checks_origin: Option<String>,
+    /// The key production's gate hooks are signed with; `None` without
+    /// `production.gates`.
+    pub gate_key: Option<SecretString>,
 }
 
 /// A running server.
@@ -264,6 +267,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         Seal::new(options.webhook_secrets.iter().map(|s| s.expose_secret())),
     );
     ctx.checks_origin = options.checks_origin.clone();
+    ctx.gate_key = options.gate_key.clone();
     let ctx = Arc::new(ctx);
     // Read before the first PR needs them, and never while it waits.
     ctx.admissions.refresh_quotas(&ctx);
@@ -419,6 +423,7 @@ async fn start_hub(options: Options) -> anyhow::Result<Running> {
         aws: aws.clone(),
         clock: options.clock.clone(),
         webhook_secrets: options.webhook_secrets.clone(),
+        gate_key: options.gate_key.clone(),
         shutdown: shutdown.clone(),
         shutdown_grace: options.shutdown_grace,
         sqs,

@@ -18,6 +18,8 @@ pub mod vars {
     /// The key sticky comments' memories are sealed with, where there is
     /// no webhook secret (a GitHub Action).
     pub const SEAL_KEY: &str = "PULLSTACK_SEAL_KEY";
+    /// The key production's gate hooks (`production.gates`) are signed with.
+    pub const GATE_SECRET: &str = "PULLSTACK_GATE_SECRET";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,22 @@ pub fn seal() -> Result<Seal, SecretError> {
         Err(SecretError::Missing(_)) => Ok(Seal::none()),
         Err(err) => Err(err),
     }
+}
+
+/// The key gate hooks are signed with, when `gates` (the config's
+/// `production.gates`) are set: then it is required, and not empty.
+pub fn gate_key(gates: &[String]) -> Result<Option<SecretString>, SecretError> {
+    if gates.is_empty() {
+        return Ok(None);
+    }
+    let key = secret(vars::GATE_SECRET)?.ok_or(SecretError::Missing(vars::GATE_SECRET))?;
+    if key.expose_secret().is_empty() {
+        return Err(SecretError::Invalid {
+            var: vars::GATE_SECRET,
+            reason: "empty".into(),
+        });
+    }
+    Ok(Some(key))
 }
 
 /// GitHub credentials: a token, or a GitHub App id and private key.

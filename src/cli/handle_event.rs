@@ -101,14 +101,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Arc::new(config);
     let clock = Clock::system();
     let aws = Aws::from_env().await;
-    let ctx = Arc::new(Ctx::new(
+    let mut ctx = Ctx::new(
         config.clone(),
         forge,
         aws,
         clock.clone(),
         Mode::OneShot,
         crate::settings::seal()?,
-    ));
+    );
+    ctx.gate_key = crate::settings::gate_key(&config.production.gates)?;
+    let ctx = Arc::new(ctx);
     let primary = jobs.iter().find_map(|(job, _)| match job {
         Job::Env(key) => Some(key.clone()),
         _ => None,

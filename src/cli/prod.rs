@@ -249,12 +249,19 @@ fn history(observed: &Observed, output: Output) -> anyhow::Result<ExitCode> {
                 "promoted": log.promoted,
                 "rolled_back": log.failed,
                 "in_flight": in_flight,
+                // The weights at which the release in flight passed its checks.
+                "checks_passed_at": in_flight.map(|_| &log.checked),
                 "ignored_directives": ignored,
             });
             println!("{history}");
         }
         Output::Human => {
             for (what, stack) in events.iter().rev() {
+                if Some(*stack) == in_flight && !log.checked.is_empty() {
+                    let at: Vec<String> = log.checked.iter().map(|w| format!("{w}%")).collect();
+                    println!("{stack:<32} {what:<22} checks passed at {}", at.join(", "));
+                    continue;
+                }
                 match log.ignored(stack) {
                     Some(ignored) => println!("{stack:<32} {what:<22} {ignored}"),
                     None => println!("{stack:<32} {what}"),

@@ -76,6 +76,7 @@ fn positive_duration(text: &str) -> Result<Duration, String> {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = args.config.load()?;
     let http = args.http_limits();
+    let gate_key = crate::settings::gate_key(&config.production.gates)?;
     let options = Options {
         listen: args.listen,
         config,
@@ -87,6 +88,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         aws: None,
         clock: crate::clock::Clock::system(),
         checks_origin: None,
+        gate_key,
     };
     let signalled = shutdown_signal().context("listening for SIGTERM")?;
     let running = server::start(options).await?;

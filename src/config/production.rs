@@ -1,6 +1,6 @@
 //! Production releases.
 
-use super::Capacity;
+use super::{Capacity, Check};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -72,6 +72,30 @@ pub struct ProductionConfig {
     /// Default: none (every request is weighted on its own).
     #[serde(with = "humantime_serde")]
     pub sticky: Option<Duration>,
+    /// HTTP checks (the same as `preview.checks`) run before each shift of
+    /// a release: before its first, against the candidate alone (with
+    /// `strategy: alb`, through the test route `next.<domain>`; Route53 has
+    /// no such route, so there production is checked as it stands), and
+    /// after each bake, against production. A failed check rolls the
+    /// release back as an alarm does. Each run is a Check Run on the
+    /// released commit. Default: [] (none).
+    pub checks: Vec<Check>,
+    /// The name of those Check Runs (or, with a token that cannot write
+    /// check runs, of the commit status). Default:
+    /// "pullstack/production-checks".
+    pub checks_name: String,
+    /// URLs POSTed a signed JSON body before each shift of a release
+    /// (`release`, `step`, `percent`, `weights`, `repository`, `sha`),
+    /// signed with HMAC-SHA256 of the key in `PULLSTACK_GATE_SECRET` in the
+    /// `X-Pullstack-Signature-256: sha256=<hex>` header. A 2xx answer lets
+    /// the shift go on; any other status holds the release, asking again
+    /// at the next poll; no answer within `gates_timeout`, or no
+    /// connection, rolls it back as an alarm does. https only (http only
+    /// to localhost, for tests). Default: [] (none).
+    pub gates: Vec<String>,
+    /// How long a gate may take to answer. Default: 10s.
+    #[serde(with = "humantime_serde")]
+    pub gates_timeout: Duration,
 }
 
 /// Where production's traffic weights live.
@@ -119,6 +143,10 @@ impl Default for ProductionConfig {
             certificate_arn: String::new(),
             strategy: Strategy::Route53,
             sticky: None,
+            checks: Vec::new(),
+            checks_name: "pullstack/production-checks".into(),
+            gates: Vec::new(),
+            gates_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -119,6 +119,12 @@ pub struct RepoProduction {
     pub secrets: Option<BTreeMap<String, String>>,
     /// The IAM role production tasks run as. Default: the server's.
     pub task_role_arn: Option<String>,
+    /// HTTP checks run before each shift of a release; replaces the
+    /// server's whole list. Gate hooks stay the server's: they are signed
+    /// with its key. Default: the server's.
+    pub checks: Option<Vec<Check>>,
+    /// The name of those checks' Check Runs. Default: the server's.
+    pub checks_name: Option<String>,
 }
 
 impl Config {
@@ -243,6 +249,8 @@ impl RepoConfig {
         if production.task_role_arn.is_some() {
             p.task_role_arn = production.task_role_arn;
         }
+        set(&mut p.checks, production.checks);
+        set(&mut p.checks_name, production.checks_name);
         Ok(())
     }
 }

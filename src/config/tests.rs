@@ -693,3 +693,36 @@ fn checks_take_defaults_and_refuse_what_cannot_run() {
     let slow = err("      path: /\n      timeout: 1h\n");
     assert!(slow.contains("between 1s and 5m"), "{slow}");
 }
+
+#[test]
+fn production_checks_and_gates_are_validated_where_written() {
+    let base = format!("app: demo\nrepository: octo/app\n{PRODUCTION}  env: {{}}\n");
+    let config = parse(&format!(
+        "{base}  checks:\n    - name: home\n      path: /\n  \
+         gates:\n    - https://gate.example.com/ok\n    - http://127.0.0.1:8080/gate\n  \
+         gates_timeout: 3s\n"
+    ))
+    .unwrap();
+    let production = &config.production;
+    assert_eq!(production.checks[0].name, "home");
+    assert_eq!(production.checks_name, "pullstack/production-checks");
+    assert_eq!(production.gates.len(), 2);
+    assert_eq!(production.gates_timeout, Duration::from_secs(3));
+    assert_eq!(
+        parse(&base).unwrap().production.gates_timeout,
+        Duration::from_secs(10)
+    );
+    let err = |extra: &str| parse(&format!("{base}{extra}")).unwrap_err().to_string();
+    let e = err("  checks:\n    - name: home\n      path: nope\n");
+    assert!(e.contains("production.checks: path \"nope\""), "{e}");
+    // Attack: a gate over plain http to another machine would carry the
+    // release's details, and take its verdict, unprotected on the wire.
+    let e = err("  gates:\n    - http://gate.example.com/\n");
+    assert!(e.contains("production.gates") && e.contains("https"), "{e}");
+    // Credentials in a gate's URL would be logged with it.
+    let e = err("  gates:\n    - https://user:hunter2@gate.example.com/\n");
+    assert!(e.contains("carries credentials"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+    let e = err("  gates_timeout: 0s\n");
+    assert!(e.contains("production.gates_timeout"), "{e}");
+}

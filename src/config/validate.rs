@@ -202,6 +202,7 @@ impl Config {
             }
         }
         self.validate_edge()?;
+        self.validate_release_gates()?;
         if let Err(err) =
             crate::domain::release::Schedule::from_percents(&production.steps, production.bake)
         {
@@ -209,6 +210,27 @@ impl Config {
         }
         if let Some(role) = &self.shared.cloudformation_role_arn {
             container::check_role_arn(role).map_err(|err| ("cloudformation_role_arn", err))?;
+        }
+        Ok(())
+    }
+
+    /// `production.checks`, `checks_name`, `gates` and `gates_timeout`.
+    fn validate_release_gates(&self) -> Result<(), (&'static str, String)> {
+        let production = &self.production;
+        super::checks::validate(&production.checks)
+            .map_err(|(_, why)| ("production.checks", why))?;
+        if production.checks_name.trim().is_empty() {
+            return Err(("production.checks_name", "must not be empty".into()));
+        }
+        for url in &production.gates {
+            check_gate_url(url).map_err(|why| ("production.gates", why))?;
+        }
+        let timeout = production.gates_timeout;
+        if timeout.is_zero() || timeout > Duration::from_secs(300) {
+            return Err((
+                "production.gates_timeout",
+                "must be between 1s and 5m".into(),
+            ));
         }
         Ok(())
     }
@@ -307,6 +329,32 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether `url` may be a gate: https, or http to this machine (a test's
+/// own server); never with credentials in it, which would be logged.
+pub(super) fn check_gate_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|err| format!("{url:?} is not a URL: {err}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let local = host == "localhost"
+        || (host.trim_matches(['[', ']']).parse::<std::net::IpAddr>())
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" if !host.is_empty() => {}
+        "http" if local => {}
+        _ => {
+            return Err(format!(
+                "{url:?} must be an https URL (http only to localhost, for tests)"
+            ));
+        }
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "{:?} carries credentials: gates authenticate pullstack by the signature",
+            parsed.host_str().unwrap_or_default()
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `arn` looks like an ACM certificate's ARN.

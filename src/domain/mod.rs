@@ -9,6 +9,7 @@ pub mod cost;
 pub mod database;
 pub mod diagnosis;
 pub mod edge;
+pub mod gates;
 pub mod globs;
 pub mod idle;
 pub mod logs;

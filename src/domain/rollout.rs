@@ -56,6 +56,11 @@ pub struct Log {
     /// out when empty: the log shares one Route53 TXT record.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignored: Vec<Ignored>,
+    /// The weights of the release in flight at which its checks
+    /// (`production.checks`) passed, so a restart or a held gate hook
+    /// does not run them again. Left out when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checked: Vec<u8>,
 }
 
 const MEMORY: usize = 20;
@@ -81,6 +86,13 @@ impl Log {
         self.ignored.push(ignored);
         if self.ignored.len() > IGNORED_MEMORY {
             self.ignored.remove(0);
+        }
+    }
+
+    /// Records that the release's checks passed at `weight`.
+    pub fn checks_passed(&mut self, weight: u8) {
+        if !self.checked.contains(&weight) {
+            self.checked.push(weight);
         }
     }
 
@@ -247,6 +259,7 @@ pub fn plan(view: &View, policy: &Policy, schedule: &Schedule) -> Action {
         log.shifted_at = None;
         log.schedule.clear();
         log.deployment = None;
+        log.checked.clear();
         return Action::Track {
             log,
             stack: stack.clone(),
@@ -319,6 +332,56 @@ pub fn plan(view: &View, policy: &Policy, schedule: &Schedule) -> Action {
     shift(view, &release, stable.as_deref(), next.percent)
 }
 
+/// A step of the release in flight that its gates (checks, gate hooks)
+/// must clear before it is taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Due {
+    pub release: String,
+    /// The release's weight now, and after the step.
+    pub from: u8,
+    pub to: u8,
+    /// Which shift of the release this is, from 1.
+    pub step: usize,
+    /// Whether the release's checks already passed at `from`.
+    pub checked: bool,
+}
+
+/// The gated step `action` is, if any: a shift that gives the release in
+/// flight more traffic. Its first place in the weights (at 0) is not one,
+/// nor is a promotion, a rollback or a failure.
+pub fn due(view: &View, action: &Action, schedule: &Schedule) -> Option<Due> {
+    let Action::Shift { log, percent, .. } = action else {
+        return None;
+    };
+    let release = log.release.clone()?;
+    if !view.weights.contains_key(&release) {
+        return None;
+    }
+    let from = view.weight(&release);
+    if *percent <= from {
+        return None;
+    }
+    let steps = if view.log.schedule.is_empty() {
+        &schedule.steps
+    } else {
+        &view.log.schedule
+    };
+    Some(Due {
+        step: steps.iter().filter(|s| s.percent <= from).count() + 1,
+        checked: view.log.checked.contains(&from),
+        release,
+        from,
+        to: *percent,
+    })
+}
+
+/// Marks the release in flight failed before its next step (its gates
+/// refused it), putting any traffic it had back on the stable stack.
+pub fn stop(view: &View) -> Option<Action> {
+    let release = view.log.release.as_deref()?;
+    Some(fail(view, release))
+}
+
 /// Puts `percent` on the release and the rest on the stable stack (all of
 /// it on the release when there is no stable stack).
 fn shift(view: &View, release: &str, stable: Option<&str>, percent: u8) -> Action {
@@ -388,6 +451,7 @@ pub fn rollback(
     log.promoted.retain(|n| *n != from);
     Log::remember(&mut log.promoted, &target);
     log.release = None;
+    log.checked.clear();
     log.shifted_at = Some(view.now);
     Some((view.all_on(&target), log, from, target))
 }

@@ -9,6 +9,7 @@ use super::preview::checks::SmokeRuns;
 use super::preview::{
     Admissions, DeleteAttempts, DeployMarks, ImageWaits, Records, Retired, Statuses,
 };
+use super::production::gates::ReleaseGates;
 use super::sticky::StickyComments;
 use crate::aws::Aws;
 use crate::aws::shared::Shared;
@@ -76,6 +77,12 @@ pub struct Ctx {
     /// own URL; `None` in service. Set by tests, whose previews' names
     /// do not resolve.
     pub checks_origin: Option<String>,
+    /// The gates before each shift of the production release in flight:
+    /// what was asked and what was found.
+    pub release_gates: ReleaseGates,
+    /// The key gate hooks are signed with; `None` without
+    /// `production.gates`.
+    pub gate_key: Option<secrecy::SecretString>,
     shared: tokio::sync::Mutex<Option<(tokio::time::Instant, Shared)>>,
 }
 
@@ -114,6 +121,8 @@ impl Ctx {
             deleted_looked: AtomicBool::new(mode == Mode::OneShot),
             smoke_runs: SmokeRuns::default(),
             checks_origin: None,
+            release_gates: ReleaseGates::default(),
+            gate_key: None,
             shared: tokio::sync::Mutex::new(None),
         }
     }

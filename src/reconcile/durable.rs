@@ -79,6 +79,8 @@ pub fn group(job: &Job) -> String {
         Job::Record(key) => format!("record-{}", group(&Job::Env(key.clone()))),
         // Likewise: its request waits in this process's memory.
         Job::Checks(key) => format!("checks-{}", group(&Job::Env(key.clone()))),
+        // Likewise: what it is to ask waits in this process's memory.
+        Job::ReleaseGates => "production-gates".to_owned(),
     }
 }
 
@@ -376,11 +378,10 @@ impl Reconcile for Durable {
         };
         // Deployment outcomes wait in this process's memory, so their
         // record jobs run here; every other key woken goes to the queue.
-        let (local, sent): (Vec<Job>, Vec<Job>) = action
-            .wakes()
-            .iter()
-            .cloned()
-            .partition(|woken| matches!(woken, Job::Record(_) | Job::Checks(_)));
+        let (local, sent): (Vec<Job>, Vec<Job>) =
+            action.wakes().iter().cloned().partition(|woken| {
+                matches!(woken, Job::Record(_) | Job::Checks(_) | Job::ReleaseGates)
+            });
         if let Err(err) = Durable::wake(shared, &sent).await {
             // Run again: the pass is idempotent, and the wakes are sent then.
             shared.keep(&job, covered);

@@ -95,6 +95,8 @@ pub struct HubOptions {
     pub aws: Aws,
     pub clock: Clock,
     pub webhook_secrets: Vec<SecretString>,
+    /// The key production's gate hooks are signed with.
+    pub gate_key: Option<SecretString>,
     pub shutdown: CancellationToken,
     pub shutdown_grace: Duration,
     /// The shared queue, when replicas share the work.
@@ -349,14 +351,16 @@ impl Hub {
         }
         let options = &self.options;
         let router = crate::server::router(&config).expect("a merged config names its repository");
-        let ctx = Arc::new(Ctx::new(
+        let mut ctx = Ctx::new(
             config.clone(),
             forge,
             Aws::clone(&options.aws),
             options.clock.clone(),
             Mode::Serve,
             Seal::new(options.webhook_secrets.iter().map(|s| s.expose_secret())),
-        ));
+        );
+        ctx.gate_key = options.gate_key.clone();
+        let ctx = Arc::new(ctx);
         ctx.admissions.refresh_quotas(&ctx);
         let stop = options.shutdown.child_token();
         let shared = options.sqs.as_ref().map(|sqs| {

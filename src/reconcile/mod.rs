@@ -66,6 +66,9 @@ pub enum Job {
     Resync,
     /// Production releases.
     Production,
+    /// The checks and gate hooks before the production release's next
+    /// step, beside the production pass and outside its cap.
+    ReleaseGates,
 }
 
 impl fmt::Display for Job {
@@ -76,6 +79,7 @@ impl fmt::Display for Job {
             Job::Checks(key) => write!(f, "the smoke checks of {key}"),
             Job::Resync => f.write_str("every open pull request and owned stack"),
             Job::Production => f.write_str("production"),
+            Job::ReleaseGates => f.write_str("the gates before production's next step"),
         }
     }
 }
@@ -126,6 +130,7 @@ impl queue::Reconcile for Ctx {
             Job::Record(key) => preview::record::run(self, key).await,
             Job::Checks(key) => preview::checks::run(self, key).await,
             Job::Production => production::pass(self, intents).await,
+            Job::ReleaseGates => production::gates::run(self).await,
         };
         metrics::histogram!("pullstack_reconcile_seconds").record(started.elapsed().as_secs_f64());
         result
@@ -134,7 +139,7 @@ impl queue::Reconcile for Ctx {
     /// Record jobs mostly wait for GitHub's write turns: they must not
     /// hold the places passes need to show what a person waits for.
     fn background(&self, job: &Job) -> bool {
-        matches!(job, Job::Record(_) | Job::Checks(_))
+        matches!(job, Job::Record(_) | Job::Checks(_) | Job::ReleaseGates)
     }
 
     fn error_policy(&self, job: &Job, error: &Error, failures: u32) -> OnError {

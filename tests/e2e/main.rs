@@ -30,6 +30,7 @@ mod one_off;
 mod preview;
 mod production;
 mod production_alb;
+mod production_gates;
 mod replicas;
 mod repos;
 mod service_role;

@@ -221,6 +221,24 @@ fn a_repository_clones_its_own_database() {
 }
 
 #[test]
+fn a_repository_checks_its_own_releases_but_not_with_the_servers_gates() {
+    let text = "app: api\nproduction:\n  checks:\n    - name: api\n      path: /v1/health\n  \
+                checks_name: api/release\n";
+    let config = server().for_repository(&repo("acme/api"), text).unwrap();
+    assert_eq!(config.production.checks[0].path, "/v1/health");
+    assert_eq!(config.production.checks_name, "api/release");
+    // Gate hooks are signed with the server's key: a repository cannot
+    // have that signature sent where it likes.
+    let (_, line, _, message) =
+        error("app: api\nproduction:\n  gates:\n    - https://x.example/\n");
+    assert_eq!(line, 3, "{message}");
+    assert!(message.contains("unknown field `gates`"), "{message}");
+    let (_, _, _, message) =
+        error("app: api\nproduction:\n  checks:\n    - name: api\n      path: v1\n");
+    assert!(message.contains("production.checks"), "{message}");
+}
+
+#[test]
 fn a_repository_names_its_own_checks_and_their_check_run() {
     let text = "app: api\npreview:\n  checks:\n    - name: home\n      path: /\n      \
                 body_matches: \"^<!doctype\"\n  checks_name: api/smoke\n";

@@ -434,3 +434,64 @@ fn the_test_route_reaches_the_candidate_until_it_holds_everything() {
     sim.store(&weights, &log);
     assert_eq!(candidate(&sim.view), None, "rolled back");
 }
+
+/// The next gated step, without taking it.
+fn next_due(sim: &Sim) -> Option<Due> {
+    let schedule = Schedule::default_canary(BAKE);
+    due(&sim.view, &plan(&sim.view, &policy(), &schedule), &schedule)
+}
+
+#[test]
+fn every_step_up_is_gated_and_only_those() {
+    let mut sim = Sim::new();
+    sim.merge(1);
+    sim.step();
+    sim.settle(true, true);
+    assert!(matches!(sim.step(), Action::Track { .. }));
+    assert_eq!(next_due(&sim), None, "joining at 0 is not a step");
+    assert!(matches!(sim.step(), Action::Shift { percent: 0, .. }));
+    let first = next_due(&sim).unwrap();
+    assert_eq!((first.from, first.to, first.step), (0, 100, 1));
+
+    let mut sim = Sim::second_release_at_10();
+    sim.view.now += chrono::Duration::from_std(BAKE).unwrap();
+    let due = next_due(&sim).unwrap();
+    assert_eq!(
+        due,
+        Due {
+            release: "app-prod-2".into(),
+            from: 10,
+            to: 50,
+            step: 2,
+            checked: false,
+        }
+    );
+    let mut log = sim.view.log.clone();
+    log.checks_passed(10);
+    sim.view.log = log;
+    assert!(next_due(&sim).unwrap().checked, "the log says they passed");
+    // Rolled back: nothing in flight, nothing gated, the record gone.
+    let (weights, log, _, _) = rollback(&sim.view, None).unwrap();
+    sim.store(&weights, &log);
+    assert!(sim.view.log.checked.is_empty());
+    assert_eq!(next_due(&sim), None);
+}
+
+#[test]
+fn a_release_stopped_by_its_gates_gives_its_traffic_back() {
+    let mut sim = Sim::second_release_at_10();
+    let Some(Action::Fail {
+        weights,
+        log,
+        stack,
+    }) = stop(&sim.view)
+    else {
+        panic!("a failure")
+    };
+    assert_eq!(stack, "app-prod-2");
+    assert_eq!(weights["app-prod-1"], 100);
+    sim.store(&weights, &log);
+    sim.check();
+    assert!(sim.view.log.is_failed("app-prod-2"));
+    assert_eq!(next_due(&sim), None);
+}

@@ -194,7 +194,7 @@ pub async fn run_all(base: &str, checks: &[Check]) -> Vec<Outcome> {
 /// Whether GitHub refused a check run because of who is asking: a
 /// personal token gets 403 "Resource not accessible by personal access
 /// token", and some setups answer the Checks API with 404.
-fn cannot_write_check_runs(err: &ForgeError) -> bool {
+pub(crate) fn cannot_write_check_runs(err: &ForgeError) -> bool {
     match err {
         ForgeError::NotFound => true,
         ForgeError::Refused {

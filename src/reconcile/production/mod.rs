@@ -7,6 +7,7 @@
 //! The planner ([`crate::domain::rollout`]) decides; this module carries out.
 
 pub mod alb;
+pub mod gates;
 pub(super) mod pass;
 mod report;
 

@@ -2,17 +2,18 @@
 //! watch the alarms during a shift, then let the planner choose the next
 //! action and carry it out.
 
+use super::gates::{self, Gated};
 use super::{Observed, Production, Reporter, alb};
 use crate::config::{StackRole, Strategy};
 use crate::domain::commands::Command;
 use crate::domain::naming::{release_slug, short_sha};
 use crate::domain::release::{Ignored, Schedule, TOTAL, written_directive};
-use crate::domain::rollout::{self, Action as Step, Log, Policy};
+use crate::domain::rollout::{self, Action as Step, Due, Log, Policy};
 use crate::domain::template::Placeholders;
 use crate::reconcile::context::STEADY_POLL;
 use crate::reconcile::gate::{self, Roles, Ruling, Verdict};
 use crate::reconcile::spec::{self, Request, Sizing, Spec};
-use crate::reconcile::{Action, Ctx, Error, Given, Intent, Result};
+use crate::reconcile::{Action, Ctx, Error, Given, Intent, Job, Result};
 use std::time::Duration;
 
 pub async fn pass(ctx: &Ctx, intents: &[Intent]) -> Result<Action> {
@@ -98,6 +99,14 @@ async fn plan(ctx: &Ctx, prod: &Production<'_>, observed: &Observed) -> Result<A
         .map_err(|err| Error::user(format!("`production.steps` cannot be used: {err}")))?;
     let step = rollout::plan(&observed.view, &policy, &schedule);
     tracing::debug!(?step, "production");
+    let due = gates::any(ctx)
+        .then(|| rollout::due(&observed.view, &step, &schedule))
+        .flatten();
+    if let Some(due) = due {
+        // The checks before the step reach the candidate where it is now.
+        prod.sync_test_route(observed, &observed.view).await?;
+        return gated(ctx, prod, observed, &due, step).await;
+    }
     // The test route follows the candidate as the step leaves it.
     let mut after = observed.view.clone();
     if let Step::Track { log, .. } = &step {
@@ -109,6 +118,41 @@ async fn plan(ctx: &Ctx, prod: &Production<'_>, observed: &Observed) -> Result<A
     }
     prod.sync_test_route(observed, &after).await?;
     carry_out(ctx, prod, observed, step).await
+}
+
+/// A shift due, once its gates answer: taken, held, or refused.
+async fn gated(
+    ctx: &Ctx,
+    prod: &Production<'_>,
+    observed: &Observed,
+    due: &Due,
+    step: Step,
+) -> Result<Action> {
+    let Step::Shift {
+        weights,
+        mut log,
+        percent,
+    } = step
+    else {
+        return carry_out(ctx, prod, observed, step).await;
+    };
+    let poll = Action::after(ctx.poll_delay(STEADY_POLL));
+    match gates::before_shift(ctx, prod, observed, due, &weights).await? {
+        Gated::Waiting { wake: true } => Ok(poll.waking([Job::ReleaseGates])),
+        Gated::Waiting { wake: false } | Gated::Held => Ok(poll),
+        Gated::Refused => Ok(Action::after(ctx.config.queue.poll_max)),
+        Gated::Go { checked } => {
+            if checked {
+                log.checks_passed(due.from);
+            }
+            let step = Step::Shift {
+                weights,
+                log,
+                percent,
+            };
+            carry_out(ctx, prod, observed, step).await
+        }
+    }
 }
 
 async fn carry_out(

@@ -90,6 +90,47 @@ impl<'a> Reporter<'a> {
         Ok(())
     }
 
+    /// A step of the release in flight on its Deployment (`deployment`),
+    /// which stays in progress: its checks passed.
+    pub async fn note(&self, deployment: Option<u64>, why: &str) -> anyhow::Result<()> {
+        let (Some(forge), Some(id)) = (self.forge(), deployment) else {
+            return Ok(());
+        };
+        forge
+            .deployment_status(id, DeploymentState::InProgress, Some(&self.url), why)
+            .await?;
+        Ok(())
+    }
+
+    /// A gate holds the release in flight; `why` names it and its answer.
+    pub async fn held(&self, deployment: Option<u64>, why: &str) -> anyhow::Result<()> {
+        self.note(deployment, why).await
+    }
+
+    /// The release `stack` was stopped by its gates before it had any
+    /// traffic: its Deployment fails, and the merged PR is told why.
+    pub async fn stopped(&self, view: &View, stack: &str, reason: &str) -> anyhow::Result<()> {
+        let Some(forge) = self.forge() else {
+            return Ok(());
+        };
+        if let Some(id) = release_deployment(view, stack) {
+            let why = format!("stopped before any traffic: {reason}");
+            forge
+                .deployment_status(id, DeploymentState::Failure, None, &why)
+                .await?;
+        }
+        let sha = (view.stacks.iter())
+            .find(|s| s.name == stack)
+            .map(|s| s.sha.clone())
+            .unwrap_or_default();
+        if let Some(pr) = forge.pulls_for_commit(&sha).await?.first() {
+            let body =
+                format!("⛔ **Production release stopped**: `{stack}` got no traffic: {reason}.");
+            forge.create_comment(pr.number, &body).await?;
+        }
+        Ok(())
+    }
+
     /// The release `stack` failed or never became healthy.
     pub async fn failed(&self, view: &View, stack: &str) -> anyhow::Result<()> {
         let Some(id) = release_deployment(view, stack) else {

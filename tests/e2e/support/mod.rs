@@ -112,6 +112,8 @@ pub struct World {
     /// Where smoke checks send their requests instead of the previews'
     /// URLs, which do not resolve.
     pub checks_origin: Option<String>,
+    /// The key production's gate hooks are signed with.
+    pub gate_key: Option<String>,
     server: Option<Running>,
     /// More `pullstack serve` processes sharing the world's SQS queue;
     /// deliveries go round-robin over every server that runs.
@@ -162,6 +164,7 @@ impl World {
             clock: pullstack::clock::Clock::manual(),
             http_limits: HttpLimits::default(),
             checks_origin: None,
+            gate_key: None,
             server: None,
             replicas: Vec::new(),
             turn: std::sync::atomic::AtomicUsize::new(0),
@@ -314,6 +317,7 @@ impl World {
             aws: Some(aws),
             clock: self.clock.clone(),
             checks_origin: self.checks_origin.clone(),
+            gate_key: self.gate_key.clone().map(Into::into),
         })
         .await
         .expect("start pullstack")
