@@ -1,9 +1,16 @@
 //! Runs smoke checks against a base URL: the one runner previews and
 //! production releases share. Each check is an HTTP request whose answer
 //! must have a status and may have to contain or match a string.
+//!
+//! Behind a private preview's access rules, the requests carry the bypass
+//! header. Its value is read from Secrets Manager for each run and held as
+//! a [`SecretString`]; it is masked in every body excerpt and never logged.
 
+use crate::aws::secrets::Secrets;
 use crate::config::Check;
 use crate::domain::checks::{self, Outcome};
+use reqwest::header::{HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,30 +23,128 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// The most bytes of a body read: enough for a match, bounded for memory.
 const BODY_BYTES: usize = 256 * 1024;
 
-/// Runs `checks` against `base`, a few at a time, within the deadline; a
+/// What stands in for a masked secret.
+const MASK: &str = "***";
+
+/// A header that lets the checks past a private preview's access rules.
+pub struct Bypass {
+    header: HeaderName,
+    value: Arc<SecretString>,
+}
+
+impl std::fmt::Debug for Bypass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bypass({}: {MASK})", self.header)
+    }
+}
+
+impl Bypass {
+    /// Reads the value of the secret `arn` now, to send in `header`. `Err`
+    /// says why in words that name the secret, never its value.
+    pub async fn read(secrets: &Secrets, header: &str, arn: &str) -> Result<Bypass, String> {
+        let why = |what: &str| format!("the bypass secret {arn} {what}");
+        let header = HeaderName::try_from(header)
+            .map_err(|_| why(&format!("cannot be sent: {header:?} is not a header name")))?;
+        let value = secrets
+            .value(arn)
+            .await
+            .map_err(|e| why(&format!("could not be read: {e}")))?;
+        let text = value.expose_secret();
+        if text.is_empty() {
+            return Err(why("is empty"));
+        }
+        if HeaderValue::from_str(text).is_err() {
+            return Err(why(
+                "is not a valid header value (visible ASCII and spaces only)",
+            ));
+        }
+        Ok(Bypass {
+            header,
+            value: Arc::new(value),
+        })
+    }
+
+    fn header_value(&self) -> HeaderValue {
+        let mut value = HeaderValue::from_str(self.value.expose_secret())
+            .expect("checked when the value was read");
+        value.set_sensitive(true);
+        value
+    }
+}
+
+/// `text` with every occurrence of `secret` masked.
+fn mask(text: &str, secret: Option<&SecretString>) -> String {
+    match secret {
+        Some(secret) => text.replace(secret.expose_secret(), MASK),
+        None => text.to_owned(),
+    }
+}
+
+/// Where a run's checks go and what they carry.
+#[derive(Debug)]
+pub struct Target<'a> {
+    /// The origin each check's path is appended to: a preview's or a
+    /// release's URL.
+    pub base: &'a str,
+    /// Sent with every request when the target is private.
+    pub bypass: Option<&'a Bypass>,
+}
+
+/// Every check of `checks` failed for the same reason, none run: what a
+/// run concludes when it cannot start (its bypass secret unreadable).
+pub fn all_failed(checks: &[Check], why: &str) -> Vec<Outcome> {
+    checks
+        .iter()
+        .map(|c| failed(c, Duration::ZERO, why))
+        .collect()
+}
+
+/// Runs `checks` against `target`, a few at a time, within the deadline; a
 /// check the deadline cut short fails as timed out.
-pub async fn run_all(base: &str, checks: &[Check]) -> Vec<Outcome> {
+pub async fn run_all(target: &Target<'_>, checks: &[Check]) -> Vec<Outcome> {
+    let redirects = if target.bypass.is_some() {
+        // The bypass header is not one reqwest drops on a redirect to
+        // another origin: stop there, and the check sees the redirect.
+        reqwest::redirect::Policy::custom(|attempt| {
+            let first = attempt.previous().first().map(reqwest::Url::origin);
+            if attempt.previous().len() > 3 {
+                attempt.error("more than 3 redirects")
+            } else if first.is_some_and(|o| o != attempt.url().origin()) {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        })
+    } else {
+        reqwest::redirect::Policy::limited(3)
+    };
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(bypass) = target.bypass {
+        headers.insert(bypass.header.clone(), bypass.header_value());
+    }
     let client = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(3))
+        .redirect(redirects)
+        .default_headers(headers)
         .build()
     {
         Ok(client) => client,
         Err(err) => {
-            let why = format!("no HTTP client: {err}");
-            return checks
-                .iter()
-                .map(|c| failed(c, Duration::ZERO, &why))
-                .collect();
+            return all_failed(checks, &format!("no HTTP client: {err}"));
         }
     };
+    let base = target.base;
     let gate = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
     let mut running = tokio::task::JoinSet::new();
     for (index, check) in checks.iter().enumerate() {
         let (client, gate, check) = (client.clone(), gate.clone(), check.clone());
+        let secret = target.bypass.map(|b| b.value.clone());
         let target = format!("{}{}", base.trim_end_matches('/'), check.path);
         running.spawn(async move {
             let _turn = gate.acquire_owned().await;
-            (index, one(&client, &target, &check).await)
+            (
+                index,
+                one(&client, &target, &check, secret.as_deref()).await,
+            )
         });
     }
     let mut outcomes: Vec<Option<Outcome>> = vec![None; checks.len()];
@@ -73,8 +178,15 @@ fn failed(check: &Check, took: Duration, why: &str) -> Outcome {
     }
 }
 
-/// One check: its request, its answer, and what was wrong with it.
-async fn one(client: &reqwest::Client, target: &str, check: &Check) -> Outcome {
+/// One check: its request, its answer, and what was wrong with it. The
+/// answer's body is shown with `secret` masked: a preview can echo the
+/// headers it got.
+async fn one(
+    client: &reqwest::Client,
+    target: &str,
+    check: &Check,
+    secret: Option<&SecretString>,
+) -> Outcome {
     let started = tokio::time::Instant::now();
     let answer = tokio::time::timeout(check.timeout, async {
         let mut response = client
@@ -129,7 +241,7 @@ async fn one(client: &reqwest::Client, target: &str, check: &Check) -> Outcome {
         name: check.name.clone(),
         took,
         status: Some(status),
-        excerpt: checks::cut(&body, checks::EXCERPT_CHARS),
+        excerpt: checks::cut(&mask(&body, secret), checks::EXCERPT_CHARS),
         failure,
     }
 }

@@ -13,6 +13,7 @@ use crate::domain::checks::{self, Outcome};
 use crate::domain::naming::EnvKey;
 use crate::github::checks::{CheckRun, CheckStatus, Conclusion, Output};
 use crate::github::client::{ForgeError, StatusState};
+use crate::reconcile::checks::{Bypass, Target, all_failed, run_all};
 use crate::reconcile::{Action, Ctx, Result};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -99,7 +100,16 @@ pub async fn run(ctx: &Ctx, key: &EnvKey) -> Result<Action> {
         }
     }
     let base = ctx.checks_origin.as_deref().unwrap_or(&wanted.url);
-    let outcomes = crate::reconcile::checks::run_all(base, &preview.checks).await;
+    let outcomes = match read_bypass(ctx).await {
+        Ok(bypass) => {
+            let target = Target {
+                base,
+                bypass: bypass.as_ref(),
+            };
+            run_all(&target, &preview.checks).await
+        }
+        Err(why) => all_failed(&preview.checks, &why),
+    };
     let (title, summary) = checks::summary(&wanted.url, &outcomes);
     let passed = outcomes.iter().all(Outcome::passed);
     let Some(id) = id else {
@@ -132,6 +142,21 @@ pub async fn run(ctx: &Ctx, key: &EnvKey) -> Result<Action> {
     ctx.forge.update_check_run(id, &done).await?;
     tracing::info!(env = %key, passed, "smoke checks concluded");
     Ok(Action::done())
+}
+
+/// A private preview's bypass, read now so a rotated value is used at
+/// once; `None` for a preview without one.
+async fn read_bypass(ctx: &Ctx) -> std::result::Result<Option<Bypass>, String> {
+    let access = &ctx.config.preview.access;
+    if !access.has_bypass() {
+        return Ok(None);
+    }
+    let read = Bypass::read(
+        &ctx.aws.secrets,
+        &access.bypass_header,
+        &access.bypass_secret_arn,
+    );
+    read.await.map(Some)
 }
 
 /// Whether GitHub refused a check run because of who is asking: a
