@@ -348,7 +348,8 @@ impl Hub {
             old.stop.cancel();
         }
         let options = &self.options;
-        let router = crate::server::router(&config).expect("a merged config names its repository");
+        let router = crate::server::router(&config, Some(options.app.app_id))
+            .expect("a merged config names its repository");
         let ctx = Arc::new(Ctx::new(
             config.clone(),
             forge,

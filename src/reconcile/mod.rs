@@ -96,6 +96,8 @@ pub enum Intent {
     Unclear { reply: String, comment: Given },
     /// The approval label was added to a fork PR whose head was `sha`.
     ApproveLabel { by: String, sha: String },
+    /// The smoke checks' Check Run at `sha` was asked to run again.
+    Rerun { sha: String },
 }
 
 /// The comment a command came in.

@@ -316,3 +316,142 @@ async fn an_unreadable_bypass_secret_fails_the_run_and_names_it() {
     // The environment stays up.
     assert!(world.stack(6).await.is_some());
 }
+
+/// A `check_run` "rerequested" delivery for pullstack's run `name` at
+/// `sha` on PR `number`, created by App `app_id`, shaped as GitHub
+/// documents it (there is no recorded sample among the fixtures).
+fn check_run_payload(world: &World, name: &str, sha: &str, number: u64, app_id: u64) -> Vec<u8> {
+    serde_json::json!({
+        "action": "rerequested",
+        "check_run": {
+            "id": 1, "name": name, "head_sha": sha,
+            "status": "completed", "conclusion": "failure",
+            "app": {"id": app_id, "slug": "pullstack"},
+            "check_suite": {"id": 2, "head_sha": sha},
+            "pull_requests": [{
+                "number": number,
+                "head": {"ref": "feature", "sha": sha},
+                "base": {"ref": "main", "sha": "0".repeat(40)}
+            }]
+        },
+        "repository": {"full_name": world.repo},
+        "sender": {"login": crate::support::WRITER},
+        "installation": {"id": 1}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The check runs named `pullstack/checks` at `sha`, oldest first.
+fn runs(world: &World, sha: &str) -> Vec<crate::support::github_fake::FakeCheckRun> {
+    world.github.check_runs(&world.repo, sha)
+}
+
+#[tokio::test]
+async fn the_re_run_button_runs_the_checks_again_at_the_ready_commit() {
+    let checks = "    - name: home\n      path: /\n";
+    let world = world("checkrerun", checks).await;
+    let sha = world.open_pr(7).await;
+    world.wait_comment(7, "Ready").await;
+    world.settle().await;
+    assert_eq!(runs(&world, &sha).len(), 1);
+
+    let (status, _) = world
+        .deliver(
+            "check_run",
+            check_run_payload(&world, "pullstack/checks", &sha, 7, 29_310),
+        )
+        .await;
+    assert_eq!(status, 202);
+    world.settle().await;
+    let again = runs(&world, &sha);
+    assert_eq!(again.len(), 2, "a new run for the re-run: {again:?}");
+    assert_eq!(again[1].conclusion.as_deref(), Some("success"));
+
+    // A commit that is no longer the ready one: its run stays as it was.
+    let next = world.push(7, "second").await;
+    world.wait_comment(7, &next[..7]).await;
+    world.settle().await;
+    let (status, _) = world
+        .deliver(
+            "check_run",
+            check_run_payload(&world, "pullstack/checks", &sha, 7, 29_310),
+        )
+        .await;
+    assert_eq!(status, 202);
+    world.settle().await;
+    assert_eq!(
+        runs(&world, &sha).len(),
+        2,
+        "the old commit was not checked"
+    );
+    assert_eq!(runs(&world, &next).len(), 1);
+}
+
+// Attack: a re-run of another App's check run, or of a run with another
+// name, must not make pullstack run anything.
+#[tokio::test]
+async fn a_re_run_of_another_apps_or_names_run_is_ignored() {
+    let checks = "    - name: home\n      path: /\n";
+    let world = world("checkother", checks).await;
+    let sha = world.open_pr(8).await;
+    world.wait_comment(8, "Ready").await;
+    world.settle().await;
+    for payload in [
+        check_run_payload(&world, "pullstack/checks", &sha, 8, 4242),
+        check_run_payload(&world, "ci/tests", &sha, 8, 29_310),
+    ] {
+        let (status, answer) = world.deliver("check_run", payload).await;
+        assert_eq!(status, 202);
+        assert_eq!(answer["status"], "ignored", "{answer}");
+    }
+    // pullstack's own, last: exactly one new run, so the others made none.
+    let ours = check_run_payload(&world, "pullstack/checks", &sha, 8, 29_310);
+    assert_eq!(world.deliver("check_run", ours).await.0, 202);
+    world.settle().await;
+    assert_eq!(runs(&world, &sha).len(), 2);
+}
+
+#[tokio::test]
+async fn the_check_command_runs_them_again_for_writers_only() {
+    let checks = "    - name: home\n      path: /\n";
+    let world = world("checkcmd", checks).await;
+    let sha = world.open_pr(9).await;
+    world.wait_comment(9, "Ready").await;
+    world.settle().await;
+
+    let refused = world
+        .comment(9, crate::support::READER, "/pullstack check")
+        .await;
+    world.settle().await;
+    assert_eq!(world.github.reactions(&world.repo, refused), ["-1"]);
+    assert_eq!(runs(&world, &sha).len(), 1, "a reader runs nothing");
+
+    let allowed = world
+        .comment(9, crate::support::WRITER, "/pullstack check")
+        .await;
+    world.settle().await;
+    assert_eq!(world.github.reactions(&world.repo, allowed), ["eyes"]);
+    let again = runs(&world, &sha);
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert_eq!(again[1].conclusion.as_deref(), Some("success"));
+}
+
+#[tokio::test]
+async fn the_check_command_says_when_there_is_nothing_to_run() {
+    let mut world = World::new("checknone", "").await;
+    world.start().await;
+    let sha = world.open_pr(10).await;
+    world.wait_comment(10, "Ready").await;
+    world.settle().await;
+    world
+        .comment(10, crate::support::WRITER, "/pullstack check")
+        .await;
+    let reply = world.next_comment(10).await;
+    assert!(
+        reply.body.contains("no smoke checks (`preview.checks`"),
+        "{}",
+        reply.body
+    );
+    assert!(runs(&world, &sha).is_empty());
+}
