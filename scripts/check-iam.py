@@ -55,6 +55,7 @@ IAM_PREFIX = {
     "aws-sdk-iam": "iam",
     "aws-sdk-rds": "rds",
     "aws-sdk-route53": "route53",
+    "aws-sdk-secretsmanager": "secretsmanager",
     "aws-sdk-sqs": "sqs",
     "aws-sdk-dynamodb": "dynamodb",
 }

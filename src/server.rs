@@ -234,14 +234,17 @@ pub fn limits(config: &Config) -> Limits {
     }
 }
 
-/// Maps the config repository's events to jobs, for `serve` and `handle-event`.
-pub fn router(config: &Config) -> anyhow::Result<Router> {
+/// Maps the config repository's events to jobs, for `serve` and
+/// `handle-event`; `app_id` is pullstack's GitHub App, when it runs as one.
+pub fn router(config: &Config, app_id: Option<u64>) -> anyhow::Result<Router> {
     let repo = one_repository(config)?;
     Ok(Router {
         repo,
         approve_label: config.preview.approve_label.clone(),
         production: config.production.enabled,
         branches: config.preview.branches.clone(),
+        checks_name: config.preview.checks_name.clone(),
+        app_id,
     })
 }
 
@@ -251,7 +254,11 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         return start_hub(options).await;
     }
     let config = Arc::new(options.config);
-    let router = router(&config)?;
+    let app_id = match &options.auth {
+        Auth::App { app_id, .. } => Some(*app_id),
+        Auth::Token(_) => None,
+    };
+    let router = router(&config, app_id)?;
     let forge = forge(&config, &options.github_api_url, options.auth).await?;
     forge.introduce().await?;
     let aws = match options.aws {

@@ -12,6 +12,7 @@ pub mod lease;
 pub mod metered;
 pub mod quotas;
 pub mod registry;
+pub mod secrets;
 pub mod services;
 pub mod shared;
 pub mod stacks;
@@ -42,6 +43,8 @@ pub struct Aws {
     /// Stopped tasks, target health, one-off tasks and their logs.
     pub tasks: tasks::Tasks,
     pub registry: registry::Registry,
+    /// Values pullstack sends itself (a private preview's bypass header).
+    pub secrets: secrets::Secrets,
     pub usage: usage::Usage,
     pub quotas: quotas::Quotas,
     /// The shared work queue (`queue.backend: sqs`).
@@ -112,6 +115,9 @@ impl Aws {
         let rds = aws_sdk_rds::config::Builder::from(config)
             .interceptor(Metered)
             .build();
+        let secretsmanager = aws_sdk_secretsmanager::config::Builder::from(config)
+            .interceptor(Metered)
+            .build();
         let cloudformation = aws_sdk_cloudformation::Client::from_conf(cloudformation);
         let elb = aws_sdk_elasticloadbalancingv2::Client::from_conf(elb);
         let registry = registry::Registry::new(aws_sdk_ecr::Client::from_conf(ecr.clone()));
@@ -120,6 +126,9 @@ impl Aws {
             region: config.region().map(|r| r.as_ref().to_owned()),
             registry,
             usage,
+            secrets: secrets::Secrets::new(aws_sdk_secretsmanager::Client::from_conf(
+                secretsmanager,
+            )),
             quotas: quotas::Quotas::new(elb.clone(), cloudformation.clone()),
             stacks: stacks::Stacks::new(cloudformation),
             databases: databases::Databases::new(aws_sdk_rds::Client::from_conf(rds)),

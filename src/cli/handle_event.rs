@@ -200,7 +200,8 @@ fn route(config: &Config, name: &str, body: &[u8]) -> anyhow::Result<Route> {
         return Ok(Route::Jobs(vec![(Job::Resync, None)]));
     }
     let event = events::parse(name, body)?;
-    Ok(crate::server::router(config)?.route(&event))
+    // No App id to compare a re-run's with: its name decides.
+    Ok(crate::server::router(config, None)?.route(&event))
 }
 
 /// Pins pullstack's login when told, or when an Actions token cannot tell.

@@ -76,7 +76,7 @@ pub struct PreviewConfig {
     /// is shown on the PR, and the teardown goes on. Default: none.
     pub on_delete: Option<OneOffTask>,
     /// HTTP checks run against the preview URL after every ready deploy
-    /// (not yet through the access bypass of a private preview), reported
+    /// (through the access bypass of a private preview), reported
     /// as a Check Run on the head commit. A failed check never tears the
     /// environment down. Default: [] (none).
     pub checks: Vec<Check>,

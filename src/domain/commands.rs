@@ -15,6 +15,8 @@ pub enum Command {
     Deploy,
     /// Scale an idle environment back up (or recreate one deleted as idle).
     Wake,
+    /// Run the smoke checks again at the environment's ready commit.
+    Check,
     /// List the commands.
     Help,
     /// Finish the production release in flight now.
@@ -47,11 +49,12 @@ impl Role {
 }
 
 impl Command {
-    pub const ALL: [Command; 7] = [
+    pub const ALL: [Command; 8] = [
         Command::Redeploy,
         Command::Destroy,
         Command::Deploy,
         Command::Wake,
+        Command::Check,
         Command::Help,
         Command::Promote,
         Command::Rollback,
@@ -63,6 +66,7 @@ impl Command {
             Command::Destroy => "destroy",
             Command::Deploy => "deploy",
             Command::Wake => "wake",
+            Command::Check => "check",
             Command::Help => "help",
             Command::Promote => "promote",
             Command::Rollback => "rollback",
@@ -78,6 +82,7 @@ impl Command {
                  (`/pullstack deploy <sha>`)"
             }
             Command::Wake => "bring back an environment scaled down or deleted for being idle",
+            Command::Check => "run the smoke checks again against the ready environment",
             Command::Help => "list these commands",
             Command::Promote => "finish the production release in flight now (maintainers)",
             Command::Rollback => {
@@ -92,7 +97,7 @@ impl Command {
             Command::Help => Role::Read,
             // Waking costs little and sleeps again on its own; QA often has triage only.
             Command::Wake => Role::Triage,
-            Command::Redeploy | Command::Destroy | Command::Deploy => Role::Write,
+            Command::Redeploy | Command::Destroy | Command::Deploy | Command::Check => Role::Write,
             Command::Promote | Command::Rollback => Role::Maintain,
         }
     }

@@ -5,7 +5,7 @@
 //! GitHub takes at most 50 annotations per request and adds those of each
 //! update to the run's, so longer lists go in batches.
 
-use super::client::{Forge, Result};
+use super::client::{Forge, ForgeError, Result};
 use super::pacing::Priority;
 use serde::{Deserialize, Serialize};
 
@@ -187,6 +187,20 @@ impl Forge {
         let route = format!("/repos/{}/check-runs/{id}", self.repo());
         let _: serde_json::Value = self.write_patch(route, body, Priority::Shown).await?;
         Ok(())
+    }
+}
+
+/// Whether GitHub refused a check run because of who is asking: a
+/// personal token gets 403 "Resource not accessible by personal access
+/// token", and some setups answer the Checks API with 404.
+pub fn cannot_write_check_runs(err: &ForgeError) -> bool {
+    match err {
+        ForgeError::NotFound => true,
+        ForgeError::Refused {
+            status: 403,
+            message,
+        } => message.contains("not accessible by personal access token"),
+        _ => false,
     }
 }
 

@@ -24,6 +24,8 @@ pub enum Event {
         repo: RepoName,
         head_sha: String,
     },
+    /// Someone pressed a check run's "Re-run" button.
+    CheckRunRerequested(CheckRunEvent),
     /// App installation changes; logged only.
     Installation {
         action: String,
@@ -43,6 +45,7 @@ impl Event {
             Event::PullRequest(pr) => Some(&pr.repo),
             Event::Push(push) => Some(&push.repo),
             Event::Comment(comment) => Some(&comment.repo),
+            Event::CheckRunRerequested(run) => Some(&run.repo),
             Event::BranchDeleted { repo, .. } | Event::CiCompleted { repo, .. } => Some(repo),
             Event::Ping | Event::Installation { .. } | Event::Ignored { .. } => None,
         }
@@ -99,6 +102,21 @@ pub struct CommentEvent {
     pub author_association: String,
     /// When the comment was made, by GitHub's clock.
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A check run someone asked to run again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRunEvent {
+    pub repo: RepoName,
+    /// The run's name, as its creator gave it.
+    pub name: String,
+    pub head_sha: String,
+    /// The GitHub App that created the run.
+    pub app_id: Option<u64>,
+    /// The pull requests of this repository whose head is the run's commit
+    /// (empty for a fork's: GitHub lists only the repository's own).
+    pub pull_requests: Vec<u64>,
+    pub sender: String,
 }
 
 /// Why a payload was rejected: it is not what its `X-GitHub-Event` claims.
@@ -183,6 +201,21 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, ParseError> {
                 repo: repo(&raw.repository.full_name, event)?,
                 head_sha: run.head_sha,
             })
+        }
+        "check_run" => {
+            let raw: wire::CheckRunDelivery = typed(event, body)?;
+            if raw.action != "rerequested" {
+                return ignored(format!("check_run {}", raw.action));
+            }
+            let run = raw.check_run;
+            Ok(Event::CheckRunRerequested(CheckRunEvent {
+                repo: repo(&raw.repository.full_name, event)?,
+                name: run.name,
+                head_sha: run.head_sha,
+                app_id: run.app.map(|a| a.id),
+                pull_requests: run.pull_requests.into_iter().map(|p| p.number).collect(),
+                sender: raw.sender.login,
+            }))
         }
         "installation" | "installation_repositories" => {
             let raw: wire::Installation = typed(event, body)?;
@@ -326,6 +359,33 @@ mod wire {
     }
 
     #[derive(Deserialize)]
+    pub struct CheckRunDelivery {
+        pub action: String,
+        pub check_run: CheckRun,
+        pub repository: Repository,
+        pub sender: User,
+    }
+
+    #[derive(Deserialize)]
+    pub struct CheckRun {
+        pub name: String,
+        pub head_sha: String,
+        pub app: Option<App>,
+        #[serde(default)]
+        pub pull_requests: Vec<Number>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct App {
+        pub id: u64,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Number {
+        pub number: u64,
+    }
+
+    #[derive(Deserialize)]
     pub struct IssueComment {
         pub action: String,
         pub issue: Issue,
@@ -395,6 +455,50 @@ mod tests {
         })
         .to_string()
         .into_bytes()
+    }
+
+    /// A `check_run` delivery, shaped as GitHub documents it (trimmed).
+    fn check_run_payload(action: &str) -> Vec<u8> {
+        serde_json::json!({
+            "action": action,
+            "check_run": {
+                "id": 4,
+                "name": "pullstack/checks",
+                "head_sha": "c".repeat(40),
+                "status": "completed",
+                "conclusion": "failure",
+                "app": {"id": 29310, "slug": "pullstack", "name": "pullstack"},
+                "check_suite": {"id": 5, "head_branch": "feature", "head_sha": "c".repeat(40)},
+                "pull_requests": [{
+                    "url": "https://api.github.com/repos/octo/app/pulls/7",
+                    "id": 1, "number": 7,
+                    "head": {"ref": "feature", "sha": "c".repeat(40), "repo": {"id": 1, "name": "app"}},
+                    "base": {"ref": "main", "sha": "d".repeat(40), "repo": {"id": 1, "name": "app"}}
+                }]
+            },
+            "requested_action": null,
+            "repository": {"full_name": "octo/app"},
+            "sender": {"login": "alice"},
+            "installation": {"id": 9}
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_check_run_rerequest_names_the_run_its_app_and_its_prs() {
+        let Event::CheckRunRerequested(run) =
+            parse("check_run", &check_run_payload("rerequested")).unwrap()
+        else {
+            panic!("not a re-run")
+        };
+        assert_eq!(run.name, "pullstack/checks");
+        assert_eq!(run.head_sha, "c".repeat(40));
+        assert_eq!(run.app_id, Some(29310));
+        assert_eq!(run.pull_requests, [7]);
+        assert_eq!(run.sender, "alice");
+        let other = parse("check_run", &check_run_payload("completed")).unwrap();
+        assert!(matches!(other, Event::Ignored { .. }), "{other:?}");
     }
 
     #[test]

@@ -350,7 +350,8 @@ impl Hub {
             old.stop.cancel();
         }
         let options = &self.options;
-        let router = crate::server::router(&config).expect("a merged config names its repository");
+        let router = crate::server::router(&config, Some(options.app.app_id))
+            .expect("a merged config names its repository");
         let mut ctx = Ctx::new(
             config.clone(),
             forge,

@@ -12,6 +12,7 @@
 //!
 //! - [`context`]: the [`Ctx`] every pass is given;
 //! - [`preview`]: a PR's or branch's environment;
+//! - [`checks`]: the smoke checks' runner, for previews and releases;
 //! - [`production`]: releases, shared with `pullstack prod`;
 //! - [`resync`]: the periodic look at everything;
 //! - [`routing`]: which jobs an event asks for;
@@ -21,6 +22,7 @@
 //! - [`hub`]: many repositories, each with its own config and reconciler;
 //! - [`sticky`], [`gate`], [`spec`]: what passes share.
 
+pub mod checks;
 pub mod context;
 pub mod durable;
 pub mod edge;
@@ -98,6 +100,8 @@ pub enum Intent {
     Unclear { reply: String, comment: Given },
     /// The approval label was added to a fork PR whose head was `sha`.
     ApproveLabel { by: String, sha: String },
+    /// The smoke checks' Check Run at `sha` was asked to run again.
+    Rerun { sha: String },
 }
 
 /// The comment a command came in.

@@ -8,7 +8,7 @@ use super::{Given, Intent, Job};
 use crate::domain::commands::{self, Parsed};
 use crate::domain::globs::Globs;
 use crate::domain::naming::{EnvKey, RepoName};
-use crate::github::events::{Event, PrAction};
+use crate::github::events::{CheckRunEvent, Event, PrAction};
 
 /// Maps events to jobs for one repository.
 #[derive(Clone, Debug)]
@@ -19,6 +19,12 @@ pub struct Router {
     pub production: bool,
     /// Branches with environments of their own.
     pub branches: Globs,
+    /// The name of the smoke checks' Check Run: the only run whose
+    /// "Re-run" button pullstack answers.
+    pub checks_name: String,
+    /// pullstack's GitHub App, when it runs as one: a re-run of a check
+    /// run another App created is not pullstack's to answer.
+    pub app_id: Option<u64>,
 }
 
 /// What an event comes to.
@@ -42,6 +48,13 @@ impl Router {
                 tracing::info!(action, account, "installation event");
                 Route::Ignored("installation events are logged only".into())
             }
+            Event::CheckRunRerequested(run) if run.repo == self.repo => match self.rerun(run) {
+                Ok(jobs) => Route::Jobs(jobs),
+                Err(reason) => {
+                    tracing::info!(run = run.name, sha = run.head_sha, reason, "re-run ignored");
+                    Route::Ignored(reason)
+                }
+            },
             event => match self.jobs(event) {
                 jobs if jobs.is_empty() => {
                     Route::Ignored(format!("it asks nothing of {}'s environments", self.repo))
@@ -49,6 +62,39 @@ impl Router {
                 jobs => Route::Jobs(jobs),
             },
         }
+    }
+
+    /// The environments a re-run of `run` asks to check again: its pull
+    /// requests', if the run is pullstack's smoke checks. `Err` says why
+    /// it is not.
+    fn rerun(&self, run: &CheckRunEvent) -> Result<Vec<(Job, Option<Intent>)>, String> {
+        if run.name != self.checks_name {
+            return Err(format!(
+                "check run {:?} is not pullstack's ({:?})",
+                run.name, self.checks_name
+            ));
+        }
+        if let Some(ours) = self.app_id
+            && run.app_id != Some(ours)
+        {
+            return Err(format!(
+                "check run {:?} was created by another GitHub App",
+                run.name
+            ));
+        }
+        if run.pull_requests.is_empty() {
+            return Err("the re-run check run is on no pull request of this repository".into());
+        }
+        Ok(run
+            .pull_requests
+            .iter()
+            .map(|&number| {
+                let intent = Intent::Rerun {
+                    sha: run.head_sha.clone(),
+                };
+                (Job::Env(EnvKey::Pr(number)), Some(intent))
+            })
+            .collect())
     }
 
     fn jobs(&self, event: &Event) -> Vec<(Job, Option<Intent>)> {
@@ -130,7 +176,53 @@ mod tests {
             approve_label: "pullstack:approved".into(),
             production: true,
             branches: Globs::new(&["release/*"]).unwrap(),
+            checks_name: "pullstack/checks".into(),
+            app_id: Some(29_310),
         }
+    }
+
+    fn rerun(name: &str, app_id: Option<u64>) -> Event {
+        Event::CheckRunRerequested(CheckRunEvent {
+            repo: RepoName::parse("octo/app").unwrap(),
+            name: name.into(),
+            head_sha: "c".repeat(40),
+            app_id,
+            pull_requests: vec![7],
+            sender: "alice".into(),
+        })
+    }
+
+    #[test]
+    fn a_rerun_of_pullstacks_own_check_run_checks_its_pull_request_again() {
+        let Route::Jobs(jobs) = router().route(&rerun("pullstack/checks", Some(29_310))) else {
+            panic!("no jobs")
+        };
+        let intent = Intent::Rerun {
+            sha: "c".repeat(40),
+        };
+        assert_eq!(jobs, vec![(Job::Env(EnvKey::Pr(7)), Some(intent))]);
+    }
+
+    // Attack: a re-run of another App's check run (or of a run that only
+    // shares the repository) must not make pullstack do anything.
+    #[test]
+    fn a_rerun_of_another_run_or_app_is_ignored() {
+        let router = router();
+        for event in [
+            rerun("ci/tests", Some(29_310)),
+            rerun("pullstack/checks", Some(1)),
+            rerun("pullstack/checks", None),
+        ] {
+            let route = router.route(&event);
+            assert!(matches!(route, Route::Ignored(_)), "{route:?}");
+        }
+        // With a personal token there is no App to compare: the name decides.
+        let token = Router {
+            app_id: None,
+            ..router
+        };
+        let route = token.route(&rerun("pullstack/checks", Some(1)));
+        assert!(matches!(route, Route::Jobs(_)), "{route:?}");
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! local HTTP server the test controls (the previews' own names do not
 //! resolve), through `POST /webhook`, moto and the GitHub fake.
 
-use crate::support::World;
-use axum::http::StatusCode;
+use crate::support::edge::{edge_yaml, zone};
+use crate::support::{World, capture_logs, merge_yaml};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
+use std::sync::{Arc, Mutex};
 
 /// A local stand-in for the preview; returns its origin.
 async fn preview_app() -> String {
@@ -159,4 +161,297 @@ async fn a_personal_token_falls_back_to_a_commit_status() {
         .map(|s| s.state)
         .collect();
     assert_eq!(states, ["pending", "failure"]);
+}
+
+/// A private preview's stand-in: `/` answers 200 only with the bypass
+/// header set to `value` (403 otherwise, as the access rules would),
+/// `/echo` answers with the header's value, and `/away` redirects to
+/// `elsewhere`. Returns its origin.
+async fn private_app(value: String, elsewhere: String) -> String {
+    let app = axum::Router::new()
+        .route(
+            "/",
+            get(move |headers: HeaderMap| async move {
+                match headers.get("x-pullstack-bypass") {
+                    Some(got) if got.as_bytes() == value.as_bytes() => (StatusCode::OK, "welcome"),
+                    _ => (StatusCode::FORBIDDEN, "sign in first"),
+                }
+            }),
+        )
+        .route(
+            "/echo",
+            get(|headers: HeaderMap| async move {
+                let got = headers.get("x-pullstack-bypass").cloned();
+                format!("you sent {:?}", got.map(|v| v.to_str().unwrap().to_owned()))
+            }),
+        )
+        .route(
+            "/away",
+            get(move || async move { axum::response::Redirect::to(&format!("{elsewhere}/")) }),
+        );
+    serve(app).await
+}
+
+async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    origin
+}
+
+/// Another origin, which records the bypass headers it was sent.
+async fn elsewhere() -> (String, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    let app = axum::Router::new().route(
+        "/",
+        get(move |headers: HeaderMap| async move {
+            if let Some(v) = headers.get("x-pullstack-bypass") {
+                kept.lock().unwrap().push(v.to_str().unwrap().to_owned());
+            }
+            "elsewhere"
+        }),
+    );
+    (serve(app).await, seen)
+}
+
+/// A world whose previews are private on the shared edge, with the
+/// bypass secret `secret(app)` (a partial ARN, without the suffix AWS
+/// adds, and short: moto checks the 128-character limit of the header
+/// condition's value on the unresolved reference) and these `checks`.
+async fn private_world(prefix: &str, checks: &str, secret: impl FnOnce(&str) -> String) -> World {
+    let zone = zone(prefix).await;
+    let mut world = World::new(prefix, &edge_yaml(&zone, "")).await;
+    world.app_key = Some(app_key());
+    let arn = secret(&world.app);
+    world.config_yaml = merge_yaml(
+        &world.config_yaml,
+        &format!(
+            "preview:\n  access:\n    allow_cidrs: [203.0.113.0/24]\n    bypass_secret_arn: {arn}\n"
+        ),
+    );
+    world.config_yaml = world.config_yaml.replace(
+        "ready_check: false",
+        &format!("ready_check: false\n  checks:\n{checks}"),
+    );
+    world
+}
+
+/// The partial ARN of the app's access secret `name`.
+fn secret_arn(app: &str, name: &str) -> String {
+    format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:pullstack/{app}/access/{name}")
+}
+
+// Attack: the bypass value lets anyone past a private preview's sign-in.
+// It must reach the preview and nothing else: not the Check Run, not a
+// comment, not the server's logs, not another origin the preview
+// redirects to, not an excerpt of a body that echoes it back.
+#[tokio::test]
+async fn a_private_preview_gets_the_bypass_header_and_its_value_leaks_nowhere() {
+    let logs = capture_logs();
+    let checks = "    - name: home\n      path: /\n      body_contains: welcome\n\
+                  \x20   - name: echo\n      path: /echo\n\
+                  \x20   - name: away\n      path: /away\n      expect_status: 303\n";
+    let mut world = private_world("chkbyp", checks, |app| secret_arn(app, "ci")).await;
+    let value = format!("bypass-{:016x}", rand::random::<u64>());
+    let secrets = aws_sdk_secretsmanager::Client::new(&world.sdk);
+    secrets
+        .create_secret()
+        .name(format!("pullstack/{}/access/ci", world.app))
+        .secret_string(&value)
+        .send()
+        .await
+        .expect("create the bypass secret");
+    let (other, seen) = elsewhere().await;
+    world.checks_origin = Some(private_app(value.clone(), other).await);
+    world.start().await;
+    let sha = world.open_pr(5).await;
+    world.wait_comment(5, "Ready").await;
+    world.settle().await;
+
+    let runs = world.github.check_runs(&world.repo, &sha);
+    let [run] = &runs[..] else {
+        panic!("one check run: {runs:?}")
+    };
+    let summary = run.summary.as_deref().unwrap();
+    assert_eq!(run.conclusion.as_deref(), Some("success"), "{summary}");
+    assert!(summary.contains("<code>welcome</code>"), "{summary}");
+    // The echo is masked, not cut to a prefix of the value.
+    assert!(
+        summary.contains("you sent Some&#40;&#34;&#42;&#42;&#42;&#34;&#41;"),
+        "{summary}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "the header went elsewhere");
+    let everything = format!(
+        "{run:?}\n{:?}\n{:?}",
+        world.github.requests(),
+        world.bot_comments(5)
+    );
+    assert!(!everything.contains(&value), "the value reached GitHub");
+    let logged = logs.text();
+    assert!(logged.contains("smoke checks concluded"), "logs captured");
+    assert!(!logged.contains(&value), "the value was logged");
+}
+
+#[tokio::test]
+async fn an_unreadable_bypass_secret_fails_the_run_and_names_it() {
+    let checks = "    - name: home\n      path: /\n";
+    let mut world = private_world("chkno", checks, |app| secret_arn(app, "x")).await;
+    let arn = secret_arn(&world.app, "x");
+    let (other, _) = elsewhere().await;
+    world.checks_origin = Some(private_app("unused".into(), other).await);
+    world.start().await;
+    let sha = world.open_pr(6).await;
+    world.wait_comment(6, "Ready").await;
+    world.settle().await;
+    let runs = world.github.check_runs(&world.repo, &sha);
+    let [run] = &runs[..] else {
+        panic!("one check run: {runs:?}")
+    };
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    let summary = run.summary.as_deref().unwrap();
+    let named =
+        pullstack::domain::checks::escape(&format!("the bypass secret {arn} could not be read"));
+    assert!(summary.contains(&named), "{summary}");
+    // The environment stays up.
+    assert!(world.stack(6).await.is_some());
+}
+
+/// A `check_run` "rerequested" delivery for pullstack's run `name` at
+/// `sha` on PR `number`, created by App `app_id`, shaped as GitHub
+/// documents it (there is no recorded sample among the fixtures).
+fn check_run_payload(world: &World, name: &str, sha: &str, number: u64, app_id: u64) -> Vec<u8> {
+    serde_json::json!({
+        "action": "rerequested",
+        "check_run": {
+            "id": 1, "name": name, "head_sha": sha,
+            "status": "completed", "conclusion": "failure",
+            "app": {"id": app_id, "slug": "pullstack"},
+            "check_suite": {"id": 2, "head_sha": sha},
+            "pull_requests": [{
+                "number": number,
+                "head": {"ref": "feature", "sha": sha},
+                "base": {"ref": "main", "sha": "0".repeat(40)}
+            }]
+        },
+        "repository": {"full_name": world.repo},
+        "sender": {"login": crate::support::WRITER},
+        "installation": {"id": 1}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The check runs named `pullstack/checks` at `sha`, oldest first.
+fn runs(world: &World, sha: &str) -> Vec<crate::support::github_fake::FakeCheckRun> {
+    world.github.check_runs(&world.repo, sha)
+}
+
+#[tokio::test]
+async fn the_re_run_button_runs_the_checks_again_at_the_ready_commit() {
+    let checks = "    - name: home\n      path: /\n";
+    let world = world("checkrerun", checks).await;
+    let sha = world.open_pr(7).await;
+    world.wait_comment(7, "Ready").await;
+    world.settle().await;
+    assert_eq!(runs(&world, &sha).len(), 1);
+
+    let (status, _) = world
+        .deliver(
+            "check_run",
+            check_run_payload(&world, "pullstack/checks", &sha, 7, 29_310),
+        )
+        .await;
+    assert_eq!(status, 202);
+    world.settle().await;
+    let again = runs(&world, &sha);
+    assert_eq!(again.len(), 2, "a new run for the re-run: {again:?}");
+    assert_eq!(again[1].conclusion.as_deref(), Some("success"));
+
+    // A commit that is no longer the ready one: its run stays as it was.
+    let next = world.push(7, "second").await;
+    world.wait_comment(7, &next[..7]).await;
+    world.settle().await;
+    let (status, _) = world
+        .deliver(
+            "check_run",
+            check_run_payload(&world, "pullstack/checks", &sha, 7, 29_310),
+        )
+        .await;
+    assert_eq!(status, 202);
+    world.settle().await;
+    assert_eq!(
+        runs(&world, &sha).len(),
+        2,
+        "the old commit was not checked"
+    );
+    assert_eq!(runs(&world, &next).len(), 1);
+}
+
+// Attack: a re-run of another App's check run, or of a run with another
+// name, must not make pullstack run anything.
+#[tokio::test]
+async fn a_re_run_of_another_apps_or_names_run_is_ignored() {
+    let checks = "    - name: home\n      path: /\n";
+    let world = world("checkother", checks).await;
+    let sha = world.open_pr(8).await;
+    world.wait_comment(8, "Ready").await;
+    world.settle().await;
+    for payload in [
+        check_run_payload(&world, "pullstack/checks", &sha, 8, 4242),
+        check_run_payload(&world, "ci/tests", &sha, 8, 29_310),
+    ] {
+        let (status, answer) = world.deliver("check_run", payload).await;
+        assert_eq!(status, 202);
+        assert_eq!(answer["status"], "ignored", "{answer}");
+    }
+    // pullstack's own, last: exactly one new run, so the others made none.
+    let ours = check_run_payload(&world, "pullstack/checks", &sha, 8, 29_310);
+    assert_eq!(world.deliver("check_run", ours).await.0, 202);
+    world.settle().await;
+    assert_eq!(runs(&world, &sha).len(), 2);
+}
+
+#[tokio::test]
+async fn the_check_command_runs_them_again_for_writers_only() {
+    let checks = "    - name: home\n      path: /\n";
+    let world = world("checkcmd", checks).await;
+    let sha = world.open_pr(9).await;
+    world.wait_comment(9, "Ready").await;
+    world.settle().await;
+
+    let refused = world
+        .comment(9, crate::support::READER, "/pullstack check")
+        .await;
+    world.settle().await;
+    assert_eq!(world.github.reactions(&world.repo, refused), ["-1"]);
+    assert_eq!(runs(&world, &sha).len(), 1, "a reader runs nothing");
+
+    let allowed = world
+        .comment(9, crate::support::WRITER, "/pullstack check")
+        .await;
+    world.settle().await;
+    assert_eq!(world.github.reactions(&world.repo, allowed), ["eyes"]);
+    let again = runs(&world, &sha);
+    assert_eq!(again.len(), 2, "{again:?}");
+    assert_eq!(again[1].conclusion.as_deref(), Some("success"));
+}
+
+#[tokio::test]
+async fn the_check_command_says_when_there_is_nothing_to_run() {
+    let mut world = World::new("checknone", "").await;
+    world.start().await;
+    let sha = world.open_pr(10).await;
+    world.wait_comment(10, "Ready").await;
+    world.settle().await;
+    world
+        .comment(10, crate::support::WRITER, "/pullstack check")
+        .await;
+    let reply = world.next_comment(10).await;
+    assert!(
+        reply.body.contains("no smoke checks (`preview.checks`"),
+        "{}",
+        reply.body
+    );
+    assert!(runs(&world, &sha).is_empty());
 }

@@ -63,12 +63,34 @@ impl Pass<'_> {
                         );
                         gate::answer(ctx, comment, role, "confused", &body).await?;
                     }
+                    Command::Check => match self.cannot_check() {
+                        Some(reply) => gate::answer(ctx, comment, role, "confused", reply).await?,
+                        None => {
+                            gate::accept(ctx, comment).await?;
+                            self.apply(*command, sha, comment).await?;
+                        }
+                    },
                     _ => {
                         gate::accept(ctx, comment).await?;
                         self.apply(*command, sha, comment).await?;
                     }
                 },
             },
+            Intent::Rerun { sha } => {
+                // A run of an older commit stays as it was: the ready
+                // commit has its own run, which is the one that counts.
+                let ready = self.sticky.memory.ready.as_deref() == Some(sha.as_str());
+                if ready && self.cannot_check().is_none() {
+                    self.check_again(sha).await?;
+                } else {
+                    tracing::info!(
+                        issue = self.sticky.issue,
+                        commit = short_sha(sha),
+                        "re-run of the smoke checks of a commit that is not the ready one; \
+                         left as it was"
+                    );
+                }
+            }
             Intent::ApproveLabel { by, sha } => {
                 if roles.of(&ctx.forge, by).await? >= Some(Role::Write) {
                     // The commit the label was added at, not the head now.
@@ -86,6 +108,12 @@ impl Pass<'_> {
     }
 
     async fn apply(&mut self, command: Command, sha: &Option<String>, given: &Given) -> Result<()> {
+        if command == Command::Check {
+            if let Some(ready) = self.sticky.memory.ready.clone() {
+                self.check_again(&ready).await?;
+            }
+            return Ok(());
+        }
         let head = self.head();
         if command == Command::Deploy
             && let Some(head) = &head
@@ -120,8 +148,45 @@ impl Pass<'_> {
                 memory.destroyed = None;
                 self.flags.wake = true;
             }
-            Command::Help | Command::Promote | Command::Rollback => {}
+            Command::Help | Command::Promote | Command::Rollback | Command::Check => {}
         }
+        Ok(())
+    }
+
+    /// Why `/pullstack check` has nothing to run now, in plain words.
+    fn cannot_check(&self) -> Option<&'static str> {
+        if self.ctx.config.preview.checks.is_empty() {
+            return Some(
+                "This repository has no smoke checks (`preview.checks` in pullstack's config), \
+                 so there is nothing to run.",
+            );
+        }
+        if self.sticky.memory.ready.is_none() {
+            return Some(
+                "The preview is not ready yet, so there is nothing to check: the smoke checks \
+                 run on their own once it is.",
+            );
+        }
+        None
+    }
+
+    /// Asks the checks job for a run at `sha`, the ready commit, against
+    /// the stack's URL.
+    async fn check_again(&mut self, sha: &str) -> Result<()> {
+        let stack = self.ctx.aws.stacks.describe(&self.env.stack_name).await?;
+        let Some(url) = stack.as_ref().and_then(|s| s.output("Url")) else {
+            tracing::info!(
+                stack = self.env.stack_name,
+                "no stack URL to check; the checks run again once it is ready"
+            );
+            return Ok(());
+        };
+        let wanted = super::checks::Wanted {
+            sha: sha.to_owned(),
+            url: url.to_owned(),
+        };
+        self.ctx.smoke_runs.put(&self.env.key, wanted);
+        self.check = true;
         Ok(())
     }
 

@@ -238,6 +238,8 @@ struct Pass<'a> {
     target: Option<String>,
     /// The edge listener the environment's rule is on, once known.
     listener: Option<String>,
+    /// A command or a re-run asked the checks job for a run.
+    check: bool,
 }
 
 impl<'a> Pass<'a> {
@@ -249,6 +251,7 @@ impl<'a> Pass<'a> {
             flags: Flags::default(),
             target: None,
             listener: None,
+            check: false,
         }
     }
 
@@ -259,7 +262,10 @@ impl<'a> Pass<'a> {
     async fn run(mut self, desired: Desired, failures: u32) -> Result<Action> {
         let ctx = self.ctx;
         let key = self.env.key.clone();
-        let action = self.run_inner(desired, failures).await?;
+        let mut action = self.run_inner(desired, failures).await?;
+        if self.check {
+            action = action.waking([Job::Checks(key.clone())]);
+        }
         Ok(if ctx.records.pending(&key) {
             action.waking([Job::Record(key)])
         } else {

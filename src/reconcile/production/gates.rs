@@ -14,8 +14,9 @@ use crate::config::{Check, Strategy};
 use crate::domain::checks::{self as table, Outcome};
 use crate::domain::gates::{self, Answer, HookBody, SIGNATURE_HEADER};
 use crate::domain::rollout::{self, Due};
-use crate::github::checks::{CheckRun, CheckStatus, Conclusion, Output};
+use crate::github::checks::{CheckRun, CheckStatus, Conclusion, Output, cannot_write_check_runs};
 use crate::github::client::StatusState;
+use crate::reconcile::checks::{Target, run_all};
 use crate::reconcile::{Action, Ctx, Job, Result};
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
@@ -187,7 +188,7 @@ async fn run_checks(ctx: &Ctx, asked: &Asked, checks: &[Check]) -> Result<Vec<Ou
     } else {
         match ctx.forge.create_check_run(&started).await {
             Ok(id) => Some(id),
-            Err(err) if crate::reconcile::preview::checks::cannot_write_check_runs(&err) => {
+            Err(err) if cannot_write_check_runs(&err) => {
                 tracing::warn!(
                     "this token cannot write check runs; production checks are reported as \
                      commit statuses from now on"
@@ -199,8 +200,9 @@ async fn run_checks(ctx: &Ctx, asked: &Asked, checks: &[Check]) -> Result<Vec<Ou
         }
     };
     let base = ctx.checks_origin.as_deref().unwrap_or(&asked.url);
-    // The one place production runs the checks.
-    let outcomes = crate::reconcile::preview::checks::run_all(base, checks).await;
+    // Production is public: its checks need no bypass.
+    let target = Target { base, bypass: None };
+    let outcomes = run_all(&target, checks).await;
     let passed = outcomes.iter().all(Outcome::passed);
     let (title, summary) = table::summary(&asked.url, &outcomes);
     let due = &asked.due;

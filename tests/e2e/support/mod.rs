@@ -850,3 +850,49 @@ pub fn merge_yaml(base: &str, extra: &str) -> String {
     }
     serde_yaml::to_string(&merged).expect("test config")
 }
+
+/// What every server in this process logs, at debug level for pullstack
+/// and info for its dependencies, once [`capture_logs`] was called.
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Starts capturing the logs of the whole process, for good: the
+/// subscriber is global because a thread's own one misses events that
+/// other tests' threads registered first. A test looks in them for a value
+/// of its own (a random secret), which no other test logs.
+pub fn capture_logs() -> Logs {
+    static LOGS: OnceLock<Logs> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,pullstack=debug"))
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // With RUST_LOG set, a world installed the stderr subscriber first:
+        // this one then cannot be, and captures nothing.
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no global subscriber yet (unset RUST_LOG)");
+        logs
+    })
+    .clone()
+}
