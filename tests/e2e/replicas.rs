@@ -543,3 +543,46 @@ fn metric_value(metrics: &str, name: &str) -> f64 {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// A long-lived PR on the shared queue: each ready outcome retires the
+/// environment's older Deployments, and no replica trusts its memory of
+/// which are retired, since another may have deployed one's commit again.
+/// Reading each one's state on every outcome made a PR with n pushes cost
+/// about n²/2 reads; a Deployment GitHub still lists as it was when found
+/// retired is not read again.
+#[tokio::test]
+async fn retired_deployments_are_not_read_again_on_every_push() {
+    const PUSHES: usize = 20;
+    let mut world = World::new("retire", &sqs_config()).await;
+    world.start().await;
+    let mut sha = world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle_shared(WAIT).await;
+    for n in 0..PUSHES {
+        sha = world.push(1, &format!("push-{n}")).await;
+        world.wait_stack_at(1, &sha).await;
+        world.wait_comment(1, &format!("`{}`", &sha[..7])).await;
+        world.wait_comment(1, "Ready").await;
+        world.settle_shared(WAIT).await;
+    }
+    let deployments = world.github.deployments(&world.repo);
+    assert_eq!(deployments.len(), PUSHES + 1, "one Deployment a commit");
+    let live: Vec<_> = (deployments.iter())
+        .filter(|d| d.statuses.last().is_some_and(|s| s.state != "inactive"))
+        .map(|d| d.sha.clone())
+        .collect();
+    assert_eq!(live, vec![sha], "only the head's Deployment is live");
+    let reads = (world.github.requests().iter())
+        .filter(|r| r.method == "GET" && r.path.contains("/statuses?"))
+        .filter(|r| r.path.contains("/deployments/"))
+        .count();
+    println!("deployment state reads for {PUSHES} pushes: {reads}");
+    // About two reads a Deployment (found live, then found retired), a
+    // few more when pushes come within GitHub's one-second stamps; reading
+    // all on every push came to 210.
+    assert!(
+        reads <= 4 * (PUSHES + 1),
+        "{reads} reads of Deployment states for {} Deployments",
+        PUSHES + 1
+    );
+}
