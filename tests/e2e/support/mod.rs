@@ -9,6 +9,7 @@ pub mod github_fake;
 pub mod mocks;
 pub mod payloads;
 pub mod production;
+pub mod replicas;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_cloudformation::config::{Credentials, Region};
