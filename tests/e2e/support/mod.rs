@@ -3,6 +3,7 @@
 //! fake (through octocrab), with a small DSL to drive pull requests by
 //! posting signed webhook deliveries.
 
+pub mod ecs;
 pub mod edge;
 pub mod fault_proxy;
 pub mod github_fake;
