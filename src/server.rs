@@ -248,6 +248,51 @@ pub fn router(config: &Config, app_id: Option<u64>) -> anyhow::Result<Router> {
     })
 }
 
+/// The given AWS clients, or those of the SDK's standard configuration.
+async fn aws_or_env(aws: Option<Aws>) -> Aws {
+    match aws {
+        Some(aws) => aws,
+        None => Aws::from_env().await,
+    }
+}
+
+/// The HTTP side of a server, the same for one repository and for many.
+struct Front {
+    listen: SocketAddr,
+    limits: HttpLimits,
+    webhook_secrets: Vec<SecretString>,
+}
+
+impl Front {
+    /// Listens, and serves the webhook routes until `shutdown`: deliveries
+    /// go to `admit`, routed by `router` when one repository is served.
+    async fn serve(
+        self,
+        router: Option<Router>,
+        admit: Admit,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<(SocketAddr, JoinHandle<std::io::Result<()>>)> {
+        let state = Arc::new(AppState::new(
+            self.webhook_secrets,
+            router,
+            admit,
+            metrics_handle(),
+            BodyBudget::new(self.limits.body_memory),
+        ));
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let addr = listener.local_addr()?;
+        let http = tokio::spawn(crate::http::serve::serve(
+            listener,
+            app(state),
+            self.limits,
+            shutdown.clone(),
+        ));
+        Ok((addr, http))
+    }
+}
+
 /// Starts the server and its workers, and runs the first resync.
 pub async fn start(options: Options) -> anyhow::Result<Running> {
     if options.config.serves_many() {
@@ -261,10 +306,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
     let router = router(&config, app_id)?;
     let forge = forge(&config, &options.github_api_url, options.auth).await?;
     forge.introduce().await?;
-    let aws = match options.aws {
-        Some(aws) => aws,
-        None => Aws::from_env().await,
-    };
+    let aws = aws_or_env(options.aws).await;
     let mut ctx = Ctx::new(
         config.clone(),
         forge,
@@ -351,24 +393,12 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         }
     };
 
-    let state = Arc::new(AppState::new(
-        options.webhook_secrets,
-        Some(router),
-        admit,
-        metrics_handle(),
-        BodyBudget::new(options.http.body_memory),
-    ));
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
-    let addr = listener.local_addr()?;
-    let stop = shutdown.clone();
-    let http = tokio::spawn(crate::http::serve::serve(
-        listener,
-        app(state),
-        options.http,
-        stop,
-    ));
+    let front = Front {
+        listen: options.listen,
+        limits: options.http,
+        webhook_secrets: options.webhook_secrets,
+    };
+    let (addr, http) = front.serve(Some(router), admit, &shutdown).await?;
     let prune = crate::prune::spawn(
         ctx.aws.clone(),
         config.images.clone(),
@@ -402,10 +432,7 @@ async fn start_hub(options: Options) -> anyhow::Result<Running> {
              PULLSTACK_GITHUB_APP_KEY), not a token"
         );
     };
-    let aws = match options.aws {
-        Some(aws) => aws,
-        None => Aws::from_env().await,
-    };
+    let aws = aws_or_env(options.aws).await;
     let shutdown = CancellationToken::new();
     // One queue and one table for every repository, named in the server's
     // config.
@@ -518,23 +545,12 @@ async fn start_hub(options: Options) -> anyhow::Result<Running> {
         queue: queue.clone(),
         shared,
     };
-    let state = Arc::new(AppState::new(
-        options.webhook_secrets,
-        None,
-        admit,
-        metrics_handle(),
-        BodyBudget::new(options.http.body_memory),
-    ));
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
-    let addr = listener.local_addr()?;
-    let http = tokio::spawn(crate::http::serve::serve(
-        listener,
-        app(state),
-        options.http,
-        shutdown.clone(),
-    ));
+    let front = Front {
+        listen: options.listen,
+        limits: options.http,
+        webhook_secrets: options.webhook_secrets,
+    };
+    let (addr, http) = front.serve(None, admit, &shutdown).await?;
     let prune = crate::prune::spawn(aws, config.images.clone(), held.clone(), shutdown.clone());
     tracing::info!(%addr, "pullstack is listening for the App's repositories");
     Ok(Running {

@@ -4,8 +4,19 @@
 use super::client::{DeploymentState, Forge, Result, StatusState};
 use super::pacing::Priority;
 use super::types::Created;
+use chrono::{DateTime, Utc};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
+
+/// A Deployment as GitHub lists it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Listed {
+    pub id: u64,
+    pub sha: String,
+    /// When its newest status was added (or it was created, without one):
+    /// GitHub gives whole seconds.
+    pub updated_at: DateTime<Utc>,
+}
 
 impl Forge {
     /// Creates a Deployment of `sha` to `environment`; returns its id.
@@ -43,21 +54,25 @@ impl Forge {
         sha: Option<&str>,
         limit: u8,
     ) -> Result<Vec<(u64, String)>> {
-        #[derive(Deserialize)]
-        struct Deployment {
-            id: u64,
-            sha: String,
-        }
+        let listed = self.listed_deployments(environment, sha, limit).await?;
+        Ok(listed.into_iter().map(|d| (d.id, d.sha)).collect())
+    }
+
+    /// [`Forge::deployments`], with when each last changed.
+    pub async fn listed_deployments(
+        &self,
+        environment: &str,
+        sha: Option<&str>,
+        limit: u8,
+    ) -> Result<Vec<Listed>> {
         let environment = utf8_percent_encode(environment, NON_ALPHANUMERIC);
         let sha = sha.map(|sha| format!("&sha={sha}")).unwrap_or_default();
-        let found: Vec<Deployment> = self
-            .get(format!(
-                "/repos/{}/deployments?environment={environment}{sha}&per_page={}",
-                self.repo(),
-                limit.min(100)
-            ))
-            .await?;
-        Ok(found.into_iter().map(|d| (d.id, d.sha)).collect())
+        self.get(format!(
+            "/repos/{}/deployments?environment={environment}{sha}&per_page={}",
+            self.repo(),
+            limit.min(100)
+        ))
+        .await
     }
 
     /// The state of a Deployment's newest status (`success`, `inactive`…),

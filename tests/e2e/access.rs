@@ -73,6 +73,54 @@ fn condition<'a>(
     rule.conditions().iter().find(|c| c.field() == Some(field))
 }
 
+/// Checks a preview's two rules with `oidc_access`: first the bypass (its
+/// header's secret, from anywhere, straight to `group`), then the sign-in
+/// (the ranges beside the host, OIDC before the forward to `group`).
+/// Returns their priorities.
+fn bypass_then_sign_in(
+    rules: &[(u32, Rule)],
+    group: &str,
+    bypass_secret: &str,
+    oidc_secret: &str,
+) -> (u32, u32) {
+    assert_eq!(rules.len(), 2, "a bypass rule and the preview's own");
+    let (bypass_at, bypass) = &rules[0];
+    let (login_at, login) = &rules[1];
+    let resolve = |arn: &str| format!("{{{{resolve:secretsmanager:{arn}:SecretString}}}}");
+
+    // The bypass: host and header, straight to the preview.
+    let header = condition(bypass, "http-header")
+        .and_then(|c| c.http_header_config())
+        .expect("a header condition");
+    assert_eq!(header.http_header_name(), Some("X-Pullstack-Bypass"));
+    assert_eq!(header.values(), [resolve(bypass_secret)]);
+    assert!(condition(bypass, "source-ip").is_none());
+    assert_eq!(bypass.actions().len(), 1);
+    assert_eq!(bypass.actions()[0].target_group_arn(), Some(group));
+
+    // The login: the ranges beside the host, sign-in before forward.
+    let ranges = condition(login, "source-ip")
+        .and_then(|c| c.source_ip_config())
+        .expect("a source-ip condition");
+    assert_eq!(ranges.values(), ["203.0.113.0/24"]);
+    let mut actions = login.actions().to_vec();
+    actions.sort_by_key(|a| a.order());
+    assert_eq!(actions.len(), 2);
+    assert_eq!(
+        actions[0].r#type().map(|t| t.as_str()),
+        Some("authenticate-oidc")
+    );
+    assert_eq!(actions[0].order(), Some(1));
+    let oidc = actions[0].authenticate_oidc_config().unwrap();
+    assert_eq!(oidc.issuer(), Some("https://idp.example.com"));
+    assert_eq!(oidc.client_id(), Some("previews"));
+    assert_eq!(oidc.client_secret(), Some(resolve(oidc_secret).as_str()));
+    assert_eq!(actions[1].r#type().map(|t| t.as_str()), Some("forward"));
+    assert_eq!(actions[1].order(), Some(2));
+    assert_eq!(actions[1].target_group_arn(), Some(group));
+    (*bypass_at, *login_at)
+}
+
 /// Access from 203.0.113.0/24 only, signed in through an OIDC provider
 /// whose client secret is `oidc_secret`, with CI's bypass in
 /// `bypass_secret`.
@@ -112,54 +160,10 @@ async fn an_oidc_preview_signs_in_first_and_ci_bypasses_it_with_a_header() {
         let stack = world.stack(pr).await.unwrap();
         let group = stack.output("TargetGroupArn").unwrap();
         let rules = rules_for(&world, &listener, &host).await;
-        assert_eq!(rules.len(), 2, "a bypass rule and the preview's own");
-        let (bypass_at, bypass) = &rules[0];
-        let (login_at, login) = &rules[1];
-        assert_eq!(
-            *bypass_at + 1,
-            *login_at,
-            "the bypass just before the login"
-        );
-        taken.extend([*bypass_at, *login_at]);
-
-        // The bypass: host and header, straight to the preview.
-        let header = condition(bypass, "http-header")
-            .and_then(|c| c.http_header_config())
-            .expect("a header condition");
-        assert_eq!(header.http_header_name(), Some("X-Pullstack-Bypass"));
-        assert_eq!(
-            header.values(),
-            [format!(
-                "{{{{resolve:secretsmanager:{bypass_secret}:SecretString}}}}"
-            )]
-        );
-        assert!(condition(bypass, "source-ip").is_none());
-        assert_eq!(bypass.actions().len(), 1);
-        assert_eq!(bypass.actions()[0].target_group_arn(), Some(group));
-
-        // The login: the ranges beside the host, sign-in before forward.
-        let ranges = condition(login, "source-ip")
-            .and_then(|c| c.source_ip_config())
-            .expect("a source-ip condition");
-        assert_eq!(ranges.values(), ["203.0.113.0/24"]);
-        let mut actions = login.actions().to_vec();
-        actions.sort_by_key(|a| a.order());
-        assert_eq!(actions.len(), 2);
-        assert_eq!(
-            actions[0].r#type().map(|t| t.as_str()),
-            Some("authenticate-oidc")
-        );
-        assert_eq!(actions[0].order(), Some(1));
-        let oidc = actions[0].authenticate_oidc_config().unwrap();
-        assert_eq!(oidc.issuer(), Some("https://idp.example.com"));
-        assert_eq!(oidc.client_id(), Some("previews"));
-        assert_eq!(
-            oidc.client_secret(),
-            Some(format!("{{{{resolve:secretsmanager:{oidc_secret}:SecretString}}}}").as_str())
-        );
-        assert_eq!(actions[1].r#type().map(|t| t.as_str()), Some("forward"));
-        assert_eq!(actions[1].order(), Some(2));
-        assert_eq!(actions[1].target_group_arn(), Some(group));
+        let (bypass_at, login_at) =
+            bypass_then_sign_in(&rules, group, &bypass_secret, &oidc_secret);
+        assert_eq!(bypass_at + 1, login_at, "the bypass just before the login");
+        taken.extend([bypass_at, login_at]);
     }
     taken.sort_unstable();
     taken.dedup();
@@ -320,6 +324,23 @@ async fn a_bypass_added_or_removed_later_moves_only_that_preview() {
     assert!(!logical.contains(&"BypassRule"), "{logical:?}");
 }
 
+/// The ingress rules of stack `name`'s load balancer security group, from
+/// the template CloudFormation holds (the tests have no EC2 client).
+async fn ingress(world: &World, name: &str) -> Vec<serde_json::Value> {
+    let template = aws_sdk_cloudformation::Client::new(&world.sdk)
+        .get_template()
+        .stack_name(name)
+        .send()
+        .await
+        .expect("get the template");
+    let body = template.template_body().expect("a template body");
+    let template: serde_json::Value = serde_json::from_str(body).expect("a JSON template");
+    (template.pointer("/Resources/LoadBalancerSecurityGroup/Properties/SecurityGroupIngress"))
+        .and_then(|i| i.as_array())
+        .expect("the load balancer's ingress")
+        .clone()
+}
+
 /// Attack: a dedicated preview's own load balancer admits the whole
 /// internet although only some ranges should reach it. Its security group
 /// admits those ranges only (read from the template CloudFormation holds:
@@ -339,23 +360,7 @@ async fn a_dedicated_preview_admits_only_the_listed_ranges() {
         stack.output("LoadBalancerArn").is_some(),
         "its own load balancer"
     );
-    let cloudformation = aws_sdk_cloudformation::Client::new(&world.sdk);
-    let body = cloudformation
-        .get_template()
-        .stack_name(&stack.name)
-        .send()
-        .await
-        .unwrap()
-        .template_body()
-        .unwrap()
-        .to_owned();
-    let template: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let ingress = template
-        .pointer("/Resources/LoadBalancerSecurityGroup/Properties/SecurityGroupIngress")
-        .and_then(|i| i.as_array())
-        .expect("the load balancer's ingress");
-    let sources: Vec<(String, u64)> = ingress
-        .iter()
+    let sources: Vec<(String, u64)> = (ingress(&world, &stack.name).await.iter())
         .map(|rule| {
             let source = rule
                 .get("CidrIp")
@@ -461,62 +466,15 @@ async fn a_dedicated_preview_signs_in_on_its_own_https_load_balancer() {
     // The rules: the bypass, then the sign-in in front of the forward.
     let listener = https.listener_arn().unwrap();
     let rules = rules_for(&world, listener, &host).await;
-    assert_eq!(rules.len(), 2, "a bypass rule and the preview's own");
-    let (bypass_at, bypass) = &rules[0];
-    let (login_at, login) = &rules[1];
-    assert_eq!((*bypass_at, *login_at), (1, 2));
-    let header = condition(bypass, "http-header")
-        .and_then(|c| c.http_header_config())
-        .expect("a header condition");
-    assert_eq!(header.http_header_name(), Some("X-Pullstack-Bypass"));
-    assert_eq!(
-        header.values(),
-        [format!(
-            "{{{{resolve:secretsmanager:{bypass_secret}:SecretString}}}}"
-        )]
-    );
-    assert!(condition(bypass, "source-ip").is_none());
-    assert_eq!(bypass.actions()[0].target_group_arn(), Some(group.as_str()));
-    let ranges = condition(login, "source-ip")
-        .and_then(|c| c.source_ip_config())
-        .expect("a source-ip condition");
-    assert_eq!(ranges.values(), ["203.0.113.0/24"]);
-    let mut actions = login.actions().to_vec();
-    actions.sort_by_key(|a| a.order());
-    assert_eq!(actions.len(), 2);
-    assert_eq!(
-        actions[0].r#type().map(|t| t.as_str()),
-        Some("authenticate-oidc")
-    );
-    let oidc = actions[0].authenticate_oidc_config().unwrap();
-    assert_eq!(
-        oidc.client_secret(),
-        Some(format!("{{{{resolve:secretsmanager:{oidc_secret}:SecretString}}}}").as_str())
-    );
-    assert_eq!(actions[1].r#type().map(|t| t.as_str()), Some("forward"));
-    assert_eq!(actions[1].target_group_arn(), Some(group.as_str()));
+    let priorities = bypass_then_sign_in(&rules, &group, &bypass_secret, &oidc_secret);
+    assert_eq!(priorities, (1, 2));
 
     // The bypass must reach the load balancer from anywhere: the rule's
     // source-ip condition keeps the others out.
-    let cloudformation = aws_sdk_cloudformation::Client::new(&world.sdk);
-    let body = cloudformation
-        .get_template()
-        .stack_name(&stack.name)
-        .send()
-        .await
-        .unwrap()
-        .template_body()
-        .unwrap()
-        .to_owned();
-    let template: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let ingress = template
-        .pointer("/Resources/LoadBalancerSecurityGroup/Properties/SecurityGroupIngress")
-        .and_then(|i| i.as_array())
-        .expect("the load balancer's ingress")
-        .iter()
-        .map(|rule| rule["CidrIp"].as_str().unwrap_or_default())
-        .collect::<Vec<_>>();
-    assert_eq!(ingress, ["0.0.0.0/0", "0.0.0.0/0"]);
+    let sources: Vec<String> = (ingress(&world, &stack.name).await.iter())
+        .map(|rule| rule["CidrIp"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(sources, ["0.0.0.0/0", "0.0.0.0/0"]);
 
     // Moving to the shared edge: one update, and its own load balancer goes.
     world.stop().await;

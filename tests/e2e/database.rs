@@ -5,6 +5,7 @@
 //! started when it wakes, deleted on close, and swept by the resync when
 //! its environment is gone.
 
+use crate::support::ecs;
 use crate::support::github_fake::FakePr;
 use crate::support::{WAIT, WRITER, World, eventually, merge_yaml};
 use aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput;
@@ -75,36 +76,9 @@ async fn wait_clone_status(world: &World, number: u64, status: &str) {
 
 /// The environment of the running service's task definition.
 async fn task_env(world: &World, number: u64) -> BTreeMap<String, String> {
-    let stack = world.stack(number).await.expect("stack");
-    let ecs = aws_sdk_ecs::Client::new(&world.sdk);
-    let services = ecs
-        .describe_services()
-        .cluster(stack.output("ClusterName").unwrap())
-        .services(stack.output("ServiceName").unwrap())
-        .send()
-        .await
-        .unwrap();
-    let arn = services.services()[0].task_definition().unwrap().to_owned();
-    let definition = ecs
-        .describe_task_definition()
-        .task_definition(arn)
-        .send()
-        .await
-        .unwrap();
-    let container = &definition
-        .task_definition()
-        .unwrap()
-        .container_definitions()[0];
-    container
-        .environment()
-        .iter()
-        .map(|kv| {
-            (
-                kv.name().unwrap_or_default().to_owned(),
-                kv.value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
+    let service = ecs::service(world, number).await;
+    let arn = service.task_definition().expect("a task definition");
+    ecs::env(&ecs::container(world, arn).await)
 }
 
 #[tokio::test]

@@ -6,22 +6,15 @@
 //! lease for the whole server changes hands when its holder dies.
 
 use crate::repos::{add, bot_comments, open_pr, org, pr_payload};
-use crate::support::fault_proxy::{FaultProxy, Outcome};
+use crate::support::fault_proxy::Outcome;
 use crate::support::github_fake::{FakePr, fake_sha};
-use crate::support::{SECRET, WAIT, WRITER, World, eventually, moto_endpoint, payloads};
+use crate::support::replicas::{self, sqs_config};
+use crate::support::{SECRET, WAIT, WRITER, World, eventually, payloads};
 use pullstack::reconcile::lease::Claim;
 use std::time::{Duration, Instant};
 
 /// The lease (and a held message) outlives a dead replica this long.
 const LEASE_TTL: Duration = Duration::from_secs(8);
-
-/// The shared queue, without long polls (see `replicas.rs`).
-fn sqs_config(lease_ttl: Duration) -> String {
-    format!(
-        "queue:\n  backend: sqs\n  sqs:\n    lease_ttl: {}s\n    receive_wait: 0s\n",
-        lease_ttl.as_secs()
-    )
-}
 
 /// Posts `body` as a comment on `repo`'s PR `number` and delivers it.
 async fn comment(world: &World, repo: &str, number: u64, body: &str) {
@@ -56,15 +49,7 @@ async fn two_replicas_serve_two_repositories_from_one_queue() {
     let web = add(&world, "web", &format!("app: {app}-web\n"));
     let api = add(&world, "api", &format!("app: {app}-api\n"));
     world.github.add_installation(1, &[&web, &api]);
-    // No faults: the proxy counts what moto answered, and passes receives
-    // one at a time, as SQS serves them.
-    let proxy = FaultProxy::start(&moto_endpoint()).await;
-    proxy.one_at_a_time("ReceiveMessage");
-    let aws = pullstack::aws::Aws::from_config(&proxy.sdk_config(
-        &world.sdk,
-        3,
-        Duration::from_millis(20),
-    ));
+    let (proxy, aws) = replicas::counted(&world).await;
     world.start_with(aws.clone()).await;
     world.start_replica(1, aws).await;
 
@@ -119,13 +104,7 @@ async fn a_hub_replica_killed_right_after_202_loses_nothing() {
     world.github.add_installation(1, &[&web]);
     // Replica 0 takes deliveries but never gets to receive work: its
     // ReceiveMessage calls are held until it is killed.
-    let proxy = FaultProxy::start(&moto_endpoint()).await;
-    proxy.hold("ReceiveMessage");
-    let held = pullstack::aws::Aws::from_config(&proxy.sdk_config(
-        &world.sdk,
-        1,
-        Duration::from_millis(10),
-    ));
+    let (proxy, held) = replicas::receives_held(&world).await;
     world.start_with(held).await;
     let (sha, answer) = open_pr(&world, &web, 1).await;
     assert_eq!(answer["status"], "queued", "{answer}");
@@ -224,13 +203,7 @@ async fn replicas_take_a_repository_added_after_they_listed_theirs() {
     world.github.add_installation(1, &[&web]);
     // Replica 0 takes the delivery but never receives work; replica 1
     // receives the message.
-    let proxy = FaultProxy::start(&moto_endpoint()).await;
-    proxy.hold("ReceiveMessage");
-    let held = pullstack::aws::Aws::from_config(&proxy.sdk_config(
-        &world.sdk,
-        1,
-        Duration::from_millis(10),
-    ));
+    let (_proxy, held) = replicas::receives_held(&world).await;
     world.start_with(held).await;
     world.start_replica(1, world.aws.clone()).await;
     // Both have listed the installations, and the lease holder has

@@ -15,6 +15,7 @@
 //!   (`images.mutable_tags`, or a repository changed by hand) one test makes
 //!   the repository MUTABLE with PutImageTagMutability before pushing again.
 
+use crate::support::ecs;
 use crate::support::production::*;
 use crate::support::{self, MAINTAINER, WRITER, World, merge_yaml};
 use aws_sdk_ecr::types::{ImageIdentifier, ImageTagMutability};
@@ -34,28 +35,7 @@ fn role_arn(name: &str) -> String {
 /// The app container of stack `name`'s task definition, as ECS has it.
 async fn container(world: &World, name: &str) -> ContainerDefinition {
     let stack = world.aws.stacks.describe(name).await.unwrap().unwrap();
-    let arn = stack.output("TaskDefinitionArn").unwrap();
-    let ecs = aws_sdk_ecs::Client::new(&world.sdk);
-    let task = ecs
-        .describe_task_definition()
-        .task_definition(arn)
-        .send()
-        .await
-        .unwrap();
-    task.task_definition().unwrap().container_definitions()[0].clone()
-}
-
-fn env(container: &ContainerDefinition) -> BTreeMap<String, String> {
-    container
-        .environment()
-        .iter()
-        .map(|kv| {
-            (
-                kv.name().unwrap_or_default().to_owned(),
-                kv.value().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
+    ecs::container(world, stack.output("TaskDefinitionArn").unwrap()).await
 }
 
 fn secrets(container: &ContainerDefinition) -> BTreeMap<String, String> {
@@ -176,7 +156,7 @@ async fn previews_and_production_run_with_their_own_secrets_env_and_roles() {
         secrets(&app_container),
         BTreeMap::from([("DB".to_owned(), preview_secret.clone())])
     );
-    let preview_env = env(&app_container);
+    let preview_env = ecs::env(&app_container);
     assert_eq!(
         (preview_env["APP_ENV"].as_str(), preview_env["PR"].as_str()),
         ("preview", "1")
@@ -204,7 +184,7 @@ async fn previews_and_production_run_with_their_own_secrets_env_and_roles() {
         BTreeMap::from([("DB".to_owned(), production_secret.clone())])
     );
     assert_eq!(
-        env(&app_container),
+        ecs::env(&app_container),
         BTreeMap::from([
             ("APP_ENV".to_owned(), "production".to_owned()),
             ("RELEASE".to_owned(), released[..7].to_owned()),

@@ -7,8 +7,8 @@
 //! scripted, and every other call (the stack and its outputs, the service's
 //! desired count, ECR, CloudWatch Logs) goes through to moto.
 
-use crate::support::World;
 use crate::support::mocks::{self, Scripted};
+use crate::support::{World, ecs};
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
 use aws_sdk_ecs::operation::run_task::RunTaskOutput;
 use aws_sdk_ecs::operation::stop_task::StopTaskOutput;
@@ -142,16 +142,7 @@ impl OneOffTask {
 
 /// The desired count of PR `number`'s service, as moto holds it.
 async fn desired_count(world: &World, number: u64) -> i32 {
-    let stack = world.stack(number).await.expect("the stack exists");
-    let ecs = aws_sdk_ecs::Client::new(&world.sdk);
-    let out = ecs
-        .describe_services()
-        .cluster(stack.output("ClusterName").unwrap())
-        .services(stack.output("ServiceName").unwrap())
-        .send()
-        .await
-        .unwrap();
-    out.services()[0].desired_count()
+    ecs::service(world, number).await.desired_count()
 }
 
 const BEFORE: &str = "preview:\n  before_traffic:\n    command: [\"./migrate\", \"up\"]\n";

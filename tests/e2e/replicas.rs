@@ -10,6 +10,7 @@
 use crate::chaos::{self, Life};
 use crate::support::fault_proxy::{FaultProxy, Outcome};
 use crate::support::github_fake::{FakePr, fake_sha};
+use crate::support::replicas::{self, sqs_config};
 use crate::support::{SECRET, WAIT, WRITER, World, eventually, moto_endpoint, payloads};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -19,30 +20,15 @@ use std::time::{Duration, Instant};
 /// The lease (and a held message) outlives a dead replica this long.
 const LEASE_TTL: Duration = Duration::from_secs(8);
 
-/// The SQS backend, without long polls: moto's hand out a message of a
-/// group that another receive took while they waited.
-fn sqs_config() -> String {
-    format!(
-        "queue:\n  backend: sqs\n  sqs:\n    lease_ttl: {}s\n    receive_wait: 0s\n",
-        LEASE_TTL.as_secs()
-    )
-}
-
 /// Attack: a replica answers 202 and dies before it works on the delivery.
 /// With the work queue in its memory, the delivery (and a command no
 /// resync replays) would be lost; from SQS another replica takes it.
 #[tokio::test]
 async fn a_replica_killed_right_after_202_loses_nothing() {
-    let mut world = World::new("crash202", &sqs_config()).await;
+    let mut world = World::new("crash202", &sqs_config(LEASE_TTL)).await;
     // Replica 0 takes deliveries but never gets to receive work: its
     // ReceiveMessage calls are held until it is killed.
-    let proxy = FaultProxy::start(&moto_endpoint()).await;
-    proxy.hold("ReceiveMessage");
-    let held = pullstack::aws::Aws::from_config(&proxy.sdk_config(
-        &world.sdk,
-        1,
-        Duration::from_millis(10),
-    ));
+    let (proxy, held) = replicas::receives_held(&world).await;
     world.start_with(held).await;
     let sha = world.open_pr(1).await;
     world.comment(1, WRITER, "/pullstack help").await;
@@ -74,7 +60,7 @@ async fn a_replica_killed_right_after_202_loses_nothing() {
 /// delivery, and its redelivery (same delivery id) is taken once SQS is back.
 #[tokio::test]
 async fn a_delivery_sqs_cannot_take_is_refused_and_its_redelivery_taken() {
-    let mut world = World::new("sqs503", &sqs_config()).await;
+    let mut world = World::new("sqs503", &sqs_config(LEASE_TTL)).await;
     world.start().await;
     let config = world.config();
     let sqs = aws_sdk_sqs::Client::new(&world.sdk);
@@ -121,7 +107,7 @@ async fn a_delivery_sqs_cannot_take_is_refused_and_its_redelivery_taken() {
 /// id dropped, visibility changed, and a held lease refused.
 #[tokio::test]
 async fn moto_serves_what_the_shared_queue_relies_on() {
-    let world = World::new("motofacts", &sqs_config()).await;
+    let world = World::new("motofacts", &sqs_config(LEASE_TTL)).await;
     let config = world.config();
     let queue = world.aws.sqs.open(&config.sqs_queue()).await.unwrap();
     let minute = Duration::from_secs(60);
@@ -204,16 +190,8 @@ async fn three_replicas_with_one_killed_twice_keep_every_environment_right() {
     println!("replicas seed {seed}: replay with PULLSTACK_REPLICAS_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
 
-    let mut world = World::new("replicas", &sqs_config()).await;
-    // No faults: the proxy counts what moto answered, and passes receives
-    // one at a time, as SQS serves them.
-    let proxy = FaultProxy::start(&moto_endpoint()).await;
-    proxy.one_at_a_time("ReceiveMessage");
-    let aws = pullstack::aws::Aws::from_config(&proxy.sdk_config(
-        &world.sdk,
-        3,
-        Duration::from_millis(20),
-    ));
+    let mut world = World::new("replicas", &sqs_config(LEASE_TTL)).await;
+    let (proxy, aws) = replicas::counted(&world).await;
     world.start_with(aws.clone()).await;
     for n in 1..REPLICAS {
         world.start_replica(n, aws.clone()).await;
@@ -362,15 +340,9 @@ async fn kill_the_lease_holder(world: &mut World) -> (usize, Duration) {
 /// `/metrics` says how deep the shared queue is and who holds the lease.
 #[tokio::test]
 async fn metrics_show_the_queue_depth_and_the_lease_holder() {
-    let mut world = World::new("sqsmetrics", &sqs_config()).await;
+    let mut world = World::new("sqsmetrics", &sqs_config(LEASE_TTL)).await;
     // Deliveries stay in the queue: the server's receives are held.
-    let proxy = FaultProxy::start(&moto_endpoint()).await;
-    proxy.hold("ReceiveMessage");
-    let aws = pullstack::aws::Aws::from_config(&proxy.sdk_config(
-        &world.sdk,
-        1,
-        Duration::from_millis(10),
-    ));
+    let (_proxy, aws) = replicas::receives_held(&world).await;
     world.start_with(aws).await;
     eventually("the server holds the lease", WAIT, || async {
         world.lease_holders() == [0]
@@ -416,8 +388,8 @@ async fn metrics_show_the_queue_depth_and_the_lease_holder() {
 /// minute of real time.
 #[tokio::test]
 async fn a_dead_holders_lease_passes_on_when_its_expiry_passes() {
-    let config = "queue:\n  backend: sqs\n  sqs:\n    lease_ttl: 1m\n    receive_wait: 0s\n";
-    let mut world = World::new("leaseclock", config).await;
+    let config = sqs_config(Duration::from_secs(60));
+    let mut world = World::new("leaseclock", &config).await;
     world.start().await;
     eventually("the first server holds the lease", WAIT, || async {
         world.lease_holders() == [0]
@@ -446,8 +418,8 @@ async fn a_dead_holders_lease_passes_on_when_its_expiry_passes() {
 /// leaves the roll within lease_ttl, so the others take its share back.
 #[tokio::test]
 async fn replicas_answer_a_roll_call_and_a_dead_one_leaves_it() {
-    let config = "queue:\n  backend: sqs\n  sqs:\n    lease_ttl: 1m\n    receive_wait: 0s\n";
-    let mut world = World::new("rollcall", config).await;
+    let config = sqs_config(Duration::from_secs(60));
+    let mut world = World::new("rollcall", &config).await;
     world.start().await;
     world.start_replica(1, world.aws.clone()).await;
     let (leases, clock) = (world.aws.leases.clone(), world.clock.clone());
@@ -478,7 +450,7 @@ async fn replicas_answer_a_roll_call_and_a_dead_one_leaves_it() {
 async fn two_replicas_never_admit_past_the_limit_together() {
     let config = format!(
         "{}preview:\n  limits:\n    per_repository: 1\n",
-        sqs_config()
+        sqs_config(LEASE_TTL)
     );
     let mut world = World::new("admit2", &config).await;
     let proxied = |proxy: &FaultProxy| {
@@ -542,4 +514,47 @@ fn metric_value(metrics: &str, name: &str) -> f64 {
     (metrics.lines())
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// A long-lived PR on the shared queue: each ready outcome retires the
+/// environment's older Deployments, and no replica trusts its memory of
+/// which are retired, since another may have deployed one's commit again.
+/// Reading each one's state on every outcome made a PR with n pushes cost
+/// about n²/2 reads; a Deployment GitHub still lists as it was when found
+/// retired is not read again.
+#[tokio::test]
+async fn retired_deployments_are_not_read_again_on_every_push() {
+    const PUSHES: usize = 20;
+    let mut world = World::new("retire", &sqs_config(LEASE_TTL)).await;
+    world.start().await;
+    let mut sha = world.open_pr(1).await;
+    world.wait_comment(1, "Ready").await;
+    world.settle_shared(WAIT).await;
+    for n in 0..PUSHES {
+        sha = world.push(1, &format!("push-{n}")).await;
+        world.wait_stack_at(1, &sha).await;
+        world.wait_comment(1, &format!("`{}`", &sha[..7])).await;
+        world.wait_comment(1, "Ready").await;
+        world.settle_shared(WAIT).await;
+    }
+    let deployments = world.github.deployments(&world.repo);
+    assert_eq!(deployments.len(), PUSHES + 1, "one Deployment a commit");
+    let live: Vec<_> = (deployments.iter())
+        .filter(|d| d.statuses.last().is_some_and(|s| s.state != "inactive"))
+        .map(|d| d.sha.clone())
+        .collect();
+    assert_eq!(live, vec![sha], "only the head's Deployment is live");
+    let reads = (world.github.requests().iter())
+        .filter(|r| r.method == "GET" && r.path.contains("/statuses?"))
+        .filter(|r| r.path.contains("/deployments/"))
+        .count();
+    println!("deployment state reads for {PUSHES} pushes: {reads}");
+    // About two reads a Deployment (found live, then found retired), a
+    // few more when pushes come within GitHub's one-second stamps; reading
+    // all on every push came to 210.
+    assert!(
+        reads <= 4 * (PUSHES + 1),
+        "{reads} reads of Deployment states for {} Deployments",
+        PUSHES + 1
+    );
 }

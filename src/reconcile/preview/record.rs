@@ -21,6 +21,7 @@ use crate::config::Backend;
 use crate::domain::naming::EnvKey;
 use crate::github::client::{DeploymentState, StatusState};
 use crate::reconcile::{Action, Ctx, Result};
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
@@ -131,9 +132,16 @@ impl Default for Statuses {
 }
 
 /// Deployments GitHub shows as done with (inactive, failed), so a sweep
-/// does not read their status again. Lost on restart: each is read once
-/// more.
-pub struct Retired(Mutex<lru::LruCache<u64, ()>>);
+/// does not read their status again, each with the `updated_at` GitHub
+/// listed it with when it was found done. Lost on restart: each is read
+/// once more.
+///
+/// A Deployment done with comes back when its commit is deployed again;
+/// with replicas, maybe by another one, so a process that shares the queue
+/// trusts only a stamp GitHub still lists: a new status would have changed
+/// it. A stamp is kept only when it is older than the newest in its listing,
+/// so a status added in the same whole second cannot hide behind it.
+pub struct Retired(Mutex<lru::LruCache<u64, Option<DateTime<Utc>>>>);
 
 impl Default for Retired {
     fn default() -> Self {
@@ -143,12 +151,17 @@ impl Default for Retired {
 }
 
 impl Retired {
-    fn contains(&self, id: u64) -> bool {
-        self.0.lock().expect("retired lock").contains(&id)
+    /// Whether Deployment `id`, listed as last changed at `updated_at`, is
+    /// known to be done with; `shared`: other processes write too.
+    fn knows(&self, id: u64, updated_at: DateTime<Utc>, shared: bool) -> bool {
+        match self.0.lock().expect("retired lock").get(&id) {
+            None => false,
+            Some(stamp) => !shared || *stamp == Some(updated_at),
+        }
     }
 
-    fn insert(&self, id: u64) {
-        self.0.lock().expect("retired lock").put(id, ());
+    fn insert(&self, id: u64, stamp: Option<DateTime<Utc>>) {
+        self.0.lock().expect("retired lock").put(id, stamp);
     }
 
     fn forget(&self, id: u64) {
@@ -355,15 +368,18 @@ impl Recorder<'_> {
         let ctx = self.ctx;
         let forge = &ctx.forge;
         let environment = self.key.deployment_environment();
-        // A Deployment done with comes back when its commit is deployed
-        // again; with replicas, maybe by another one, so only one process
-        // can trust its memory of which are retired.
-        let remembered = ctx.config.queue.backend == Backend::Memory;
-        for (id, _) in forge.deployments(&environment, None, 100).await? {
-            if Some(id) == keep || (remembered && ctx.retired.contains(id)) {
+        let shared = ctx.config.queue.backend == Backend::Sqs;
+        let listed = forge.listed_deployments(&environment, None, 100).await?;
+        let newest = listed.iter().map(|d| d.updated_at).max();
+        for deployment in listed {
+            let id = deployment.id;
+            if Some(id) == keep || ctx.retired.knows(id, deployment.updated_at, shared) {
                 continue;
             }
             let state = forge.deployment_state(id).await?;
+            // Found done with, and older than the newest change listed: a
+            // status added since would have moved its stamp.
+            let stamp = Some(deployment.updated_at).filter(|t| Some(*t) < newest);
             if is_live(state.as_deref()) {
                 let why = if keep.is_some() {
                     "replaced by a newer commit"
@@ -373,8 +389,11 @@ impl Recorder<'_> {
                 forge
                     .deployment_status(id, DeploymentState::Inactive, None, why)
                     .await?;
+                // Its stamp moved with that status: read once more.
+                ctx.retired.insert(id, None);
+            } else {
+                ctx.retired.insert(id, stamp);
             }
-            ctx.retired.insert(id);
         }
         Ok(())
     }

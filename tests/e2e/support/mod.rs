@@ -3,12 +3,14 @@
 //! fake (through octocrab), with a small DSL to drive pull requests by
 //! posting signed webhook deliveries.
 
+pub mod ecs;
 pub mod edge;
 pub mod fault_proxy;
 pub mod github_fake;
 pub mod mocks;
 pub mod payloads;
 pub mod production;
+pub mod replicas;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_cloudformation::config::{Credentials, Region};
