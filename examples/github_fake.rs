@@ -8,6 +8,8 @@
 //! Point pullstack's GitHub API base URL at it. Control API (no auth):
 //! * `POST /_fake/prs` with a FakePr JSON, e.g.
 //!   `{"repo":"octo/app","number":1,"head_ref":"feat","head_sha":"<40 hex>","user":"alice"}`
+//! * `POST /_fake/merge` with `{"repo":"octo/app","number":1,"merged_by":"rel-manager"}`:
+//!   a fast-forward merge (the base branch moves to the PR's head)
 //! * `GET /_fake/comments/{owner}/{repo}/{number}`, `GET /_fake/deployments/{owner}/{repo}`,
 //!   `GET /_fake/requests`
 

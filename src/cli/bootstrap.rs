@@ -1,12 +1,14 @@
 //! `pullstack bootstrap`: create or update the shared stack, with live
 //! progress, and say so plainly when nothing changed. With
 //! `queue.backend: sqs`, also the SQS FIFO queue, its dead-letter queue and
-//! the DynamoDB lease table.
+//! the DynamoDB lease table; with `production.strategy: alb`, also the
+//! production load balancer (the stack a release would otherwise make).
 
 use crate::aws::Aws;
 use crate::aws::stacks::{Deploy, Phase, Stacks, Started, tag};
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, Strategy};
 use crate::domain::template;
+use crate::reconcile::production::alb;
 use anyhow::{Context, bail};
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
@@ -19,6 +21,17 @@ pub struct Args {
     /// Give up waiting after this long (the stack operation goes on).
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     timeout: Duration,
+}
+
+/// How a stack ended up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Created or updated, and complete.
+    Changed,
+    /// It already matched: nothing was sent.
+    UpToDate,
+    /// The operation ended in this status.
+    Failed(String),
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -67,45 +80,113 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         parameters: &parameters,
         tags: &tags,
     };
+    if let Outcome::Failed(_) = converge(&aws, "shared stack", &deploy, args.timeout).await? {
+        return Ok(ExitCode::FAILURE);
+    }
+    match production_edge(&aws, &config, args.timeout).await? {
+        Some(Outcome::Failed(_)) => Ok(ExitCode::FAILURE),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
 
-    let existing = aws.stacks.describe(&name).await?;
+/// With `production.strategy: alb` (and production enabled), creates or
+/// updates the production load balancer's stack, as the first release
+/// would make it, and points the production name at it; `None` otherwise.
+/// Refuses, changing nothing, while releases hold traffic through Route53
+/// weighted records, as a release does.
+pub async fn production_edge(
+    aws: &Aws,
+    config: &Config,
+    timeout: Duration,
+) -> anyhow::Result<Option<Outcome>> {
+    let production = &config.production;
+    if !production.enabled || production.strategy != Strategy::Alb {
+        return Ok(None);
+    }
+    let (_, live) = alb::route53_traffic(aws, config).await?;
+    if !live.is_empty() {
+        bail!("{}", alb::refusal(&live));
+    }
+    let shared = config.shared_stack_name();
+    let spec = alb::StackSpec::new(config, &shared)?;
+    let outcome = converge(
+        aws,
+        "production load balancer stack",
+        &spec.deploy(),
+        timeout,
+    )
+    .await?;
+    if let Outcome::Failed(_) = outcome {
+        return Ok(Some(outcome));
+    }
+    match alb::ensure(aws, config, &shared).await? {
+        alb::State::Ready(edge) => println!(
+            "Production name {} points at {}.",
+            production.domain,
+            edge.dns_name.trim_end_matches('.')
+        ),
+        alb::State::Busy => bail!("the production load balancer's stack is busy again"),
+        alb::State::Refused(live) => bail!("{}", alb::refusal(&live)),
+    }
+    Ok(Some(outcome))
+}
+
+/// Creates or updates the stack `deploy` describes (`what` names it in
+/// messages) and follows it until it settles; says so when nothing changed.
+async fn converge(
+    aws: &Aws,
+    what: &str,
+    deploy: &Deploy<'_>,
+    timeout: Duration,
+) -> anyhow::Result<Outcome> {
+    let name = deploy.name;
+    let existing = aws.stacks.describe(name).await?;
     let seen: HashSet<String> = match &existing {
         Some(_) => aws
             .stacks
-            .recent_events(&name)
+            .recent_events(name)
             .await?
             .into_iter()
             .map(|e| e.id)
             .collect(),
         None => HashSet::new(),
     };
+    let title = capitalized(what);
     match existing.as_ref().map(|s| s.phase()) {
         None => {
-            println!("Creating shared stack {name}…");
-            aws.stacks.create(&deploy).await?;
+            println!("Creating {what} {name}…");
+            aws.stacks.create(deploy).await?;
         }
         Some(Phase::Stable | Phase::UpdateRolledBack) => {
             let stack = existing.as_ref().expect("matched Some");
-            if Stacks::unchanged(stack, &deploy)
-                || aws.stacks.update(&deploy).await? == Started::NoChange
+            if Stacks::unchanged(stack, deploy)
+                || aws.stacks.update(deploy).await? == Started::NoChange
             {
-                println!("Shared stack {name} is up to date: nothing changed.");
-                print_outputs(&aws, &name).await?;
-                return Ok(ExitCode::SUCCESS);
+                println!("{title} {name} is up to date: nothing changed.");
+                print_outputs(aws, name).await?;
+                return Ok(Outcome::UpToDate);
             }
-            println!("Updating shared stack {name}…");
+            println!("Updating {what} {name}…");
         }
         Some(Phase::InProgress) => {
-            println!("Shared stack {name} has an operation in progress; following it…")
+            println!("{title} {name} has an operation in progress; following it…")
         }
         Some(phase) => bail!(
-            "shared stack {name} is in state {} ({phase:?}); fix or delete it, then run bootstrap again",
+            "{what} {name} is in state {} ({phase:?}); fix or delete it, then run bootstrap again",
             existing
                 .map(|s| s.status.as_str().to_owned())
                 .unwrap_or_default()
         ),
     }
-    follow(&aws, &name, seen, args.timeout).await
+    follow(aws, &title, name, seen, timeout).await
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// Creates the SQS FIFO queue, its dead-letter queue and the lease table
@@ -134,10 +215,11 @@ pub async fn shared_queue(aws: &Aws, config: &Config) -> anyhow::Result<Vec<Stri
 /// Prints resource events as they happen until the stack settles.
 async fn follow(
     aws: &Aws,
+    what: &str,
     name: &str,
     mut seen: HashSet<String>,
     timeout: Duration,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let mut delay = Duration::from_millis(500);
     loop {
@@ -157,21 +239,22 @@ async fn follow(
             .stacks
             .describe(name)
             .await?
-            .context("the shared stack disappeared")?;
+            .with_context(|| format!("{name} disappeared"))?;
         match stack.phase() {
             Phase::InProgress => {}
             Phase::Stable => {
                 println!(
-                    "\nShared stack {name}: {} in {:.0?}.",
+                    "\n{what} {name}: {} in {:.0?}.",
                     stack.status.as_str(),
                     started.elapsed()
                 );
                 print_outputs(aws, name).await?;
-                return Ok(ExitCode::SUCCESS);
+                return Ok(Outcome::Changed);
             }
             _ => {
-                eprintln!("\nShared stack {name} ended in {}.", stack.status.as_str());
-                return Ok(ExitCode::FAILURE);
+                let status = stack.status.as_str().to_owned();
+                eprintln!("\n{what} {name} ended in {status}.");
+                return Ok(Outcome::Failed(status));
             }
         }
         if started.elapsed() > timeout {

@@ -36,7 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the webhook server.
     Serve(serve::Args),
-    /// Create or update the shared stack (VPC, cluster, ECR repository).
+    /// Create or update the shared stack (VPC, cluster, ECR repository), and
+    /// the production load balancer with `production.strategy: alb`.
     Bootstrap(bootstrap::Args),
     /// Check config files.
     #[command(subcommand)]

@@ -722,6 +722,39 @@ async fn pulls_branches_and_control_api() {
     );
 }
 
+/// The control API's merge, as demos use it: a fast-forward of the base
+/// branch to the PR's head, the PR closed and merged by the given login.
+#[tokio::test]
+async fn control_merge_fast_forwards_the_base_branch() {
+    let fake = fake_with_pr().await;
+    let merge = json!({"number": 7, "merged_by": "rita"});
+    let (status, _, pr) = call_as(
+        &fake,
+        Method::POST,
+        "/_fake/merge",
+        Some(merge.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (pr["state"].as_str(), pr["merged"].as_bool()),
+        (Some("closed"), Some(true))
+    );
+    assert_eq!(fake.branch(REPO, "main"), Some("a".repeat(40)));
+    let (_, _, got) = call(&fake, Method::GET, "/repos/octo/app/pulls/7", None).await;
+    assert_eq!(
+        (got["merged"].as_bool(), got["merged_by"]["login"].as_str()),
+        (Some(true), Some("rita"))
+    );
+    let (again, _, _) = call_as(&fake, Method::POST, "/_fake/merge", Some(merge), None).await;
+    assert_eq!(
+        again,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "a merged PR is merged once"
+    );
+}
+
 /// The JSON shapes must be what a real client expects: parse them with octocrab's models.
 #[tokio::test]
 async fn octocrab_parses_the_shapes() {

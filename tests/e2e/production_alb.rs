@@ -6,6 +6,7 @@
 use crate::support::production::*;
 use crate::support::{self, MAINTAINER, WRITER, eventually};
 use pullstack::aws::forward::Forward;
+use pullstack::cli::bootstrap::Outcome;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -157,6 +158,67 @@ async fn a_crash_at_10_percent_resumes_at_10_on_the_load_balancer() {
     }
     wait_released(&world, &sha).await;
     assert_eq!(steps(&world, &sha), CANARY, "no step skipped or repeated");
+}
+
+/// `pullstack bootstrap` makes the production load balancer before any
+/// release (its production rule and test route on the HTTPS listener, the
+/// production name pointing at it), a second run changes nothing, and the
+/// first release goes onto that load balancer. (Through bootstrap's
+/// function: the binary would also update the world's shared stack, made
+/// with other parameters, and moto drops a stack's outputs on update.)
+#[tokio::test]
+async fn bootstrap_makes_the_production_load_balancer_the_release_uses() {
+    let (mut world, zone) = production_world("albboot", ALB).await;
+    let config = world.config();
+    let bootstrap = || pullstack::cli::bootstrap::production_edge(&world.aws, &config, LONG);
+    assert_eq!(bootstrap().await.unwrap(), Some(Outcome::Changed));
+    let edge = format!("{}-prod-edge", world.app);
+    let stack = world.aws.stacks.describe(&edge).await.unwrap().unwrap();
+    assert_eq!(stack.status.as_str(), "CREATE_COMPLETE");
+    let listener = stack.output("ListenerArn").unwrap().to_owned();
+    let (rule, next) = production_rules(&world).await.unwrap();
+    let domain = config.production.domain.clone();
+    let mut rules: Vec<_> = world
+        .aws
+        .edge
+        .rules(&listener)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.priority, r.arn, r.hosts))
+        .collect();
+    rules.sort();
+    assert_eq!(
+        rules,
+        [
+            (1, next, vec![format!("next.{domain}")]),
+            (2, rule, vec![domain.clone()]),
+        ]
+    );
+    let (records, _) = world.aws.traffic.read(&zone, &domain).await.unwrap();
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.stack.as_str(), r.weight))
+            .collect::<Vec<_>>(),
+        [(edge.as_str(), 100)],
+        "the production name points at the load balancer"
+    );
+
+    assert_eq!(bootstrap().await.unwrap(), Some(Outcome::UpToDate));
+
+    world.start().await;
+    let sha = first_release(&world).await;
+    assert_eq!(
+        weights(&world).await.into_iter().collect::<Vec<_>>(),
+        [(release_name(&world, &sha), 100)]
+    );
+    let stack = world.aws.stacks.describe(&edge).await.unwrap().unwrap();
+    assert_eq!(
+        stack.output("ListenerArn"),
+        Some(listener.as_str()),
+        "the release used the load balancer bootstrap made"
+    );
 }
 
 /// The target groups the test route (`next.<domain>`) forwards to.
@@ -317,6 +379,15 @@ async fn switching_a_live_route53_release_to_alb_keeps_every_sample_whole() {
             .collect::<Vec<_>>(),
         [(live.as_str(), 100)],
         "traffic stays where it was"
+    );
+    // `pullstack bootstrap` refuses the same way.
+    let refused = pullstack::cli::bootstrap::production_edge(&world.aws, &world.config(), LONG)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("production traffic is on Route53 weighted records"),
+        "{refused}"
     );
     assert!(
         world

@@ -1,8 +1,8 @@
 //! The production load balancer (`production.strategy: alb`): the stack
-//! `<app>-prod-edge` (the edge template with `ProductionHost`), made on the
-//! first release; the place each release stack's rule takes on its
-//! listener; and the one weighted alias record that sends the production
-//! name to it.
+//! `<app>-prod-edge` (the edge template with `ProductionHost`), made by
+//! `pullstack bootstrap` or, when missing, on the next release; the place
+//! each release stack's rule takes on its listener; and the one weighted
+//! alias record that sends the production name to it.
 
 use crate::aws::Aws;
 use crate::aws::stacks::{Deploy, Phase, Stack, tag};
@@ -77,25 +77,97 @@ pub async fn describe(aws: &Aws, config: &Config) -> anyhow::Result<Option<ProdE
         .and_then(ProdEdge::of))
 }
 
-/// The production load balancer, created when missing, and the production
-/// name's alias record pointing at it.
-pub async fn ensure(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::Result<State> {
-    let name = stack_name(&config.app);
+/// The production load balancer's stack as the release and `pullstack
+/// bootstrap` both deploy it: the edge template with `ProductionHost`.
+pub struct StackSpec {
+    pub name: String,
+    pub body: String,
+    pub parameters: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl StackSpec {
+    pub fn new(config: &Config, shared_stack: &str) -> anyhow::Result<StackSpec> {
+        let production = &config.production;
+        let parameters = BTreeMap::from([
+            ("SharedStackName".to_owned(), shared_stack.to_owned()),
+            ("DnsZone".to_owned(), production.domain.clone()),
+            ("HostedZoneId".to_owned(), production.hosted_zone_id.clone()),
+            (
+                "CertificateArn".to_owned(),
+                production.certificate_arn.clone(),
+            ),
+            ("ProductionHost".to_owned(), production.domain.clone()),
+        ]);
+        let yaml: serde_json::Value = serde_yaml::from_str(template::EDGE)?;
+        let body = template::decide(&yaml.to_string(), &parameters)?;
+        let tags = BTreeMap::from([
+            (tag::MANAGED.to_owned(), "true".to_owned()),
+            (tag::REPO.to_owned(), config.repository.clone()),
+            (tag::ROLE.to_owned(), ROLE.to_owned()),
+        ]);
+        Ok(StackSpec {
+            name: stack_name(&config.app),
+            body,
+            parameters,
+            tags,
+        })
+    }
+
+    pub fn deploy(&self) -> Deploy<'_> {
+        Deploy {
+            name: &self.name,
+            template_body: &self.body,
+            parameters: &self.parameters,
+            tags: &self.tags,
+        }
+    }
+}
+
+/// The production name's records, and the release stacks among them that
+/// hold traffic through Route53 weighted records, as `stack at weight`
+/// (see [`State::Refused`]).
+pub async fn route53_traffic(
+    aws: &Aws,
+    config: &Config,
+) -> anyhow::Result<(Vec<Weighted>, Vec<String>)> {
     let production = &config.production;
+    let name = stack_name(&config.app);
     let (records, _) = aws
         .traffic
         .read(&production.hosted_zone_id, &production.domain)
         .await?;
-    let live: Vec<String> = records
+    let live = records
         .iter()
         .filter(|r| r.stack != name && r.weight > 0)
         .map(|r| format!("{} at {}", r.stack, r.weight))
         .collect();
+    Ok((records, live))
+}
+
+/// Why nothing is made while `live` release stacks hold traffic through
+/// Route53 weighted records, in words for the user.
+pub fn refusal(live: &[String]) -> String {
+    format!(
+        "`production.strategy: alb`, but production traffic is on Route53 weighted \
+         records ({}): moving a live release onto the production load balancer is \
+         not supported, so nothing was changed. Keep `strategy: route53`.",
+        live.join(", ")
+    )
+}
+
+/// The production load balancer, created when missing, and the production
+/// name's alias record pointing at it.
+pub async fn ensure(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::Result<State> {
+    let name = stack_name(&config.app);
+    let (records, live) = route53_traffic(aws, config).await?;
     if !live.is_empty() {
         return Ok(State::Refused(live));
     }
     let Some(stack) = aws.stacks.describe(&name).await? else {
-        create(aws, config, shared_stack).await?;
+        let spec = StackSpec::new(config, shared_stack)?;
+        tracing::info!(stack = name, "creating the production load balancer");
+        aws.stacks.create(&spec.deploy()).await?;
         return Ok(State::Busy);
     };
     match stack.phase() {
@@ -110,38 +182,6 @@ pub async fn ensure(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::R
         ProdEdge::of(&stack).context("the production load balancer's stack lacks outputs")?;
     point_name(aws, config, &edge, &records).await?;
     Ok(State::Ready(edge))
-}
-
-async fn create(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::Result<()> {
-    let production = &config.production;
-    let parameters = BTreeMap::from([
-        ("SharedStackName".to_owned(), shared_stack.to_owned()),
-        ("DnsZone".to_owned(), production.domain.clone()),
-        ("HostedZoneId".to_owned(), production.hosted_zone_id.clone()),
-        (
-            "CertificateArn".to_owned(),
-            production.certificate_arn.clone(),
-        ),
-        ("ProductionHost".to_owned(), production.domain.clone()),
-    ]);
-    let yaml: serde_json::Value = serde_yaml::from_str(template::EDGE)?;
-    let body = template::decide(&yaml.to_string(), &parameters)?;
-    let tags = BTreeMap::from([
-        (tag::MANAGED.to_owned(), "true".to_owned()),
-        (tag::REPO.to_owned(), config.repository.clone()),
-        (tag::ROLE.to_owned(), ROLE.to_owned()),
-    ]);
-    let name = stack_name(&config.app);
-    tracing::info!(stack = name, "creating the production load balancer");
-    aws.stacks
-        .create(&Deploy {
-            name: &name,
-            template_body: &body,
-            parameters: &parameters,
-            tags: &tags,
-        })
-        .await?;
-    Ok(())
 }
 
 /// The production name's alias: one weighted record (all the weight) to

@@ -38,14 +38,7 @@ pub async fn pass(ctx: &Ctx, intents: &[Intent]) -> Result<Action> {
         match alb::ensure(&ctx.aws, &ctx.config, &shared.stack_name).await? {
             alb::State::Ready(_) => {}
             alb::State::Busy => return Ok(Action::after(ctx.poll_delay(STEADY_POLL))),
-            alb::State::Refused(live) => {
-                return Err(Error::user(format!(
-                    "`production.strategy: alb`, but production traffic is on Route53 weighted \
-                     records ({}): moving a live release onto the production load balancer is \
-                     not supported, so nothing was changed. Keep `strategy: route53`.",
-                    live.join(", ")
-                )));
-            }
+            alb::State::Refused(live) => return Err(Error::user(alb::refusal(&live))),
         }
     }
     let mut observed = prod.observe(head.clone()).await?;

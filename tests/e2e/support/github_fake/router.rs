@@ -22,7 +22,7 @@ use super::comments::{
     add_reaction, create_comment, edit_comment, get_comment, list_comments, list_reactions,
 };
 use super::contents::{get_contents, list_pull_files};
-use super::control::{fake_comments, fake_deployments, fake_post_pr, fake_requests};
+use super::control::{fake_comments, fake_deployments, fake_merge, fake_post_pr, fake_requests};
 use super::deployments::{
     create_deployment, create_deployment_status, get_deployment, list_deployment_statuses,
     list_deployments,
@@ -94,6 +94,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/user", get(get_user))
         .route("/app", get(get_app))
         .route("/_fake/prs", post(fake_post_pr))
+        .route("/_fake/merge", post(fake_merge))
         .route("/_fake/comments/{o}/{r}/{n}", get(fake_comments))
         .route("/_fake/deployments/{o}/{r}", get(fake_deployments))
         .route("/_fake/requests", get(fake_requests))
