@@ -2,7 +2,8 @@
 //! `<app>-prod-edge` (the edge template with `ProductionHost`), made on the
 //! first release; the place each release stack's rule takes on its
 //! listener; and the one weighted alias record that sends the production
-//! name to it.
+//! name to it. An installation switched from `strategy: route53` while a
+//! release holds traffic moves over first ([`super::switch`]).
 
 use crate::aws::Aws;
 use crate::aws::stacks::{Deploy, Phase, Stack, tag};
@@ -44,15 +45,29 @@ pub enum State {
     Ready(ProdEdge),
     /// Being created (or just asked for).
     Busy,
-    /// Release stacks hold traffic through Route53 weighted records (as
-    /// `strategy: route53` leaves them), as `stack at weight`: their target
-    /// groups belong to their own load balancers and cannot join the
-    /// production rule, and pointing the name elsewhere would cut them off.
-    /// Nothing is made or changed.
-    Refused(Vec<String>),
+    /// Release stacks still hold traffic through Route53 weighted records
+    /// (as `strategy: route53` leaves them): the load balancer is ready,
+    /// the name does not point at it yet. [`super::switch`] moves them.
+    Switching {
+        edge: ProdEdge,
+        /// The weighted records on the production name.
+        records: Vec<Weighted>,
+        /// The release log `strategy: route53` stored beside them.
+        log: Option<String>,
+    },
 }
 
 impl ProdEdge {
+    /// The production name's weighted record with all the weight on it.
+    pub fn name_record(&self) -> Weighted {
+        Weighted {
+            stack: self.stack.clone(),
+            weight: 100,
+            dns_name: self.dns_name.trim_end_matches('.').to_owned(),
+            zone_id: self.zone_id.clone(),
+        }
+    }
+
     fn of(stack: &Stack) -> Option<ProdEdge> {
         let get = |k: &str| stack.output(k).map(str::to_owned);
         Some(ProdEdge {
@@ -78,22 +93,15 @@ pub async fn describe(aws: &Aws, config: &Config) -> anyhow::Result<Option<ProdE
 }
 
 /// The production load balancer, created when missing, and the production
-/// name's alias record pointing at it.
+/// name's alias record pointing at it once no release stack holds traffic
+/// through a record of its own.
 pub async fn ensure(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::Result<State> {
     let name = stack_name(&config.app);
     let production = &config.production;
-    let (records, _) = aws
+    let (records, log) = aws
         .traffic
         .read(&production.hosted_zone_id, &production.domain)
         .await?;
-    let live: Vec<String> = records
-        .iter()
-        .filter(|r| r.stack != name && r.weight > 0)
-        .map(|r| format!("{} at {}", r.stack, r.weight))
-        .collect();
-    if !live.is_empty() {
-        return Ok(State::Refused(live));
-    }
     let Some(stack) = aws.stacks.describe(&name).await? else {
         create(aws, config, shared_stack).await?;
         return Ok(State::Busy);
@@ -108,7 +116,10 @@ pub async fn ensure(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::R
     }
     let edge =
         ProdEdge::of(&stack).context("the production load balancer's stack lacks outputs")?;
-    point_name(aws, config, &edge, &records).await?;
+    if records.iter().any(|r| r.stack != name && r.weight > 0) {
+        return Ok(State::Switching { edge, records, log });
+    }
+    point_name(aws, config, &edge, &records, log.is_some()).await?;
     Ok(State::Ready(edge))
 }
 
@@ -146,29 +157,40 @@ async fn create(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::Resul
 
 /// The production name's alias: one weighted record (all the weight) to
 /// the load balancer, written once. Weighted, so that it can stand beside
-/// the records of `strategy: route53` while an installation switches.
+/// the records of `strategy: route53` while an installation switches; what
+/// a switch leaves (their records at 0, the log beside them: the log now
+/// lives on the rule) goes in the same batch.
 async fn point_name(
     aws: &Aws,
     config: &Config,
     edge: &ProdEdge,
     records: &[Weighted],
+    dns_log: bool,
 ) -> anyhow::Result<()> {
     let production = &config.production;
-    let wanted = Weighted {
-        stack: edge.stack.clone(),
-        weight: 100,
-        dns_name: edge.dns_name.trim_end_matches('.').to_owned(),
-        zone_id: edge.zone_id.clone(),
-    };
-    if records
+    let wanted = edge.name_record();
+    let left: Vec<Weighted> = records
         .iter()
-        .any(|r| r.stack == wanted.stack && r.weight == wanted.weight)
-    {
+        .filter(|r| r.stack != wanted.stack)
+        .cloned()
+        .collect();
+    let pointed = records
+        .iter()
+        .any(|r| r.stack == wanted.stack && r.weight == wanted.weight);
+    if pointed && left.is_empty() && !dns_log {
         return Ok(());
     }
+    if !left.is_empty() || dns_log {
+        tracing::info!(
+            records = left.len(),
+            "removing the Route53 records and log a switch to the load balancer left"
+        );
+    }
     let batch = Batch {
-        upsert: vec![wanted],
-        ..Batch::default()
+        upsert: if pointed { vec![] } else { vec![wanted] },
+        delete: left,
+        log: None,
+        forget_log: dns_log,
     };
     aws.traffic
         .apply(&production.hosted_zone_id, &production.domain, &batch)

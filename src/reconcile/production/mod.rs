@@ -9,6 +9,7 @@
 pub mod alb;
 pub(super) mod pass;
 mod report;
+mod switch;
 
 pub use pass::pass;
 pub use report::Reporter;
@@ -17,9 +18,11 @@ use crate::aws::Aws;
 use crate::aws::stacks::{Phase, Stack, tag};
 use crate::aws::traffic::{Batch, Weighted};
 use crate::clock::Clock;
-use crate::config::{Config, Gate, Strategy};
-use crate::domain::naming::release_stack_name;
+use crate::config::{Config, Gate, StackRole, Strategy};
+use crate::domain::naming::{release_slug, release_stack_name};
 use crate::domain::rollout::{self, Log, Medium, ProdPhase, ProdStack, View};
+use crate::domain::template::Placeholders;
+use crate::reconcile::spec::{Request, Sizing};
 use alb::ProdEdge;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -66,6 +69,42 @@ pub struct Production<'a> {
     pub reporter: Reporter<'a>,
 }
 
+/// What a release stack of `sha` running `image` is made of. `on_edge`: on
+/// the production load balancer, where the stack's own rule on a name of
+/// its own (`prod-<sha>.<domain>`) attaches its target group.
+fn release_request<'a>(
+    config: &'a Config,
+    sha: &'a str,
+    image: String,
+    created_at: String,
+    on_edge: bool,
+) -> Request<'a> {
+    let production = &config.production;
+    Request {
+        slug: release_slug(sha),
+        sha,
+        image,
+        role: StackRole::Production,
+        env_tag: "production".to_owned(),
+        sizing: Sizing {
+            cpu: &production.cpu,
+            memory: &production.memory,
+            desired_count: production.desired_count,
+            capacity: production.capacity,
+        },
+        dns: on_edge.then(|| (format!("{}.{}", release_slug(sha), production.domain), "")),
+        certificate_arn: &production.certificate_arn,
+        placeholders: Placeholders {
+            sha: sha.to_owned(),
+            url: url(config),
+            env: "production".into(),
+            ..Default::default()
+        },
+        created_at,
+        extra_env: Default::default(),
+    }
+}
+
 /// The production URL, as Deployments and `{url}` show it.
 pub fn url(config: &Config) -> String {
     format!("https://{}", config.production.domain)
@@ -80,9 +119,9 @@ impl Production<'_> {
         &self.config.production.domain
     }
 
-    /// Reads stacks, weights and the log. `head` is the release branch's head.
-    pub async fn observe(&self, head: Option<String>) -> anyhow::Result<Observed> {
-        let stacks: Vec<Stack> = self
+    /// The release stacks pullstack manages for this repository.
+    async fn release_stacks(&self) -> anyhow::Result<Vec<Stack>> {
+        Ok(self
             .aws
             .stacks
             .list_tagged(tag::REPO, &self.config.repository)
@@ -91,7 +130,12 @@ impl Production<'_> {
             .filter(|s| {
                 s.tag(tag::ROLE) == Some("production") && s.tag(tag::MANAGED) == Some("true")
             })
-            .collect();
+            .collect())
+    }
+
+    /// Reads stacks, weights and the log. `head` is the release branch's head.
+    pub async fn observe(&self, head: Option<String>) -> anyhow::Result<Observed> {
+        let stacks = self.release_stacks().await?;
         let mut test_route = Vec::new();
         let (records, weights, log, edge) = match self.config.production.strategy {
             Strategy::Route53 => {
@@ -297,6 +341,7 @@ impl Production<'_> {
             upsert,
             delete,
             log: Some(&log),
+            forget_log: false,
         };
         self.aws
             .traffic
@@ -361,7 +406,7 @@ impl Production<'_> {
             let batch = Batch {
                 upsert: vec![],
                 delete: record,
-                log: None,
+                ..Batch::default()
             };
             self.aws
                 .traffic
