@@ -498,3 +498,48 @@ async fn old_release_stacks_leave_the_load_balancer_after_the_window() {
     expected.sort();
     assert_eq!(hosts, expected);
 }
+
+#[tokio::test]
+async fn a_long_release_history_on_the_rule_still_resumes() {
+    let (mut world, _) = production_world("alblong", ALB).await;
+    world.start().await;
+    let first = first_release(&world).await;
+    let live = release_name(&world, &first);
+    world.settle().await;
+    world.stop().await;
+
+    // What years of releases leave in the log: full lists of promoted and
+    // rolled-back stacks and of ignored title directives.
+    let (rule, next) = production_rules(&world).await.unwrap();
+    let forwarding = world.aws.forward.read(&rule, &next).await.unwrap();
+    let mut stored: serde_json::Value = serde_json::from_str(&forwarding.log.unwrap()).unwrap();
+    let past = |kind: &str, n: usize| format!("{}-prod-{kind}{n:06x}", world.app);
+    let mut promoted: Vec<serde_json::Value> = (0..19).map(|n| past("a", n).into()).collect();
+    promoted.push(live.clone().into());
+    stored["log"]["promoted"] = promoted.into();
+    stored["log"]["failed"] = (0..20).map(|n| past("b", n)).collect();
+    stored["log"]["ignored"] = (0..5)
+        .map(|n| serde_json::json!({"stack": past("b", n), "directive": "[hotfix]", "by": "someone", "role": "write"}))
+        .collect();
+    let log = stored.to_string();
+    // Base64 alone would need more tags than moto allows on the rule.
+    assert!(log.len() * 4 / 3 > 240 * 10, "{}", log.len());
+    world
+        .aws
+        .forward
+        .apply(&rule, &forwarding.targets, None, Some(&log))
+        .await
+        .unwrap();
+
+    world.start().await;
+    let second = merge(&world, 2, "Second").await;
+    wait_released(&world, &second).await;
+    assert_eq!(steps(&world, &second), CANARY);
+    let forwarding = world.aws.forward.read(&rule, &next).await.unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&forwarding.log.unwrap()).unwrap();
+    let promoted = stored["log"]["promoted"].as_array().unwrap();
+    assert_eq!(promoted.len(), 20, "the oldest promoted stack forgotten");
+    assert_eq!(promoted[18], live.as_str());
+    assert_eq!(promoted[19], release_name(&world, &second).as_str());
+    assert_eq!(stored["log"]["failed"].as_array().unwrap().len(), 20);
+}

@@ -482,3 +482,89 @@ fn targets(stacks: &[Stack], weights: &BTreeMap<String, u8>) -> Vec<(String, u8)
     targets.sort();
     targets
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::forward::{MAX_PARTS, decode_log, encode_log};
+    use crate::domain::release::{Ignored, Schedule};
+    use crate::domain::rollout::ProdStack;
+    use std::time::Duration;
+
+    /// The log after `releases` releases through the planner's own moves:
+    /// every fifth rolled back, every third with an ignored directive.
+    fn long_lived(releases: u32) -> Stored {
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let ready = |name: &str| ProdStack {
+            name: name.to_owned(),
+            sha: format!("{name}0123456789abcdef0123456789abcdef"),
+            created: now,
+            phase: ProdPhase::Ready { healthy: true },
+        };
+        let name = |n: u32| format!("storefront-checkout-prod-{:07x}", n * 7919 + 0xabc_0000);
+        let mut log = Log {
+            promoted: vec![name(0)],
+            ..Log::default()
+        };
+        let mut live = name(0);
+        for n in 1..=releases {
+            let release = name(n);
+            log.release = Some(release.clone());
+            log.deployment = Some(3_000_000_000 + u64::from(n));
+            log.schedule = Schedule::from_percents(&[10, 50, 100], Duration::from_secs(300))
+                .unwrap()
+                .steps;
+            if n % 3 == 0 {
+                log.ignore(Ignored {
+                    stack: release.clone(),
+                    directive: "[hotfix]".to_owned(),
+                    by: Some(format!("contributor-{n}")),
+                    role: Some("write".to_owned()),
+                });
+            }
+            let view = View {
+                stacks: vec![ready(&live), ready(&release)],
+                weights: BTreeMap::from([(live.clone(), 90), (release.clone(), 10)]),
+                log: log.clone(),
+                head: None,
+                now: now + chrono::Duration::minutes(i64::from(n)),
+            };
+            log = if n % 5 == 0 {
+                rollout::rollback(&view, None).unwrap().1
+            } else {
+                live = release;
+                rollout::promote(&view).unwrap().1
+            };
+        }
+        Stored {
+            weights: BTreeMap::from([(live, 100)]),
+            log,
+        }
+    }
+
+    fn pairs(tags: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> Vec<(String, String)> {
+        tags.iter()
+            .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_long_lived_installations_log_fits_the_rules_tags_on_moto_too() {
+        let stored = long_lived(200);
+        assert_eq!(stored.log.promoted.len(), 20, "{:?}", stored.log);
+        assert!(!stored.log.failed.is_empty() && !stored.log.ignored.is_empty());
+        let json = serde_json::to_string(&stored).unwrap();
+        let tags = encode_log(&json).unwrap();
+        // moto allows 10 tags on a rule; the stacks' own four may be there.
+        assert!(
+            tags.len() <= 6,
+            "{} parts for {} bytes",
+            tags.len(),
+            json.len()
+        );
+        assert!(tags.len() <= MAX_PARTS);
+        let back: Stored = serde_json::from_str(&decode_log(&pairs(&tags)).unwrap()).unwrap();
+        assert_eq!(back.log, stored.log);
+        assert_eq!(back.weights, stored.weights);
+    }
+}
