@@ -7,6 +7,9 @@
 //! then the weights; the log carries the weights it was written for, so a
 //! process that stops between the two finishes the move when it reads the
 //! rule again (see `reconcile::production`).
+//!
+//! The log is deflated before it is base64-encoded into tag values: a
+//! long-lived installation's log (names repeat) shrinks several times over.
 
 use super::error::{Error, ErrorKind, Result};
 use aws_sdk_elasticloadbalancingv2::Client;
@@ -16,16 +19,30 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use flate2::Compression;
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 /// The tag keys the log is split over: `pullstack:log:0`, `…:1`, ….
 const LOG_TAG: &str = "pullstack:log:";
 /// A tag value's limit is 256 characters; the first one also carries the
-/// number of parts (`n:`).
+/// number of parts and the format (`n:z:`).
 const PART: usize = 240;
-/// Parts the log may take: ELBv2 allows 50 tags per resource, moto 10; the
-/// rest are left for the stack's own tags.
-pub const MAX_PARTS: usize = 8;
+/// Marks a deflated log, after the number of parts. Base64 has no `:`, so a
+/// log written before compression (`n:` then base64) still reads.
+const DEFLATED: &str = "z:";
+/// Tags ELBv2 allows on one resource (`aws:` tags do not count).
+const TAG_LIMIT: usize = 50;
+/// Tags left for others: the four pullstack puts on its stacks, which
+/// CloudFormation copies onto the rule (managed, repository, role, spec
+/// digest), and room for an operator's own.
+const OTHER_TAGS: usize = 10;
+/// Parts the log may take: 40 (about 7 KB deflated, several times that of
+/// JSON). moto allows 10 tags per resource; the logs its tests write take
+/// far fewer parts.
+pub const MAX_PARTS: usize = TAG_LIMIT - OTHER_TAGS;
 
 /// What the rules hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -204,11 +221,17 @@ pub fn action(targets: &[(String, u8)], sticky: Option<Duration>) -> Action {
         .build()
 }
 
-/// The log as tags: base64 (tag values allow no quotes or braces) in parts,
-/// the first prefixed with the number of parts so stale later parts from a
-/// longer log are ignored.
-fn encode_log(log: &str) -> Result<Vec<Tag>> {
-    let encoded = STANDARD.encode(log.as_bytes());
+/// The log as tags: deflated, then base64 (tag values allow no quotes or
+/// braces) in parts, the first prefixed with the number of parts so stale
+/// later parts from a longer log are ignored.
+pub(crate) fn encode_log(log: &str) -> Result<Vec<Tag>> {
+    let mut deflate = DeflateEncoder::new(Vec::new(), Compression::best());
+    let deflated = deflate
+        .write_all(log.as_bytes())
+        .and_then(|()| deflate.finish())
+        .expect("deflating into memory cannot fail");
+    let size = deflated.len();
+    let encoded = STANDARD.encode(deflated);
     let parts: Vec<&[u8]> = encoded.as_bytes().chunks(PART).collect();
     if parts.len() > MAX_PARTS {
         return Err(Error::new(
@@ -218,8 +241,9 @@ fn encode_log(log: &str) -> Result<Vec<Tag>> {
             "",
             "LogTooLong",
             format!(
-                "the release log takes {} bytes, more than {MAX_PARTS} tags hold",
-                log.len()
+                "the release log takes {} bytes ({} deflated), more than {MAX_PARTS} tags hold",
+                log.len(),
+                size
             ),
         ));
     }
@@ -230,7 +254,7 @@ fn encode_log(log: &str) -> Result<Vec<Tag>> {
         .map(|(index, part)| {
             let part = String::from_utf8_lossy(part);
             let value = if index == 0 {
-                format!("{count}:{part}")
+                format!("{count}:{DEFLATED}{part}")
             } else {
                 part.into_owned()
             };
@@ -242,7 +266,7 @@ fn encode_log(log: &str) -> Result<Vec<Tag>> {
         .collect())
 }
 
-fn decode_log(tags: &[(String, String)]) -> Option<String> {
+pub(crate) fn decode_log(tags: &[(String, String)]) -> Option<String> {
     let part = |index: usize| {
         tags.iter()
             .find(|(k, _)| *k == format!("{LOG_TAG}{index}"))
@@ -250,11 +274,23 @@ fn decode_log(tags: &[(String, String)]) -> Option<String> {
     };
     let (count, first) = part(0)?.split_once(':')?;
     let count: usize = count.parse().ok()?;
+    let (deflated, first) = match first.strip_prefix(DEFLATED) {
+        Some(rest) => (true, rest),
+        None => (false, first),
+    };
     let mut encoded = first.to_owned();
     for index in 1..count {
         encoded.push_str(part(index)?);
     }
-    String::from_utf8(STANDARD.decode(encoded).ok()?).ok()
+    let bytes = STANDARD.decode(encoded).ok()?;
+    if !deflated {
+        return String::from_utf8(bytes).ok();
+    }
+    let mut log = String::new();
+    DeflateDecoder::new(bytes.as_slice())
+        .read_to_string(&mut log)
+        .ok()?;
+    Some(log)
 }
 
 #[cfg(test)]
@@ -269,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_log_survives_its_tags() {
-        let log = format!("{{\"promoted\":[{}]}}", "\"app-prod-0123abc\",".repeat(40));
+        let log = format!("{{\"promoted\":[\"{}\"]}}", noise(700));
         let tags = encode_log(&log).unwrap();
         assert!(tags.len() > 1 && tags.len() <= MAX_PARTS);
         assert!(tags.iter().all(|t| t.value().unwrap().len() <= 256));
@@ -277,8 +313,17 @@ mod tests {
     }
 
     #[test]
+    fn a_log_written_before_deflate_still_reads() {
+        let log = "{\"release\":\"app-prod-0123abc\"}";
+        let old = format!("1:{}", STANDARD.encode(log));
+        let tags = [(format!("{LOG_TAG}0"), old)];
+        assert_eq!(decode_log(&tags).as_deref(), Some(log));
+    }
+
+    #[test]
     fn a_shorter_log_ignores_stale_parts() {
-        let long = encode_log(&"x".repeat(600)).unwrap();
+        let long = encode_log(&noise(1200)).unwrap();
+        assert!(long.len() > 1);
         let short = encode_log("{}").unwrap();
         let mut merged = pairs(&long);
         for (k, v) in pairs(&short) {
@@ -288,9 +333,22 @@ mod tests {
         assert_eq!(decode_log(&merged).as_deref(), Some("{}"));
     }
 
+    /// Text deflate shrinks by half at most: a hex-encoded hash chain.
+    fn noise(len: usize) -> String {
+        use sha2::{Digest, Sha256};
+        let mut out = String::new();
+        let mut block = Sha256::digest(b"seed");
+        while out.len() < len {
+            out.push_str(&hex::encode(block));
+            block = Sha256::digest(block);
+        }
+        out.truncate(len);
+        out
+    }
+
     #[test]
     fn a_log_too_long_for_the_tags_is_refused() {
-        let err = encode_log(&"x".repeat(PART * MAX_PARTS)).unwrap_err();
+        let err = encode_log(&noise(PART * MAX_PARTS * 2)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Validation);
     }
 

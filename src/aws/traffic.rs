@@ -34,6 +34,8 @@ pub struct Batch<'a> {
     pub delete: Vec<Weighted>,
     /// The release log to store, if it changed.
     pub log: Option<&'a str>,
+    /// Delete the stored release log (it moved elsewhere).
+    pub forget_log: bool,
 }
 
 #[derive(Clone)]
@@ -140,6 +142,15 @@ impl Traffic {
                 ChangeAction::Upsert,
                 log_set(&log_name(&name), log)?,
             ));
+        } else if batch.forget_log {
+            // A delete names the record exactly as it stands.
+            let log_name = log_name(&name);
+            let (sets, _) = self.list(zone, &log_name, RrType::Txt, None).await?;
+            changes.extend(
+                sets.into_iter()
+                    .filter(|set| fqdn(set.name()) == log_name && *set.r#type() == RrType::Txt)
+                    .map(|set| change(ChangeAction::Delete, set)),
+            );
         }
         if changes.is_empty() {
             return Ok(());

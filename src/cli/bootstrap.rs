@@ -92,8 +92,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// With `production.strategy: alb` (and production enabled), creates or
 /// updates the production load balancer's stack, as the first release
 /// would make it, and points the production name at it; `None` otherwise.
-/// Refuses, changing nothing, while releases hold traffic through Route53
-/// weighted records, as a release does.
+/// While releases still hold traffic through Route53 weighted records,
+/// the name stays on them: `pullstack serve` moves them over.
 pub async fn production_edge(
     aws: &Aws,
     config: &Config,
@@ -102,10 +102,6 @@ pub async fn production_edge(
     let production = &config.production;
     if !production.enabled || production.strategy != Strategy::Alb {
         return Ok(None);
-    }
-    let (_, live) = alb::route53_traffic(aws, config).await?;
-    if !live.is_empty() {
-        bail!("{}", alb::refusal(&live));
     }
     let shared = config.shared_stack_name();
     let spec = alb::StackSpec::new(config, &shared)?;
@@ -126,7 +122,11 @@ pub async fn production_edge(
             edge.dns_name.trim_end_matches('.')
         ),
         alb::State::Busy => bail!("the production load balancer's stack is busy again"),
-        alb::State::Refused(live) => bail!("{}", alb::refusal(&live)),
+        alb::State::Switching { .. } => println!(
+            "Production traffic is still on Route53 weighted records: `pullstack serve` \
+             moves the live releases onto the load balancer, then the name, with no gap \
+             (README, \"Switching an installation\")."
+        ),
     }
     Ok(Some(outcome))
 }

@@ -64,7 +64,9 @@ pub struct ProductionConfig {
     /// How traffic moves between releases: `route53` (a weighted alias
     /// record per release stack) or `alb` (one production load balancer,
     /// `<app>-prod-edge`, whose rule on `domain` forwards to the releases'
-    /// target groups with weights). Default: route53.
+    /// target groups with weights). `route53` to `alb` on a live
+    /// installation moves it without a gap; `alb` back to `route53` is
+    /// refused. Default: route53.
     pub strategy: Strategy,
     /// With `strategy: alb`, how long a client stays on the target group it
     /// first reached (target-group stickiness on the forward action), so one

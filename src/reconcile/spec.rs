@@ -151,6 +151,21 @@ impl Spec {
         Ok(())
     }
 
+    /// Keeps the stack's own load balancer and attaches a second target
+    /// group, by a rule at `placement`, to another listener (bridged mode:
+    /// a live release joining the production load balancer).
+    pub fn bridge(&mut self, placement: &super::edge::Placement) -> Result<(), Error> {
+        for (key, value) in [
+            ("BridgeListenerArn", placement.listener.clone()),
+            ("RulePriority", placement.priority.to_string()),
+            ("EdgeSecurityGroupId", placement.security_group.clone()),
+        ] {
+            self.parameters.insert(key.to_owned(), value);
+        }
+        self.body = template::decide(&self.template, &self.parameters).map_err(Error::internal)?;
+        Ok(())
+    }
+
     pub fn deploy<'a>(&'a self, name: &'a str) -> Deploy<'a> {
         Deploy {
             name,

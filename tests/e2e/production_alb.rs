@@ -323,8 +323,9 @@ async fn a_move_cut_short_between_log_and_weights_is_finished() {
 }
 
 // Attack on availability: a config switched to `alb` while a release is
-// live on Route53 records must not point the production name at a load
-// balancer with nothing behind it, not even for one sample.
+// live on Route53 records must never point the production name at a load
+// balancer with nothing behind it, nor leave weights that do not sum to
+// 100, not even for one sample, and not across a crash mid-switch.
 #[tokio::test]
 async fn switching_a_live_route53_release_to_alb_keeps_every_sample_whole() {
     let (mut world, zone) = production_world("albswitch", "").await;
@@ -333,17 +334,21 @@ async fn switching_a_live_route53_release_to_alb_keeps_every_sample_whole() {
     let live = release_name(&world, &first);
     world.settle().await;
     world.stop().await;
+    // A real bake after the switch; the test moves the clock through it.
     world.config_yaml = world
         .config_yaml
-        .replace("  bake: 300ms\n", "  bake: 300ms\n  strategy: alb\n");
+        .replace("  bake: 300ms\n", "  bake: 10m\n  strategy: alb\n");
+    let edge = format!("{}-prod-edge", world.app);
 
-    // The watcher: the Route53 weights on the production name, every 100 ms.
-    let config = world.config();
-    let domain = config.production.domain.clone();
+    // The watcher, every 100 ms: the Route53 weights on the production
+    // name and, when they give the load balancer any, the production
+    // rule's forward action.
+    let domain = world.config().production.domain.clone();
     let traffic = world.aws.traffic.clone();
+    let (forward, stacks) = (forward(&world), world.aws.stacks.clone());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = tokio::spawn({
-        let (stop, zone) = (stop.clone(), zone.clone());
+        let (stop, zone, edge) = (stop.clone(), zone.clone(), edge.clone());
         async move {
             // A sampling rate, not a wait: the test ends on `stop`.
             let mut every = tokio::time::interval(Duration::from_millis(100));
@@ -351,53 +356,142 @@ async fn switching_a_live_route53_release_to_alb_keeps_every_sample_whole() {
             while !stop.load(Ordering::SeqCst) {
                 every.tick().await;
                 let (records, _) = traffic.read(&zone, &domain).await.unwrap();
-                samples.push(records.iter().map(|r| u32::from(r.weight)).sum::<u32>());
+                let dns: u32 = records.iter().map(|r| u32::from(r.weight)).sum();
+                let on_edge = records
+                    .iter()
+                    .find(|r| r.stack == edge)
+                    .map_or(0, |r| r.weight);
+                let mut forwarded = None;
+                if on_edge > 0 {
+                    let stack = stacks.describe(&edge).await.unwrap().unwrap();
+                    let (rule, next) = (
+                        stack.output("ProductionRuleArn").unwrap(),
+                        stack.output("NextRuleArn").unwrap(),
+                    );
+                    let targets = forward.read(rule, next).await.unwrap().targets;
+                    forwarded = Some(targets.iter().map(|(_, w)| u32::from(*w)).sum::<u32>());
+                }
+                samples.push((dns, on_edge, forwarded));
             }
             samples
         }
     });
+    let (traffic, domain) = (world.aws.traffic.clone(), world.config().production.domain);
+    let records = || async {
+        let (records, log) = traffic.read(&zone, &domain).await.unwrap();
+        let records: Vec<(String, u8)> = records.into_iter().map(|r| (r.stack, r.weight)).collect();
+        (records, log)
+    };
     world.start().await;
+    // A crash in the middle: the live release has joined the load balancer,
+    // the name has not moved yet.
+    eventually("the live release bridged", LONG, || async {
+        world.advance(Duration::from_secs(5));
+        let stack = world.aws.stacks.describe(&live).await.unwrap().unwrap();
+        stack
+            .parameters
+            .get("BridgeListenerArn")
+            .is_some_and(|l| !l.is_empty())
+            && stack.phase() == pullstack::aws::stacks::Phase::Stable
+    })
+    .await;
+    world.kill();
+    world.start().await;
+    eventually("the name on the load balancer alone", LONG, || async {
+        world.advance(Duration::from_secs(5));
+        records().await.0 == [(edge.clone(), 100)]
+    })
+    .await;
     world.settle().await;
-    world.resync().await;
+    assert_eq!(records().await.1, None, "the log moved to the rule");
+    assert_eq!(
+        weights(&world).await.into_iter().collect::<Vec<_>>(),
+        [(live.clone(), 100)]
+    );
+    // The live release kept its own load balancer through the switch.
+    let stack = world.aws.stacks.describe(&live).await.unwrap().unwrap();
+    assert!(stack.output("LoadBalancerArn").is_some());
+
+    // The next release canaries on the load balancer, from the live one.
+    let second = merge(&world, 2, "Second").await;
+    let new = release_name(&world, &second);
+    wait_weight(&world, &new, 10).await;
     world.settle().await;
-    world.advance(Duration::from_secs(60));
+    let w = weights(&world).await;
+    assert_eq!((w[&live], w[&new]), (90, 10), "held for the bake");
+    for then in [50, 100] {
+        world.advance(Duration::from_secs(600));
+        wait_weight(&world, &new, then).await;
+    }
+    wait_released(&world, &second).await;
+    assert_eq!(steps(&world, &second), CANARY);
+    // And a rollback reaches the release that was live on Route53.
+    world.comment(2, MAINTAINER, "/pullstack rollback").await;
+    wait_weight(&world, &live, 100).await;
     world.settle().await;
+
     stop.store(true, Ordering::SeqCst);
     let samples = watcher.await.unwrap();
-    assert!(samples.len() >= 2, "{samples:?}");
-    assert!(samples.iter().all(|s| *s == 100), "{samples:?}");
-    let (records, _) = world
+    assert!(
+        samples.iter().any(|(_, on_edge, _)| *on_edge == 0)
+            && samples.iter().any(|(_, on_edge, _)| *on_edge == 100),
+        "the watcher saw both sides of the switch: {samples:?}"
+    );
+    assert!(
+        samples
+            .iter()
+            .all(|(dns, on_edge, forwarded)| *dns == 100
+                && (*on_edge == 0 || *forwarded == Some(100))),
+        "{samples:?}"
+    );
+}
+
+// Switching back is refused: the releases on the load balancer have no
+// records of their own, so moving the name to them would leave it empty.
+#[tokio::test]
+async fn switching_back_to_route53_changes_nothing() {
+    let (mut world, zone) = production_world("albback", ALB).await;
+    world.start().await;
+    let first = first_release(&world).await;
+    world.settle().await;
+    world.stop().await;
+    world.config_yaml = world.config_yaml.replace(ALB, "");
+    world.start().await;
+    let second = merge(&world, 2, "Second").await;
+    world.resync().await;
+    world.settle().await;
+    let (records, log) = world
         .aws
         .traffic
         .read(&zone, &world.config().production.domain)
         .await
         .unwrap();
+    let edge = format!("{}-prod-edge", world.app);
     assert_eq!(
         records
             .iter()
             .map(|r| (r.stack.as_str(), r.weight))
             .collect::<Vec<_>>(),
-        [(live.as_str(), 100)],
-        "traffic stays where it was"
+        [(edge.as_str(), 100)],
+        "the name stays on the load balancer"
     );
-    // `pullstack bootstrap` refuses the same way.
-    let refused = pullstack::cli::bootstrap::production_edge(&world.aws, &world.config(), LONG)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        refused.contains("production traffic is on Route53 weighted records"),
-        "{refused}"
+    assert_eq!(log, None);
+    assert_eq!(
+        forward_weights(&world)
+            .await
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [(release_name(&world, &first), 100)]
     );
     assert!(
         world
             .aws
             .stacks
-            .describe(&format!("{}-prod-edge", world.app))
+            .describe(&release_name(&world, &second))
             .await
             .unwrap()
             .is_none(),
-        "nothing made for a switch that cannot be carried out"
+        "no release made while the config is refused"
     );
 }
 
@@ -465,4 +559,49 @@ async fn old_release_stacks_leave_the_load_balancer_after_the_window() {
     }
     expected.sort();
     assert_eq!(hosts, expected);
+}
+
+#[tokio::test]
+async fn a_long_release_history_on_the_rule_still_resumes() {
+    let (mut world, _) = production_world("alblong", ALB).await;
+    world.start().await;
+    let first = first_release(&world).await;
+    let live = release_name(&world, &first);
+    world.settle().await;
+    world.stop().await;
+
+    // What years of releases leave in the log: full lists of promoted and
+    // rolled-back stacks and of ignored title directives.
+    let (rule, next) = production_rules(&world).await.unwrap();
+    let forwarding = world.aws.forward.read(&rule, &next).await.unwrap();
+    let mut stored: serde_json::Value = serde_json::from_str(&forwarding.log.unwrap()).unwrap();
+    let past = |kind: &str, n: usize| format!("{}-prod-{kind}{n:06x}", world.app);
+    let mut promoted: Vec<serde_json::Value> = (0..19).map(|n| past("a", n).into()).collect();
+    promoted.push(live.clone().into());
+    stored["log"]["promoted"] = promoted.into();
+    stored["log"]["failed"] = (0..20).map(|n| past("b", n)).collect();
+    stored["log"]["ignored"] = (0..5)
+        .map(|n| serde_json::json!({"stack": past("b", n), "directive": "[hotfix]", "by": "someone", "role": "write"}))
+        .collect();
+    let log = stored.to_string();
+    // Base64 alone would need more tags than moto allows on the rule.
+    assert!(log.len() * 4 / 3 > 240 * 10, "{}", log.len());
+    world
+        .aws
+        .forward
+        .apply(&rule, &forwarding.targets, None, Some(&log))
+        .await
+        .unwrap();
+
+    world.start().await;
+    let second = merge(&world, 2, "Second").await;
+    wait_released(&world, &second).await;
+    assert_eq!(steps(&world, &second), CANARY);
+    let forwarding = world.aws.forward.read(&rule, &next).await.unwrap();
+    let stored: serde_json::Value = serde_json::from_str(&forwarding.log.unwrap()).unwrap();
+    let promoted = stored["log"]["promoted"].as_array().unwrap();
+    assert_eq!(promoted.len(), 20, "the oldest promoted stack forgotten");
+    assert_eq!(promoted[18], live.as_str());
+    assert_eq!(promoted[19], release_name(&world, &second).as_str());
+    assert_eq!(stored["log"]["failed"].as_array().unwrap().len(), 20);
 }

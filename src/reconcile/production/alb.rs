@@ -2,7 +2,9 @@
 //! `<app>-prod-edge` (the edge template with `ProductionHost`), made by
 //! `pullstack bootstrap` or, when missing, on the next release; the place
 //! each release stack's rule takes on its listener; and the one weighted
-//! alias record that sends the production name to it.
+//! alias record that sends the production name to it. An installation
+//! switched from `strategy: route53` while a release holds traffic moves
+//! over first ([`super::switch`]).
 
 use crate::aws::Aws;
 use crate::aws::stacks::{Deploy, Phase, Stack, tag};
@@ -44,15 +46,29 @@ pub enum State {
     Ready(ProdEdge),
     /// Being created (or just asked for).
     Busy,
-    /// Release stacks hold traffic through Route53 weighted records (as
-    /// `strategy: route53` leaves them), as `stack at weight`: their target
-    /// groups belong to their own load balancers and cannot join the
-    /// production rule, and pointing the name elsewhere would cut them off.
-    /// Nothing is made or changed.
-    Refused(Vec<String>),
+    /// Release stacks still hold traffic through Route53 weighted records
+    /// (as `strategy: route53` leaves them): the load balancer is ready,
+    /// the name does not point at it yet. [`super::switch`] moves them.
+    Switching {
+        edge: ProdEdge,
+        /// The weighted records on the production name.
+        records: Vec<Weighted>,
+        /// The release log `strategy: route53` stored beside them.
+        log: Option<String>,
+    },
 }
 
 impl ProdEdge {
+    /// The production name's weighted record with all the weight on it.
+    pub fn name_record(&self) -> Weighted {
+        Weighted {
+            stack: self.stack.clone(),
+            weight: 100,
+            dns_name: self.dns_name.trim_end_matches('.').to_owned(),
+            zone_id: self.zone_id.clone(),
+        }
+    }
+
     fn of(stack: &Stack) -> Option<ProdEdge> {
         let get = |k: &str| stack.output(k).map(str::to_owned);
         Some(ProdEdge {
@@ -124,46 +140,16 @@ impl StackSpec {
     }
 }
 
-/// The production name's records, and the release stacks among them that
-/// hold traffic through Route53 weighted records, as `stack at weight`
-/// (see [`State::Refused`]).
-pub async fn route53_traffic(
-    aws: &Aws,
-    config: &Config,
-) -> anyhow::Result<(Vec<Weighted>, Vec<String>)> {
-    let production = &config.production;
+/// The production load balancer, created when missing, and the production
+/// name's alias record pointing at it once no release stack holds traffic
+/// through a record of its own.
+pub async fn ensure(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::Result<State> {
     let name = stack_name(&config.app);
-    let (records, _) = aws
+    let production = &config.production;
+    let (records, log) = aws
         .traffic
         .read(&production.hosted_zone_id, &production.domain)
         .await?;
-    let live = records
-        .iter()
-        .filter(|r| r.stack != name && r.weight > 0)
-        .map(|r| format!("{} at {}", r.stack, r.weight))
-        .collect();
-    Ok((records, live))
-}
-
-/// Why nothing is made while `live` release stacks hold traffic through
-/// Route53 weighted records, in words for the user.
-pub fn refusal(live: &[String]) -> String {
-    format!(
-        "`production.strategy: alb`, but production traffic is on Route53 weighted \
-         records ({}): moving a live release onto the production load balancer is \
-         not supported, so nothing was changed. Keep `strategy: route53`.",
-        live.join(", ")
-    )
-}
-
-/// The production load balancer, created when missing, and the production
-/// name's alias record pointing at it.
-pub async fn ensure(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::Result<State> {
-    let name = stack_name(&config.app);
-    let (records, live) = route53_traffic(aws, config).await?;
-    if !live.is_empty() {
-        return Ok(State::Refused(live));
-    }
     let Some(stack) = aws.stacks.describe(&name).await? else {
         let spec = StackSpec::new(config, shared_stack)?;
         tracing::info!(stack = name, "creating the production load balancer");
@@ -180,35 +166,49 @@ pub async fn ensure(aws: &Aws, config: &Config, shared_stack: &str) -> anyhow::R
     }
     let edge =
         ProdEdge::of(&stack).context("the production load balancer's stack lacks outputs")?;
-    point_name(aws, config, &edge, &records).await?;
+    if records.iter().any(|r| r.stack != name && r.weight > 0) {
+        return Ok(State::Switching { edge, records, log });
+    }
+    point_name(aws, config, &edge, &records, log.is_some()).await?;
     Ok(State::Ready(edge))
 }
 
 /// The production name's alias: one weighted record (all the weight) to
 /// the load balancer, written once. Weighted, so that it can stand beside
-/// the records of `strategy: route53` while an installation switches.
+/// the records of `strategy: route53` while an installation switches; what
+/// a switch leaves (their records at 0, the log beside them: the log now
+/// lives on the rule) goes in the same batch.
 async fn point_name(
     aws: &Aws,
     config: &Config,
     edge: &ProdEdge,
     records: &[Weighted],
+    dns_log: bool,
 ) -> anyhow::Result<()> {
     let production = &config.production;
-    let wanted = Weighted {
-        stack: edge.stack.clone(),
-        weight: 100,
-        dns_name: edge.dns_name.trim_end_matches('.').to_owned(),
-        zone_id: edge.zone_id.clone(),
-    };
-    if records
+    let wanted = edge.name_record();
+    let left: Vec<Weighted> = records
         .iter()
-        .any(|r| r.stack == wanted.stack && r.weight == wanted.weight)
-    {
+        .filter(|r| r.stack != wanted.stack)
+        .cloned()
+        .collect();
+    let pointed = records
+        .iter()
+        .any(|r| r.stack == wanted.stack && r.weight == wanted.weight);
+    if pointed && left.is_empty() && !dns_log {
         return Ok(());
     }
+    if !left.is_empty() || dns_log {
+        tracing::info!(
+            records = left.len(),
+            "removing the Route53 records and log a switch to the load balancer left"
+        );
+    }
     let batch = Batch {
-        upsert: vec![wanted],
-        ..Batch::default()
+        upsert: if pointed { vec![] } else { vec![wanted] },
+        delete: left,
+        log: None,
+        forget_log: dns_log,
     };
     aws.traffic
         .apply(&production.hosted_zone_id, &production.domain, &batch)

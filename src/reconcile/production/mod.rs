@@ -10,6 +10,7 @@ pub mod alb;
 pub mod gates;
 pub(super) mod pass;
 mod report;
+mod switch;
 
 pub use pass::pass;
 pub use report::Reporter;
@@ -18,9 +19,11 @@ use crate::aws::Aws;
 use crate::aws::stacks::{Phase, Stack, tag};
 use crate::aws::traffic::{Batch, Weighted};
 use crate::clock::Clock;
-use crate::config::{Config, Gate, Strategy};
-use crate::domain::naming::release_stack_name;
+use crate::config::{Config, Gate, StackRole, Strategy};
+use crate::domain::naming::{release_slug, release_stack_name};
 use crate::domain::rollout::{self, Log, Medium, ProdPhase, ProdStack, View};
+use crate::domain::template::Placeholders;
+use crate::reconcile::spec::{Request, Sizing};
 use alb::ProdEdge;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -67,6 +70,42 @@ pub struct Production<'a> {
     pub reporter: Reporter<'a>,
 }
 
+/// What a release stack of `sha` running `image` is made of. `on_edge`: on
+/// the production load balancer, where the stack's own rule on a name of
+/// its own (`prod-<sha>.<domain>`) attaches its target group.
+fn release_request<'a>(
+    config: &'a Config,
+    sha: &'a str,
+    image: String,
+    created_at: String,
+    on_edge: bool,
+) -> Request<'a> {
+    let production = &config.production;
+    Request {
+        slug: release_slug(sha),
+        sha,
+        image,
+        role: StackRole::Production,
+        env_tag: "production".to_owned(),
+        sizing: Sizing {
+            cpu: &production.cpu,
+            memory: &production.memory,
+            desired_count: production.desired_count,
+            capacity: production.capacity,
+        },
+        dns: on_edge.then(|| (format!("{}.{}", release_slug(sha), production.domain), "")),
+        certificate_arn: &production.certificate_arn,
+        placeholders: Placeholders {
+            sha: sha.to_owned(),
+            url: url(config),
+            env: "production".into(),
+            ..Default::default()
+        },
+        created_at,
+        extra_env: Default::default(),
+    }
+}
+
 /// The production URL, as Deployments and `{url}` show it.
 pub fn url(config: &Config) -> String {
     format!("https://{}", config.production.domain)
@@ -81,9 +120,9 @@ impl Production<'_> {
         &self.config.production.domain
     }
 
-    /// Reads stacks, weights and the log. `head` is the release branch's head.
-    pub async fn observe(&self, head: Option<String>) -> anyhow::Result<Observed> {
-        let stacks: Vec<Stack> = self
+    /// The release stacks pullstack manages for this repository.
+    async fn release_stacks(&self) -> anyhow::Result<Vec<Stack>> {
+        Ok(self
             .aws
             .stacks
             .list_tagged(tag::REPO, &self.config.repository)
@@ -92,7 +131,12 @@ impl Production<'_> {
             .filter(|s| {
                 s.tag(tag::ROLE) == Some("production") && s.tag(tag::MANAGED) == Some("true")
             })
-            .collect();
+            .collect())
+    }
+
+    /// Reads stacks, weights and the log. `head` is the release branch's head.
+    pub async fn observe(&self, head: Option<String>) -> anyhow::Result<Observed> {
+        let stacks = self.release_stacks().await?;
         let mut test_route = Vec::new();
         let (records, weights, log, edge) = match self.config.production.strategy {
             Strategy::Route53 => {
@@ -298,6 +342,7 @@ impl Production<'_> {
             upsert,
             delete,
             log: Some(&log),
+            forget_log: false,
         };
         self.aws
             .traffic
@@ -362,7 +407,7 @@ impl Production<'_> {
             let batch = Batch {
                 upsert: vec![],
                 delete: record,
-                log: None,
+                ..Batch::default()
             };
             self.aws
                 .traffic
@@ -437,4 +482,90 @@ fn targets(stacks: &[Stack], weights: &BTreeMap<String, u8>) -> Vec<(String, u8)
         .collect();
     targets.sort();
     targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::forward::{MAX_PARTS, decode_log, encode_log};
+    use crate::domain::release::{Ignored, Schedule};
+    use crate::domain::rollout::ProdStack;
+    use std::time::Duration;
+
+    /// The log after `releases` releases through the planner's own moves:
+    /// every fifth rolled back, every third with an ignored directive.
+    fn long_lived(releases: u32) -> Stored {
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let ready = |name: &str| ProdStack {
+            name: name.to_owned(),
+            sha: format!("{name}0123456789abcdef0123456789abcdef"),
+            created: now,
+            phase: ProdPhase::Ready { healthy: true },
+        };
+        let name = |n: u32| format!("storefront-checkout-prod-{:07x}", n * 7919 + 0xabc_0000);
+        let mut log = Log {
+            promoted: vec![name(0)],
+            ..Log::default()
+        };
+        let mut live = name(0);
+        for n in 1..=releases {
+            let release = name(n);
+            log.release = Some(release.clone());
+            log.deployment = Some(3_000_000_000 + u64::from(n));
+            log.schedule = Schedule::from_percents(&[10, 50, 100], Duration::from_secs(300))
+                .unwrap()
+                .steps;
+            if n % 3 == 0 {
+                log.ignore(Ignored {
+                    stack: release.clone(),
+                    directive: "[hotfix]".to_owned(),
+                    by: Some(format!("contributor-{n}")),
+                    role: Some("write".to_owned()),
+                });
+            }
+            let view = View {
+                stacks: vec![ready(&live), ready(&release)],
+                weights: BTreeMap::from([(live.clone(), 90), (release.clone(), 10)]),
+                log: log.clone(),
+                head: None,
+                now: now + chrono::Duration::minutes(i64::from(n)),
+            };
+            log = if n % 5 == 0 {
+                rollout::rollback(&view, None).unwrap().1
+            } else {
+                live = release;
+                rollout::promote(&view).unwrap().1
+            };
+        }
+        Stored {
+            weights: BTreeMap::from([(live, 100)]),
+            log,
+        }
+    }
+
+    fn pairs(tags: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> Vec<(String, String)> {
+        tags.iter()
+            .map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_long_lived_installations_log_fits_the_rules_tags_on_moto_too() {
+        let stored = long_lived(200);
+        assert_eq!(stored.log.promoted.len(), 20, "{:?}", stored.log);
+        assert!(!stored.log.failed.is_empty() && !stored.log.ignored.is_empty());
+        let json = serde_json::to_string(&stored).unwrap();
+        let tags = encode_log(&json).unwrap();
+        // moto allows 10 tags on a rule; the stacks' own four may be there.
+        assert!(
+            tags.len() <= 6,
+            "{} parts for {} bytes",
+            tags.len(),
+            json.len()
+        );
+        assert!(tags.len() <= MAX_PARTS);
+        let back: Stored = serde_json::from_str(&decode_log(&pairs(&tags)).unwrap()).unwrap();
+        assert_eq!(back.log, stored.log);
+        assert_eq!(back.weights, stored.weights);
+    }
 }

@@ -4,15 +4,14 @@
 
 use super::gates::{self, Gated};
 use super::{Observed, Production, Reporter, alb};
-use crate::config::{StackRole, Strategy};
+use crate::config::Strategy;
 use crate::domain::commands::Command;
-use crate::domain::naming::{release_slug, short_sha};
+use crate::domain::naming::short_sha;
 use crate::domain::release::{Ignored, Schedule, TOTAL, written_directive};
 use crate::domain::rollout::{self, Action as Step, Due, Log, Policy};
-use crate::domain::template::Placeholders;
 use crate::reconcile::context::STEADY_POLL;
 use crate::reconcile::gate::{self, Roles, Ruling, Verdict};
-use crate::reconcile::spec::{self, Request, Sizing, Spec};
+use crate::reconcile::spec::{self, Spec};
 use crate::reconcile::{Action, Ctx, Error, Given, Intent, Job, Result};
 use std::time::Duration;
 
@@ -38,10 +37,13 @@ pub async fn pass(ctx: &Ctx, intents: &[Intent]) -> Result<Action> {
         match alb::ensure(&ctx.aws, &ctx.config, &shared.stack_name).await? {
             alb::State::Ready(_) => {}
             alb::State::Busy => return Ok(Action::after(ctx.poll_delay(STEADY_POLL))),
-            alb::State::Refused(live) => return Err(Error::user(alb::refusal(&live))),
+            alb::State::Switching { edge, records, log } => {
+                return super::switch::step(ctx, &prod, &edge, &records, log.as_deref()).await;
+            }
         }
     }
     let mut observed = prod.observe(head.clone()).await?;
+    super::switch::refuse_back(&ctx.config, &observed)?;
     // Commands that act go first, then the alarm watch and the plan; the
     // answers to refused commands wait until all of that is done, so no
     // number of commenters can delay a rollback.
@@ -289,32 +291,13 @@ async fn create_release(
         tracing::info!(commit = short_sha(sha), "waiting for the release image");
         return Ok(Action::after(ctx.config.queue.poll_max));
     };
-    let config = &ctx.config.production;
-    let request = Request {
-        slug: release_slug(sha),
+    let request = super::release_request(
+        &ctx.config,
         sha,
-        image: shared.image_at(&digest),
-        role: StackRole::Production,
-        env_tag: "production".to_owned(),
-        sizing: Sizing {
-            cpu: &config.cpu,
-            memory: &config.memory,
-            desired_count: config.desired_count,
-            capacity: config.capacity,
-        },
-        // On the production load balancer the stack's own rule, on a name
-        // of its own, attaches its target group; the weights are elsewhere.
-        dns: edge.map(|_| (format!("{}.{}", release_slug(sha), config.domain), "")),
-        certificate_arn: &config.certificate_arn,
-        placeholders: Placeholders {
-            sha: sha.to_owned(),
-            url: super::url(&ctx.config),
-            env: "production".into(),
-            ..Default::default()
-        },
-        created_at: spec::tag_time(ctx.clock.now()),
-        extra_env: Default::default(),
-    };
+        shared.image_at(&digest),
+        spec::tag_time(ctx.clock.now()),
+        edge.is_some(),
+    );
     let mut spec = Spec::build(&ctx.config, &shared, request)?;
     if let Some(edge) = edge {
         spec.place(&alb::place(&ctx.aws, edge).await?)?;
