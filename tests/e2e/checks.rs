@@ -621,6 +621,49 @@ mod tasks {
         assert_eq!(task.stop.num_calls(), 0);
     }
 
+    // Attack: the bypass value lets anyone past a private preview's
+    // sign-in; a container override's environment is shown to anyone who
+    // may call DescribeTasks, so only the secret's ARN may go there.
+    #[tokio::test]
+    async fn a_private_previews_task_gets_the_bypass_secrets_arn_not_its_value() {
+        let task = ScriptedTask::new(Some(0));
+        let checks = "    - name: e2e\n      task:\n        command: [npm, run, e2e]\n";
+        let mut world =
+            super::private_world("tchkbyp", checks, |app| super::secret_arn(app, "ci")).await;
+        let value = format!("bypass-{:016x}", rand::random::<u64>());
+        aws_sdk_secretsmanager::Client::new(&world.sdk)
+            .create_secret()
+            .name(format!("pullstack/{}/access/ci", world.app))
+            .secret_string(&value)
+            .send()
+            .await
+            .expect("create the bypass secret");
+        let scripted = Scripted {
+            ecs: vec![&task.run, &task.describe, &task.stop],
+            ..Scripted::default()
+        };
+        world.start_with(mocks::aws(&world.sdk, &scripted)).await;
+        let sha = world.open_pr(14).await;
+        world.wait_comment(14, "Ready").await;
+        world.settle().await;
+        assert_eq!(
+            concluded(&world, &sha).conclusion.as_deref(),
+            Some("success")
+        );
+        let asked = task.asked();
+        let env = &asked[0].env;
+        assert_eq!(env["PULLSTACK_BYPASS_HEADER"], "X-Pullstack-Bypass");
+        assert_eq!(
+            env["PULLSTACK_BYPASS_SECRET_ARN"],
+            super::secret_arn(&world.app, "ci")
+        );
+        assert!(env.contains_key("PREVIEW_URL"));
+        assert!(
+            !format!("{asked:?}").contains(&value),
+            "the value was passed"
+        );
+    }
+
     #[tokio::test]
     async fn a_task_check_that_exits_1_fails_with_its_code_and_last_log_lines() {
         let task = ScriptedTask::new(Some(1));
