@@ -102,7 +102,9 @@ pub async fn run(ctx: &Ctx, key: &EnvKey) -> Result<Action> {
             return Err(err.into());
         }
     }
-    let outcomes = run_checks(ctx, key, &wanted).await;
+    // Boxed: the task checks' polling makes a large future, and every
+    // job's future is as large as the largest kind.
+    let outcomes = Box::pin(run_checks(ctx, key, &wanted)).await;
     let (title, summary) = checks::summary(&wanted.url, &outcomes);
     let passed = outcomes.iter().all(Outcome::passed);
     let Some(id) = id else {
