@@ -26,7 +26,7 @@ mod validate;
 
 pub use access::{AccessConfig, CognitoConfig, OidcConfig};
 pub use allow::AllowConfig;
-pub use checks::{Check, Method, Pattern};
+pub use checks::{Check, Method, Pattern, TaskCheck};
 pub use container::{Container, StackRole, secrets_prefix};
 pub use edge::{ALB_RULES, EdgeConfig, EdgeMode};
 pub use github::GitHubConfig;

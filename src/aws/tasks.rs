@@ -5,8 +5,8 @@
 use super::error::{Error, ErrorKind, Result};
 use crate::domain::diagnosis::{ContainerExit, StoppedTask, TargetHealth};
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, DesiredStatus, LaunchType,
-    NetworkConfiguration, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, ContainerOverride, DesiredStatus, KeyValuePair,
+    LaunchType, NetworkConfiguration, TaskOverride,
 };
 
 /// At most this many stopped tasks are read to explain a failure: the
@@ -31,6 +31,8 @@ pub struct OneOff<'a> {
     /// The container to run `command` in.
     pub container: &'a str,
     pub command: &'a [String],
+    /// Variables added to the container's own (name, value).
+    pub environment: &'a [(String, String)],
     /// Shown on the task in the ECS console (`startedBy`).
     pub started_by: &'a str,
 }
@@ -176,6 +178,13 @@ impl Tasks {
                 ContainerOverride::builder()
                     .name(task.container)
                     .set_command(Some(task.command.to_vec()))
+                    .set_environment((!task.environment.is_empty()).then(|| {
+                        (task.environment.iter())
+                            .map(|(name, value)| {
+                                KeyValuePair::builder().name(name).value(value).build()
+                            })
+                            .collect()
+                    }))
                     .build(),
             )
             .build();

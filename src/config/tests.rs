@@ -650,7 +650,11 @@ fn checks_take_defaults_and_refuse_what_cannot_run() {
     let checks = &config.preview.checks;
     assert_eq!(checks.len(), 2);
     assert_eq!(
-        (checks[0].method, checks[0].expect_status, checks[0].timeout),
+        (
+            checks[0].method(),
+            checks[0].expect_status(),
+            checks[0].timeout()
+        ),
         (
             crate::config::Method::Get,
             200,
@@ -659,7 +663,11 @@ fn checks_take_defaults_and_refuse_what_cannot_run() {
     );
     assert!(checks[0].body_contains.is_none() && checks[0].body_matches.is_none());
     assert_eq!(
-        (checks[1].method, checks[1].expect_status, checks[1].timeout),
+        (
+            checks[1].method(),
+            checks[1].expect_status(),
+            checks[1].timeout()
+        ),
         (
             crate::config::Method::Head,
             204,
@@ -725,4 +733,58 @@ fn production_checks_and_gates_are_validated_where_written() {
     assert!(!e.contains("hunter2"), "{e}");
     let e = err("  gates_timeout: 0s\n");
     assert!(e.contains("production.gates_timeout"), "{e}");
+}
+
+#[test]
+fn a_task_check_is_strict_and_for_previews_only() {
+    let base = "app: demo\nrepository: octo/app\npreview:\n  checks:\n    - name: e2e\n";
+    let config = parse(&format!(
+        "{base}      task:\n        command: [npm, test]\n"
+    ))
+    .unwrap();
+    let task = config.preview.checks[0].task.as_ref().unwrap();
+    assert_eq!(task.command, ["npm", "test"]);
+    assert_eq!(task.timeout, Duration::from_secs(600));
+    assert!(task.image.is_none());
+
+    let err = |rest: &str| parse(&format!("{base}{rest}")).unwrap_err().to_string();
+    let e = err("      task:\n        command: [npm, test]\n      method: POST\n");
+    assert!(
+        e.starts_with("pullstack.yaml:4:3: preview.checks: check \"e2e\": method is for HTTP"),
+        "{e}"
+    );
+    for field in [
+        "path: /",
+        "expect_status: 200",
+        "body_contains: ok",
+        "timeout: 1s",
+    ] {
+        let e = err(&format!(
+            "      task:\n        command: [x]\n      {field}\n"
+        ));
+        let name = field.split(':').next().unwrap();
+        assert!(e.contains(&format!("{name} is for HTTP checks")), "{e}");
+    }
+    let e = err("      task:\n        command: [x]\n        image: busybox\n");
+    assert!(e.contains("task.image is not supported"), "{e}");
+    let e = err("      task:\n        command: []\n");
+    assert!(e.contains("task.command must name a program"), "{e}");
+    let e = err("      task:\n        command: [x]\n        timeout: 2h\n");
+    assert!(e.contains("between 1s and 1h"), "{e}");
+    let e = err("      task:\n        command: [x]\n        cmd: [y]\n");
+    assert!(
+        e.starts_with("pullstack.yaml:8:9:") && e.contains("cmd"),
+        "{e}"
+    );
+
+    let production = format!("app: demo\nrepository: octo/app\n{PRODUCTION}  env: {{}}\n");
+    let e = parse(&format!(
+        "{production}  checks:\n    - name: e2e\n      task:\n        command: [x]\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("production.checks: check \"e2e\": a task check runs on previews only"),
+        "{e}"
+    );
 }

@@ -219,6 +219,16 @@ impl Config {
         let production = &self.production;
         super::checks::validate(&production.checks)
             .map_err(|(_, why)| ("production.checks", why))?;
+        if let Some(check) = production.checks.iter().find(|c| c.task.is_some()) {
+            return Err((
+                "production.checks",
+                format!(
+                    "check {:?}: a task check runs on previews only; production checks are \
+                     HTTP requests (path:)",
+                    check.name
+                ),
+            ));
+        }
         if production.checks_name.trim().is_empty() {
             return Err(("production.checks_name", "must not be empty".into()));
         }

@@ -21,6 +21,9 @@ pub struct Outcome {
     pub excerpt: String,
     /// Why it failed; `None` when it passed.
     pub failure: Option<String>,
+    /// The last log lines of a task check that failed, already redacted;
+    /// shown under the table.
+    pub logs: Vec<String>,
 }
 
 impl Outcome {
@@ -52,8 +55,23 @@ pub fn summary(url: &str, outcomes: &[Outcome]) -> (String, String) {
             o.took.as_millis()
         );
     }
+    for o in outcomes.iter().filter(|o| !o.logs.is_empty()) {
+        let _ = write!(
+            text,
+            "\n<details><summary>{}: its last {} log lines</summary>\n\n<pre>",
+            escape(&o.name),
+            o.logs.len()
+        );
+        for line in &o.logs {
+            let _ = writeln!(text, "{}", escape(&cut(line, LOG_LINE_CHARS)));
+        }
+        text.push_str("</pre>\n</details>\n");
+    }
     (title, text)
 }
+
+/// The most characters of one log line shown under the table.
+pub const LOG_LINE_CHARS: usize = 300;
 
 /// The first `max` characters of `text`, on one line, marked when cut.
 pub fn cut(text: &str, max: usize) -> String {
@@ -98,6 +116,7 @@ mod tests {
             status: Some(200),
             excerpt: excerpt.into(),
             failure: failure.map(Into::into),
+            logs: Vec::new(),
         }
     }
 
@@ -134,6 +153,29 @@ mod tests {
             assert!(!row.contains(bad), "{bad} in {row}");
         }
         assert!(row.contains("&#64;octocat"), "{row}");
+    }
+
+    // Attack: a task check's command prints lines built to close the log
+    // block, inject HTML or Markdown, and mention people.
+    #[test]
+    fn a_task_checks_log_lines_go_under_the_table_inert() {
+        let mut failed = outcome("e2e", "", Some("exited with code 1"));
+        failed.logs = vec![
+            "step 1 ok".into(),
+            "</pre></details> <img src=x> @octocat".into(),
+        ];
+        let (_, text) = summary("http://u", &[outcome("home", "hi", None), failed]);
+        let details = &text[text.find("<details>").expect("a details block")..];
+        assert!(
+            details.starts_with("<details><summary>e2e: its last 2 log lines</summary>"),
+            "{details}"
+        );
+        assert!(details.contains("<pre>step 1 ok\n"), "{details}");
+        assert_eq!(details.matches("</pre>").count(), 1, "{details}");
+        for bad in ["<img", "@octocat"] {
+            assert!(!details.contains(bad), "{bad} in {details}");
+        }
+        assert_eq!(text.matches("<details>").count(), 1, "only for logs");
     }
 
     #[test]

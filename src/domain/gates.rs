@@ -146,6 +146,7 @@ mod tests {
             status: Some(500),
             excerpt: String::new(),
             failure: failure.map(Into::into),
+            logs: Vec::new(),
         };
         assert_eq!(checks_failed(&[outcome("home", None)]), None);
         assert_eq!(

@@ -168,13 +168,14 @@ pub async fn run_all(target: &Target<'_>, checks: &[Check]) -> Vec<Outcome> {
         .collect()
 }
 
-fn failed(check: &Check, took: Duration, why: &str) -> Outcome {
+pub fn failed(check: &Check, took: Duration, why: &str) -> Outcome {
     Outcome {
         name: check.name.clone(),
         took,
         status: None,
         excerpt: String::new(),
         failure: Some(why.to_owned()),
+        logs: Vec::new(),
     }
 }
 
@@ -188,9 +189,9 @@ async fn one(
     secret: Option<&SecretString>,
 ) -> Outcome {
     let started = tokio::time::Instant::now();
-    let answer = tokio::time::timeout(check.timeout, async {
+    let answer = tokio::time::timeout(check.timeout(), async {
         let mut response = client
-            .request(check.method.as_reqwest(), target)
+            .request(check.method().as_reqwest(), target)
             .send()
             .await?;
         let status = response.status().as_u16();
@@ -208,7 +209,7 @@ async fn one(
     let took = started.elapsed();
     let (status, body) = match answer {
         Err(_) => {
-            let why = format!("no answer within {}s", check.timeout.as_secs_f64());
+            let why = format!("no answer within {}s", check.timeout().as_secs_f64());
             return failed(check, took, &why);
         }
         Ok(Err(err)) => {
@@ -229,10 +230,10 @@ async fn one(
             .filter(|p| !p.0.is_match(&body))?;
         Some(format!("the body does not match /{}/", pattern.0.as_str()))
     };
-    let failure = if status != check.expect_status {
+    let failure = if status != check.expect_status() {
         Some(format!(
             "expected status {}, got {status}",
-            check.expect_status
+            check.expect_status()
         ))
     } else {
         mismatch()
@@ -243,5 +244,6 @@ async fn one(
         status: Some(status),
         excerpt: checks::cut(&mask(&body, secret), checks::EXCERPT_CHARS),
         failure,
+        logs: Vec::new(),
     }
 }

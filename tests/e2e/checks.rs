@@ -455,3 +455,297 @@ async fn the_check_command_says_when_there_is_nothing_to_run() {
     );
     assert!(runs(&world, &sha).is_empty());
 }
+
+/// Task checks: moto cannot run a task (`RunTask` with awsvpc answers 500,
+/// and tasks never stop on their own), so these script `RunTask`,
+/// `DescribeTasks` and `StopTask` with aws-smithy-mocks on the real ECS
+/// client; every other call (the stacks, CloudWatch Logs) goes to moto.
+mod tasks {
+    use super::app_key;
+    use crate::support::World;
+    use crate::support::mocks::{self, Scripted};
+    use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
+    use aws_sdk_ecs::operation::run_task::RunTaskOutput;
+    use aws_sdk_ecs::operation::stop_task::StopTaskOutput;
+    use aws_sdk_ecs::types::{Container, Task, TaskStopCode};
+    use aws_smithy_mocks::{Rule, mock};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    const TASK_ID: &str = "6b6b6b6b6b6b4c4c4c4c4c4c3d3d3d3d";
+
+    fn task_arn() -> String {
+        format!("arn:aws:ecs:us-east-1:123456789012:task/cluster/{TASK_ID}")
+    }
+
+    /// The exit code the scripted task stopped with; `None` while it runs.
+    type Exit = Arc<Mutex<Option<i32>>>;
+
+    /// A RunTask's container override: its command and its environment.
+    #[derive(Clone, Debug, Default)]
+    struct Asked {
+        command: Vec<String>,
+        env: BTreeMap<String, String>,
+    }
+
+    struct ScriptedTask {
+        exit: Exit,
+        asked: Arc<Mutex<Vec<Asked>>>,
+        run: Rule,
+        describe: Rule,
+        stop: Rule,
+    }
+
+    impl ScriptedTask {
+        fn new(exit: Option<i32>) -> ScriptedTask {
+            let exit: Exit = Arc::new(Mutex::new(exit));
+            let asked = Arc::new(Mutex::new(Vec::new()));
+            let kept = asked.clone();
+            let run = mock!(aws_sdk_ecs::Client::run_task)
+                .match_requests(move |r| {
+                    let Some(o) = r.overrides().and_then(|o| o.container_overrides().first())
+                    else {
+                        return false;
+                    };
+                    kept.lock().unwrap().push(Asked {
+                        command: o.command().to_vec(),
+                        env: (o.environment().iter())
+                            .map(|kv| {
+                                let name = kv.name().unwrap_or_default().to_owned();
+                                (name, kv.value().unwrap_or_default().to_owned())
+                            })
+                            .collect(),
+                    });
+                    o.name() == Some("app") && r.task_definition().is_some_and(|t| !t.is_empty())
+                })
+                .then_output(|| {
+                    let task = Task::builder().task_arn(task_arn()).last_status("PENDING");
+                    RunTaskOutput::builder().tasks(task.build()).build()
+                });
+            let now = exit.clone();
+            let describe = mock!(aws_sdk_ecs::Client::describe_tasks)
+                .match_requests(|r| r.tasks().iter().any(|t| t.ends_with(TASK_ID)))
+                .then_output(move || {
+                    let task = Task::builder().task_arn(task_arn());
+                    let container = Container::builder().name("app");
+                    let task = match *now.lock().unwrap() {
+                        None => task
+                            .last_status("RUNNING")
+                            .containers(container.last_status("RUNNING").build()),
+                        Some(code) => task
+                            .last_status("STOPPED")
+                            .stopped_reason("Essential container in task exited")
+                            .stop_code(TaskStopCode::EssentialContainerExited)
+                            .containers(container.last_status("STOPPED").exit_code(code).build()),
+                    };
+                    DescribeTasksOutput::builder().tasks(task.build()).build()
+                });
+            let stopped = exit.clone();
+            let stop = mock!(aws_sdk_ecs::Client::stop_task)
+                .match_requests(|r| r.task() == Some(task_arn().as_str()))
+                .then_output(move || {
+                    *stopped.lock().unwrap() = Some(143);
+                    StopTaskOutput::builder().build()
+                });
+            ScriptedTask {
+                exit,
+                asked,
+                run,
+                describe,
+                stop,
+            }
+        }
+
+        fn asked(&self) -> Vec<Asked> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    /// A world whose previews have `checks`, its ECS answering as `task`.
+    async fn world(prefix: &str, checks: &str, task: &ScriptedTask) -> World {
+        let mut world = World::new(prefix, "").await;
+        world.app_key = Some(app_key());
+        world.config_yaml = world.config_yaml.replace(
+            "ready_check: false",
+            &format!("ready_check: false\n  checks:\n{checks}"),
+        );
+        world.checks_origin = Some(super::preview_app().await);
+        let scripted = Scripted {
+            ecs: vec![&task.run, &task.describe, &task.stop],
+            ..Scripted::default()
+        };
+        world.start_with(mocks::aws(&world.sdk, &scripted)).await;
+        world
+    }
+
+    const E2E: &str = "    - name: home\n      path: /\n\
+                       \x20   - name: e2e\n      task:\n        command: [npm, run, e2e]\n";
+
+    /// The one check run at `sha`, once concluded.
+    fn concluded(world: &World, sha: &str) -> crate::support::github_fake::FakeCheckRun {
+        let runs = world.github.check_runs(&world.repo, sha);
+        let [run] = &runs[..] else {
+            panic!("one check run: {runs:?}")
+        };
+        assert_eq!(run.status, "completed", "{run:?}");
+        run.clone()
+    }
+
+    #[tokio::test]
+    async fn a_task_check_that_exits_0_passes_and_gets_the_preview_url() {
+        let task = ScriptedTask::new(Some(0));
+        let world = world("tchkok", E2E, &task).await;
+        let sha = world.open_pr(11).await;
+        world.wait_comment(11, "Ready").await;
+        world.settle().await;
+        let run = concluded(&world, &sha);
+        let summary = run.summary.as_deref().unwrap();
+        assert_eq!(run.conclusion.as_deref(), Some("success"), "{summary}");
+        assert_eq!(run.title.as_deref(), Some("2 of 2 checks passed"));
+        assert!(summary.contains("| e2e | passed |"), "{summary}");
+
+        let asked = task.asked();
+        let [asked] = &asked[..] else {
+            panic!("one RunTask: {asked:?}")
+        };
+        assert_eq!(asked.command, ["npm", "run", "e2e"]);
+        let url = &asked.env["PREVIEW_URL"];
+        assert!(url.starts_with("http"), "{url}");
+        let comment = world.sticky(11).unwrap().body;
+        assert!(comment.contains(url.as_str()), "the preview's URL: {url}");
+        assert!(
+            !asked.env.contains_key("PULLSTACK_BYPASS_SECRET_ARN"),
+            "a public preview has no bypass"
+        );
+        assert_eq!(task.stop.num_calls(), 0);
+    }
+
+    // Attack: the bypass value lets anyone past a private preview's
+    // sign-in; a container override's environment is shown to anyone who
+    // may call DescribeTasks, so only the secret's ARN may go there.
+    #[tokio::test]
+    async fn a_private_previews_task_gets_the_bypass_secrets_arn_not_its_value() {
+        let task = ScriptedTask::new(Some(0));
+        let checks = "    - name: e2e\n      task:\n        command: [npm, run, e2e]\n";
+        let mut world =
+            super::private_world("tchkbyp", checks, |app| super::secret_arn(app, "ci")).await;
+        let value = format!("bypass-{:016x}", rand::random::<u64>());
+        aws_sdk_secretsmanager::Client::new(&world.sdk)
+            .create_secret()
+            .name(format!("pullstack/{}/access/ci", world.app))
+            .secret_string(&value)
+            .send()
+            .await
+            .expect("create the bypass secret");
+        let scripted = Scripted {
+            ecs: vec![&task.run, &task.describe, &task.stop],
+            ..Scripted::default()
+        };
+        world.start_with(mocks::aws(&world.sdk, &scripted)).await;
+        let sha = world.open_pr(14).await;
+        world.wait_comment(14, "Ready").await;
+        world.settle().await;
+        assert_eq!(
+            concluded(&world, &sha).conclusion.as_deref(),
+            Some("success")
+        );
+        let asked = task.asked();
+        let env = &asked[0].env;
+        assert_eq!(env["PULLSTACK_BYPASS_HEADER"], "X-Pullstack-Bypass");
+        assert_eq!(
+            env["PULLSTACK_BYPASS_SECRET_ARN"],
+            super::secret_arn(&world.app, "ci")
+        );
+        assert!(env.contains_key("PREVIEW_URL"));
+        assert!(
+            !format!("{asked:?}").contains(&value),
+            "the value was passed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_check_that_exits_1_fails_with_its_code_and_last_log_lines() {
+        let task = ScriptedTask::new(Some(1));
+        let mut world = World::new("tchkfail", "").await;
+        let group = mocks::shared_output(&world, "LogGroupName").await;
+        let mut lines: Vec<String> = (1..=60).map(|i| format!("spec {i} ran")).collect();
+        // Attack: a test command that prints its connection string would put
+        // the database password on a Check Run anyone can read.
+        lines.insert(40, "using postgres://app:hunter2@db.internal/app".into());
+        lines.push("FAIL <b>login</b> @octocat".into());
+        let stream = format!("pr-12/app/{TASK_ID}");
+        mocks::put_logs(&world.sdk, &group, &stream, &lines).await;
+        world.app_key = Some(app_key());
+        world.config_yaml = world.config_yaml.replace(
+            "ready_check: false",
+            "ready_check: false\n  checks:\n    - name: e2e\n      task:\n        command: [npm, run, e2e]\n",
+        );
+        let scripted = Scripted {
+            ecs: vec![&task.run, &task.describe, &task.stop],
+            ..Scripted::default()
+        };
+        world.start_with(mocks::aws(&world.sdk, &scripted)).await;
+        let sha = world.open_pr(12).await;
+        world.wait_comment(12, "Ready").await;
+        world.settle().await;
+
+        let run = concluded(&world, &sha);
+        let summary = run.summary.as_deref().unwrap();
+        assert_eq!(run.conclusion.as_deref(), Some("failure"), "{summary}");
+        let why = pullstack::domain::checks::escape(
+            "`task` (`npm run e2e`) exited with code 1. \
+             ECS's stop reason: Essential container in task exited.",
+        );
+        assert!(summary.contains(&why), "{summary}");
+        assert!(
+            summary.contains("<details><summary>e2e: its last 50 log lines</summary>"),
+            "{summary}"
+        );
+        assert!(summary.contains("\nspec 60 ran\n"), "{summary}");
+        assert!(
+            summary.contains("<pre>spec 13 ran\n"),
+            "the last 50: {summary}"
+        );
+        assert!(!summary.contains("spec 12 ran"), "only 50: {summary}");
+        assert!(!summary.contains("hunter2"), "the password is masked");
+        assert!(!summary.contains("<b>") && !summary.contains("@octocat"));
+        // A failed check leaves the environment up.
+        assert!(world.stack(12).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_task_check_past_its_timeout_is_stopped_and_fails() {
+        let task = ScriptedTask::new(None);
+        let checks = "    - name: e2e\n      task:\n        command: [npm, run, e2e]\n\
+                      \x20       timeout: 10m\n";
+        let world = world("tchktime", checks, &task).await;
+        let sha = world.open_pr(13).await;
+        world.wait_comment(13, "Ready").await;
+        crate::support::eventually("the task described", crate::support::WAIT, || async {
+            task.describe.num_calls() >= 1
+        })
+        .await;
+        let runs = world.github.check_runs(&world.repo, &sha);
+        assert_eq!(runs[0].status, "in_progress", "{runs:?}");
+        assert_eq!(task.stop.num_calls(), 0);
+        assert!(task.exit.lock().unwrap().is_none());
+
+        world.advance(Duration::from_secs(11 * 60));
+        world.settle().await;
+        let run = concluded(&world, &sha);
+        let summary = run.summary.as_deref().unwrap();
+        assert_eq!(run.conclusion.as_deref(), Some("failure"), "{summary}");
+        assert!(
+            summary.contains("did not finish within 10m 00s, so it was stopped"),
+            "{summary}"
+        );
+        assert_eq!(task.asked().len(), 1, "one task started");
+        assert!(task.stop.num_calls() >= 1, "the task was stopped");
+        assert_eq!(
+            task.exit.lock().unwrap().as_ref(),
+            Some(&143),
+            "stopped by StopTask"
+        );
+    }
+}

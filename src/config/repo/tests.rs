@@ -246,7 +246,7 @@ fn a_repository_names_its_own_checks_and_their_check_run() {
     let [check] = &config.preview.checks[..] else {
         panic!("one check: {:?}", config.preview.checks)
     };
-    assert_eq!((check.name.as_str(), check.expect_status), ("home", 200));
+    assert_eq!((check.name.as_str(), check.expect_status()), ("home", 200));
     assert!(
         check
             .body_matches

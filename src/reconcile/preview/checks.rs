@@ -6,9 +6,12 @@
 //! the passes, outside their cap, as the record job does: a slow preview
 //! never holds a worker that a deploy needs. A newer commit's request
 //! replaces an older one not yet run. Checks only report: a failed one
-//! leaves the environment as it is. The checks themselves run in
-//! [`crate::reconcile::checks`], which production releases share.
+//! leaves the environment as it is. The HTTP checks run in
+//! [`crate::reconcile::checks`], which production releases share; the
+//! task checks in [`super::task_check`], beside them.
 
+use super::task_check;
+use crate::config::Check;
 use crate::domain::checks::{self, Outcome};
 use crate::domain::naming::EnvKey;
 use crate::github::checks::{CheckRun, CheckStatus, Conclusion, Output, cannot_write_check_runs};
@@ -99,17 +102,9 @@ pub async fn run(ctx: &Ctx, key: &EnvKey) -> Result<Action> {
             return Err(err.into());
         }
     }
-    let base = ctx.checks_origin.as_deref().unwrap_or(&wanted.url);
-    let outcomes = match read_bypass(ctx).await {
-        Ok(bypass) => {
-            let target = Target {
-                base,
-                bypass: bypass.as_ref(),
-            };
-            run_all(&target, &preview.checks).await
-        }
-        Err(why) => all_failed(&preview.checks, &why),
-    };
+    // Boxed: the task checks' polling makes a large future, and every
+    // job's future is as large as the largest kind.
+    let outcomes = Box::pin(run_checks(ctx, key, &wanted)).await;
     let (title, summary) = checks::summary(&wanted.url, &outcomes);
     let passed = outcomes.iter().all(Outcome::passed);
     let Some(id) = id else {
@@ -142,6 +137,41 @@ pub async fn run(ctx: &Ctx, key: &EnvKey) -> Result<Action> {
     ctx.forge.update_check_run(id, &done).await?;
     tracing::info!(env = %key, passed, "smoke checks concluded");
     Ok(Action::done())
+}
+
+/// Runs the HTTP checks and the task checks side by side; their
+/// outcomes in the config's order.
+async fn run_checks(ctx: &Ctx, key: &EnvKey, wanted: &Wanted) -> Vec<Outcome> {
+    let checks = &ctx.config.preview.checks;
+    let http: Vec<Check> = (checks.iter())
+        .filter(|c| c.task.is_none())
+        .cloned()
+        .collect();
+    let http_run = async {
+        if http.is_empty() {
+            return Vec::new();
+        }
+        let base = ctx.checks_origin.as_deref().unwrap_or(&wanted.url);
+        match read_bypass(ctx).await {
+            Ok(bypass) => {
+                let target = Target {
+                    base,
+                    bypass: bypass.as_ref(),
+                };
+                run_all(&target, &http).await
+            }
+            Err(why) => all_failed(&http, &why),
+        }
+    };
+    // A task runs in AWS, next to the preview: it gets its real URL.
+    let task_run = task_check::run_all(ctx, key, &wanted.url, checks);
+    let (http, tasks) = tokio::join!(http_run, task_run);
+    let mut by_name: HashMap<String, Outcome> = (http.into_iter().chain(tasks))
+        .map(|o| (o.name.clone(), o))
+        .collect();
+    (checks.iter())
+        .filter_map(|c| by_name.remove(&c.name))
+        .collect()
 }
 
 /// A private preview's bypass, read now so a rotated value is used at

@@ -26,6 +26,7 @@ pub mod idle;
 mod one_off;
 pub mod record;
 mod report;
+mod task_check;
 mod teardown;
 
 pub use admission::{Admissions, UNREADABLE_TTL};

@@ -169,6 +169,7 @@ impl Pass<'_> {
                 security_group: &output("ServiceSecurityGroupId")?,
                 container: logs::CONTAINER,
                 command: &task.command,
+                environment: &[],
                 started_by: &started_by,
             })
             .await?;
