@@ -146,7 +146,7 @@ pub async fn run(ctx: &Ctx, key: &EnvKey) -> Result<Action> {
 
 /// A private preview's bypass, read now so a rotated value is used at
 /// once; `None` for a preview without one.
-async fn read_bypass(ctx: &Ctx) -> std::result::Result<Option<Bypass>, String> {
+pub(super) async fn read_bypass(ctx: &Ctx) -> std::result::Result<Option<Bypass>, String> {
     let access = &ctx.config.preview.access;
     if !access.has_bypass() {
         return Ok(None);
