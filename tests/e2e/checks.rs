@@ -319,18 +319,17 @@ async fn an_unreadable_bypass_secret_fails_the_run_and_names_it() {
 }
 
 /// A private preview's stand-in behind a sign-in: `/` answers 200 with
-/// the bypass header set to the secret's current value, and otherwise
-/// redirects (302) to `signin`, as the load balancer's login rule does. Counts
-/// the requests that got past.
-async fn signed_in_app(value: Arc<Mutex<String>>, signin: String) -> (String, Arc<Mutex<u32>>) {
+/// the bypass header set to `value`, and otherwise redirects (302) to
+/// `signin`, as the load balancer's login rule does. Counts the requests
+/// that got past.
+async fn signed_in_app(value: String, signin: String) -> (String, Arc<Mutex<u32>>) {
     let passed = Arc::new(Mutex::new(0));
     let counted = passed.clone();
     let app = axum::Router::new().route(
         "/",
         get(move |headers: HeaderMap| async move {
-            let wanted = value.lock().unwrap().clone();
             match headers.get("x-pullstack-bypass") {
-                Some(got) if got.as_bytes() == wanted.as_bytes() => {
+                Some(got) if got.as_bytes() == value.as_bytes() => {
                     *counted.lock().unwrap() += 1;
                     (StatusCode::OK, "welcome").into_response()
                 }
@@ -368,8 +367,7 @@ async fn a_private_preview_is_ready_once_its_probe_gets_past_sign_in_with_the_by
         .await
         .expect("create the bypass secret");
     let (signin, seen) = elsewhere().await;
-    let wanted = Arc::new(Mutex::new(value.clone()));
-    let (origin, passed) = signed_in_app(wanted, signin).await;
+    let (origin, passed) = signed_in_app(value.clone(), signin).await;
     world.checks_origin = Some(origin);
     world.start().await;
     world.open_pr(7).await;

@@ -267,10 +267,6 @@ impl Pass<'_> {
         })
     }
 
-    /// While the ready check waits: marks the tasks running and then the
-    /// targets healthy, the first time a pass sees each. Looking is not
-    /// waiting: the app answering is what makes the environment ready, so
-    /// a failed look is logged and tried again on the next pass.
     /// Whether the preview at `url` answers on its health path, or why it
     /// could not be asked. A private preview's bypass is read for each
     /// probe, so a rotated value is used at once.
@@ -283,6 +279,10 @@ impl Pass<'_> {
         Ok(probe(base, &ctx.config.preview.health_path, bypass.as_ref()).await)
     }
 
+    /// While the ready check waits: marks the tasks running and then the
+    /// targets healthy, the first time a pass sees each. Looking is not
+    /// waiting: the app answering is what makes the environment ready, so
+    /// a failed look is logged and tried again on the next pass.
     async fn watch_phases(&self, stack: &Stack, sha: &str, marks: Marks, took: Duration) -> Marks {
         let output = |k: &str| stack.output(k).unwrap_or_default().to_owned();
         let seen = if marks.tasks.is_none() {
