@@ -42,8 +42,9 @@ pub struct Options {
     pub aws: Option<Aws>,
     /// The clock every timer reads; tests move a manual one.
     pub clock: Clock,
-    /// Where smoke checks send their requests instead of each preview's
-    /// URL (tests, whose previews' names do not resolve); `None` in service.
+    /// Where smoke checks and the ready probe send their requests instead
+    /// of each preview's URL (tests, whose previews' names do not resolve);
+    /// `None` in service.
     pub checks_origin: Option<String>,
     /// The key production's gate hooks are signed with; `None` without
     /// `production.gates`.

@@ -34,8 +34,8 @@ pub struct AccessConfig {
     /// Sign in through a Cognito user pool first. Default: none.
     pub cognito: Option<CognitoConfig>,
     /// A Secrets Manager secret (ARN) whose value, sent in `bypass_header`,
-    /// lets a request past the login and the source ranges, for CI and
-    /// smoke checks. Default: "" (no bypass).
+    /// lets a request past the login and the source ranges, for CI, the
+    /// ready check and smoke checks. Default: "" (no bypass).
     pub bypass_secret_arn: String,
     /// The header that carries the bypass value. Default: "X-Pullstack-Bypass".
     pub bypass_header: String,

@@ -46,7 +46,8 @@ pub struct PreviewConfig {
     /// How long to wait for the commit's image to appear in ECR. Default: 30m.
     #[serde(with = "humantime_serde")]
     pub image_timeout: Duration,
-    /// Whether "ready" also needs the URL to answer `health_path`. Default: true.
+    /// Whether "ready" also needs the URL to answer `health_path` with a
+    /// 2xx status. Default: true.
     pub ready_check: bool,
     /// How long the ready check may take after the stack is complete. Default: 5m.
     #[serde(with = "humantime_serde")]

@@ -59,7 +59,8 @@ pub struct RepoPreview {
     pub secrets: Option<BTreeMap<String, String>>,
     /// The IAM role preview tasks run as. Default: the server's.
     pub task_role_arn: Option<String>,
-    /// Whether "ready" also needs the URL to answer `health_path`. Default: the server's.
+    /// Whether "ready" also needs the URL to answer `health_path` with a
+    /// 2xx status. Default: the server's.
     pub ready_check: Option<bool>,
     /// How long the ready check may take. Default: the server's.
     #[serde(default, with = "humantime_serde")]

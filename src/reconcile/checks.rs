@@ -99,12 +99,12 @@ pub fn all_failed(checks: &[Check], why: &str) -> Vec<Outcome> {
         .collect()
 }
 
-/// Runs `checks` against `target`, a few at a time, within the deadline; a
-/// check the deadline cut short fails as timed out.
-pub async fn run_all(target: &Target<'_>, checks: &[Check]) -> Vec<Outcome> {
-    let redirects = if target.bypass.is_some() {
-        // The bypass header is not one reqwest drops on a redirect to
-        // another origin: stop there, and the check sees the redirect.
+/// An HTTP client for a preview or a release: with `bypass`, it sends the
+/// header on every request and stops at a redirect to another origin (the
+/// header is not one reqwest drops there), so the caller sees the
+/// redirect; without, it follows up to 3 redirects.
+pub fn client(bypass: Option<&Bypass>) -> reqwest::ClientBuilder {
+    let redirects = if bypass.is_some() {
         reqwest::redirect::Policy::custom(|attempt| {
             let first = attempt.previous().first().map(reqwest::Url::origin);
             if attempt.previous().len() > 3 {
@@ -119,14 +119,18 @@ pub async fn run_all(target: &Target<'_>, checks: &[Check]) -> Vec<Outcome> {
         reqwest::redirect::Policy::limited(3)
     };
     let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(bypass) = target.bypass {
+    if let Some(bypass) = bypass {
         headers.insert(bypass.header.clone(), bypass.header_value());
     }
-    let client = match reqwest::Client::builder()
+    reqwest::Client::builder()
         .redirect(redirects)
         .default_headers(headers)
-        .build()
-    {
+}
+
+/// Runs `checks` against `target`, a few at a time, within the deadline; a
+/// check the deadline cut short fails as timed out.
+pub async fn run_all(target: &Target<'_>, checks: &[Check]) -> Vec<Outcome> {
+    let client = match client(target.bypass).build() {
         Ok(client) => client,
         Err(err) => {
             return all_failed(checks, &format!("no HTTP client: {err}"));

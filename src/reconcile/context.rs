@@ -73,8 +73,8 @@ pub struct Ctx {
     pub deleted_looked: AtomicBool,
     /// Smoke check runs waiting for each environment's checks job.
     pub smoke_runs: SmokeRuns,
-    /// Where smoke checks send their requests instead of each preview's
-    /// own URL; `None` in service. Set by tests, whose previews' names
+    /// Where smoke checks and the ready probe send their requests instead
+    /// of each preview's own URL; `None` in service. Set by tests, whose previews' names
     /// do not resolve.
     pub checks_origin: Option<String>,
     /// The gates before each shift of the production release in flight:

@@ -4,7 +4,8 @@
 
 use crate::support::edge::{edge_yaml, zone};
 use crate::support::{World, capture_logs, merge_yaml};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::{Arc, Mutex};
 
@@ -315,6 +316,88 @@ async fn an_unreadable_bypass_secret_fails_the_run_and_names_it() {
     assert!(summary.contains(&named), "{summary}");
     // The environment stays up.
     assert!(world.stack(6).await.is_some());
+}
+
+/// A private preview's stand-in behind a sign-in: `/` answers 200 with
+/// the bypass header set to `value`, and otherwise redirects (302) to
+/// `signin`, as the load balancer's login rule does. Counts the requests
+/// that got past.
+async fn signed_in_app(value: String, signin: String) -> (String, Arc<Mutex<u32>>) {
+    let passed = Arc::new(Mutex::new(0));
+    let counted = passed.clone();
+    let app = axum::Router::new().route(
+        "/",
+        get(move |headers: HeaderMap| async move {
+            match headers.get("x-pullstack-bypass") {
+                Some(got) if got.as_bytes() == value.as_bytes() => {
+                    *counted.lock().unwrap() += 1;
+                    (StatusCode::OK, "welcome").into_response()
+                }
+                _ => {
+                    let to = [(header::LOCATION, format!("{signin}/"))];
+                    (StatusCode::FOUND, to).into_response()
+                }
+            }
+        }),
+    );
+    (serve(app).await, passed)
+}
+
+// Attack: the bypass value lets anyone past a private preview's sign-in.
+// The ready probe must carry it to the preview, so the preview is ready
+// only once the app itself answers, and must not follow the sign-in
+// redirect with it to another origin (whose page answers 200 and would
+// pass for the app), nor show it in a comment or a log.
+#[tokio::test]
+async fn a_private_preview_is_ready_once_its_probe_gets_past_sign_in_with_the_bypass() {
+    let logs = capture_logs();
+    let checks = "    - name: home\n      path: /\n";
+    let mut world = private_world("chkrdy", checks, |app| secret_arn(app, "ci")).await;
+    world.config_yaml = world
+        .config_yaml
+        .replace("ready_check: false", "ready_check: true");
+    let value = format!("bypass-{:016x}", rand::random::<u64>());
+    let secret = format!("pullstack/{}/access/ci", world.app);
+    let secrets = aws_sdk_secretsmanager::Client::new(&world.sdk);
+    secrets
+        .create_secret()
+        .name(&secret)
+        .secret_string("an-old-value")
+        .send()
+        .await
+        .expect("create the bypass secret");
+    let (signin, seen) = elsewhere().await;
+    let (origin, passed) = signed_in_app(value.clone(), signin).await;
+    world.checks_origin = Some(origin);
+    world.start().await;
+    world.open_pr(7).await;
+
+    // The secret still holds a value the preview does not take: the probe
+    // stops at the redirect to sign-in.
+    world.wait_comment(7, "waiting for the app to answer").await;
+    assert_eq!(*passed.lock().unwrap(), 0);
+
+    // The value the preview takes: the next probe (polls run in real
+    // time) reads it and gets in.
+    secrets
+        .put_secret_value()
+        .secret_id(&secret)
+        .secret_string(&value)
+        .send()
+        .await
+        .expect("rotate the bypass secret");
+    world.wait_comment(7, "Ready").await;
+    world.settle().await;
+    assert!(*passed.lock().unwrap() >= 1, "the app saw the header");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the header went to sign-in"
+    );
+    let everything = format!("{:?}\n{:?}", world.github.requests(), world.bot_comments(7));
+    assert!(!everything.contains(&value), "the value reached GitHub");
+    let logged = logs.text();
+    assert!(logged.contains("environment ready"), "logs captured");
+    assert!(!logged.contains(&value), "the value was logged");
 }
 
 /// A `check_run` "rerequested" delivery for pullstack's run `name` at

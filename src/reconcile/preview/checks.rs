@@ -176,7 +176,7 @@ async fn run_checks(ctx: &Ctx, key: &EnvKey, wanted: &Wanted) -> Vec<Outcome> {
 
 /// A private preview's bypass, read now so a rotated value is used at
 /// once; `None` for a preview without one.
-async fn read_bypass(ctx: &Ctx) -> std::result::Result<Option<Bypass>, String> {
+pub(super) async fn read_bypass(ctx: &Ctx) -> std::result::Result<Option<Bypass>, String> {
     let access = &ctx.config.preview.access;
     if !access.has_bypass() {
         return Ok(None);

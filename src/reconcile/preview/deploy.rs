@@ -12,6 +12,7 @@ use crate::domain::naming::{EnvKey, short_sha};
 use crate::domain::phases::Marks;
 use crate::domain::template::Placeholders;
 use crate::github::client::{DeploymentState, StatusState};
+use crate::reconcile::checks::{self, Bypass};
 use crate::reconcile::edge::Placement;
 use crate::reconcile::spec::{self, Request, Sizing, Spec};
 use crate::reconcile::{Action, Job, Result};
@@ -208,12 +209,19 @@ impl Pass<'_> {
         if preview.ready_check {
             marks = self.watch_phases(stack, sha, marks, took).await;
         }
-        if preview.ready_check && !probe(&url, &preview.health_path).await {
+        let answered = if preview.ready_check {
+            self.answers(&url).await
+        } else {
+            Ok(true)
+        };
+        if answered != Ok(true) {
             if took > preview.ready_timeout {
+                let why = answered.err().map(|w| format!(": {w}"));
                 let status = format!(
-                    "The stack is up but {url}{} did not answer within {}.",
+                    "The stack is up but {url}{} did not answer within {}{}.",
                     preview.health_path,
-                    comment::human(preview.ready_timeout)
+                    comment::human(preview.ready_timeout),
+                    why.unwrap_or_default()
                 );
                 let found = self.diagnose(stack).await;
                 let reason = found.reason(&status);
@@ -257,6 +265,18 @@ impl Pass<'_> {
         } else {
             Action::done()
         })
+    }
+
+    /// Whether the preview at `url` answers on its health path, or why it
+    /// could not be asked. A private preview's bypass is read for each
+    /// probe, so a rotated value is used at once.
+    async fn answers(&self, url: &str) -> std::result::Result<bool, String> {
+        let ctx = self.ctx;
+        let bypass = super::checks::read_bypass(ctx).await.inspect_err(|why| {
+            tracing::warn!(stack = self.env.stack_name, why, "cannot probe the preview");
+        })?;
+        let base = ctx.checks_origin.as_deref().unwrap_or(url);
+        Ok(probe(base, &ctx.config.preview.health_path, bypass.as_ref()).await)
     }
 
     /// While the ready check waits: marks the tasks running and then the
@@ -381,19 +401,21 @@ impl Pass<'_> {
     }
 }
 
-/// Whether `url` + `path` answers with a non-error status within a few seconds.
-async fn probe(url: &str, path: &str) -> bool {
+/// Whether `url` + `path` answers with a success status within a few
+/// seconds. A private preview's probe carries `bypass`; a redirect to
+/// sign-in on another origin is then where it stops, and not an answer
+/// from the app.
+async fn probe(url: &str, path: &str, bypass: Option<&Bypass>) -> bool {
     let target = format!("{}{path}", url.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
+    match checks::client(bypass)
         .timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .build();
-    match client {
+        .build()
+    {
         Ok(client) => client
             .get(target)
             .send()
             .await
-            .is_ok_and(|r| !r.status().is_server_error() && !r.status().is_client_error()),
+            .is_ok_and(|r| r.status().is_success()),
         Err(_) => false,
     }
 }
@@ -412,9 +434,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        assert!(probe(&url, "/health").await);
-        assert!(!probe(&url, "/broken").await);
-        assert!(!probe(&url, "/missing").await);
-        assert!(!probe("http://127.0.0.1:9", "/").await);
+        assert!(probe(&url, "/health", None).await);
+        assert!(!probe(&url, "/broken", None).await);
+        assert!(!probe(&url, "/missing", None).await);
+        assert!(!probe("http://127.0.0.1:9", "/", None).await);
     }
 }
