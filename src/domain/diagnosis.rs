@@ -232,10 +232,14 @@ impl OneOffEnd {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn task(reason: &str, code: &str, containers: &[(&str, Option<i32>, &str)]) -> StoppedTask {
+    pub(in crate::domain::diagnosis) fn task(
+        reason: &str,
+        code: &str,
+        containers: &[(&str, Option<i32>, &str)],
+    ) -> StoppedTask {
         StoppedTask {
             stopped_reason: reason.into(),
             stop_code: code.into(),
@@ -250,7 +254,7 @@ mod tests {
         }
     }
 
-    fn unhealthy(reason: &str, description: &str) -> TargetHealth {
+    pub(in crate::domain::diagnosis) fn unhealthy(reason: &str, description: &str) -> TargetHealth {
         TargetHealth {
             state: "unhealthy".into(),
             reason: reason.into(),

@@ -5,9 +5,10 @@
 //! GitHub takes at most 50 annotations per request and adds those of each
 //! update to the run's, so longer lists go in batches.
 
-use super::client::{Forge, ForgeError, Result};
+use super::client::{Forge, ForgeError, Result, StatusState};
 use super::pacing::Priority;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The most annotations GitHub takes in one request.
 pub const ANNOTATIONS_PER_REQUEST: usize = 50;
@@ -187,6 +188,95 @@ impl Forge {
         let route = format!("/repos/{}/check-runs/{id}", self.repo());
         let _: serde_json::Value = self.write_patch(route, body, Priority::Shown).await?;
         Ok(())
+    }
+}
+
+/// A run of checks reported on a commit: as a Check Run, or, once the
+/// token is found unable to write check runs (`as_status`, remembered for
+/// the process), as a commit status of the same name.
+pub struct Reported<'a> {
+    forge: &'a Forge,
+    run: CheckRun,
+    url: &'a str,
+    /// The Check Run; `None` when reported as a commit status.
+    id: Option<u64>,
+}
+
+impl<'a> Reported<'a> {
+    /// Shows the run started on `sha`: an `in_progress` Check Run, or a
+    /// pending commit status.
+    pub async fn start(
+        forge: &'a Forge,
+        as_status: &AtomicBool,
+        name: &str,
+        sha: &str,
+        url: &'a str,
+    ) -> Result<Reported<'a>> {
+        let run = CheckRun {
+            name: name.to_owned(),
+            head_sha: sha.to_owned(),
+            status: CheckStatus::InProgress,
+            conclusion: None,
+            output: None,
+        };
+        let mut id = None;
+        if !as_status.load(Ordering::Relaxed) {
+            match forge.create_check_run(&run).await {
+                Ok(created) => id = Some(created),
+                Err(err) if cannot_write_check_runs(&err) => {
+                    tracing::warn!(
+                        check = name,
+                        "this token cannot write check runs; checks are reported as commit \
+                         statuses from now on"
+                    );
+                    as_status.store(true, Ordering::Relaxed);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        if id.is_none() {
+            forge
+                .commit_status(sha, name, StatusState::Pending, None, "checks running")
+                .await?;
+        }
+        Ok(Reported {
+            forge,
+            run,
+            url,
+            id,
+        })
+    }
+
+    /// Concludes the run: success when `passed`. A commit status shows
+    /// only the title, and links to the checked URL.
+    pub async fn conclude(self, passed: bool, title: String, summary: String) -> Result<()> {
+        let Some(id) = self.id else {
+            let state = if passed {
+                StatusState::Success
+            } else {
+                StatusState::Failure
+            };
+            let run = &self.run;
+            return self
+                .forge
+                .commit_status(&run.head_sha, &run.name, state, Some(self.url), &title)
+                .await;
+        };
+        let done = CheckRun {
+            status: CheckStatus::Completed,
+            conclusion: Some(if passed {
+                Conclusion::Success
+            } else {
+                Conclusion::Failure
+            }),
+            output: Some(Output {
+                title,
+                summary,
+                annotations: Vec::new(),
+            }),
+            ..self.run
+        };
+        self.forge.update_check_run(id, &done).await
     }
 }
 

@@ -111,32 +111,8 @@ pub fn one_off(name: &str, command: &[String], end: &OneOffEnd, stopped_reason: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::diagnosis::{
-        ContainerExit, StoppedTask, TargetHealth, from_target, from_task,
-    };
-
-    fn task(reason: &str, code: &str, containers: &[(&str, Option<i32>, &str)]) -> StoppedTask {
-        StoppedTask {
-            stopped_reason: reason.into(),
-            stop_code: code.into(),
-            containers: containers
-                .iter()
-                .map(|(name, exit, why)| ContainerExit {
-                    name: (*name).into(),
-                    exit_code: *exit,
-                    reason: (*why).into(),
-                })
-                .collect(),
-        }
-    }
-
-    fn unhealthy(reason: &str, description: &str) -> TargetHealth {
-        TargetHealth {
-            state: "unhealthy".into(),
-            reason: reason.into(),
-            description: description.into(),
-        }
-    }
+    use crate::domain::diagnosis::tests::{task, unhealthy};
+    use crate::domain::diagnosis::{from_target, from_task};
 
     #[test]
     fn essential_container_exit_names_the_code() {

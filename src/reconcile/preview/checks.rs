@@ -14,13 +14,12 @@ use super::task_check;
 use crate::config::Check;
 use crate::domain::checks::{self, Outcome};
 use crate::domain::naming::EnvKey;
-use crate::github::checks::{CheckRun, CheckStatus, Conclusion, Output, cannot_write_check_runs};
-use crate::github::client::StatusState;
+use crate::github::checks::Reported;
 use crate::reconcile::checks::{Bypass, Target, all_failed, run_all};
 use crate::reconcile::{Action, Ctx, Result};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// A run asked for: the commit and the preview URL it was ready at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,78 +62,26 @@ pub async fn run(ctx: &Ctx, key: &EnvKey) -> Result<Action> {
     if preview.checks.is_empty() {
         return Ok(Action::done());
     }
-    let name = preview.checks_name.clone();
-    let started = CheckRun {
-        name: name.clone(),
-        head_sha: wanted.sha.clone(),
-        status: CheckStatus::InProgress,
-        conclusion: None,
-        output: None,
-    };
-    let fallback = ctx.smoke_runs.as_status.load(Ordering::Relaxed);
-    let id = if fallback {
-        None
-    } else {
-        match ctx.forge.create_check_run(&started).await {
-            Ok(id) => Some(id),
-            Err(err) if cannot_write_check_runs(&err) => {
-                tracing::warn!(
-                    "this token cannot write check runs; smoke checks are reported as \
-                     commit statuses from now on"
-                );
-                ctx.smoke_runs.as_status.store(true, Ordering::Relaxed);
-                None
-            }
-            Err(err) => {
-                ctx.smoke_runs.put(key, wanted);
-                return Err(err.into());
-            }
-        }
-    };
-    let sha = &wanted.sha;
-    if id.is_none() {
-        let why = "smoke checks running";
-        let posted = ctx
-            .forge
-            .commit_status(sha, &name, StatusState::Pending, None, why);
-        if let Err(err) = posted.await {
-            ctx.smoke_runs.put(key, wanted);
+    let started = Reported::start(
+        &ctx.forge,
+        &ctx.smoke_runs.as_status,
+        &preview.checks_name,
+        &wanted.sha,
+        &wanted.url,
+    );
+    let reported = match started.await {
+        Ok(reported) => reported,
+        Err(err) => {
+            ctx.smoke_runs.put(key, wanted.clone());
             return Err(err.into());
         }
-    }
+    };
     // Boxed: the task checks' polling makes a large future, and every
     // job's future is as large as the largest kind.
     let outcomes = Box::pin(run_checks(ctx, key, &wanted)).await;
     let (title, summary) = checks::summary(&wanted.url, &outcomes);
     let passed = outcomes.iter().all(Outcome::passed);
-    let Some(id) = id else {
-        let state = if passed {
-            StatusState::Success
-        } else {
-            StatusState::Failure
-        };
-        let url = Some(wanted.url.as_str());
-        ctx.forge
-            .commit_status(sha, &name, state, url, &title)
-            .await?;
-        tracing::info!(env = %key, passed, "smoke checks concluded (commit status)");
-        return Ok(Action::done());
-    };
-    let done = CheckRun {
-        status: CheckStatus::Completed,
-        conclusion: Some(if passed {
-            Conclusion::Success
-        } else {
-            Conclusion::Failure
-        }),
-        output: Some(Output {
-            title,
-            summary,
-            annotations: Vec::new(),
-        }),
-        ..started
-    };
-    ctx.forge.update_check_run(id, &done).await?;
+    reported.conclude(passed, title, summary).await?;
     tracing::info!(env = %key, passed, "smoke checks concluded");
     Ok(Action::done())
 }

@@ -14,14 +14,13 @@ use crate::config::{Check, Strategy};
 use crate::domain::checks::{self as table, Outcome};
 use crate::domain::gates::{self, Answer, HookBody, SIGNATURE_HEADER};
 use crate::domain::rollout::{self, Due};
-use crate::github::checks::{CheckRun, CheckStatus, Conclusion, Output, cannot_write_check_runs};
-use crate::github::client::StatusState;
+use crate::github::checks::Reported;
 use crate::reconcile::checks::{Target, run_all};
 use crate::reconcile::{Action, Ctx, Job, Result};
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// The most bytes of a gate's answer read.
@@ -175,30 +174,14 @@ pub async fn run(ctx: &Ctx) -> Result<Action> {
 /// Runs the checks and reports them as a Check Run on the released commit
 /// (one per run), or as a commit status with a token that cannot.
 async fn run_checks(ctx: &Ctx, asked: &Asked, checks: &[Check]) -> Result<Vec<Outcome>> {
-    let name = ctx.config.production.checks_name.clone();
-    let started = CheckRun {
-        name: name.clone(),
-        head_sha: asked.sha.clone(),
-        status: CheckStatus::InProgress,
-        conclusion: None,
-        output: None,
-    };
-    let id = if ctx.release_gates.as_status.load(Ordering::Relaxed) {
-        None
-    } else {
-        match ctx.forge.create_check_run(&started).await {
-            Ok(id) => Some(id),
-            Err(err) if cannot_write_check_runs(&err) => {
-                tracing::warn!(
-                    "this token cannot write check runs; production checks are reported as \
-                     commit statuses from now on"
-                );
-                ctx.release_gates.as_status.store(true, Ordering::Relaxed);
-                None
-            }
-            Err(err) => return Err(err.into()),
-        }
-    };
+    let reported = Reported::start(
+        &ctx.forge,
+        &ctx.release_gates.as_status,
+        &ctx.config.production.checks_name,
+        &asked.sha,
+        &asked.url,
+    )
+    .await?;
     let base = ctx.checks_origin.as_deref().unwrap_or(&asked.url);
     // Production is public: its checks need no bypass.
     let target = Target { base, bypass: None };
@@ -211,32 +194,7 @@ async fn run_checks(ctx: &Ctx, asked: &Asked, checks: &[Check]) -> Result<Vec<Ou
         "Release `{}`, step {}: from {}% to {}% of traffic.\n\n{summary}",
         due.release, due.step, due.from, due.to
     );
-    let Some(id) = id else {
-        let state = if passed {
-            StatusState::Success
-        } else {
-            StatusState::Failure
-        };
-        ctx.forge
-            .commit_status(&asked.sha, &name, state, Some(&asked.url), &title)
-            .await?;
-        return Ok(outcomes);
-    };
-    let done = CheckRun {
-        status: CheckStatus::Completed,
-        conclusion: Some(if passed {
-            Conclusion::Success
-        } else {
-            Conclusion::Failure
-        }),
-        output: Some(Output {
-            title,
-            summary,
-            annotations: Vec::new(),
-        }),
-        ..started
-    };
-    ctx.forge.update_check_run(id, &done).await?;
+    reported.conclude(passed, title, summary).await?;
     tracing::info!(
         release = due.release,
         to = due.to,
